@@ -1,0 +1,83 @@
+//! The filesystem seam. Every byte the engine reads or writes goes through
+//! [`FileSystem`], so tests can substitute [`CrashFs`](crate::fs::CrashFs), which
+//! models what a power cut keeps: synced data and synced directory entries
+//! survive, everything else may be lost.
+//!
+//! Architecture invariant: no module of this crate outside `fs/` touches
+//! `std::fs` directly.
+
+// mod crash_fs; (being written)
+mod std_fs;
+
+// pub use crash_fs::{CrashFs, CrashMode};
+pub use std_fs::StdFs;
+
+use std::fmt::Debug;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::Result;
+
+/// The operations the engine needs from a filesystem.
+///
+/// Durability contract (what the crash model of `CrashFs` enforces):
+/// - data appended to a file is durable only after `WritableFile::sync_data`;
+/// - a created, renamed or removed directory entry is durable only after
+///   `sync_dir` on its parent directory;
+/// - `rename` replaces the target atomically.
+pub trait FileSystem: Send + Sync + Debug + 'static {
+    /// Creates `path` and any missing parents.
+    fn create_dir_all(&self, path: &Path) -> Result<()>;
+    /// Creates `path` (truncating an existing file) for appending.
+    fn create_file(&self, path: &Path) -> Result<Box<dyn WritableFile>>;
+    /// Opens an existing file for positional reads.
+    fn open_random_access(&self, path: &Path) -> Result<Arc<dyn RandomAccessFile>>;
+    /// Reads a whole file into memory (used for WALs, manifests, `CURRENT`).
+    fn read_file(&self, path: &Path) -> Result<Vec<u8>>;
+    /// Atomically renames `from` to `to`, replacing `to` if it exists.
+    fn rename(&self, from: &Path, to: &Path) -> Result<()>;
+    /// Removes a file.
+    fn remove_file(&self, path: &Path) -> Result<()>;
+    /// Lists the names (not paths) of the entries in a directory.
+    fn list_dir(&self, path: &Path) -> Result<Vec<String>>;
+    /// True if `path` exists.
+    fn exists(&self, path: &Path) -> Result<bool>;
+    /// True if `path` exists and is a directory.
+    fn is_dir(&self, path: &Path) -> Result<bool>;
+    /// Makes the directory entries of `path` durable.
+    fn sync_dir(&self, path: &Path) -> Result<()>;
+    /// Creates `to` as a hard link to `from` (used by checkpoints).
+    fn hard_link(&self, from: &Path, to: &Path) -> Result<()>;
+    /// Size of a file in bytes.
+    fn file_size(&self, path: &Path) -> Result<u64>;
+    /// Takes an exclusive advisory lock on `path`, creating it if needed.
+    /// Fails with [`Error::Locked`](crate::Error::Locked) if it is held.
+    fn lock_file(&self, path: &Path) -> Result<Box<dyn FileLock>>;
+}
+
+/// A file opened for appending.
+pub trait WritableFile: Send + Sync + Debug {
+    /// Appends `data` at the end of the file. Not durable until `sync_data`.
+    fn append(&mut self, data: &[u8]) -> Result<()>;
+    /// Makes everything appended so far durable (fdatasync).
+    fn sync_data(&mut self) -> Result<()>;
+    /// Bytes appended so far (the file's length).
+    fn len(&self) -> u64;
+    /// True if nothing has been appended.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A file opened for positional reads; shared between readers.
+pub trait RandomAccessFile: Send + Sync + Debug {
+    /// Reads exactly `len` bytes at `offset`. A read past the end of the file
+    /// is a corruption error: callers only ask for ranges a trusted index
+    /// named.
+    fn read_exact_at(&self, offset: u64, len: usize) -> Result<Vec<u8>>;
+    /// The file's size in bytes.
+    fn size(&self) -> u64;
+}
+
+/// An exclusive lock held until dropped.
+pub trait FileLock: Send + Sync + Debug {}
