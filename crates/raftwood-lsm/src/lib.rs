@@ -6,6 +6,7 @@ pub mod error;
 pub mod fs;
 pub mod iterator;
 pub mod key;
+pub mod log;
 pub mod options;
 
 pub use error::{Error, Result};

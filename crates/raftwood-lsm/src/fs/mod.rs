@@ -6,10 +6,10 @@
 //! Architecture invariant: no module of this crate outside `fs/` touches
 //! `std::fs` directly.
 
-// mod crash_fs; (being written)
+mod crash_fs;
 mod std_fs;
 
-// pub use crash_fs::{CrashFs, CrashMode};
+pub use crash_fs::{CrashFs, CrashMode};
 pub use std_fs::StdFs;
 
 use std::fmt::Debug;
