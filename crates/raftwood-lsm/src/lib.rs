@@ -1,13 +1,44 @@
 //! raftwood-lsm: an embeddable, crash-safe LSM-tree storage engine.
 //!
+//! ```no_run
+//! use raftwood_lsm::{Db, Options, WriteOptions};
+//! # fn main() -> raftwood_lsm::Result<()> {
+//! let db = Db::open("/tmp/example-db", Options::default())?;
+//! db.put(b"hello", b"world", WriteOptions { sync: true })?;
+//! assert_eq!(db.get(b"hello")?, Some(b"world".to_vec()));
+//! for entry in db.range(Some(b"a"), Some(b"z"))? {
+//!     let (key, value) = entry?;
+//!     println!("{key:?} = {value:?}");
+//! }
+//! # Ok(()) }
+//! ```
+//!
 //! See `docs/lsm.md` for a guided tour and `ARCHITECTURE.md` for the codemap.
 
+pub mod batch;
+pub mod cache;
+pub mod compaction;
+mod db;
+pub mod db_iter;
 pub mod error;
+pub mod filename;
 pub mod fs;
 pub mod iterator;
 pub mod key;
 pub mod log;
+pub mod memtable;
 pub mod options;
+pub mod snapshot;
+pub mod sstable;
+pub mod stats;
+pub mod table_cache;
+pub mod table_writer;
+pub mod version;
 
+pub use batch::WriteBatch;
+pub use db::{Db, ReadOptions};
+pub use db_iter::{DbIterator, RangeIter};
 pub use error::{Error, Result};
 pub use options::{Compression, Options, TableOptions, WalRecovery, WriteOptions};
+pub use snapshot::Snapshot;
+pub use stats::Stats;

@@ -3,7 +3,8 @@
 //! combines them; [`DbIterator`](crate::DbIterator) turns the merged stream
 //! into the user's view at a snapshot.
 
-// pub mod merge; (being written)
+pub mod level;
+pub mod merge;
 
 use crate::error::Result;
 

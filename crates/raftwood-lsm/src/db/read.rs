@@ -1,0 +1,141 @@
+//! The read path: point lookups and iterators. Reads take the current
+//! [`SuperVersion`] with one atomic load and never wait for writers,
+//! flushes or compactions.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::{DbInner, SuperVersion};
+use crate::db_iter::DbIterator;
+use crate::error::Result;
+use crate::iterator::InternalIterator;
+use crate::iterator::level::LevelIterator;
+use crate::iterator::merge::MergeIterator;
+use crate::key::{self, RangeTombstone, ValueKind};
+use crate::snapshot::Snapshot;
+
+/// Options for [`Db::iter`](crate::Db::iter).
+#[derive(Debug, Default, Clone)]
+pub struct ReadOptions<'a> {
+    /// Only keys >= this.
+    pub lower_bound: Option<Vec<u8>>,
+    /// Only keys < this.
+    pub upper_bound: Option<Vec<u8>>,
+    /// Read at this snapshot instead of now.
+    pub snapshot: Option<&'a Snapshot>,
+}
+
+/// The outcome of looking in one source.
+enum Lookup {
+    /// Decided: the value, or deleted.
+    Done(Option<Vec<u8>>),
+    /// Not in this source; look deeper.
+    Continue,
+}
+
+fn max_covering(tombstones: &[RangeTombstone], user_key: &[u8], snapshot: u64) -> u64 {
+    tombstones
+        .iter()
+        .filter(|t| t.sequence_number <= snapshot && t.contains(user_key))
+        .map(|t| t.sequence_number)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Decides a key given the newest point entry in a source and the newest
+/// covering tombstone in that source. Sources are visited newest first, so
+/// anything deeper is older than both.
+fn decide(point: Option<(u64, ValueKind, Vec<u8>)>, tombstone_sequence_number: u64) -> Lookup {
+    match point {
+        Some((sequence_number, kind, value)) => {
+            if tombstone_sequence_number > sequence_number || kind == ValueKind::Deletion {
+                Lookup::Done(None)
+            } else {
+                Lookup::Done(Some(value))
+            }
+        }
+        None if tombstone_sequence_number > 0 => Lookup::Done(None),
+        None => Lookup::Continue,
+    }
+}
+
+impl DbInner {
+    pub(super) fn get(&self, user_key: &[u8], snapshot: Option<u64>) -> Result<Option<Vec<u8>>> {
+        let sv = self.super_version.load_full();
+        let snapshot = snapshot.unwrap_or_else(|| self.visible_sequence_number.load(Ordering::Acquire));
+
+        for mem in std::iter::once(&sv.mem).chain(sv.imm.iter()) {
+            let tombstone = mem.max_covering_tombstone(user_key, snapshot);
+            let point = mem
+                .get(user_key, snapshot)?
+                .map(|f| (f.sequence_number, f.kind, f.value));
+            if let Lookup::Done(result) = decide(point, tombstone) {
+                return Ok(result);
+            }
+        }
+
+        let version = &sv.version;
+        let level0 = version.files(0).iter().filter(|f| f.may_contain(user_key));
+        let deeper = (1..version.num_levels()).filter_map(|level| version.file_for_key(level, user_key));
+        for file in level0.chain(deeper) {
+            let table = self.tables.get(file)?;
+            let tombstone = max_covering(table.range_tombstones(), user_key, snapshot);
+            let point = match table.get(user_key, snapshot)? {
+                Some((internal_key, value)) => {
+                    let parsed = key::parse_internal_key(&internal_key)?;
+                    Some((parsed.sequence_number, parsed.kind, value))
+                }
+                None => None,
+            };
+            if let Lookup::Done(result) = decide(point, tombstone) {
+                return Ok(result);
+            }
+        }
+        Ok(None)
+    }
+
+    pub(super) fn iter(&self, options: ReadOptions<'_>) -> Result<DbIterator> {
+        let sv: Arc<SuperVersion> = self.super_version.load_full();
+        let snapshot = match options.snapshot {
+            Some(s) => s.sequence_number(),
+            None => self.visible_sequence_number.load(Ordering::Acquire),
+        };
+        let lower = options.lower_bound.as_deref();
+        let upper = options.upper_bound.as_deref();
+        let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
+        let mut tombstones = Vec::new();
+        for mem in std::iter::once(&sv.mem).chain(sv.imm.iter()) {
+            children.push(Box::new(mem.iter()));
+            tombstones.extend(mem.range_tombstones());
+        }
+        // Files entirely outside the bounds cannot contribute a key.
+        let in_bounds = |f: &crate::version::FileMetadata| {
+            !(upper.is_some_and(|u| f.smallest_user_key() >= u)
+                || lower.is_some_and(|l| f.largest_user_key() < l))
+        };
+        for file in sv.version.files(0).iter().filter(|f| in_bounds(f)) {
+            let table = self.tables.get(file)?;
+            tombstones.extend(table.range_tombstones().iter().cloned());
+            children.push(Box::new(table.iter()));
+        }
+        for level in 1..sv.version.num_levels() {
+            let files: Vec<_> = sv.version.files(level).iter().filter(|f| in_bounds(f)).cloned().collect();
+            if files.is_empty() {
+                continue;
+            }
+            for file in files.iter().filter(|f| f.num_range_tombstones > 0) {
+                let table = self.tables.get(file)?;
+                tombstones.extend(table.range_tombstones().iter().cloned());
+            }
+            children.push(Box::new(LevelIterator::new(Arc::clone(&self.tables), files)));
+        }
+        Ok(DbIterator::new(
+            MergeIterator::new(children),
+            snapshot,
+            tombstones,
+            options.lower_bound,
+            options.upper_bound,
+            sv,
+        ))
+    }
+}

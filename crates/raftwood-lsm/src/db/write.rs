@@ -1,0 +1,338 @@
+//! The write path: validation, group commit, memtable switching and
+//! backpressure.
+//!
+//! Group commit: writers queue up; the writer at the front becomes the
+//! leader, takes the whole queue (up to a byte limit), appends one WAL
+//! record per batch in a single `append`, fsyncs once if any member asked
+//! for `sync`, inserts into the memtable, publishes the new sequence
+//! number, and wakes the group. Nothing is visible to reads, and nobody is
+//! acknowledged, before the WAL append (and fsync, when asked) succeeded.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use super::{DbInner, State};
+use crate::batch::{BatchOp, WriteBatch};
+use crate::error::{Error, Result};
+use crate::filename;
+use crate::key::{MAX_SEQUENCE_NUMBER, ValueKind};
+use crate::log::LogWriter;
+use crate::memtable::MemTable;
+use crate::options::WriteOptions;
+use crate::stats::Counters;
+
+/// A group never grows past this many bytes of batches (a 1 MiB group
+/// already amortises the fsync; larger ones only add latency).
+const MAX_GROUP_BYTES: usize = 1 << 20;
+
+/// One queued write.
+#[derive(Debug)]
+struct Writer {
+    batch: WriteBatch,
+    sync: bool,
+    /// Not a write: a request to freeze the active memtable (from `flush`),
+    /// ordered with the writes around it by going through the queue.
+    switch_memtable: bool,
+    /// Set by the leader when the write is done.
+    outcome: Mutex<Option<Result<()>>>,
+}
+
+/// The queue of writers waiting for their turn.
+#[derive(Debug, Default)]
+pub(super) struct WriteQueue {
+    waiting: VecDeque<Arc<Writer>>,
+    leader_active: bool,
+}
+
+/// Inserts a batch's operations with consecutive sequence numbers.
+pub(crate) fn apply_to_memtable(mem: &MemTable, batch: &WriteBatch, first_sequence_number: u64) -> Result<()> {
+    for (sequence_number, op) in (first_sequence_number..).zip(batch.ops()) {
+        match op? {
+            BatchOp::Put { key, value } => mem.insert(key, sequence_number, ValueKind::Value, value),
+            BatchOp::Delete { key } => mem.insert(key, sequence_number, ValueKind::Deletion, &[]),
+            BatchOp::DeleteRange { start, end } => mem.insert_range_tombstone(start, end, sequence_number),
+        }
+    }
+    if let Some(index) = batch.applied_index() {
+        mem.note_applied_index(index);
+    }
+    Ok(())
+}
+
+impl DbInner {
+    fn validate(&self, batch: &WriteBatch) -> Result<()> {
+        let check_key = |key: &[u8]| {
+            if key.len() > self.options.max_key_size_bytes {
+                return Err(Error::KeyTooLarge {
+                    len: key.len(),
+                    limit: self.options.max_key_size_bytes,
+                });
+            }
+            Ok(())
+        };
+        for op in batch.ops() {
+            match op? {
+                BatchOp::Put { key, value } => {
+                    check_key(key)?;
+                    if value.len() > self.options.max_value_size_bytes {
+                        return Err(Error::ValueTooLarge {
+                            len: value.len(),
+                            limit: self.options.max_value_size_bytes,
+                        });
+                    }
+                }
+                BatchOp::Delete { key } => check_key(key)?,
+                BatchOp::DeleteRange { start, end } => {
+                    check_key(start)?;
+                    check_key(end)?;
+                    if start >= end {
+                        return Err(Error::InvalidArgument(
+                            "delete_range needs start < end".into(),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<()> {
+        self.validate(&batch)?;
+        if batch.is_empty() && batch.applied_index().is_none() {
+            return Ok(());
+        }
+        self.enqueue(Writer {
+            batch,
+            sync: options.sync,
+            switch_memtable: false,
+            outcome: Mutex::new(None),
+        })
+    }
+
+    /// Freezes the active memtable in write order (for `flush`).
+    pub(super) fn request_memtable_switch(&self) -> Result<()> {
+        self.enqueue(Writer {
+            batch: WriteBatch::new(),
+            sync: false,
+            switch_memtable: true,
+            outcome: Mutex::new(None),
+        })
+    }
+
+    fn enqueue(&self, writer: Writer) -> Result<()> {
+        let me = Arc::new(writer);
+        let mut queue = self.write_queue.lock();
+        queue.waiting.push_back(Arc::clone(&me));
+        loop {
+            if let Some(outcome) = me.outcome.lock().take() {
+                return outcome;
+            }
+            let at_front = queue.waiting.front().is_some_and(|w| Arc::ptr_eq(w, &me));
+            if at_front && !queue.leader_active {
+                break;
+            }
+            self.write_turn.wait(&mut queue);
+        }
+
+        // Leader: take a group from the front of the queue.
+        queue.leader_active = true;
+        let mut group = Vec::new();
+        let mut group_bytes = 0;
+        while let Some(writer) = queue.waiting.front() {
+            let full = group_bytes + writer.batch.size_bytes() > MAX_GROUP_BYTES;
+            if !group.is_empty() && (full || writer.switch_memtable) {
+                break;
+            }
+            if writer.switch_memtable {
+                // A switch request forms a group of its own.
+                if let Some(writer) = queue.waiting.pop_front() {
+                    group.push(writer);
+                }
+                break;
+            }
+            group_bytes += writer.batch.size_bytes();
+            if let Some(writer) = queue.waiting.pop_front() {
+                group.push(writer);
+            }
+        }
+        drop(queue);
+
+        let result = if group.first().is_some_and(|w| w.switch_memtable) {
+            let mut state = self.state.lock();
+            DbInner::check_poisoned(&state).and_then(|()| self.switch_memtable(&mut state))
+        } else {
+            self.commit_group(&group)
+        };
+
+        let mut queue = self.write_queue.lock();
+        for writer in group.iter().skip(1) {
+            let outcome = match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(Error::Poisoned(e.to_string())),
+            };
+            *writer.outcome.lock() = Some(outcome);
+        }
+        queue.leader_active = false;
+        self.write_turn.notify_all();
+        drop(queue);
+        result
+    }
+
+    fn commit_group(&self, group: &[Arc<Writer>]) -> Result<()> {
+        let mem = self.make_room_for_write()?;
+        let first = self.allocated_sequence_number.load(Ordering::Acquire) + 1;
+        let total_ops: u64 = group.iter().map(|w| w.batch.len() as u64).sum();
+        if first + total_ops > MAX_SEQUENCE_NUMBER {
+            return Err(Error::InvalidArgument("sequence numbers exhausted".into()));
+        }
+
+        let mut user_bytes = 0;
+        if self.options.wal_enabled {
+            let mut records: Vec<Vec<u8>> = Vec::with_capacity(group.len());
+            let mut sequence_number = first;
+            for writer in group {
+                let mut record = Vec::with_capacity(writer.batch.size_bytes());
+                writer.batch.encode(sequence_number, &mut record);
+                user_bytes += record.len();
+                sequence_number += writer.batch.len() as u64;
+                records.push(record);
+            }
+            let sync = group.iter().any(|w| w.sync);
+            let mut wal = self.wal.lock();
+            let appended = {
+                let payloads: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+                match wal.writer.as_mut() {
+                    Some(writer) => writer
+                        .add_records(&payloads)
+                        .and_then(|()| if sync { writer.sync() } else { Ok(()) }),
+                    None => Err(Error::Poisoned("the WAL is closed".into())),
+                }
+            };
+            if let Err(e) = appended {
+                // The WAL's tail is unknown: fail-stop.
+                wal.writer = None;
+                drop(wal);
+                let mut state = self.state.lock();
+                self.poison(&mut state, &e);
+                return Err(e);
+            }
+            Counters::add(&self.counters.wal_bytes_written, user_bytes as u64);
+            if sync {
+                Counters::add(&self.counters.wal_syncs, 1);
+            }
+        } else {
+            user_bytes = group.iter().map(|w| w.batch.size_bytes()).sum();
+        }
+
+        let mut sequence_number = first;
+        for writer in group {
+            apply_to_memtable(&mem, &writer.batch, sequence_number)?;
+            sequence_number += writer.batch.len() as u64;
+        }
+        let last = first + total_ops - 1;
+        self.allocated_sequence_number.store(last, Ordering::Release);
+        self.visible_sequence_number.store(last, Ordering::Release);
+        Counters::add(&self.counters.user_bytes_written, user_bytes as u64);
+        Counters::add(&self.counters.write_groups, 1);
+        Counters::add(&self.counters.writes, group.len() as u64);
+        Ok(())
+    }
+
+    /// Returns the memtable to write into, freezing a full one and waiting
+    /// (backpressure) while too much is waiting for flush or compaction.
+    fn make_room_for_write(&self) -> Result<Arc<MemTable>> {
+        let mut slowed_down = false;
+        let mut state = self.state.lock();
+        loop {
+            DbInner::check_poisoned(&state)?;
+            let level0_files = state.versions.current().files(0).len();
+            if !slowed_down && level0_files >= self.options.level0_slowdown_writes_files {
+                // Give compaction a little CPU once per write, rather than
+                // stopping writes for seconds later.
+                slowed_down = true;
+                Counters::add(&self.counters.write_slowdowns, 1);
+                drop(state);
+                std::thread::sleep(Duration::from_millis(1));
+                state = self.state.lock();
+                continue;
+            }
+            if state.mem.approximate_size_bytes() < self.options.memtable_size_bytes {
+                return Ok(Arc::clone(&state.mem));
+            }
+            if state.imm.len() >= self.options.max_immutable_memtables
+                || level0_files >= self.options.level0_stop_writes_files
+            {
+                Counters::add(&self.counters.write_stalls, 1);
+                if !self.options.background_threads {
+                    drop(state);
+                    self.run_pending_work_inline()?;
+                    state = self.state.lock();
+                    continue;
+                }
+                self.work_available.notify_all();
+                self.work_done.wait_for(&mut state, Duration::from_millis(100));
+                continue;
+            }
+            self.switch_memtable(&mut state)?;
+            if !self.options.background_threads {
+                drop(state);
+                self.run_pending_work_inline()?;
+                state = self.state.lock();
+            }
+        }
+    }
+
+    /// Freezes the active memtable and starts a new one with a new WAL.
+    /// Called by the write leader (or a flush request) with `state` locked.
+    pub(super) fn switch_memtable(&self, state: &mut State) -> Result<()> {
+        let mut new_wal_number = 0;
+        if self.options.wal_enabled {
+            let mut wal = self.wal.lock();
+            new_wal_number = state.versions.new_file_number();
+            let result = (|| {
+                // Sync the old WAL first: a later WAL must never hold data
+                // whose predecessors could still be lost.
+                if let Some(writer) = wal.writer.as_mut() {
+                    writer.sync()?;
+                }
+                let file = self
+                    .fs
+                    .create_file(&filename::wal_path(&self.dir, new_wal_number))?;
+                self.fs.sync_dir(&self.dir)?;
+                Ok::<_, Error>(file)
+            })();
+            match result {
+                Ok(file) => {
+                    wal.writer = Some(LogWriter::new(file));
+                    wal.number = new_wal_number;
+                }
+                Err(e) => {
+                    wal.writer = None;
+                    drop(wal);
+                    self.poison(state, &e);
+                    return Err(e);
+                }
+            }
+        }
+        let frozen = std::mem::replace(&mut state.mem, Arc::new(MemTable::new(new_wal_number)));
+        if !frozen.is_empty() || frozen.applied_index() > 0 {
+            state.imm.push_back(frozen);
+        }
+        self.install_super_version(state);
+        self.work_available.notify_all();
+        Ok(())
+    }
+
+    /// Makes every acknowledged write durable (used by `close`).
+    pub(super) fn sync_wal(&self) -> Result<()> {
+        let mut wal = self.wal.lock();
+        match wal.writer.as_mut() {
+            Some(writer) => writer.sync(),
+            None => Ok(()),
+        }
+    }
+}

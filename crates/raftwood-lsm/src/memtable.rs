@@ -1,0 +1,312 @@
+//! The memtable: recent writes in a concurrent skiplist, ordered by internal
+//! key, plus the range tombstones written since it was created.
+//!
+//! A memtable is mutable while it is the Db's active memtable; once frozen it
+//! is only read (and flushed to a level-0 table). Readers never take a lock
+//! on the point entries: the skiplist is lock-free.
+
+use std::cmp::Ordering;
+use std::ops::Bound;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
+
+use crossbeam_skiplist::SkipMap;
+use parking_lot::RwLock;
+
+use crate::error::Result;
+use crate::iterator::InternalIterator;
+use crate::key::{self, RangeTombstone, ValueKind};
+
+/// An encoded internal key ordered by [`key::compare_internal_keys`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemKey(pub Vec<u8>);
+
+impl Ord for MemKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        key::compare_internal_keys(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for MemKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Bytes a skiplist node costs beyond its key and value (pointers, tower,
+/// refcount). An estimate; it only decides when to freeze.
+const ENTRY_OVERHEAD_BYTES: usize = 64;
+
+/// A point entry found by [`MemTable::get`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// Sequence number of the entry.
+    pub sequence_number: u64,
+    /// Value or tombstone.
+    pub kind: ValueKind,
+    /// The value (empty for tombstones).
+    pub value: Vec<u8>,
+}
+
+/// A memtable.
+#[derive(Debug)]
+pub struct MemTable {
+    /// The WAL that holds this memtable's writes (0 when the WAL is off).
+    wal_number: u64,
+    entries: SkipMap<MemKey, Vec<u8>>,
+    range_tombstones: RwLock<Vec<RangeTombstone>>,
+    approximate_size_bytes: AtomicUsize,
+    /// Largest sequence number inserted. Invariant: monotonically increasing.
+    largest_sequence_number: AtomicU64,
+    /// Largest applied-index marker among the batches inserted (0 if none).
+    applied_index: AtomicU64,
+}
+
+impl MemTable {
+    /// An empty memtable whose writes are logged in WAL `wal_number`.
+    pub fn new(wal_number: u64) -> Self {
+        MemTable {
+            wal_number,
+            entries: SkipMap::new(),
+            range_tombstones: RwLock::new(Vec::new()),
+            approximate_size_bytes: AtomicUsize::new(0),
+            largest_sequence_number: AtomicU64::new(0),
+            applied_index: AtomicU64::new(0),
+        }
+    }
+
+    /// The WAL number that logs this memtable.
+    pub fn wal_number(&self) -> u64 {
+        self.wal_number
+    }
+
+    /// Inserts a point entry. Sequence numbers are unique, so keys never collide.
+    pub fn insert(&self, user_key: &[u8], sequence_number: u64, kind: ValueKind, value: &[u8]) {
+        let internal = key::internal_key(user_key, sequence_number, kind);
+        self.approximate_size_bytes.fetch_add(
+            internal.len() + value.len() + ENTRY_OVERHEAD_BYTES,
+            AtomicOrdering::Relaxed,
+        );
+        self.entries.insert(MemKey(internal), value.to_vec());
+        self.largest_sequence_number
+            .fetch_max(sequence_number, AtomicOrdering::Release);
+    }
+
+    /// Records a range tombstone.
+    pub fn insert_range_tombstone(&self, start: &[u8], end: &[u8], sequence_number: u64) {
+        self.approximate_size_bytes.fetch_add(
+            start.len() + end.len() + ENTRY_OVERHEAD_BYTES,
+            AtomicOrdering::Relaxed,
+        );
+        self.range_tombstones.write().push(RangeTombstone {
+            start: start.to_vec(),
+            end: end.to_vec(),
+            sequence_number,
+        });
+        self.largest_sequence_number
+            .fetch_max(sequence_number, AtomicOrdering::Release);
+    }
+
+    /// Raises the applied-index marker.
+    pub fn note_applied_index(&self, index: u64) {
+        self.applied_index.fetch_max(index, AtomicOrdering::AcqRel);
+    }
+
+    /// The largest applied-index marker written into this memtable.
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index.load(AtomicOrdering::Acquire)
+    }
+
+    /// The newest point entry for `user_key` with sequence number <= `snapshot`.
+    pub fn get(&self, user_key: &[u8], snapshot_sequence_number: u64) -> Result<Option<Found>> {
+        let target = MemKey(key::seek_key(user_key, snapshot_sequence_number));
+        let Some(entry) = self.entries.lower_bound(Bound::Included(&target)) else {
+            return Ok(None);
+        };
+        let parsed = key::parse_internal_key(&entry.key().0)?;
+        if parsed.user_key != user_key {
+            return Ok(None);
+        }
+        Ok(Some(Found {
+            sequence_number: parsed.sequence_number,
+            kind: parsed.kind,
+            value: entry.value().clone(),
+        }))
+    }
+
+    /// Largest sequence number of a tombstone covering `user_key` that is
+    /// visible at `snapshot` (0 if none).
+    pub fn max_covering_tombstone(&self, user_key: &[u8], snapshot_sequence_number: u64) -> u64 {
+        self.range_tombstones
+            .read()
+            .iter()
+            .filter(|t| t.sequence_number <= snapshot_sequence_number && t.contains(user_key))
+            .map(|t| t.sequence_number)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// A copy of the range tombstones.
+    pub fn range_tombstones(&self) -> Vec<RangeTombstone> {
+        self.range_tombstones.read().clone()
+    }
+
+    /// Estimated memory used, in bytes.
+    pub fn approximate_size_bytes(&self) -> usize {
+        self.approximate_size_bytes.load(AtomicOrdering::Relaxed)
+    }
+
+    /// Largest sequence number inserted so far.
+    pub fn largest_sequence_number(&self) -> u64 {
+        self.largest_sequence_number.load(AtomicOrdering::Acquire)
+    }
+
+    /// True if nothing was inserted.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.range_tombstones.read().is_empty()
+    }
+
+    /// Number of point entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Visits every point entry in order (used by flush).
+    pub fn for_each(&self, mut visit: impl FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
+        for entry in self.entries.iter() {
+            visit(&entry.key().0, entry.value())?;
+        }
+        Ok(())
+    }
+
+    /// A cursor over the point entries.
+    pub fn iter(self: &Arc<Self>) -> MemTableIterator {
+        MemTableIterator {
+            table: Arc::clone(self),
+            current: None,
+        }
+    }
+}
+
+/// A cursor over a memtable. It copies the current entry so that it owns no
+/// borrow of the skiplist; each step is one O(log n) skiplist search.
+#[derive(Debug)]
+pub struct MemTableIterator {
+    table: Arc<MemTable>,
+    current: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl MemTableIterator {
+    fn set(&mut self, entry: Option<crossbeam_skiplist::map::Entry<'_, MemKey, Vec<u8>>>) {
+        self.current = entry.map(|e| (e.key().0.clone(), e.value().clone()));
+    }
+}
+
+impl InternalIterator for MemTableIterator {
+    fn valid(&self) -> bool {
+        self.current.is_some()
+    }
+
+    fn seek_to_first(&mut self) -> Result<()> {
+        let table = Arc::clone(&self.table);
+        self.set(table.entries.front());
+        Ok(())
+    }
+
+    fn seek_to_last(&mut self) -> Result<()> {
+        let table = Arc::clone(&self.table);
+        self.set(table.entries.back());
+        Ok(())
+    }
+
+    fn seek(&mut self, target: &[u8]) -> Result<()> {
+        let table = Arc::clone(&self.table);
+        let target = MemKey(target.to_vec());
+        self.set(table.entries.lower_bound(Bound::Included(&target)));
+        Ok(())
+    }
+
+    fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
+        let table = Arc::clone(&self.table);
+        let target = MemKey(target.to_vec());
+        self.set(table.entries.upper_bound(Bound::Included(&target)));
+        Ok(())
+    }
+
+    fn next(&mut self) -> Result<()> {
+        let table = Arc::clone(&self.table);
+        if let Some((current, _)) = self.current.take() {
+            let current = MemKey(current);
+            self.set(table.entries.lower_bound(Bound::Excluded(&current)));
+        }
+        Ok(())
+    }
+
+    fn prev(&mut self) -> Result<()> {
+        let table = Arc::clone(&self.table);
+        if let Some((current, _)) = self.current.take() {
+            let current = MemKey(current);
+            self.set(table.entries.upper_bound(Bound::Excluded(&current)));
+        }
+        Ok(())
+    }
+
+    fn key(&self) -> &[u8] {
+        self.current.as_ref().map(|(k, _)| k.as_slice()).unwrap_or(&[])
+    }
+
+    fn value(&self) -> &[u8] {
+        self.current.as_ref().map(|(_, v)| v.as_slice()).unwrap_or(&[])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn get_sees_newest_visible_version() {
+        let m = MemTable::new(1);
+        m.insert(b"k", 1, ValueKind::Value, b"v1");
+        m.insert(b"k", 3, ValueKind::Value, b"v3");
+        m.insert(b"k", 5, ValueKind::Deletion, b"");
+        m.insert(b"l", 2, ValueKind::Value, b"l2");
+        assert_eq!(m.get(b"k", 0).unwrap(), None);
+        assert_eq!(m.get(b"k", 2).unwrap().unwrap().value, b"v1");
+        assert_eq!(m.get(b"k", 4).unwrap().unwrap().value, b"v3");
+        assert_eq!(m.get(b"k", 9).unwrap().unwrap().kind, ValueKind::Deletion);
+        assert_eq!(m.get(b"j", 9).unwrap(), None);
+        assert_eq!(m.largest_sequence_number(), 5);
+    }
+
+    #[test]
+    fn iterator_walks_both_ways() {
+        let m = Arc::new(MemTable::new(1));
+        for (i, k) in [b"a", b"b", b"c"].iter().enumerate() {
+            m.insert(*k, i as u64 + 1, ValueKind::Value, *k);
+        }
+        let mut it = m.iter();
+        it.seek_to_first().unwrap();
+        let mut forward = Vec::new();
+        while it.valid() {
+            forward.push(key::user_key(it.key()).to_vec());
+            it.next().unwrap();
+        }
+        assert_eq!(forward, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+        it.seek_to_last().unwrap();
+        assert_eq!(key::user_key(it.key()), b"c");
+        it.prev().unwrap();
+        assert_eq!(key::user_key(it.key()), b"b");
+        it.seek_for_prev(&key::seek_key(b"bb", 100)).unwrap();
+        assert_eq!(key::user_key(it.key()), b"b");
+    }
+
+    #[test]
+    fn tombstones_respect_snapshots() {
+        let m = MemTable::new(1);
+        m.insert_range_tombstone(b"a", b"m", 10);
+        assert_eq!(m.max_covering_tombstone(b"c", 9), 0);
+        assert_eq!(m.max_covering_tombstone(b"c", 10), 10);
+        assert_eq!(m.max_covering_tombstone(b"m", 10), 0);
+    }
+}
