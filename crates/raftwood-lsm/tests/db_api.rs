@@ -1,4 +1,5 @@
 //! The public API end to end, on the real filesystem.
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
 
 use raftwood_lsm::{Db, Error, Options, ReadOptions, WriteBatch, WriteOptions};
 

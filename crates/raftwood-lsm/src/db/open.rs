@@ -102,9 +102,22 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<DbInner> {
     let fs = Arc::clone(&options.fs);
     let exists = inspect_directory(&options, dir)?;
     if !exists {
+        // Every directory this creates must have its entry made durable in
+        // its parent, or a crash could drop the whole database.
+        let mut created = Vec::new();
+        let mut cursor = Some(dir);
+        while let Some(path) = cursor.filter(|p| !p.as_os_str().is_empty()) {
+            if fs.exists(path)? {
+                break;
+            }
+            created.push(path.to_path_buf());
+            cursor = path.parent();
+        }
         fs.create_dir_all(dir)?;
-        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs.sync_dir(parent)?;
+        for path in created.iter().rev() {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fs.sync_dir(parent)?;
+            }
         }
     }
     let lock = fs.lock_file(&filename::lock_path(dir))?;
