@@ -1,0 +1,246 @@
+//! A block: the unit of reading, caching and checksumming in an SSTable.
+//!
+//! Layout of an uncompressed block (see `docs/sstable-format.md`, "Blocks"):
+//!
+//! ```text
+//! entry*                    each: shared varint32 | unshared varint32 |
+//!                                 value_len varint32 | key suffix | value
+//! restart offset: u32 LE    one per restart point, strictly increasing
+//! num_restarts:   u32 LE    >= 1
+//! ```
+//!
+//! Keys are encoded internal keys in `compare_internal_keys` order. A key at a
+//! restart point is stored whole (`shared == 0`), so a reader can binary
+//! search the restart array without decoding the entries in between.
+//!
+//! [`Block`] validates the restart array once when it is built from bytes, so
+//! the iterator can trust restart offsets; entries themselves are checked as
+//! they are decoded.
+
+mod builder;
+mod iterator;
+
+pub use builder::BlockBuilder;
+pub use iterator::BlockIterator;
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::coding::read_u32_le;
+use crate::error::{Error, Result};
+
+/// Size of the `num_restarts` field at the end of a block.
+const NUM_RESTARTS_LEN: usize = 4;
+
+/// A decoded (decompressed, checksum-verified) block, cheap to clone.
+#[derive(Clone)]
+pub struct Block {
+    /// The whole block: entries, restart array and restart count.
+    data: Arc<[u8]>,
+    /// Where the restart array begins; entries occupy `data[..restarts_offset]`.
+    /// Invariant: `restarts_offset + 4 * num_restarts + 4 == data.len()`.
+    restarts_offset: usize,
+    /// Invariant: `num_restarts >= 1`; restart 0 is at offset 0; offsets are
+    /// strictly increasing and each lies inside the entry region (restart 0
+    /// may equal `restarts_offset` only when the block holds no entries).
+    num_restarts: usize,
+}
+
+impl fmt::Debug for Block {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Block")
+            .field("size_bytes", &self.data.len())
+            .field("num_restarts", &self.num_restarts)
+            .finish()
+    }
+}
+
+fn block_corruption(detail: String) -> Error {
+    Error::corruption("sstable block", detail)
+}
+
+impl Block {
+    /// Parses a block's bytes, validating its restart array.
+    pub fn new(data: Vec<u8>) -> Result<Block> {
+        let len = data.len();
+        let count_offset = len.checked_sub(NUM_RESTARTS_LEN).ok_or_else(|| {
+            block_corruption(format!("{len} bytes is too short to hold a restart count"))
+        })?;
+        let num_restarts = read_u32_le(&data, count_offset)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| block_corruption("unreadable restart count".to_string()))?;
+        if num_restarts == 0 {
+            return Err(block_corruption("block has no restart points".to_string()));
+        }
+        let restarts_offset = num_restarts
+            .checked_mul(4)
+            .and_then(|array_len| count_offset.checked_sub(array_len))
+            .ok_or_else(|| {
+                block_corruption(format!(
+                    "{num_restarts} restart points do not fit in a {len}-byte block"
+                ))
+            })?;
+        let mut previous: Option<usize> = None;
+        for index in 0..num_restarts {
+            let point = read_u32_le(&data, restarts_offset + 4 * index)
+                .and_then(|p| usize::try_from(p).ok())
+                .ok_or_else(|| block_corruption("unreadable restart point".to_string()))?;
+            let in_range = point < restarts_offset || (index == 0 && point == 0);
+            let ordered = match previous {
+                None => point == 0,
+                Some(previous) => point > previous,
+            };
+            if !in_range || !ordered {
+                return Err(block_corruption(format!(
+                    "restart point {index} at offset {point} is out of order or outside \
+                     the {restarts_offset}-byte entry region"
+                )));
+            }
+            previous = Some(point);
+        }
+        Ok(Block {
+            data: Arc::from(data),
+            restarts_offset,
+            num_restarts,
+        })
+    }
+
+    /// Size of the decoded block in bytes (what it costs in the cache).
+    pub fn size_bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// A cursor over this block's entries, initially unpositioned.
+    pub fn iter(&self) -> BlockIterator {
+        BlockIterator::new(self.clone())
+    }
+
+    /// The entry region (everything before the restart array).
+    fn entries(&self) -> &[u8] {
+        self.data.get(..self.restarts_offset).unwrap_or_default()
+    }
+
+    fn num_restarts(&self) -> usize {
+        self.num_restarts
+    }
+
+    /// Offset of restart point `index`. Validated in [`Block::new`]; an
+    /// out-of-range index (a bug) maps to the end of the entries, which reads
+    /// as "no entry" rather than panicking.
+    fn restart_point(&self, index: usize) -> usize {
+        debug_assert!(index < self.num_restarts);
+        read_u32_le(&self.data, self.restarts_offset + 4 * index)
+            .and_then(|p| usize::try_from(p).ok())
+            .unwrap_or(self.restarts_offset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::iterator::InternalIterator;
+    use crate::key::{ValueKind, internal_key};
+
+    fn build(entries: &[(Vec<u8>, Vec<u8>)], restart_interval: usize) -> Block {
+        let mut builder = BlockBuilder::new(restart_interval);
+        for (key, value) in entries {
+            builder.add(key, value);
+        }
+        Block::new(builder.finish().to_vec()).unwrap()
+    }
+
+    fn sample_entries(count: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        (0..count)
+            .map(|i| {
+                let user_key = format!("key{:05}", i * 3);
+                let key = internal_key(user_key.as_bytes(), 1000 - i as u64, ValueKind::Value);
+                (key, format!("value-{i}").into_bytes())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn round_trip_forward_and_backward_at_several_restart_intervals() {
+        for restart_interval in [1, 2, 16] {
+            for count in [0, 1, 2, 15, 16, 17, 100] {
+                let entries = sample_entries(count);
+                let block = build(&entries, restart_interval);
+                let mut iter = block.iter();
+                iter.seek_to_first().unwrap();
+                let mut forward = Vec::new();
+                while iter.valid() {
+                    forward.push((iter.key().to_vec(), iter.value().to_vec()));
+                    iter.next().unwrap();
+                }
+                assert_eq!(
+                    forward, entries,
+                    "interval {restart_interval} count {count}"
+                );
+
+                iter.seek_to_last().unwrap();
+                let mut backward = Vec::new();
+                while iter.valid() {
+                    backward.push((iter.key().to_vec(), iter.value().to_vec()));
+                    iter.prev().unwrap();
+                }
+                backward.reverse();
+                assert_eq!(
+                    backward, entries,
+                    "interval {restart_interval} count {count}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn seek_and_seek_for_prev_match_a_sorted_model() {
+        for restart_interval in [1, 2, 16] {
+            let entries = sample_entries(50);
+            let block = build(&entries, restart_interval);
+            let mut iter = block.iter();
+            // Targets between, on and around the stored keys.
+            for i in 0..160u64 {
+                let user_key = format!("key{:05}", i);
+                for seq in [0, 1000 - i, 2000] {
+                    let target = internal_key(user_key.as_bytes(), seq, ValueKind::Value);
+                    iter.seek(&target).unwrap();
+                    let expected = entries
+                        .iter()
+                        .find(|(k, _)| crate::key::compare_internal_keys(k, &target).is_ge());
+                    assert_eq!(
+                        iter.valid().then(|| iter.key().to_vec()),
+                        expected.map(|e| e.0.clone())
+                    );
+
+                    iter.seek_for_prev(&target).unwrap();
+                    let expected = entries
+                        .iter()
+                        .rev()
+                        .find(|(k, _)| crate::key::compare_internal_keys(k, &target).is_le());
+                    assert_eq!(
+                        iter.valid().then(|| iter.key().to_vec()),
+                        expected.map(|e| e.0.clone())
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_restart_arrays() {
+        assert!(Block::new(vec![]).unwrap_err().is_corruption());
+        assert!(Block::new(vec![0, 0, 0, 0]).unwrap_err().is_corruption());
+        // One restart claimed, but no room for its offset.
+        assert!(Block::new(vec![1, 0, 0, 0]).unwrap_err().is_corruption());
+        // Empty block: one restart at 0.
+        assert!(Block::new(vec![0, 0, 0, 0, 1, 0, 0, 0]).is_ok());
+        // Two restarts in an empty block.
+        assert!(
+            Block::new(vec![0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0])
+                .unwrap_err()
+                .is_corruption()
+        );
+        // A huge restart count must not overflow.
+        assert!(Block::new(vec![0xff; 8]).unwrap_err().is_corruption());
+    }
+}
