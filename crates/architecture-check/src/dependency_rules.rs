@@ -98,11 +98,11 @@ pub fn check_dependencies(
     let mut violations = Vec::new();
     let mut applied = Vec::new();
     for rule in rules {
-        let Some(root) = metadata
-            .workspace_members
-            .iter()
-            .find(|id| packages.get(id).is_some_and(|p| p.name.as_str() == rule.crate_name))
-        else {
+        let Some(root) = metadata.workspace_members.iter().find(|id| {
+            packages
+                .get(id)
+                .is_some_and(|p| p.name.as_str() == rule.crate_name)
+        }) else {
             continue;
         };
         applied.push(rule.crate_name);
@@ -128,7 +128,9 @@ pub fn check_dependencies(
         }
 
         for id in seen.iter().filter(|id| **id != root) {
-            let Some(package) = packages.get(id) else { continue };
+            let Some(package) = packages.get(id) else {
+                continue;
+            };
             let name = package.name.as_str();
             let forbidden = rule.forbidden.contains(&name)
                 || rule.forbidden_prefixes.iter().any(|p| name.starts_with(p));

@@ -24,7 +24,11 @@ fn workspace_dependency_graph_respects_architecture_invariants() {
     for v in &violations {
         eprintln!("{v}");
     }
-    assert!(violations.is_empty(), "{} dependency invariant(s) broken", violations.len());
+    assert!(
+        violations.is_empty(),
+        "{} dependency invariant(s) broken",
+        violations.len()
+    );
     // The check must actually have looked at something.
     assert!(applied.contains(&"raftwood-lsm"), "applied: {applied:?}");
     println!("dependency rules applied to: {applied:?}");
@@ -37,7 +41,11 @@ fn workspace_sources_respect_architecture_invariants() {
     for v in &violations {
         eprintln!("{v}");
     }
-    assert!(violations.is_empty(), "{} source invariant(s) broken", violations.len());
+    assert!(
+        violations.is_empty(),
+        "{} source invariant(s) broken",
+        violations.len()
+    );
     assert!(applied.contains(&"raftwood-lsm"), "applied: {applied:?}");
 }
 
@@ -76,7 +84,9 @@ fn broken_fixture_fails_the_dependency_check() {
     assert_eq!(applied, vec!["raftwood-raft", "raftwood-lsm"]);
     let found: Vec<String> = violations.iter().map(|v| v.to_string()).collect();
     assert!(
-        found.iter().any(|v| v.starts_with("raftwood-raft") && v.contains("depends on tokio")),
+        found
+            .iter()
+            .any(|v| v.starts_with("raftwood-raft") && v.contains("depends on tokio")),
         "{found:#?}"
     );
     assert!(
@@ -87,7 +97,9 @@ fn broken_fixture_fails_the_dependency_check() {
     );
     // The lsm reaches tokio through the raft crate: the path is reported.
     assert!(
-        found.iter().any(|v| v.contains("raftwood-lsm -> raftwood-raft -> tokio")),
+        found
+            .iter()
+            .any(|v| v.contains("raftwood-lsm -> raftwood-raft -> tokio")),
         "{found:#?}"
     );
 }
@@ -98,12 +110,25 @@ fn broken_fixture_fails_the_source_check() {
         check_sources(&fixture_root().join("crates"), &source_rules()).expect("read fixture");
     assert_eq!(applied, vec!["raftwood-raft", "raftwood-lsm"]);
     let found: Vec<String> = violations.iter().map(|v| v.found.clone()).collect();
-    assert!(found.iter().any(|f| f.contains("Instant::now")), "{found:#?}");
-    assert!(found.iter().any(|f| f.contains("raftwood-raft") && f.contains("std::fs")), "{found:#?}");
     assert!(
-        found.iter().any(|f| f.contains("raftwood-lsm/src/lib.rs") && f.contains("std::fs")),
+        found.iter().any(|f| f.contains("Instant::now")),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|f| f.contains("raftwood-raft") && f.contains("std::fs")),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|f| f.contains("raftwood-lsm/src/lib.rs") && f.contains("std::fs")),
         "{found:#?}"
     );
     // The seam itself is allowed.
-    assert!(!found.iter().any(|f| f.contains("src/fs/mod.rs")), "{found:#?}");
+    assert!(
+        !found.iter().any(|f| f.contains("src/fs/mod.rs")),
+        "{found:#?}"
+    );
 }

@@ -43,11 +43,19 @@ fn run_command(db: &Db, words: &[&str]) -> Result<bool, Box<dyn std::error::Erro
         [cmd @ ("scan" | "rscan"), bounds @ ..] if bounds.len() <= 2 => {
             let start = bounds.first().map(|s| s.as_bytes());
             let end = bounds.get(1).map(|s| s.as_bytes());
-            let entries = if *cmd == "scan" { db.range(start, end)? } else { db.range_rev(start, end)? };
+            let entries = if *cmd == "scan" {
+                db.range(start, end)?
+            } else {
+                db.range_rev(start, end)?
+            };
             let mut count = 0;
             for entry in entries {
                 let (key, value) = entry?;
-                println!("{} = {}", String::from_utf8_lossy(&key), String::from_utf8_lossy(&value));
+                println!(
+                    "{} = {}",
+                    String::from_utf8_lossy(&key),
+                    String::from_utf8_lossy(&value)
+                );
                 count += 1;
             }
             println!("({count} keys)");
@@ -81,7 +89,9 @@ fn run_command(db: &Db, words: &[&str]) -> Result<bool, Box<dyn std::error::Erro
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::args().nth(1).unwrap_or_else(|| "./raftwood-data/lsm".to_string());
+    let dir = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "./raftwood-data/lsm".to_string());
     let db = Db::open(&dir, Options::default()).map_err(|e| format!("opening {dir}: {e}"))?;
     println!("raftwood-lsm shell on {dir}; type help");
     let stdin = std::io::stdin();

@@ -186,7 +186,9 @@ impl WriteBatch {
         }
         let mut rest = &encoded[HEADER_LEN..];
         let applied_index = if flags & FLAG_HAS_APPLIED_INDEX != 0 {
-            let bytes = rest.get(..8).ok_or_else(|| corrupt("truncated applied index"))?;
+            let bytes = rest
+                .get(..8)
+                .ok_or_else(|| corrupt("truncated applied index"))?;
             let mut index = [0u8; 8];
             index.copy_from_slice(bytes);
             rest = &rest[8..];
@@ -305,9 +307,15 @@ mod tests {
         assert_eq!(
             ops,
             vec![
-                BatchOp::Put { key: b"a", value: b"1" },
+                BatchOp::Put {
+                    key: b"a",
+                    value: b"1"
+                },
                 BatchOp::Delete { key: b"b" },
-                BatchOp::DeleteRange { start: b"c", end: b"f" },
+                BatchOp::DeleteRange {
+                    start: b"c",
+                    end: b"f"
+                },
             ]
         );
     }
@@ -319,7 +327,12 @@ mod tests {
         let mut encoded = Vec::new();
         batch.encode(1, &mut encoded);
         for cut in 0..encoded.len() {
-            assert!(WriteBatch::decode(&encoded[..cut]).unwrap_err().is_corruption(), "cut {cut}");
+            assert!(
+                WriteBatch::decode(&encoded[..cut])
+                    .unwrap_err()
+                    .is_corruption(),
+                "cut {cut}"
+            );
         }
     }
 

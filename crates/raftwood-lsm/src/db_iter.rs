@@ -86,12 +86,18 @@ impl DbIterator {
 
     /// The current key. Empty if not valid.
     pub fn key(&self) -> &[u8] {
-        self.current.as_ref().map(|(k, _)| k.as_slice()).unwrap_or(&[])
+        self.current
+            .as_ref()
+            .map(|(k, _)| k.as_slice())
+            .unwrap_or(&[])
     }
 
     /// The current value. Empty if not valid.
     pub fn value(&self) -> &[u8] {
-        self.current.as_ref().map(|(_, v)| v.as_slice()).unwrap_or(&[])
+        self.current
+            .as_ref()
+            .map(|(_, v)| v.as_slice())
+            .unwrap_or(&[])
     }
 
     /// Moves to the first key (at or after the lower bound).
@@ -110,7 +116,11 @@ impl DbIterator {
         match self.upper_bound.clone() {
             // The smallest internal key of `upper`: everything before it
             // has a smaller user key.
-            Some(upper) => self.inner.seek_for_prev(&key::internal_key(&upper, MAX_SEQUENCE_NUMBER, ValueKind::Value))?,
+            Some(upper) => self.inner.seek_for_prev(&key::internal_key(
+                &upper,
+                MAX_SEQUENCE_NUMBER,
+                ValueKind::Value,
+            ))?,
             None => self.inner.seek_to_last()?,
         }
         self.find_prev_visible()
@@ -122,7 +132,8 @@ impl DbIterator {
             Some(lower) if lower > target => lower.to_vec(),
             _ => target.to_vec(),
         };
-        self.inner.seek(&key::seek_key(&target, MAX_SEQUENCE_NUMBER))?;
+        self.inner
+            .seek(&key::seek_key(&target, MAX_SEQUENCE_NUMBER))?;
         self.find_next_visible(None)
     }
 
@@ -132,18 +143,26 @@ impl DbIterator {
             return self.seek_to_last();
         }
         // The largest internal key of `target`: its oldest possible version.
-        self.inner.seek_for_prev(&key::internal_key(target, 0, ValueKind::Deletion))?;
+        self.inner
+            .seek_for_prev(&key::internal_key(target, 0, ValueKind::Deletion))?;
         self.find_prev_visible()
     }
 
     /// Moves to the next key.
-    #[expect(clippy::should_implement_trait, reason = "a fallible two-way cursor; RangeIter is the Iterator")]
+    #[expect(
+        clippy::should_implement_trait,
+        reason = "a fallible two-way cursor; RangeIter is the Iterator"
+    )]
     pub fn next(&mut self) -> Result<()> {
         let Some((current, _)) = self.current.take() else {
             return Ok(());
         };
         if self.direction == Direction::Reverse {
-            self.inner.seek(&key::internal_key(&current, MAX_SEQUENCE_NUMBER, ValueKind::Value))?;
+            self.inner.seek(&key::internal_key(
+                &current,
+                MAX_SEQUENCE_NUMBER,
+                ValueKind::Value,
+            ))?;
         }
         self.find_next_visible(Some(current))
     }
@@ -154,7 +173,11 @@ impl DbIterator {
             return Ok(());
         };
         if self.direction == Direction::Forward {
-            self.inner.seek_for_prev(&key::internal_key(&current, MAX_SEQUENCE_NUMBER, ValueKind::Value))?;
+            self.inner.seek_for_prev(&key::internal_key(
+                &current,
+                MAX_SEQUENCE_NUMBER,
+                ValueKind::Value,
+            ))?;
             // That lands on the last entry strictly before `current`'s user
             // key unless an entry sorts exactly there; step past it if so.
             while self.inner.valid() && key::user_key(self.inner.key()) == current.as_slice() {
@@ -210,7 +233,11 @@ impl DbIterator {
                     break;
                 }
                 if parsed.sequence_number <= self.snapshot_sequence_number {
-                    newest = Some((parsed.sequence_number, parsed.kind, self.inner.value().to_vec()));
+                    newest = Some((
+                        parsed.sequence_number,
+                        parsed.kind,
+                        self.inner.value().to_vec(),
+                    ));
                 }
                 self.inner.prev()?;
             }
@@ -265,9 +292,6 @@ impl Iterator for RangeIter {
             self.failed = true;
             return Some(Err(e));
         }
-        self.cursor
-            .current
-            .clone()
-            .map(Ok)
+        self.cursor.current.clone().map(Ok)
     }
 }

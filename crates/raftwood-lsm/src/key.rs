@@ -56,7 +56,12 @@ pub fn pack_trailer(sequence_number: u64, kind: ValueKind) -> u64 {
 }
 
 /// Appends the encoded internal key to `out`.
-pub fn encode_internal_key(user_key: &[u8], sequence_number: u64, kind: ValueKind, out: &mut Vec<u8>) {
+pub fn encode_internal_key(
+    user_key: &[u8],
+    sequence_number: u64,
+    kind: ValueKind,
+    out: &mut Vec<u8>,
+) {
     out.reserve(user_key.len() + TRAILER_LEN);
     out.extend_from_slice(user_key);
     out.extend_from_slice(&pack_trailer(sequence_number, kind).to_le_bytes());
@@ -99,7 +104,10 @@ pub fn parse_internal_key(encoded: &[u8]) -> Result<ParsedKey<'_>> {
     trailer.copy_from_slice(trailer_bytes);
     let trailer = u64::from_le_bytes(trailer);
     let kind = ValueKind::from_u8((trailer & 0xff) as u8).ok_or_else(|| {
-        Error::corruption("internal key", format!("unknown kind byte {}", trailer & 0xff))
+        Error::corruption(
+            "internal key",
+            format!("unknown kind byte {}", trailer & 0xff),
+        )
     })?;
     Ok(ParsedKey {
         user_key,

@@ -252,11 +252,17 @@ impl InternalIterator for MemTableIterator {
     }
 
     fn key(&self) -> &[u8] {
-        self.current.as_ref().map(|(k, _)| k.as_slice()).unwrap_or(&[])
+        self.current
+            .as_ref()
+            .map(|(k, _)| k.as_slice())
+            .unwrap_or(&[])
     }
 
     fn value(&self) -> &[u8] {
-        self.current.as_ref().map(|(_, v)| v.as_slice()).unwrap_or(&[])
+        self.current
+            .as_ref()
+            .map(|(_, v)| v.as_slice())
+            .unwrap_or(&[])
     }
 }
 

@@ -30,7 +30,12 @@ impl std::fmt::Debug for TableCache {
 
 impl TableCache {
     /// A cache holding at most `max_open_tables` readers.
-    pub fn new(fs: Arc<dyn FileSystem>, dir: PathBuf, block_cache: Arc<BlockCache>, max_open_tables: usize) -> Self {
+    pub fn new(
+        fs: Arc<dyn FileSystem>,
+        dir: PathBuf,
+        block_cache: Arc<BlockCache>,
+        max_open_tables: usize,
+    ) -> Self {
         TableCache {
             fs,
             dir,
@@ -44,7 +49,11 @@ impl TableCache {
         self.tables.get_or_insert_with(&file.number, || {
             let path = filename::table_path(&self.dir, file.number);
             let handle = self.fs.open_random_access(&path)?;
-            Ok(Arc::new(Table::open(handle, file.number, Arc::clone(&self.block_cache))?))
+            Ok(Arc::new(Table::open(
+                handle,
+                file.number,
+                Arc::clone(&self.block_cache),
+            )?))
         })
     }
 

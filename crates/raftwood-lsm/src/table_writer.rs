@@ -42,7 +42,11 @@ impl std::fmt::Debug for TableWriter {
     }
 }
 
-fn clip(tombstone: &RangeTombstone, lower: Option<&[u8]>, upper: Option<&[u8]>) -> Option<RangeTombstone> {
+fn clip(
+    tombstone: &RangeTombstone,
+    lower: Option<&[u8]>,
+    upper: Option<&[u8]>,
+) -> Option<RangeTombstone> {
     let start = match lower {
         Some(lower) if lower > tombstone.start.as_slice() => lower,
         _ => tombstone.start.as_slice(),
@@ -80,7 +84,11 @@ impl TableWriter {
         target_file_size_bytes: u64,
         mut tombstones: Vec<RangeTombstone>,
     ) -> Self {
-        tombstones.sort_by(|a, b| a.start.cmp(&b.start).then(b.sequence_number.cmp(&a.sequence_number)));
+        tombstones.sort_by(|a, b| {
+            a.start
+                .cmp(&b.start)
+                .then(b.sequence_number.cmp(&a.sequence_number))
+        });
         TableWriter {
             fs,
             dir,
@@ -93,9 +101,15 @@ impl TableWriter {
         }
     }
 
-    fn open(&mut self, lower_bound: Option<Vec<u8>>, new_file_number: &mut dyn FnMut() -> u64) -> Result<()> {
+    fn open(
+        &mut self,
+        lower_bound: Option<Vec<u8>>,
+        new_file_number: &mut dyn FnMut() -> u64,
+    ) -> Result<()> {
         let number = new_file_number();
-        let file = self.fs.create_file(&filename::table_path(&self.dir, number))?;
+        let file = self
+            .fs
+            .create_file(&filename::table_path(&self.dir, number))?;
         self.current = Some(OpenTable {
             number,
             builder: TableBuilder::new(file, &self.options),
@@ -119,14 +133,18 @@ impl TableWriter {
     }
 
     /// Adds an entry; keys must arrive in internal-key order.
-    pub fn add(&mut self, internal_key: &[u8], value: &[u8], new_file_number: &mut dyn FnMut() -> u64) -> Result<()> {
+    pub fn add(
+        &mut self,
+        internal_key: &[u8],
+        value: &[u8],
+        new_file_number: &mut dyn FnMut() -> u64,
+    ) -> Result<()> {
         let user_key = key::user_key(internal_key);
         let boundary = self.current.is_some() && user_key != self.last_user_key.as_slice();
         if boundary
-            && self
-                .current
-                .as_ref()
-                .is_some_and(|t| t.builder.estimated_file_size_bytes() >= self.target_file_size_bytes)
+            && self.current.as_ref().is_some_and(|t| {
+                t.builder.estimated_file_size_bytes() >= self.target_file_size_bytes
+            })
         {
             // Cut here: versions of one user key never straddle two files,
             // so files of a sorted level never share a user key.
@@ -135,7 +153,11 @@ impl TableWriter {
             self.open(Some(cut), new_file_number)?;
         }
         if self.current.is_none() {
-            let lower = if self.finished.is_empty() { None } else { Some(user_key.to_vec()) };
+            let lower = if self.finished.is_empty() {
+                None
+            } else {
+                Some(user_key.to_vec())
+            };
             self.open(lower, new_file_number)?;
         }
         if let Some(table) = self.current.as_mut() {
@@ -173,7 +195,10 @@ mod tests {
         };
         assert_eq!(clip(&t, None, None).unwrap(), t);
         let c = clip(&t, Some(b"e"), Some(b"g")).unwrap();
-        assert_eq!((c.start.as_slice(), c.end.as_slice()), (&b"e"[..], &b"g"[..]));
+        assert_eq!(
+            (c.start.as_slice(), c.end.as_slice()),
+            (&b"e"[..], &b"g"[..])
+        );
         assert!(clip(&t, Some(b"m"), None).is_none());
         assert!(clip(&t, None, Some(b"c")).is_none());
     }

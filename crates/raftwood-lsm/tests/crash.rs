@@ -7,25 +7,42 @@
 //! - the database equals the model after some prefix of the attempted
 //!   operations: nothing unacknowledged appears out of order;
 //! - every read succeeds (no corrupt data) and the database accepts writes.
-#![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on any unexpected error"
+)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
 use raftwood_lsm::fs::{CrashFs, CrashMode};
 use raftwood_lsm::{Db, Options, WriteBatch, WriteOptions};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
 #[derive(Debug, Clone)]
 enum Step {
-    Put { key: Vec<u8>, value: Vec<u8>, sync: bool },
-    Delete { key: Vec<u8>, sync: bool },
-    DeleteRange { start: Vec<u8>, end: Vec<u8>, sync: bool },
-    Batch { puts: Vec<(Vec<u8>, Vec<u8>)>, sync: bool },
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        sync: bool,
+    },
+    Delete {
+        key: Vec<u8>,
+        sync: bool,
+    },
+    DeleteRange {
+        start: Vec<u8>,
+        end: Vec<u8>,
+        sync: bool,
+    },
+    Batch {
+        puts: Vec<(Vec<u8>, Vec<u8>)>,
+        sync: bool,
+    },
     Flush,
     CompactAll,
 }
@@ -34,7 +51,10 @@ impl Step {
     /// Once acknowledged, is everything up to and including this step durable?
     fn makes_durable(&self) -> bool {
         match self {
-            Step::Put { sync, .. } | Step::Delete { sync, .. } | Step::DeleteRange { sync, .. } | Step::Batch { sync, .. } => *sync,
+            Step::Put { sync, .. }
+            | Step::Delete { sync, .. }
+            | Step::DeleteRange { sync, .. }
+            | Step::Batch { sync, .. } => *sync,
             Step::Flush | Step::CompactAll => true,
         }
     }
@@ -85,10 +105,14 @@ fn workload(seed: u64, steps: usize) -> Vec<Step> {
             match rng.random_range(0..100u32) {
                 0..=59 => {
                     let key = key(&mut rng);
-                    let value = format!("v{i}-{}", "x".repeat(rng.random_range(0..120))).into_bytes();
+                    let value =
+                        format!("v{i}-{}", "x".repeat(rng.random_range(0..120))).into_bytes();
                     Step::Put { key, value, sync }
                 }
-                60..=74 => Step::Delete { key: key(&mut rng), sync },
+                60..=74 => Step::Delete {
+                    key: key(&mut rng),
+                    sync,
+                },
                 75..=77 => {
                     let (a, b) = (key(&mut rng), key(&mut rng));
                     let (start, end) = if a < b { (a, b) } else { (b, a) };
@@ -99,7 +123,9 @@ fn workload(seed: u64, steps: usize) -> Vec<Step> {
                     }
                 }
                 78..=92 => Step::Batch {
-                    puts: (0..rng.random_range(1..5)).map(|j| (key(&mut rng), format!("b{i}.{j}").into_bytes())).collect(),
+                    puts: (0..rng.random_range(1..5))
+                        .map(|j| (key(&mut rng), format!("b{i}.{j}").into_bytes()))
+                        .collect(),
                     sync,
                 },
                 93..=97 => Step::Flush,
@@ -149,7 +175,8 @@ fn contents(db: &Db) -> Model {
 
 /// Checks the recovered state against every admissible prefix.
 fn check_recovery(fs: &CrashFs, steps: &[Step], first_unacknowledged: usize, context: &str) {
-    let db = Db::open(Path::new(DB), options(fs)).unwrap_or_else(|e| panic!("{context}: reopen failed: {e}"));
+    let db = Db::open(Path::new(DB), options(fs))
+        .unwrap_or_else(|e| panic!("{context}: reopen failed: {e}"));
     let recovered = contents(&db);
     // Everything up to the last acknowledged durability point must be there.
     let durable_prefix = steps[..first_unacknowledged]
@@ -176,7 +203,8 @@ fn check_recovery(fs: &CrashFs, steps: &[Step], first_unacknowledged: usize, con
         recovered.len()
     );
     // The recovered database is fully usable.
-    db.put(b"after-recovery", b"ok", WriteOptions { sync: true }).unwrap();
+    db.put(b"after-recovery", b"ok", WriteOptions { sync: true })
+        .unwrap();
     assert_eq!(db.get(b"after-recovery").unwrap(), Some(b"ok".to_vec()));
 }
 
@@ -184,7 +212,11 @@ fn explore(seed: u64, steps: usize, crash_points: u64, mode_of: impl Fn(u64) -> 
     let steps = workload(seed, steps);
     // A clean run tells how many filesystem operations the workload takes.
     let fs = CrashFs::new();
-    assert_eq!(run_until_death(&fs, &steps), steps.len(), "the clean run must succeed");
+    assert_eq!(
+        run_until_death(&fs, &steps),
+        steps.len(),
+        "the clean run must succeed"
+    );
     let total = fs.operation_count();
     let stride = (total / crash_points).max(1);
     let mut explored = 0;
@@ -195,7 +227,12 @@ fn explore(seed: u64, steps: usize, crash_points: u64, mode_of: impl Fn(u64) -> 
         let first_unacknowledged = run_until_death(&fs, &steps);
         let mode = mode_of(k);
         fs.crash(mode);
-        check_recovery(&fs, &steps, first_unacknowledged, &format!("seed {seed}, crash after operation {k} of {total}, {mode:?}"));
+        check_recovery(
+            &fs,
+            &steps,
+            first_unacknowledged,
+            &format!("seed {seed}, crash after operation {k} of {total}, {mode:?}"),
+        );
         explored += 1;
         k += stride;
     }
@@ -250,12 +287,16 @@ fn a_failed_flush_poisons_writes_until_reopen() {
     let fs = CrashFs::new();
     let db = Db::open(Path::new(DB), options(&fs)).unwrap();
     for i in 0..20 {
-        db.put(format!("k{i}"), b"v", WriteOptions { sync: true }).unwrap();
+        db.put(format!("k{i}"), b"v", WriteOptions { sync: true })
+            .unwrap();
     }
     fs.set_fail_writes(true);
     assert!(db.flush().is_err());
     fs.set_fail_writes(false);
-    assert!(matches!(db.put(b"x", b"y", WriteOptions::default()), Err(raftwood_lsm::Error::Poisoned(_))));
+    assert!(matches!(
+        db.put(b"x", b"y", WriteOptions::default()),
+        Err(raftwood_lsm::Error::Poisoned(_))
+    ));
     drop(db);
     fs.crash(CrashMode::DropUnsynced);
     let db = Db::open(Path::new(DB), options(&fs)).unwrap();

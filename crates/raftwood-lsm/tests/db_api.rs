@@ -1,5 +1,8 @@
 //! The public API end to end, on the real filesystem.
-#![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on any unexpected error"
+)]
 
 use raftwood_lsm::{Db, Error, Options, ReadOptions, WriteBatch, WriteOptions};
 
@@ -48,7 +51,8 @@ fn many_writes_flush_compact_and_survive_reopen() {
     {
         let db = Db::open(&path, small_options()).unwrap();
         for i in 0..20_000u32 {
-            db.put(key(i), format!("value-{i}-{}", "x".repeat(40)), NO_SYNC).unwrap();
+            db.put(key(i), format!("value-{i}-{}", "x".repeat(40)), NO_SYNC)
+                .unwrap();
         }
         db.flush().unwrap();
         let stats = db.stats();
@@ -76,9 +80,15 @@ fn batches_are_atomic_and_range_deletes_hide_keys() {
     }
     db.flush().unwrap();
     let mut batch = WriteBatch::new();
-    batch.delete_range(b"b", b"d").put(b"c2", b"new").delete(b"e");
+    batch
+        .delete_range(b"b", b"d")
+        .put(b"c2", b"new")
+        .delete(b"e");
     db.write(batch, SYNC).unwrap();
-    let keys: Vec<Vec<u8>> = collect(&db, None, None).into_iter().map(|(k, _)| k).collect();
+    let keys: Vec<Vec<u8>> = collect(&db, None, None)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     assert_eq!(keys, vec![b"a".to_vec(), b"c2".to_vec(), b"d".to_vec()]);
     assert_eq!(db.get(b"b").unwrap(), None);
     // A write after the range delete is visible again.
@@ -87,7 +97,10 @@ fn batches_are_atomic_and_range_deletes_hide_keys() {
     db.compact_range(None, None).unwrap();
     assert_eq!(db.get(b"b").unwrap(), Some(b"again".to_vec()));
     assert_eq!(db.get(b"c").unwrap(), None);
-    assert!(matches!(db.delete_range(b"z", b"a", NO_SYNC), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        db.delete_range(b"z", b"a", NO_SYNC),
+        Err(Error::InvalidArgument(_))
+    ));
 }
 
 #[test]
@@ -103,7 +116,10 @@ fn snapshots_see_a_frozen_view_across_flush_and_compaction() {
     db.flush().unwrap();
     db.compact_range(None, None).unwrap();
     assert_eq!(db.get_at(b"k", &snapshot).unwrap(), Some(b"old".to_vec()));
-    assert_eq!(db.get_at(b"gone", &snapshot).unwrap(), Some(b"here".to_vec()));
+    assert_eq!(
+        db.get_at(b"gone", &snapshot).unwrap(),
+        Some(b"here".to_vec())
+    );
     assert_eq!(db.get(b"k").unwrap(), None);
     let mut it = db
         .iter(ReadOptions {
@@ -133,7 +149,10 @@ fn iterators_respect_bounds_in_both_directions() {
             db.flush().unwrap();
         }
     }
-    let forward: Vec<_> = collect(&db, Some(b"010"), Some(b"020")).into_iter().map(|(k, _)| k).collect();
+    let forward: Vec<_> = collect(&db, Some(b"010"), Some(b"020"))
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     assert_eq!(forward.len(), 10);
     assert_eq!(forward[0], b"010");
     let backward: Vec<_> = db
@@ -163,12 +182,16 @@ fn checkpoint_is_an_openable_consistent_copy() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path().join("db"), small_options()).unwrap();
     for i in 0..2000u32 {
-        db.put(format!("k{i:05}"), format!("v{i}"), NO_SYNC).unwrap();
+        db.put(format!("k{i:05}"), format!("v{i}"), NO_SYNC)
+            .unwrap();
     }
     let checkpoint = dir.path().join("checkpoint");
     db.checkpoint(&checkpoint).unwrap();
     db.put(b"k00000", b"changed after", SYNC).unwrap();
-    assert!(matches!(db.checkpoint(&checkpoint), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        db.checkpoint(&checkpoint),
+        Err(Error::InvalidArgument(_))
+    ));
     let copy = Db::open(&checkpoint, small_options()).unwrap();
     assert_eq!(copy.get(b"k00000").unwrap(), Some(b"v0".to_vec()));
     assert_eq!(collect(&copy, None, None).len(), 2000);
@@ -187,7 +210,9 @@ fn without_wal_the_applied_index_marks_what_is_durable() {
         assert_eq!(db.applied_index(), 0);
         for index in 1..=10u64 {
             let mut batch = WriteBatch::new();
-            batch.put(format!("k{index}"), b"v").set_applied_index(index);
+            batch
+                .put(format!("k{index}"), b"v")
+                .set_applied_index(index);
             db.write(batch, NO_SYNC).unwrap();
         }
         db.flush().unwrap();
@@ -209,31 +234,46 @@ fn bad_directories_are_refused_without_being_touched() {
     std::fs::write(dir.path().join("notes.txt"), b"mine").unwrap();
     let err = Db::open(dir.path(), Options::default()).unwrap_err();
     assert!(matches!(err, Error::NotADatabase { .. }), "{err}");
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names.len(), 1, "nothing was created: {names:?}");
 
     let file = dir.path().join("notes.txt");
-    assert!(matches!(Db::open(&file, Options::default()), Err(Error::NotADatabase { .. })));
+    assert!(matches!(
+        Db::open(&file, Options::default()),
+        Err(Error::NotADatabase { .. })
+    ));
 
     let missing = dir.path().join("missing");
     let no_create = Options {
         create_if_missing: false,
         ..Options::default()
     };
-    assert!(matches!(Db::open(&missing, no_create), Err(Error::NotADatabase { .. })));
+    assert!(matches!(
+        Db::open(&missing, no_create),
+        Err(Error::NotADatabase { .. })
+    ));
     assert!(!missing.exists());
 
     let garbage = dir.path().join("garbage");
     std::fs::create_dir(&garbage).unwrap();
     std::fs::write(garbage.join("CURRENT"), b"hello").unwrap();
-    assert!(matches!(Db::open(&garbage, Options::default()), Err(Error::NotADatabase { .. })));
+    assert!(matches!(
+        Db::open(&garbage, Options::default()),
+        Err(Error::NotADatabase { .. })
+    ));
 }
 
 #[test]
 fn a_second_handle_is_locked_out() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), Options::default()).unwrap();
-    assert!(matches!(Db::open(dir.path(), Options::default()), Err(Error::Locked(_))));
+    assert!(matches!(
+        Db::open(dir.path(), Options::default()),
+        Err(Error::Locked(_))
+    ));
     db.close().unwrap();
     Db::open(dir.path(), Options::default()).unwrap();
 }
@@ -247,10 +287,19 @@ fn oversized_keys_and_values_are_rejected() {
         ..Options::default()
     };
     let db = Db::open(dir.path(), options).unwrap();
-    assert!(matches!(db.put(vec![0u8; 17], b"v", NO_SYNC), Err(Error::KeyTooLarge { len: 17, limit: 16 })));
-    assert!(matches!(db.put(b"k", vec![0u8; 65], NO_SYNC), Err(Error::ValueTooLarge { len: 65, limit: 64 })));
+    assert!(matches!(
+        db.put(vec![0u8; 17], b"v", NO_SYNC),
+        Err(Error::KeyTooLarge { len: 17, limit: 16 })
+    ));
+    assert!(matches!(
+        db.put(b"k", vec![0u8; 65], NO_SYNC),
+        Err(Error::ValueTooLarge { len: 65, limit: 64 })
+    ));
     db.put(b"", b"empty keys are allowed", NO_SYNC).unwrap();
-    assert_eq!(db.get(b"").unwrap(), Some(b"empty keys are allowed".to_vec()));
+    assert_eq!(
+        db.get(b"").unwrap(),
+        Some(b"empty keys are allowed".to_vec())
+    );
     assert_eq!(db.stats().writes, 1, "rejected writes changed nothing");
 }
 
@@ -285,5 +334,8 @@ fn concurrent_writers_share_group_commits() {
     assert_eq!(stats.writes, 1600);
     assert!(stats.write_groups <= stats.writes);
     assert_eq!(collect(&db, None, None).len(), 1600);
-    println!("1600 synced writes from 8 threads took {} groups, {} fsyncs", stats.write_groups, stats.wal_syncs);
+    println!(
+        "1600 synced writes from 8 threads took {} groups, {} fsyncs",
+        stats.write_groups, stats.wal_syncs
+    );
 }

@@ -1,7 +1,10 @@
 //! Model-based test: random operations against the engine and against a
 //! `BTreeMap`, compared after every read. Runs on the in-memory `CrashFs`
 //! with inline background work, so every case is deterministic.
-#![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on any unexpected error"
+)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,7 +23,11 @@ enum Op {
     DeleteRange(u8, u8),
     Batch(Vec<(u8, Option<u16>)>),
     Get(u8),
-    Scan { lower: Option<u8>, upper: Option<u8>, reverse: bool },
+    Scan {
+        lower: Option<u8>,
+        upper: Option<u8>,
+        reverse: bool,
+    },
     TakeSnapshot,
     CheckSnapshot(u8),
     DropSnapshot,
@@ -81,10 +88,17 @@ fn options(fs: &CrashFs) -> Options {
     }
 }
 
-fn scan_model(model: &Model, lower: Option<&[u8]>, upper: Option<&[u8]>, reverse: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn scan_model(
+    model: &Model,
+    lower: Option<&[u8]>,
+    upper: Option<&[u8]>,
+    reverse: bool,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut out: Vec<_> = model
         .iter()
-        .filter(|(k, _)| lower.is_none_or(|l| k.as_slice() >= l) && upper.is_none_or(|u| k.as_slice() < u))
+        .filter(|(k, _)| {
+            lower.is_none_or(|l| k.as_slice() >= l) && upper.is_none_or(|u| k.as_slice() < u)
+        })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     if reverse {
@@ -118,7 +132,9 @@ fn run(ops: Vec<Op>) -> Result<(u64, u64), TestCaseError> {
             }
             Op::DeleteRange(a, b) => {
                 db.delete_range(key(a), key(b), no_sync).unwrap();
-                model.retain(|k, _| !(k.as_slice() >= key(a).as_slice() && k.as_slice() < key(b).as_slice()));
+                model.retain(|k, _| {
+                    !(k.as_slice() >= key(a).as_slice() && k.as_slice() < key(b).as_slice())
+                });
             }
             Op::Batch(items) => {
                 let mut batch = WriteBatch::new();
@@ -139,7 +155,11 @@ fn run(ops: Vec<Op>) -> Result<(u64, u64), TestCaseError> {
             Op::Get(k) => {
                 prop_assert_eq!(db.get(key(k)).unwrap(), model.get(&key(k)).cloned());
             }
-            Op::Scan { lower, upper, reverse } => {
+            Op::Scan {
+                lower,
+                upper,
+                reverse,
+            } => {
                 let lower = lower.map(key);
                 let upper = upper.map(key);
                 let got: Vec<_> = if reverse {
@@ -150,7 +170,10 @@ fn run(ops: Vec<Op>) -> Result<(u64, u64), TestCaseError> {
                 .unwrap()
                 .map(|e| e.unwrap())
                 .collect();
-                prop_assert_eq!(got, scan_model(&model, lower.as_deref(), upper.as_deref(), reverse));
+                prop_assert_eq!(
+                    got,
+                    scan_model(&model, lower.as_deref(), upper.as_deref(), reverse)
+                );
             }
             Op::TakeSnapshot => {
                 if snapshots.len() < 4 {
@@ -159,7 +182,10 @@ fn run(ops: Vec<Op>) -> Result<(u64, u64), TestCaseError> {
             }
             Op::CheckSnapshot(k) => {
                 if let Some((snapshot, frozen)) = snapshots.first() {
-                    prop_assert_eq!(db.get_at(key(k), snapshot).unwrap(), frozen.get(&key(k)).cloned());
+                    prop_assert_eq!(
+                        db.get_at(key(k), snapshot).unwrap(),
+                        frozen.get(&key(k)).cloned()
+                    );
                     let mut it = db
                         .iter(ReadOptions {
                             snapshot: Some(snapshot),
@@ -225,7 +251,10 @@ fn a_long_deterministic_run_exercises_flush_and_compaction() {
         .map(|_| op_strategy().new_tree(&mut runner).unwrap().current())
         .collect();
     let (flushes, compactions) = run(ops).unwrap();
-    println!("20000 operations: {flushes} flushes, {compactions} compactions; {} operations in this process", OPERATIONS_RUN.load(Ordering::Relaxed));
+    println!(
+        "20000 operations: {flushes} flushes, {compactions} compactions; {} operations in this process",
+        OPERATIONS_RUN.load(Ordering::Relaxed)
+    );
     assert!(flushes > 20, "only {flushes} flushes");
     assert!(compactions > 5, "only {compactions} compactions");
 }

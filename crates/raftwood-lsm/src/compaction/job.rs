@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use super::CompactionTask;
 use crate::error::Result;
-use crate::iterator::merge::MergeIterator;
 use crate::iterator::InternalIterator;
+use crate::iterator::merge::MergeIterator;
 use crate::key::{self, RangeTombstone, ValueKind};
 use crate::table_cache::TableCache;
 use crate::table_writer::TableWriter;
@@ -52,10 +52,16 @@ pub fn run_compaction(
 ) -> Result<CompactionOutcome> {
     let mut outcome = CompactionOutcome::default();
     for file in task.inputs.iter() {
-        outcome.edit.deleted_files.push((task.input_level, file.number));
+        outcome
+            .edit
+            .deleted_files
+            .push((task.input_level, file.number));
     }
     for file in task.output_level_inputs.iter() {
-        outcome.edit.deleted_files.push((task.output_level, file.number));
+        outcome
+            .edit
+            .deleted_files
+            .push((task.output_level, file.number));
     }
     outcome.cursor = task
         .inputs
@@ -66,7 +72,10 @@ pub fn run_compaction(
 
     if task.is_trivial_move() {
         for file in &task.inputs {
-            outcome.edit.added_files.push((task.output_level, Arc::clone(file)));
+            outcome
+                .edit
+                .added_files
+                .push((task.output_level, Arc::clone(file)));
         }
         return Ok(outcome);
     }
@@ -85,7 +94,10 @@ pub fn run_compaction(
     let stripes = Stripes { snapshots };
     // Everything at or below this is seen by every snapshot (and by reads
     // without one): the oldest point of view that still exists.
-    let oldest_view = snapshots.first().copied().unwrap_or(key::MAX_SEQUENCE_NUMBER);
+    let oldest_view = snapshots
+        .first()
+        .copied()
+        .unwrap_or(key::MAX_SEQUENCE_NUMBER);
 
     // A tombstone is dropped at the bottom once every view sees it: nothing
     // older is left anywhere for it to hide.
@@ -134,7 +146,10 @@ pub fn run_compaction(
     }
     for file in writer.finish(new_file_number)? {
         outcome.bytes_written += file.size_bytes;
-        outcome.edit.added_files.push((task.output_level, Arc::new(file)));
+        outcome
+            .edit
+            .added_files
+            .push((task.output_level, Arc::new(file)));
     }
     Ok(outcome)
 }

@@ -80,7 +80,12 @@ fn key_range(files: &[Arc<FileMetadata>]) -> Option<(Vec<u8>, Vec<u8>)> {
     Some((smallest.to_vec(), largest.to_vec()))
 }
 
-fn build_task(version: &Version, input_level: usize, output_level: usize, inputs: Vec<Arc<FileMetadata>>) -> Option<CompactionTask> {
+fn build_task(
+    version: &Version,
+    input_level: usize,
+    output_level: usize,
+    inputs: Vec<Arc<FileMetadata>>,
+) -> Option<CompactionTask> {
     let (smallest, largest) = key_range(&inputs)?;
     let output_level_inputs = if output_level == input_level {
         Vec::new()
@@ -90,8 +95,11 @@ fn build_task(version: &Version, input_level: usize, output_level: usize, inputs
     let mut all = inputs.clone();
     all.extend(output_level_inputs.iter().cloned());
     let (smallest, largest) = key_range(&all)?;
-    let is_bottommost = ((output_level + 1)..version.num_levels())
-        .all(|level| version.overlapping_files(level, Some(&smallest), Some(&largest)).is_empty());
+    let is_bottommost = ((output_level + 1)..version.num_levels()).all(|level| {
+        version
+            .overlapping_files(level, Some(&smallest), Some(&largest))
+            .is_empty()
+    });
     Some(CompactionTask {
         input_level,
         output_level,
@@ -106,7 +114,11 @@ fn build_task(version: &Version, input_level: usize, output_level: usize, inputs
 /// `cursors[level]` is the largest user key of the last file compacted out
 /// of that level; the next pick starts after it, so a level is compacted
 /// round-robin across its key space.
-pub fn pick_compaction(version: &Version, config: &CompactionConfig, cursors: &[Vec<u8>]) -> Option<CompactionTask> {
+pub fn pick_compaction(
+    version: &Version,
+    config: &CompactionConfig,
+    cursors: &[Vec<u8>],
+) -> Option<CompactionTask> {
     let mut scores = level_scores(version, config);
     scores.sort_by(|a, b| b.1.total_cmp(&a.1));
     let &(level, score) = scores.first()?;
@@ -191,7 +203,10 @@ mod tests {
 
     #[test]
     fn nothing_to_do_below_the_triggers() {
-        let v = version(vec![(0, file(1, "a", "c", 10)), (1, file(2, "a", "z", 500))]);
+        let v = version(vec![
+            (0, file(1, "a", "c", 10)),
+            (1, file(2, "a", "z", 500)),
+        ]);
         assert!(pick_compaction(&v, &CONFIG, &[]).is_none());
     }
 
@@ -207,13 +222,23 @@ mod tests {
         let task = pick_compaction(&v, &CONFIG, &[]).unwrap();
         assert_eq!(task.input_level, 0);
         assert_eq!(task.inputs.len(), 2);
-        assert_eq!(task.output_level_inputs.iter().map(|f| f.number).collect::<Vec<_>>(), vec![3]);
+        assert_eq!(
+            task.output_level_inputs
+                .iter()
+                .map(|f| f.number)
+                .collect::<Vec<_>>(),
+            vec![3]
+        );
         assert!(!task.is_bottommost, "level 2 holds keys in [a, e]");
     }
 
     #[test]
     fn oversized_level_compacts_round_robin_and_moves_trivially() {
-        let v = version(vec![(1, file(1, "a", "c", 800)), (1, file(2, "m", "p", 800)), (2, file(3, "n", "o", 10))]);
+        let v = version(vec![
+            (1, file(1, "a", "c", 800)),
+            (1, file(2, "m", "p", 800)),
+            (2, file(3, "n", "o", 10)),
+        ]);
         let first = pick_compaction(&v, &CONFIG, &[]).unwrap();
         assert_eq!(first.inputs[0].number, 1);
         assert!(first.is_trivial_move());

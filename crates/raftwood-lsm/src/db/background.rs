@@ -93,7 +93,11 @@ impl DbInner {
         true
     }
 
-    fn write_level0_table(&self, state: &mut parking_lot::MutexGuard<'_, State>, mem: &Arc<MemTable>) -> Result<()> {
+    fn write_level0_table(
+        &self,
+        state: &mut parking_lot::MutexGuard<'_, State>,
+        mem: &Arc<MemTable>,
+    ) -> Result<()> {
         let mut outputs = Vec::new();
         let written = parking_lot::MutexGuard::unlocked(state, || -> Result<_> {
             let mut writer = TableWriter::new(
@@ -125,7 +129,10 @@ impl DbInner {
             .unwrap_or_else(|| state.mem.wal_number());
         let mut edit = VersionEdit {
             log_number: Some(next_wal),
-            last_sequence_number: Some(mem.largest_sequence_number().max(state.versions.last_sequence_number())),
+            last_sequence_number: Some(
+                mem.largest_sequence_number()
+                    .max(state.versions.last_sequence_number()),
+            ),
             ..Default::default()
         };
         if mem.applied_index() > 0 {
@@ -141,7 +148,10 @@ impl DbInner {
         applied?;
         Counters::add(&self.counters.flush_bytes_written, bytes);
         let flushed = state.imm.pop_front();
-        debug_assert!(flushed.is_some_and(|m| Arc::ptr_eq(&m, mem)), "flushed out of order");
+        debug_assert!(
+            flushed.is_some_and(|m| Arc::ptr_eq(&m, mem)),
+            "flushed out of order"
+        );
         self.install_super_version(state);
         Ok(())
     }
@@ -156,11 +166,18 @@ impl DbInner {
 
     /// Runs one automatic compaction if one is due. Returns whether it did work.
     fn compact_one(&self, state: &mut parking_lot::MutexGuard<'_, State>) -> bool {
-        if state.compaction_running || state.manual_compactions > 0 || state.background_error.is_some() {
+        if state.compaction_running
+            || state.manual_compactions > 0
+            || state.background_error.is_some()
+        {
             return false;
         }
         let version = state.versions.current();
-        let Some(task) = compaction::pick_compaction(&version, &self.compaction_config(), &state.compaction_cursors) else {
+        let Some(task) = compaction::pick_compaction(
+            &version,
+            &self.compaction_config(),
+            &state.compaction_cursors,
+        ) else {
             return false;
         };
         state.compaction_running = true;
@@ -176,14 +193,31 @@ impl DbInner {
 
     /// Carries out `task` and installs its result. `compaction_running` (or
     /// a manual compaction) is held by the caller.
-    fn run_task(&self, state: &mut parking_lot::MutexGuard<'_, State>, task: &CompactionTask) -> Result<()> {
+    fn run_task(
+        &self,
+        state: &mut parking_lot::MutexGuard<'_, State>,
+        task: &CompactionTask,
+    ) -> Result<()> {
         let snapshots = self.snapshots.sequence_numbers();
         let outcome = parking_lot::MutexGuard::unlocked(state, || {
             let mut allocate = || self.allocate_file_number();
-            compaction::run_compaction(task, &self.tables, &self.dir, &self.fs, &self.options, &snapshots, &mut allocate)
+            compaction::run_compaction(
+                task,
+                &self.tables,
+                &self.dir,
+                &self.fs,
+                &self.options,
+                &snapshots,
+                &mut allocate,
+            )
         });
         let outcome = outcome?;
-        let new_files: Vec<u64> = outcome.edit.added_files.iter().map(|(_, f)| f.number).collect();
+        let new_files: Vec<u64> = outcome
+            .edit
+            .added_files
+            .iter()
+            .map(|(_, f)| f.number)
+            .collect();
         let applied = state.versions.log_and_apply(outcome.edit);
         for number in &new_files {
             state.pending_outputs.remove(number);
@@ -197,7 +231,10 @@ impl DbInner {
             Counters::add(&self.counters.trivial_moves, 1);
         }
         Counters::add(&self.counters.compaction_bytes_read, outcome.bytes_read);
-        Counters::add(&self.counters.compaction_bytes_written, outcome.bytes_written);
+        Counters::add(
+            &self.counters.compaction_bytes_written,
+            outcome.bytes_written,
+        );
         self.install_super_version(state);
         if let Err(e) = self.delete_obsolete_files(state) {
             tracing::warn!(error = %e, "deleting obsolete files failed");
@@ -244,7 +281,10 @@ impl DbInner {
         let result = (|| {
             let version = state.versions.current();
             let last = version.num_levels() - 1;
-            let deepest = (0..=last).rev().find(|&l| !version.files(l).is_empty()).unwrap_or(0);
+            let deepest = (0..=last)
+                .rev()
+                .find(|&l| !version.files(l).is_empty())
+                .unwrap_or(0);
             let target = deepest.max(1);
             for level in 0..=target {
                 DbInner::check_poisoned(&state)?;
@@ -252,7 +292,9 @@ impl DbInner {
                 let output_level = if level == target { target } else { level + 1 };
                 // The target level is rewritten in place only to drop what
                 // the deeper pass would have dropped; skip if it is empty.
-                if let Some(task) = compaction::pick_range(&version, level, start, end, output_level) {
+                if let Some(task) =
+                    compaction::pick_range(&version, level, start, end, output_level)
+                {
                     self.run_task(&mut state, &task)?;
                 }
             }
@@ -284,7 +326,9 @@ impl DbInner {
         let manifest_number = state.versions.manifest_number();
         for name in self.fs.list_dir(&self.dir)? {
             let obsolete = match filename::parse_file_name(&name) {
-                Some(FileKind::Table(n)) => !live.contains(&n) && !state.pending_outputs.contains(&n),
+                Some(FileKind::Table(n)) => {
+                    !live.contains(&n) && !state.pending_outputs.contains(&n)
+                }
                 // The active WAL is never below log_number: it belongs to the
                 // newest memtable, and log_number to the oldest unflushed one.
                 Some(FileKind::Wal(n)) => n < log_number,

@@ -18,6 +18,7 @@ use std::thread::JoinHandle;
 use arc_swap::ArcSwap;
 use parking_lot::{Condvar, Mutex};
 
+use crate::batch::WriteBatch;
 use crate::error::{Error, Result};
 use crate::fs::{FileLock, FileSystem};
 use crate::log::LogWriter;
@@ -27,7 +28,6 @@ use crate::snapshot::{Snapshot, SnapshotList};
 use crate::stats::{Counters, LevelStats, Stats};
 use crate::table_cache::TableCache;
 use crate::version::{Version, VersionSet};
-use crate::batch::WriteBatch;
 
 pub use read::ReadOptions;
 use write::WriteQueue;
@@ -144,7 +144,12 @@ impl Db {
     }
 
     /// Sets `key` to `value`.
-    pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>, options: WriteOptions) -> Result<()> {
+    pub fn put(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        options: WriteOptions,
+    ) -> Result<()> {
         let mut batch = WriteBatch::new();
         batch.put(key, value);
         self.write(batch, options)
@@ -158,7 +163,12 @@ impl Db {
     }
 
     /// Deletes every key in `[start, end)`.
-    pub fn delete_range(&self, start: impl AsRef<[u8]>, end: impl AsRef<[u8]>, options: WriteOptions) -> Result<()> {
+    pub fn delete_range(
+        &self,
+        start: impl AsRef<[u8]>,
+        end: impl AsRef<[u8]>,
+        options: WriteOptions,
+    ) -> Result<()> {
         let mut batch = WriteBatch::new();
         batch.delete_range(start, end);
         self.write(batch, options)
@@ -180,7 +190,8 @@ impl Db {
     /// The value of `key` in `snapshot`.
     pub fn get_at(&self, key: impl AsRef<[u8]>, snapshot: &Snapshot) -> Result<Option<Vec<u8>>> {
         self.check_open()?;
-        self.inner.get(key.as_ref(), Some(snapshot.sequence_number()))
+        self.inner
+            .get(key.as_ref(), Some(snapshot.sequence_number()))
     }
 
     /// A consistent read view of everything acknowledged so far.

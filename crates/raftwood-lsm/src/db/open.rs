@@ -70,7 +70,10 @@ fn inspect_directory(options: &Options, dir: &Path) -> Result<bool> {
         if !fs.exists(&filename::manifest_path(dir, manifest))? {
             return Err(Error::corruption(
                 filename::current_path(dir).display().to_string(),
-                format!("names {} which does not exist", filename::manifest_name(manifest)),
+                format!(
+                    "names {} which does not exist",
+                    filename::manifest_name(manifest)
+                ),
             ));
         }
         return Ok(true);
@@ -84,7 +87,10 @@ fn inspect_directory(options: &Options, dir: &Path) -> Result<bool> {
         if !foreign.is_empty() {
             return Err(Error::NotADatabase {
                 path: dir.to_path_buf(),
-                detail: format!("no CURRENT file, and it holds other files ({})", foreign.join(", ")),
+                detail: format!(
+                    "no CURRENT file, and it holds other files ({})",
+                    foreign.join(", ")
+                ),
             });
         }
     }
@@ -162,12 +168,14 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<DbInner> {
     for (i, &number) in wal_numbers.iter().enumerate() {
         let path = filename::wal_path(dir, number);
         let bytes = fs.read_file(&path)?;
-        let mut reader = LogReader::new(bytes, options.wal_recovery).with_file_name(path.display().to_string());
+        let mut reader =
+            LogReader::new(bytes, options.wal_recovery).with_file_name(path.display().to_string());
         while let Some(record) = reader.next_record()? {
             let (batch, first_sequence_number) = WriteBatch::decode(record)?;
             apply_to_memtable(&recovered, &batch, first_sequence_number)?;
             if !batch.is_empty() {
-                last_sequence_number = last_sequence_number.max(first_sequence_number + batch.len() as u64 - 1);
+                last_sequence_number =
+                    last_sequence_number.max(first_sequence_number + batch.len() as u64 - 1);
             }
         }
         let is_last = i + 1 == wal_numbers.len();

@@ -62,7 +62,8 @@ fn decide(point: Option<(u64, ValueKind, Vec<u8>)>, tombstone_sequence_number: u
 impl DbInner {
     pub(super) fn get(&self, user_key: &[u8], snapshot: Option<u64>) -> Result<Option<Vec<u8>>> {
         let sv = self.super_version.load_full();
-        let snapshot = snapshot.unwrap_or_else(|| self.visible_sequence_number.load(Ordering::Acquire));
+        let snapshot =
+            snapshot.unwrap_or_else(|| self.visible_sequence_number.load(Ordering::Acquire));
 
         for mem in std::iter::once(&sv.mem).chain(sv.imm.iter()) {
             let tombstone = mem.max_covering_tombstone(user_key, snapshot);
@@ -76,7 +77,8 @@ impl DbInner {
 
         let version = &sv.version;
         let level0 = version.files(0).iter().filter(|f| f.may_contain(user_key));
-        let deeper = (1..version.num_levels()).filter_map(|level| version.file_for_key(level, user_key));
+        let deeper =
+            (1..version.num_levels()).filter_map(|level| version.file_for_key(level, user_key));
         for file in level0.chain(deeper) {
             let table = self.tables.get(file)?;
             let tombstone = max_covering(table.range_tombstones(), user_key, snapshot);
@@ -119,7 +121,13 @@ impl DbInner {
             children.push(Box::new(table.iter()));
         }
         for level in 1..sv.version.num_levels() {
-            let files: Vec<_> = sv.version.files(level).iter().filter(|f| in_bounds(f)).cloned().collect();
+            let files: Vec<_> = sv
+                .version
+                .files(level)
+                .iter()
+                .filter(|f| in_bounds(f))
+                .cloned()
+                .collect();
             if files.is_empty() {
                 continue;
             }
@@ -127,7 +135,10 @@ impl DbInner {
                 let table = self.tables.get(file)?;
                 tombstones.extend(table.range_tombstones().iter().cloned());
             }
-            children.push(Box::new(LevelIterator::new(Arc::clone(&self.tables), files)));
+            children.push(Box::new(LevelIterator::new(
+                Arc::clone(&self.tables),
+                files,
+            )));
         }
         Ok(DbIterator::new(
             MergeIterator::new(children),

@@ -49,12 +49,20 @@ pub(super) struct WriteQueue {
 }
 
 /// Inserts a batch's operations with consecutive sequence numbers.
-pub(crate) fn apply_to_memtable(mem: &MemTable, batch: &WriteBatch, first_sequence_number: u64) -> Result<()> {
+pub(crate) fn apply_to_memtable(
+    mem: &MemTable,
+    batch: &WriteBatch,
+    first_sequence_number: u64,
+) -> Result<()> {
     for (sequence_number, op) in (first_sequence_number..).zip(batch.ops()) {
         match op? {
-            BatchOp::Put { key, value } => mem.insert(key, sequence_number, ValueKind::Value, value),
+            BatchOp::Put { key, value } => {
+                mem.insert(key, sequence_number, ValueKind::Value, value)
+            }
             BatchOp::Delete { key } => mem.insert(key, sequence_number, ValueKind::Deletion, &[]),
-            BatchOp::DeleteRange { start, end } => mem.insert_range_tombstone(start, end, sequence_number),
+            BatchOp::DeleteRange { start, end } => {
+                mem.insert_range_tombstone(start, end, sequence_number)
+            }
         }
     }
     if let Some(index) = batch.applied_index() {
@@ -234,7 +242,8 @@ impl DbInner {
             sequence_number += writer.batch.len() as u64;
         }
         let last = first + total_ops - 1;
-        self.allocated_sequence_number.store(last, Ordering::Release);
+        self.allocated_sequence_number
+            .store(last, Ordering::Release);
         self.visible_sequence_number.store(last, Ordering::Release);
         Counters::add(&self.counters.user_bytes_written, user_bytes as u64);
         Counters::add(&self.counters.write_groups, 1);
@@ -274,7 +283,8 @@ impl DbInner {
                     continue;
                 }
                 self.work_available.notify_all();
-                self.work_done.wait_for(&mut state, Duration::from_millis(100));
+                self.work_done
+                    .wait_for(&mut state, Duration::from_millis(100));
                 continue;
             }
             self.switch_memtable(&mut state)?;

@@ -68,8 +68,7 @@ impl FileSystem for StdFs {
 
     fn list_dir(&self, path: &Path) -> Result<Vec<String>> {
         let mut names = Vec::new();
-        let entries =
-            std::fs::read_dir(path).map_err(|e| Error::io(ctx("listing", path), e))?;
+        let entries = std::fs::read_dir(path).map_err(|e| Error::io(ctx("listing", path), e))?;
         for entry in entries {
             let entry = entry.map_err(|e| Error::io(ctx("listing", path), e))?;
             if let Some(name) = entry.file_name().to_str() {
@@ -100,12 +99,8 @@ impl FileSystem for StdFs {
     }
 
     fn hard_link(&self, from: &Path, to: &Path) -> Result<()> {
-        std::fs::hard_link(from, to).map_err(|e| {
-            Error::io(
-                format!("linking {} to {}", from.display(), to.display()),
-                e,
-            )
-        })
+        std::fs::hard_link(from, to)
+            .map_err(|e| Error::io(format!("linking {} to {}", from.display(), to.display()), e))
     }
 
     fn file_size(&self, path: &Path) -> Result<u64> {
@@ -124,9 +119,9 @@ impl FileSystem for StdFs {
             .map_err(|e| Error::io(ctx("opening lock file", path), e))?;
         match file.try_lock() {
             Ok(()) => Ok(Box::new(StdFileLock { _file: file })),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked(
-                path.parent().unwrap_or(path).to_path_buf(),
-            )),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(Error::Locked(path.parent().unwrap_or(path).to_path_buf()))
+            }
             Err(std::fs::TryLockError::Error(e)) => Err(Error::io(ctx("locking", path), e)),
         }
     }

@@ -119,9 +119,9 @@ impl InternalIterator for LevelIterator {
     }
 
     fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
-        let index = self
-            .files
-            .partition_point(|f| compare_internal_keys(&f.smallest_key, target) != Ordering::Greater);
+        let index = self.files.partition_point(|f| {
+            compare_internal_keys(&f.smallest_key, target) != Ordering::Greater
+        });
         if index == 0 {
             self.current = None;
             return Ok(());

@@ -49,7 +49,12 @@ impl MergeIterator {
                 continue;
             }
             best = match best {
-                Some(b) if compare_internal_keys(self.children[b].key(), child.key()) != Ordering::Greater => Some(b),
+                Some(b)
+                    if compare_internal_keys(self.children[b].key(), child.key())
+                        != Ordering::Greater =>
+                {
+                    Some(b)
+                }
                 _ => Some(i),
             };
         }
@@ -63,7 +68,12 @@ impl MergeIterator {
                 continue;
             }
             best = match best {
-                Some(b) if compare_internal_keys(self.children[b].key(), child.key()) != Ordering::Less => Some(b),
+                Some(b)
+                    if compare_internal_keys(self.children[b].key(), child.key())
+                        != Ordering::Less =>
+                {
+                    Some(b)
+                }
                 _ => Some(i),
             };
         }
@@ -71,7 +81,10 @@ impl MergeIterator {
     }
 
     fn current_index(&self) -> usize {
-        debug_assert!(self.current.is_some(), "positioning call on an invalid iterator");
+        debug_assert!(
+            self.current.is_some(),
+            "positioning call on an invalid iterator"
+        );
         self.current.unwrap_or(0)
     }
 }

@@ -74,7 +74,10 @@ impl<'a> Decoder<'a> {
     fn level(&mut self) -> Result<usize> {
         let level = self.u8()? as usize;
         if level >= super::MAX_LEVELS {
-            return Err(Error::corruption("manifest", format!("level {level} out of range")));
+            return Err(Error::corruption(
+                "manifest",
+                format!("level {level} out of range"),
+            ));
         }
         Ok(level)
     }

@@ -127,7 +127,11 @@ impl VersionSet {
                 }
                 first = false;
             }
-            if edit.added_files.iter().any(|(level, _)| *level >= num_levels) {
+            if edit
+                .added_files
+                .iter()
+                .any(|(level, _)| *level >= num_levels)
+            {
                 return Err(Error::InvalidArgument(format!(
                     "the database uses more levels than Options::num_levels = {num_levels}"
                 )));
@@ -251,10 +255,19 @@ impl VersionSet {
             .as_ref()
             .is_none_or(|m| m.len_bytes() >= MANIFEST_ROLL_BYTES);
         // Commit the counters first: a roll writes them in its snapshot edit.
-        let previous = (self.log_number, self.last_sequence_number, self.applied_index);
+        let previous = (
+            self.log_number,
+            self.last_sequence_number,
+            self.applied_index,
+        );
         self.log_number = edit.log_number.unwrap_or(self.log_number);
-        self.last_sequence_number = edit.last_sequence_number.unwrap_or(self.last_sequence_number);
-        self.applied_index = edit.applied_index.unwrap_or(self.applied_index).max(self.applied_index);
+        self.last_sequence_number = edit
+            .last_sequence_number
+            .unwrap_or(self.last_sequence_number);
+        self.applied_index = edit
+            .applied_index
+            .unwrap_or(self.applied_index)
+            .max(self.applied_index);
         let result = if needs_roll {
             let old = std::mem::replace(&mut self.current, Arc::new(next.clone()));
             let rolled = self.roll_manifest();
@@ -271,7 +284,11 @@ impl VersionSet {
             }
         };
         if let Err(e) = result {
-            (self.log_number, self.last_sequence_number, self.applied_index) = previous;
+            (
+                self.log_number,
+                self.last_sequence_number,
+                self.applied_index,
+            ) = previous;
             // The manifest's tail is unknown: never append to it again.
             self.manifest = None;
             return Err(e);
