@@ -234,7 +234,7 @@ fn run(ops: Vec<Op>) -> Result<(u64, u64), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn engine_matches_a_btreemap(ops in proptest::collection::vec(op_strategy(), 50..400)) {
