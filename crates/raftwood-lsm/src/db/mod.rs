@@ -208,22 +208,26 @@ impl Db {
 
     /// Keys and values in `[start, end)` (either bound optional), ascending.
     pub fn range(&self, start: Option<&[u8]>, end: Option<&[u8]>) -> Result<crate::RangeIter> {
-        let cursor = self.iter(ReadOptions {
-            lower_bound: start.map(<[u8]>::to_vec),
-            upper_bound: end.map(<[u8]>::to_vec),
-            snapshot: None,
-        })?;
-        Ok(crate::RangeIter::new(cursor, false))
+        self.range_iter(start, end, false)
     }
 
     /// Keys and values in `[start, end)`, descending.
     pub fn range_rev(&self, start: Option<&[u8]>, end: Option<&[u8]>) -> Result<crate::RangeIter> {
+        self.range_iter(start, end, true)
+    }
+
+    fn range_iter(
+        &self,
+        start: Option<&[u8]>,
+        end: Option<&[u8]>,
+        reverse: bool,
+    ) -> Result<crate::RangeIter> {
         let cursor = self.iter(ReadOptions {
             lower_bound: start.map(<[u8]>::to_vec),
             upper_bound: end.map(<[u8]>::to_vec),
             snapshot: None,
         })?;
-        Ok(crate::RangeIter::new(cursor, true))
+        Ok(crate::RangeIter::new(cursor, reverse))
     }
 
     /// Writes the active memtable to a level-0 table and waits until every
