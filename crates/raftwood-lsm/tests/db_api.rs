@@ -339,3 +339,56 @@ fn concurrent_writers_share_group_commits() {
         stats.write_groups, stats.wal_syncs
     );
 }
+
+#[test]
+fn db_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Db>();
+    assert_send_sync::<raftwood_lsm::Snapshot>();
+}
+
+#[test]
+fn a_newer_format_version_is_refused_untouched() {
+    use raftwood_lsm::fs::{CrashFs, FileSystem};
+    use raftwood_lsm::log::LogWriter;
+    use raftwood_lsm::version::VersionEdit;
+
+    let fs = CrashFs::new();
+    let dir = std::path::Path::new("/db");
+    let options = || Options {
+        fs: std::sync::Arc::new(fs.clone()),
+        ..Options::default()
+    };
+    Db::open(dir, options()).unwrap().close().unwrap();
+    // Replace the manifest with one written by a "future" version.
+    let current = String::from_utf8(fs.read_raw(&dir.join("CURRENT")).unwrap()).unwrap();
+    let manifest = dir.join(current.trim_end());
+    let edit = VersionEdit {
+        format_version: Some(99),
+        next_file_number: Some(100),
+        ..Default::default()
+    };
+    let mut encoded = Vec::new();
+    edit.encode(&mut encoded);
+    let mut writer = LogWriter::new(fs.create_file(&manifest).unwrap());
+    writer.add_record(&encoded).unwrap();
+    writer.sync().unwrap();
+    let before = fs.list_dir(dir).unwrap();
+    let err = Db::open(dir, options()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::UnsupportedFormatVersion {
+                what: "manifest",
+                found: 99,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let after = fs.list_dir(dir).unwrap();
+    assert_eq!(
+        before, after,
+        "a refused open must not create or delete files"
+    );
+}
