@@ -87,6 +87,13 @@ struct Cli {
     #[arg(long, default_value_t = 0.5)]
     compression_ratio: f64,
 
+    /// Run every engine this many times, alternating engines between rounds
+    /// (raftwood, fjall, sled, raftwood, fjall, sled, ...), and report the
+    /// median of each workload, so that load from other processes on the
+    /// machine spreads over all engines.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+
     /// Also write the results as JSON to this file ("-" for stdout).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -179,11 +186,23 @@ fn run(cli: Cli) -> Result<()> {
         memtable_mb: cli.memtable_mb,
         sync: cli.sync,
         workloads: workloads.iter().map(|w| (*w).to_owned()).collect(),
+        repeat: cli.repeat.max(1),
         engines: Vec::new(),
     };
-    for name in &engine_names {
-        let report = run_engine(name, &workloads, &params, &config, &root.join(name), cli.keep)?;
-        run.engines.push(report);
+    for repetition in 0..run.repeat {
+        if run.repeat > 1 {
+            eprintln!("-- round {} of {}", repetition + 1, run.repeat);
+        }
+        for name in &engine_names {
+            let report = run_engine(name, &workloads, &params, &config, &root.join(name), cli.keep, repetition)?;
+            match run.engines.iter_mut().find(|e| e.name == report.name) {
+                Some(existing) => {
+                    existing.results.extend(report.results);
+                    existing.databases.extend(report.databases);
+                }
+                None => run.engines.push(report),
+            }
+        }
     }
     if !cli.keep && cli.dir.is_none() {
         let _ = std::fs::remove_dir_all(&root);
@@ -215,6 +234,7 @@ fn run_engine(
     config: &CommonConfig,
     engine_dir: &Path,
     keep: bool,
+    repetition: usize,
 ) -> Result<EngineReport> {
     if engine_dir.exists() {
         std::fs::remove_dir_all(engine_dir).map_err(|e| format!("clearing {}: {e}", engine_dir.display()))?;
@@ -230,7 +250,7 @@ fn run_engine(
     for &workload in workloads {
         if workload::starts_fresh_database(workload) || current.is_none() {
             if let Some(open) = current.take() {
-                report.databases.push(retire(open, params, keep)?);
+                report.databases.push(retire(open, params, keep, repetition)?);
             }
             let dir = engine_dir.join(workload);
             std::fs::create_dir_all(&dir)?;
@@ -244,8 +264,9 @@ fn run_engine(
         let Some(open) = current.as_ref() else { unreachable!("opened above") };
         eprint!("{:>9} {workload:<17}", open.engine.name());
         let start = Instant::now();
-        let measurement =
+        let mut measurement =
             workload::run(workload, open.engine.as_ref(), params).map_err(|e| format!("{name} {workload}: {e}"))?;
+        measurement.repetition = repetition;
         eprintln!(
             " {:>12.0} ops/s  p50 {:>7.1} us  p99 {:>8.1} us{}  [{:.1} s]  {}",
             measurement.ops_per_second(),
@@ -261,13 +282,13 @@ fn run_engine(
         report.results.push((workload.to_owned(), measurement));
     }
     if let Some(open) = current.take() {
-        report.databases.push(retire(open, params, keep)?);
+        report.databases.push(retire(open, params, keep, repetition)?);
     }
     Ok(report)
 }
 
 /// Flushes, measures and closes a database, then deletes it unless `keep`.
-fn retire(open: OpenDatabase, params: &Params, keep: bool) -> Result<DatabaseReport> {
+fn retire(open: OpenDatabase, params: &Params, keep: bool, repetition: usize) -> Result<DatabaseReport> {
     open.engine.flush()?;
     let disk_bytes = disk_usage_bytes(&open.dir)?;
     let stats = open.engine.stats();
@@ -280,6 +301,7 @@ fn retire(open: OpenDatabase, params: &Params, keep: bool) -> Result<DatabaseRep
     }
     let logical_bytes = params.num * (workload::KEY_SIZE_BYTES + params.value_size_bytes) as u64;
     Ok(DatabaseReport {
+        repetition,
         created_by: open.created_by,
         disk_bytes,
         disk_bytes_after_close,

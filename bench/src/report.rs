@@ -9,6 +9,8 @@ use crate::workload::{Measurement, Params};
 /// One database's life: which fill created it and what it looked like at the end.
 #[derive(Debug)]
 pub struct DatabaseReport {
+    /// Which round of `--repeat` this was (0-based).
+    pub repetition: usize,
     pub created_by: String,
     /// Bytes on disk after the final flush, before close.
     pub disk_bytes: u64,
@@ -34,8 +36,19 @@ pub struct EngineReport {
 }
 
 impl EngineReport {
+    /// Every round's measurement of `workload`, slowest first.
+    fn rounds(&self, workload: &str) -> Vec<&Measurement> {
+        let mut rounds: Vec<&Measurement> =
+            self.results.iter().filter(|(w, _)| w == workload).map(|(_, m)| m).collect();
+        rounds.sort_by(|a, b| a.ops_per_second().total_cmp(&b.ops_per_second()));
+        rounds
+    }
+
+    /// The round with the median throughput (the upper median for an even
+    /// number of rounds).
     fn result(&self, workload: &str) -> Option<&Measurement> {
-        self.results.iter().find(|(w, _)| w == workload).map(|(_, m)| m)
+        let rounds = self.rounds(workload);
+        rounds.get(rounds.len() / 2).copied()
     }
 }
 
@@ -46,6 +59,8 @@ pub struct Run {
     pub memtable_mb: u64,
     pub sync: bool,
     pub workloads: Vec<String>,
+    /// Rounds of every engine (see `--repeat`).
+    pub repeat: usize,
     pub engines: Vec<EngineReport>,
 }
 
@@ -74,7 +89,11 @@ pub fn text(run: &Run) -> String {
     let raftwood = run.engines.iter().find(|e| e.name == "raftwood");
     let others: Vec<&EngineReport> = run.engines.iter().filter(|e| e.name != "raftwood").collect();
 
-    let _ = writeln!(out, "\nThroughput, ops/s (ratio = raftwood / other; > 1 means raftwood is faster):");
+    let _ = writeln!(
+        out,
+        "\nThroughput, ops/s{} (ratio = raftwood / other; > 1 means raftwood is faster):",
+        if run.repeat > 1 { format!(", median of {} alternating rounds", run.repeat) } else { String::new() }
+    );
     let mut header = format!("  {:<17}", "workload");
     for engine in &run.engines {
         let _ = write!(header, " {:>12}", engine.name);
@@ -110,6 +129,31 @@ pub fn text(run: &Run) -> String {
             }
         }
         let _ = writeln!(out, "{line}");
+    }
+
+    if run.repeat > 1 {
+        let _ = writeln!(out, "\nSpread over the rounds, min - max ops/s:");
+        let mut header = format!("  {:<17}", "workload");
+        for engine in &run.engines {
+            let _ = write!(header, " {:>21}", engine.name);
+        }
+        let _ = writeln!(out, "{header}");
+        for workload in &run.workloads {
+            let mut line = format!("  {workload:<17}");
+            for engine in &run.engines {
+                let rounds = engine.rounds(workload);
+                match (rounds.first(), rounds.last()) {
+                    (Some(low), Some(high)) => {
+                        let cell = format!("{:.0} - {:.0}", low.ops_per_second(), high.ops_per_second());
+                        let _ = write!(line, " {cell:>21}");
+                    }
+                    _ => {
+                        let _ = write!(line, " {:>21}", "-");
+                    }
+                }
+            }
+            let _ = writeln!(out, "{line}");
+        }
     }
 
     let write_workloads: Vec<&String> = run
@@ -148,7 +192,7 @@ pub fn text(run: &Run) -> String {
         }
     }
 
-    let _ = writeln!(out, "\nLatency per operation, p50 / p99 / p99.9 in microseconds:");
+    let _ = writeln!(out, "\nLatency per operation (of the median round), p50 / p99 / p99.9 in microseconds:");
     let mut header = format!("  {:<17}", "workload");
     for engine in &run.engines {
         let _ = write!(header, " {:>22}", engine.name);
@@ -175,10 +219,16 @@ pub fn text(run: &Run) -> String {
         let _ = writeln!(out, "{line}");
     }
 
-    let _ = writeln!(out, "\nNotes:");
+    let _ = writeln!(out, "\nNotes (median round; wrong results from any round):");
     for engine in &run.engines {
-        for (workload, m) in &engine.results {
+        for workload in &run.workloads {
+            let Some(m) = engine.result(workload) else { continue };
             let mut notes = m.notes.clone();
+            for other in engine.rounds(workload) {
+                if !std::ptr::eq(other, m) {
+                    notes.extend(other.notes.iter().filter(|n| n.starts_with("WRONG")).cloned());
+                }
+            }
             if let Some(flush) = m.flush_elapsed {
                 notes.push(format!("flush afterwards {:.2} s", flush.as_secs_f64()));
             }
@@ -195,8 +245,8 @@ pub fn text(run: &Run) -> String {
     );
     let _ = writeln!(
         out,
-        "  {:<9} {:<11} {:>10} {:>12} {:>9} {:>9}  levels (MiB, L0 first)",
-        "engine", "database", "disk MiB", "after close", "space amp", "write amp"
+        "  {:<9} {:<5} {:<11} {:>10} {:>12} {:>9} {:>9}  levels (MiB (files), L0 first)",
+        "engine", "round", "database", "disk MiB", "after close", "space amp", "write amp"
     );
     for engine in &run.engines {
         for db in &engine.databases {
@@ -220,8 +270,9 @@ pub fn text(run: &Run) -> String {
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  {:<9} {:<11} {:>10.1} {:>12.1} {:>9.2} {:>9}  {}",
+                "  {:<9} {:<5} {:<11} {:>10.1} {:>12.1} {:>9.2} {:>9}  {}",
                 engine.name,
+                db.repetition + 1,
                 db.created_by,
                 mib(db.disk_bytes),
                 mib(db.disk_bytes_after_close),
@@ -230,7 +281,7 @@ pub fn text(run: &Run) -> String {
                 levels
             );
             if let Some(stats) = &db.stats {
-                let _ = writeln!(out, "  {:<9} {:<11} {}", "", "", stats.summary);
+                let _ = writeln!(out, "  {:<27} {}", "", stats.summary);
             }
         }
     }
@@ -264,7 +315,7 @@ pub fn json(run: &Run) -> String {
     let mut out = String::new();
     let _ = write!(
         out,
-        "{{\"num\":{},\"reads\":{},\"key_size_bytes\":16,\"value_size_bytes\":{},\"compression_ratio\":{},\"cache_mb\":{},\"memtable_mb\":{},\"sync\":{},\"seed\":{},\"engines\":[",
+        "{{\"num\":{},\"reads\":{},\"key_size_bytes\":16,\"value_size_bytes\":{},\"compression_ratio\":{},\"cache_mb\":{},\"memtable_mb\":{},\"sync\":{},\"seed\":{},\"repeat\":{},\"engines\":[",
         p.num,
         p.reads,
         p.value_size_bytes,
@@ -272,7 +323,8 @@ pub fn json(run: &Run) -> String {
         run.cache_mb,
         run.memtable_mb,
         run.sync,
-        p.seed
+        p.seed,
+        run.repeat
     );
     for (i, engine) in run.engines.iter().enumerate() {
         if i > 0 {
@@ -291,8 +343,9 @@ pub fn json(run: &Run) -> String {
             let notes: Vec<String> = m.notes.iter().map(|n| json_string(n)).collect();
             let _ = write!(
                 out,
-                "{{\"name\":{},\"ops\":{},\"seconds\":{},\"ops_per_second\":{},\"flush_seconds\":{},\"latency_us\":{{\"p50\":{},\"p99\":{},\"p999\":{},\"max\":{}}},\"notes\":[{}]}}",
+                "{{\"name\":{},\"round\":{},\"ops\":{},\"seconds\":{},\"ops_per_second\":{},\"flush_seconds\":{},\"latency_us\":{{\"p50\":{},\"p99\":{},\"p999\":{},\"max\":{}}},\"notes\":[{}]}}",
                 json_string(workload),
+                m.repetition + 1,
                 m.ops,
                 json_number(m.elapsed.as_secs_f64()),
                 json_number(m.ops_per_second()),
@@ -311,7 +364,8 @@ pub fn json(run: &Run) -> String {
             }
             let _ = write!(
                 out,
-                "{{\"created_by\":{},\"disk_bytes\":{},\"disk_bytes_after_close\":{},\"logical_bytes\":{},\"space_amplification\":{},\"close_seconds\":{}",
+                "{{\"round\":{},\"created_by\":{},\"disk_bytes\":{},\"disk_bytes_after_close\":{},\"logical_bytes\":{},\"space_amplification\":{},\"close_seconds\":{}",
+                db.repetition + 1,
                 json_string(&db.created_by),
                 db.disk_bytes,
                 db.disk_bytes_after_close,

@@ -73,6 +73,8 @@ pub struct Measurement {
     pub flush_elapsed: Option<Duration>,
     /// Human-readable remarks (hit counts, the writer's rate, ...).
     pub notes: Vec<String>,
+    /// Which round of `--repeat` this was (0-based).
+    pub repetition: usize,
 }
 
 impl Measurement {
@@ -251,6 +253,7 @@ fn fill(engine: &dyn Engine, params: &Params, order: Vec<u64>, batch_size: usize
         elapsed,
         latency_ns,
         flush_elapsed: None,
+        repetition: 0,
         notes,
     })
 }
@@ -304,6 +307,7 @@ fn read_random_until(
         elapsed,
         latency_ns,
         flush_elapsed: None,
+        repetition: 0,
         notes,
     })
 }
@@ -336,6 +340,7 @@ fn read_missing(engine: &dyn Engine, params: &Params) -> Result<Measurement> {
         elapsed,
         latency_ns,
         flush_elapsed: None,
+        repetition: 0,
         notes,
     })
 }
@@ -386,6 +391,7 @@ fn seek_random(engine: &dyn Engine, params: &Params) -> Result<Measurement> {
         elapsed,
         latency_ns,
         flush_elapsed: None,
+        repetition: 0,
         notes,
     })
 }

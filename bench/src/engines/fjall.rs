@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use fjall::config::PinningPolicy;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
 use crate::engine::{CommonConfig, Engine, Result};
@@ -22,8 +23,17 @@ impl Fjall {
             .manual_journal_persist(false)
             .open()?;
         let memtable_size_bytes = config.memtable_size_bytes;
+        // fjall pins L0/L1 index blocks and L0 filter blocks in its table
+        // readers by default, outside the cache budget. Pinning is turned
+        // off so that every index and filter block is charged to the same
+        // `--cache-mb` budget as in raftwood (and RocksDB with
+        // cache_index_and_filter_blocks). Everything else (filter bits per
+        // level, per-level compression) keeps fjall's defaults.
         let keyspace = db.keyspace("bench", move || {
-            KeyspaceCreateOptions::default().max_memtable_size(memtable_size_bytes)
+            KeyspaceCreateOptions::default()
+                .max_memtable_size(memtable_size_bytes)
+                .index_block_pinning_policy(PinningPolicy::all(false))
+                .filter_block_pinning_policy(PinningPolicy::all(false))
         })?;
         Ok(Fjall {
             db,
