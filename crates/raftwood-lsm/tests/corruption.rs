@@ -17,16 +17,9 @@
 //!   `CURRENT` naming a missing manifest or holding garbage, a missing live
 //!   table.
 //!
-//! Known issues, pinned or excluded here and reported separately:
-//! - a flip in the manifest's last record is taken for a torn tail, so the
-//!   last (acknowledged) edit is dropped and its table deleted as obsolete:
-//!   the database opens without the final flush's data;
-//! - a directory whose `CURRENT` is missing is taken for an empty one, and a
-//!   new database is created over the old files;
-//! - an open that fails on a damaged WAL has already rolled the manifest
-//!   (a new `MANIFEST-*` and a rewritten `CURRENT`), although `Db::open`
-//!   promises that a failed open leaves the directory untouched. Nothing
-//!   acknowledged is lost: repairing the WAL recovers every write.
+//! - Recovery leaves the directory untouched when it refuses to open, and
+//!   a damaged last manifest record falls back to the previous version
+//!   (whose files and WALs the engine keeps for exactly this reason).
 //!
 //! Every trial starts from a fresh `CrashFs` holding a byte-for-byte copy of
 //! the closed database, so trials cannot influence each other, and every
@@ -355,8 +348,6 @@ fn assert_no_failures(failures: &[String], trials: usize, kind: &str) {
 struct Leveled {
     image: Image,
     model: Model,
-    /// What it held before its last flush, the last edit of its manifest.
-    model_before_last_flush: Model,
 }
 
 /// A database spread over several tables on more than one level, in which
@@ -385,7 +376,6 @@ fn build_leveled_db() -> Leveled {
     db.delete_range(&start, &end, no_sync).unwrap();
     model.retain(|k, _| !(*k >= start && *k < end));
     db.flush().unwrap();
-    let model_before_last_flush = model.clone();
     for i in (0..NUM_KEYS).step_by(11) {
         db.put(key(i), value(i, 3), no_sync).unwrap();
         model.insert(key(i), value(i, 3));
@@ -422,11 +412,7 @@ fn build_leveled_db() -> Leveled {
     );
     let reopened: Vec<usize> = db.stats().levels.iter().map(|l| l.files).collect();
     assert_eq!(reopened, files_per_level, "reopening must not compact");
-    Leveled {
-        image,
-        model,
-        model_before_last_flush,
-    }
+    Leveled { image, model }
 }
 
 fn all_keys() -> Vec<Vec<u8>> {
@@ -739,6 +725,10 @@ fn a_flipped_bit_in_the_wal_is_refused_or_recovered_to_a_prefix() {
     assert_no_failures(&failures, trials, "wal");
     assert_eq!(trials, 2 * wal_bytes.len());
     assert_eq!(refused, fixture.spans[last].start);
+    assert_eq!(
+        directory_modified, 0,
+        "a refused open must not touch the directory"
+    );
 }
 
 #[test]
@@ -786,18 +776,14 @@ fn record_spans(bytes: &[u8]) -> Vec<Range<usize>> {
 
 #[test]
 fn a_flipped_bit_in_the_manifest_never_yields_wrong_data() {
-    let Leveled {
-        image,
-        model,
-        model_before_last_flush,
-    } = build_leveled_db();
+    let Leveled { image, model, .. } = build_leveled_db();
     let keys = all_keys();
     let manifest = image.live_manifest();
     let bytes = image.bytes(&manifest);
     let spans = record_spans(bytes);
     let last_record = spans.last().unwrap().clone();
     let mut failures = Vec::new();
-    let (mut trials, mut refused, mut dropped_last_edit) = (0, 0, 0);
+    let (mut trials, mut refused) = (0, 0);
     for offset in 0..bytes.len() {
         let bit = (offset % 8) as u8;
         let what = format!(
@@ -817,45 +803,26 @@ fn a_flipped_bit_in_the_manifest_never_yields_wrong_data() {
             match verify(&db, &model, &keys) {
                 Ok(0) => Ok("exact"),
                 Ok(_) => Ok("refused"),
-                // KNOWN ISSUE (see the module documentation): damage in the
-                // last record is taken for a torn tail, so the last edit (the
-                // acknowledged final flush) is silently dropped and its table
-                // deleted. Pinned here so that a fix shows up as a failure
-                // and this branch is removed.
-                Err(wrong) if last_record.contains(&offset) => {
-                    match verify(&db, &model_before_last_flush, &keys) {
-                        Ok(0) => Ok("dropped the last edit"),
-                        _ => Err(wrong),
-                    }
-                }
                 Err(wrong) => Err(wrong),
             }
         });
-        match outcome {
-            Some("refused") => refused += 1,
-            Some("dropped the last edit") => dropped_last_edit += 1,
-            _ => {}
+        if outcome == Some("refused") {
+            refused += 1;
         }
     }
     println!(
         "manifest: {trials} single-bit flips over every byte of {manifest} ({} records); {refused} reported as errors, \
-         {dropped_last_edit} silently dropped the last edit (KNOWN ISSUE), the rest read back exactly",
+         the rest read back exactly (a damaged last edit falls back to the previous version, whose files and WALs are kept)",
         spans.len()
     );
     assert_no_failures(&failures, trials, "manifest");
     assert_eq!(trials, bytes.len());
     assert!(spans.len() >= 3, "the manifest holds several edits");
-    // Every flip before the last record is reported; every flip in it
-    // currently loses the final flush (KNOWN ISSUE). When the engine refuses
-    // these instead, this assertion fails: make the whole check strict then.
+    // Every flip before the last record is reported; a flip in the last
+    // record reads back exactly (checked above by `verify`).
     assert_eq!(
         refused, last_record.start,
         "flips before the last record are refused"
-    );
-    assert_eq!(
-        dropped_last_edit,
-        last_record.len(),
-        "KNOWN ISSUE pinned: flips in the last record drop it"
     );
 }
 
@@ -882,10 +849,19 @@ fn a_bad_current_or_a_missing_file_is_a_typed_error() {
         );
         trials += 1;
     }
-    // Not covered: a directory whose CURRENT is missing altogether. Today
-    // `Db::open` takes it for an empty directory and creates a new database
-    // over the old files, truncating MANIFEST-000001 and deleting every table
-    // (KNOWN ISSUE, reported with a reproduction).
+    // CURRENT is gone while the tables and WALs remain: refused, and the
+    // files are left alone (never a new database over the old one).
+    let fs = image.materialize();
+    fs.remove_file(&file_path("CURRENT")).unwrap();
+    let before = fs.list_dir(&db_path()).unwrap();
+    let error = open(&fs).unwrap_err();
+    assert!(error.is_corruption(), "{error}");
+    assert_eq!(
+        fs.list_dir(&db_path()).unwrap(),
+        before,
+        "nothing was touched"
+    );
+    trials += 1;
 
     // The live manifest is gone.
     let fs = image.materialize();

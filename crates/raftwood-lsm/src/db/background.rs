@@ -322,7 +322,8 @@ impl DbInner {
             version.live_file_numbers(&mut live);
         }
         state.versions.current().live_file_numbers(&mut live);
-        let log_number = state.versions.log_number();
+        state.versions.previous().live_file_numbers(&mut live);
+        let log_number = state.versions.oldest_needed_log_number();
         let manifest_number = state.versions.manifest_number();
         for name in self.fs.list_dir(&self.dir)? {
             let obsolete = match filename::parse_file_name(&name) {
@@ -330,7 +331,8 @@ impl DbInner {
                     !live.contains(&n) && !state.pending_outputs.contains(&n)
                 }
                 // The active WAL is never below log_number: it belongs to the
-                // newest memtable, and log_number to the oldest unflushed one.
+                // newest memtable, and log_number to the oldest unflushed one
+                // (or, for one more edit, the one before it).
                 Some(FileKind::Wal(n)) => n < log_number,
                 Some(FileKind::Manifest(n)) => n != manifest_number,
                 Some(FileKind::Temp) => true,

@@ -79,6 +79,28 @@ fn inspect_directory(options: &Options, dir: &Path) -> Result<bool> {
         return Ok(true);
     }
     if fs.is_dir(dir)? {
+        // Tables or WALs without CURRENT are a database that lost its
+        // CURRENT file, never a half-created one (creation writes CURRENT
+        // before any WAL or table): creating anew would destroy it.
+        let orphans: Vec<String> = fs
+            .list_dir(dir)?
+            .into_iter()
+            .filter(|name| {
+                matches!(
+                    filename::parse_file_name(name),
+                    Some(FileKind::Table(_) | FileKind::Wal(_))
+                )
+            })
+            .collect();
+        if !orphans.is_empty() {
+            return Err(Error::corruption(
+                filename::current_path(dir).display().to_string(),
+                format!(
+                    "CURRENT is missing but the directory holds database files ({}); refusing to create a new database over them",
+                    orphans.join(", ")
+                ),
+            ));
+        }
         let foreign: Vec<String> = fs
             .list_dir(dir)?
             .into_iter()

@@ -28,6 +28,12 @@ pub struct VersionSet {
     dir: PathBuf,
     num_levels: usize,
     current: Arc<Version>,
+    /// The version before the last edit, and its log number. Their files
+    /// and WALs are kept on disk: if the manifest's last record is lost
+    /// (torn by a crash, or damaged later), recovery falls back to this
+    /// version and must find everything it names.
+    previous: Arc<Version>,
+    previous_log_number: u64,
     manifest: Option<LogWriter>,
     manifest_number: u64,
     /// Invariant: greater than every file number in use.
@@ -75,11 +81,14 @@ pub fn write_current(fs: &dyn FileSystem, dir: &Path, number: u64) -> Result<()>
 impl VersionSet {
     /// A brand-new database: an empty version, and a first manifest.
     pub fn create(fs: Arc<dyn FileSystem>, dir: &Path, num_levels: usize) -> Result<VersionSet> {
+        let empty = Arc::new(Version::empty(num_levels));
         let mut set = VersionSet {
             fs,
             dir: dir.to_path_buf(),
             num_levels,
-            current: Arc::new(Version::empty(num_levels)),
+            previous: Arc::clone(&empty),
+            previous_log_number: 0,
+            current: empty,
             manifest: None,
             manifest_number: 0,
             next_file_number: 1,
@@ -154,20 +163,23 @@ impl VersionSet {
                 "manifest never records the next file number",
             )
         })?;
-        let mut set = VersionSet {
+        let current = Arc::new(version);
+        // Nothing is written here: a failed open must leave the directory
+        // as it found it. The first `log_and_apply` starts a new manifest.
+        Ok(VersionSet {
             fs,
             dir: dir.to_path_buf(),
             num_levels,
-            current: Arc::new(version),
+            previous: Arc::clone(&current),
+            previous_log_number: log_number,
+            current,
             manifest: None,
             manifest_number,
             next_file_number: next_file_number.max(manifest_number + 1),
             last_sequence_number,
             log_number,
             applied_index,
-        };
-        set.roll_manifest()?;
-        Ok(set)
+        })
     }
 
     /// The current version.
@@ -293,7 +305,19 @@ impl VersionSet {
             self.manifest = None;
             return Err(e);
         }
-        self.current = Arc::new(next);
+        self.previous = std::mem::replace(&mut self.current, Arc::new(next));
+        self.previous_log_number = previous.0;
         Ok(self.current())
+    }
+
+    /// The version before the last edit (see the field's comment).
+    pub fn previous(&self) -> Arc<Version> {
+        Arc::clone(&self.previous)
+    }
+
+    /// WALs at or above this number may still be needed: the smaller of
+    /// the current and the previous log number.
+    pub fn oldest_needed_log_number(&self) -> u64 {
+        self.log_number.min(self.previous_log_number)
     }
 }
