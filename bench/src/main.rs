@@ -89,8 +89,8 @@ struct Cli {
 
     /// Run every engine this many times, alternating engines between rounds
     /// (raftwood, fjall, sled, raftwood, fjall, sled, ...), and report the
-    /// median of each workload, so that load from other processes on the
-    /// machine spreads over all engines.
+    /// best round of each workload (other processes on a shared machine only
+    /// slow a round down) with the spread over the rounds.
     #[arg(long, default_value_t = 1)]
     repeat: usize,
 
