@@ -180,6 +180,9 @@ impl DbInner {
         ) else {
             return false;
         };
+        // The task holds its inputs' metadata; keeping the whole version
+        // alive would stop its files from being deleted after the task.
+        drop(version);
         state.compaction_running = true;
         let result = self.run_task(state, &task);
         state.compaction_running = false;
@@ -285,6 +288,7 @@ impl DbInner {
                 .rev()
                 .find(|&l| !version.files(l).is_empty())
                 .unwrap_or(0);
+            drop(version);
             let target = deepest.max(1);
             for level in 0..=target {
                 DbInner::check_poisoned(&state)?;
@@ -292,15 +296,20 @@ impl DbInner {
                 let output_level = if level == target { target } else { level + 1 };
                 // The target level is rewritten in place only to drop what
                 // the deeper pass would have dropped; skip if it is empty.
-                if let Some(task) =
-                    compaction::pick_range(&version, level, start, end, output_level)
-                {
+                let task = compaction::pick_range(&version, level, start, end, output_level);
+                drop(version);
+                if let Some(task) = task {
                     self.run_task(&mut state, &task)?;
                 }
             }
             Ok(())
         })();
         state.manual_compactions -= 1;
+        if result.is_ok()
+            && let Err(e) = self.delete_obsolete_files(&mut state)
+        {
+            tracing::warn!(error = %e, "deleting obsolete files failed");
+        }
         if let Err(e) = &result
             && !matches!(e, Error::InvalidArgument(_))
         {
