@@ -202,23 +202,12 @@ impl WriteBatch {
             applied_index,
         };
         // Validate every operation now, so that replay never meets a bad one
-        // half-way through applying a batch.
-        let mut seen = 0u32;
-        for op in batch.ops() {
-            op?;
-            seen += 1;
-        }
-        if seen != batch.count {
-            return Err(corrupt("operation count does not match the contents"));
-        }
-        let mut trailing = BatchOps {
-            rest: &batch.rep,
-            remaining: u32::MAX,
-        };
+        // half-way through applying a batch; then nothing may follow them.
+        let mut ops = batch.ops();
         for _ in 0..batch.count {
-            trailing.next();
+            ops.decode_one()?;
         }
-        if !trailing.rest.is_empty() {
+        if !ops.rest.is_empty() {
             return Err(corrupt("trailing bytes after the last operation"));
         }
         Ok((batch, u64::from_le_bytes(seq)))

@@ -158,6 +158,21 @@ impl RangeTombstone {
     }
 }
 
+/// The largest sequence number among `tombstones` that covers `user_key`
+/// and is visible at `snapshot_sequence_number` (0 if none).
+pub fn max_covering_sequence_number(
+    tombstones: &[RangeTombstone],
+    user_key: &[u8],
+    snapshot_sequence_number: u64,
+) -> u64 {
+    tombstones
+        .iter()
+        .filter(|t| t.sequence_number <= snapshot_sequence_number && t.contains(user_key))
+        .map(|t| t.sequence_number)
+        .max()
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

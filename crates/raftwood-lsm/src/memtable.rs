@@ -137,13 +137,11 @@ impl MemTable {
     /// Largest sequence number of a tombstone covering `user_key` that is
     /// visible at `snapshot` (0 if none).
     pub fn max_covering_tombstone(&self, user_key: &[u8], snapshot_sequence_number: u64) -> u64 {
-        self.range_tombstones
-            .read()
-            .iter()
-            .filter(|t| t.sequence_number <= snapshot_sequence_number && t.contains(user_key))
-            .map(|t| t.sequence_number)
-            .max()
-            .unwrap_or(0)
+        key::max_covering_sequence_number(
+            &self.range_tombstones.read(),
+            user_key,
+            snapshot_sequence_number,
+        )
     }
 
     /// A copy of the range tombstones.

@@ -336,10 +336,7 @@ impl DbInner {
 
     fn stats(&self) -> Stats {
         let sv = self.super_version.load_full();
-        let (immutable_memtables, _) = {
-            let state = self.state.lock();
-            (state.imm.len(), ())
-        };
+        let immutable_memtables = self.state.lock().imm.len();
         let c = &self.counters;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let cache = self.tables.block_cache();

@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::iterator::InternalIterator;
 use crate::iterator::level::LevelIterator;
 use crate::iterator::merge::MergeIterator;
-use crate::key::{self, RangeTombstone, ValueKind};
+use crate::key::{self, ValueKind};
 use crate::snapshot::Snapshot;
 
 /// Options for [`Db::iter`](crate::Db::iter).
@@ -31,15 +31,6 @@ enum Lookup {
     Done(Option<Vec<u8>>),
     /// Not in this source; look deeper.
     Continue,
-}
-
-fn max_covering(tombstones: &[RangeTombstone], user_key: &[u8], snapshot: u64) -> u64 {
-    tombstones
-        .iter()
-        .filter(|t| t.sequence_number <= snapshot && t.contains(user_key))
-        .map(|t| t.sequence_number)
-        .max()
-        .unwrap_or(0)
 }
 
 /// Decides a key given the newest point entry in a source and the newest
@@ -81,7 +72,8 @@ impl DbInner {
             (1..version.num_levels()).filter_map(|level| version.file_for_key(level, user_key));
         for file in level0.chain(deeper) {
             let table = self.tables.get(file)?;
-            let tombstone = max_covering(table.range_tombstones(), user_key, snapshot);
+            let tombstone =
+                key::max_covering_sequence_number(table.range_tombstones(), user_key, snapshot);
             let point = match table.get(user_key, snapshot)? {
                 Some((internal_key, value)) => {
                     let parsed = key::parse_internal_key(&internal_key)?;
