@@ -438,3 +438,24 @@ fn compaction_deletes_its_inputs_once_no_reader_needs_them() {
         tables()
     );
 }
+
+#[test]
+fn options_that_would_stall_writes_forever_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // Writes would stop at 4 level-0 files, but compaction starts only at 8.
+    let options = Options {
+        level0_compaction_trigger_files: 8,
+        level0_slowdown_writes_files: 4,
+        level0_stop_writes_files: 4,
+        ..Options::default()
+    };
+    assert!(matches!(
+        Db::open(dir.path(), options),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing was created"
+    );
+}

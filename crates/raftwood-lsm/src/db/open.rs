@@ -42,8 +42,14 @@ fn validate_options(options: &Options) -> Result<()> {
     if options.table.block_restart_interval == 0 || options.table.block_size_bytes == 0 {
         return invalid("block_size_bytes and block_restart_interval must be positive");
     }
-    if options.level0_slowdown_writes_files > options.level0_stop_writes_files {
-        return invalid("level0_slowdown_writes_files must not exceed level0_stop_writes_files");
+    // Writes may stop only where compaction is already due, or a stalled
+    // writer would wait forever for a compaction that is never picked.
+    if !(options.level0_compaction_trigger_files <= options.level0_slowdown_writes_files
+        && options.level0_slowdown_writes_files <= options.level0_stop_writes_files)
+    {
+        return invalid(
+            "need level0_compaction_trigger_files <= level0_slowdown_writes_files <= level0_stop_writes_files",
+        );
     }
     Ok(())
 }

@@ -257,7 +257,8 @@ impl VersionSet {
     /// produces. On error nothing is installed, and the caller must stop
     /// writing (the manifest's tail is unknown).
     pub fn log_and_apply(&mut self, mut edit: VersionEdit) -> Result<Arc<Version>> {
-        let next = self.current.apply(&edit)?;
+        let before = Arc::clone(&self.current);
+        let next = Arc::new(before.apply(&edit)?);
         if let Some(seq) = edit.last_sequence_number {
             debug_assert!(seq >= self.last_sequence_number, "sequence numbers go back");
         }
@@ -281,10 +282,11 @@ impl VersionSet {
             .unwrap_or(self.applied_index)
             .max(self.applied_index);
         let result = if needs_roll {
-            let old = std::mem::replace(&mut self.current, Arc::new(next.clone()));
+            // The snapshot edit of the new manifest is written from `current`.
+            self.current = Arc::clone(&next);
             let rolled = self.roll_manifest();
             if rolled.is_err() {
-                self.current = old;
+                self.current = Arc::clone(&before);
             }
             rolled
         } else {
@@ -305,7 +307,8 @@ impl VersionSet {
             self.manifest = None;
             return Err(e);
         }
-        self.previous = std::mem::replace(&mut self.current, Arc::new(next));
+        self.current = next;
+        self.previous = before;
         self.previous_log_number = previous.0;
         Ok(self.current())
     }
