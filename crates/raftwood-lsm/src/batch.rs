@@ -85,6 +85,22 @@ impl WriteBatch {
         }
     }
 
+    /// An empty batch whose buffer holds `capacity_bytes` of operations
+    /// before it grows (see [`WriteBatch::put_size_bytes`]).
+    pub fn with_capacity(capacity_bytes: usize) -> Self {
+        WriteBatch {
+            rep: Vec::with_capacity(capacity_bytes),
+            count: 0,
+            applied_index: None,
+        }
+    }
+
+    /// Bytes a put of a `key_len`-byte key and a `value_len`-byte value adds
+    /// to a batch: tag, two lengths, key and value.
+    pub fn put_size_bytes(key_len: usize, value_len: usize) -> usize {
+        1 + 4 + key_len + 4 + value_len
+    }
+
     /// Adds a put.
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> &mut Self {
         self.rep.push(TAG_PUT);

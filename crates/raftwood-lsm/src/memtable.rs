@@ -5,7 +5,8 @@
 //! is only read (and flushed to a level-0 table). Readers never take a lock
 //! on the point entries: the skiplist is lock-free.
 
-use std::cmp::Ordering;
+mod mem_key;
+
 use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
@@ -13,25 +14,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use crossbeam_skiplist::SkipMap;
 use parking_lot::RwLock;
 
-use crate::error::Result;
+pub use mem_key::MemKey;
+
+use crate::error::{Error, Result};
 use crate::iterator::InternalIterator;
-use crate::key::{self, RangeTombstone, ValueKind};
-
-/// An encoded internal key ordered by [`key::compare_internal_keys`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemKey(pub Vec<u8>);
-
-impl Ord for MemKey {
-    fn cmp(&self, other: &Self) -> Ordering {
-        key::compare_internal_keys(&self.0, &other.0)
-    }
-}
-
-impl PartialOrd for MemKey {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
+use crate::key::{self, MAX_SEQUENCE_NUMBER, RangeTombstone, ValueKind};
 
 /// Bytes a skiplist node costs beyond its key and value (pointers, tower,
 /// refcount). An estimate; it only decides when to freeze.
@@ -53,7 +40,9 @@ pub struct Found {
 pub struct MemTable {
     /// The WAL that holds this memtable's writes (0 when the WAL is off).
     wal_number: u64,
-    entries: SkipMap<MemKey, Vec<u8>>,
+    /// Values are `Arc`s so that an iterator can hold its current value
+    /// without copying it.
+    entries: SkipMap<MemKey, Arc<[u8]>>,
     range_tombstones: RwLock<Vec<RangeTombstone>>,
     approximate_size_bytes: AtomicUsize,
     /// Largest sequence number inserted. Invariant: monotonically increasing.
@@ -82,12 +71,12 @@ impl MemTable {
 
     /// Inserts a point entry. Sequence numbers are unique, so keys never collide.
     pub fn insert(&self, user_key: &[u8], sequence_number: u64, kind: ValueKind, value: &[u8]) {
-        let internal = key::internal_key(user_key, sequence_number, kind);
         self.approximate_size_bytes.fetch_add(
-            internal.len() + value.len() + ENTRY_OVERHEAD_BYTES,
+            user_key.len() + key::TRAILER_LEN + value.len() + ENTRY_OVERHEAD_BYTES,
             AtomicOrdering::Relaxed,
         );
-        self.entries.insert(MemKey(internal), value.to_vec());
+        let internal = MemKey::new(user_key, key::pack_trailer(sequence_number, kind));
+        self.entries.insert(internal, Arc::from(value));
         self.largest_sequence_number
             .fetch_max(sequence_number, AtomicOrdering::Release);
     }
@@ -119,18 +108,28 @@ impl MemTable {
 
     /// The newest point entry for `user_key` with sequence number <= `snapshot`.
     pub fn get(&self, user_key: &[u8], snapshot_sequence_number: u64) -> Result<Option<Found>> {
-        let target = MemKey(key::seek_key(user_key, snapshot_sequence_number));
+        let target = MemKey::new(
+            user_key,
+            key::pack_trailer(
+                snapshot_sequence_number.min(MAX_SEQUENCE_NUMBER),
+                ValueKind::FOR_SEEK,
+            ),
+        );
         let Some(entry) = self.entries.lower_bound(Bound::Included(&target)) else {
             return Ok(None);
         };
-        let parsed = key::parse_internal_key(&entry.key().0)?;
-        if parsed.user_key != user_key {
+        let found = entry.key();
+        if !found.has_user_key(user_key) {
             return Ok(None);
         }
+        let trailer = found.trailer();
+        let kind = ValueKind::from_u8((trailer & 0xff) as u8).ok_or_else(|| {
+            Error::corruption("memtable", format!("unknown kind byte {}", trailer & 0xff))
+        })?;
         Ok(Some(Found {
-            sequence_number: parsed.sequence_number,
-            kind: parsed.kind,
-            value: entry.value().clone(),
+            sequence_number: trailer >> 8,
+            kind,
+            value: entry.value().to_vec(),
         }))
     }
 
@@ -169,10 +168,13 @@ impl MemTable {
         self.entries.len()
     }
 
-    /// Visits every point entry in order (used by flush).
+    /// Visits every point entry in order (used by flush), passing the
+    /// encoded internal key.
     pub fn for_each(&self, mut visit: impl FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
+        let mut encoded = Vec::new();
         for entry in self.entries.iter() {
-            visit(&entry.key().0, entry.value())?;
+            entry.key().encode_into(&mut encoded);
+            visit(&encoded, entry.value())?;
         }
         Ok(())
     }
@@ -182,21 +184,33 @@ impl MemTable {
         MemTableIterator {
             table: Arc::clone(self),
             current: None,
+            encoded_key: Vec::new(),
         }
     }
 }
 
-/// A cursor over a memtable. It copies the current entry so that it owns no
-/// borrow of the skiplist; each step is one O(log n) skiplist search.
+/// A cursor over a memtable.
+///
+/// It holds a copy of the current key and a reference to the current value
+/// so that it owns no borrow of the skiplist (whose entries borrow the map);
+/// each step is therefore one O(log n) skiplist search from the current key.
+/// Short keys are copied without allocating (see [`MemKey`]).
 #[derive(Debug)]
 pub struct MemTableIterator {
     table: Arc<MemTable>,
-    current: Option<(Vec<u8>, Vec<u8>)>,
+    current: Option<(MemKey, Arc<[u8]>)>,
+    /// The current key encoded as an internal key (what `key()` returns);
+    /// reused across steps.
+    encoded_key: Vec<u8>,
 }
 
 impl MemTableIterator {
-    fn set(&mut self, entry: Option<crossbeam_skiplist::map::Entry<'_, MemKey, Vec<u8>>>) {
-        self.current = entry.map(|e| (e.key().0.clone(), e.value().clone()));
+    fn set(&mut self, entry: Option<crossbeam_skiplist::map::Entry<'_, MemKey, Arc<[u8]>>>) {
+        self.current = entry.map(|e| (e.key().clone(), Arc::clone(e.value())));
+        match &self.current {
+            Some((key, _)) => key.encode_into(&mut self.encoded_key),
+            None => self.encoded_key.clear(),
+        }
     }
 }
 
@@ -219,14 +233,14 @@ impl InternalIterator for MemTableIterator {
 
     fn seek(&mut self, target: &[u8]) -> Result<()> {
         let table = Arc::clone(&self.table);
-        let target = MemKey(target.to_vec());
+        let target = MemKey::from_encoded(target);
         self.set(table.entries.lower_bound(Bound::Included(&target)));
         Ok(())
     }
 
     fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
         let table = Arc::clone(&self.table);
-        let target = MemKey(target.to_vec());
+        let target = MemKey::from_encoded(target);
         self.set(table.entries.upper_bound(Bound::Included(&target)));
         Ok(())
     }
@@ -234,7 +248,6 @@ impl InternalIterator for MemTableIterator {
     fn next(&mut self) -> Result<()> {
         let table = Arc::clone(&self.table);
         if let Some((current, _)) = self.current.take() {
-            let current = MemKey(current);
             self.set(table.entries.lower_bound(Bound::Excluded(&current)));
         }
         Ok(())
@@ -243,24 +256,17 @@ impl InternalIterator for MemTableIterator {
     fn prev(&mut self) -> Result<()> {
         let table = Arc::clone(&self.table);
         if let Some((current, _)) = self.current.take() {
-            let current = MemKey(current);
             self.set(table.entries.upper_bound(Bound::Excluded(&current)));
         }
         Ok(())
     }
 
     fn key(&self) -> &[u8] {
-        self.current
-            .as_ref()
-            .map(|(k, _)| k.as_slice())
-            .unwrap_or(&[])
+        &self.encoded_key
     }
 
     fn value(&self) -> &[u8] {
-        self.current
-            .as_ref()
-            .map(|(_, v)| v.as_slice())
-            .unwrap_or(&[])
+        self.current.as_ref().map(|(_, v)| &v[..]).unwrap_or(&[])
     }
 }
 

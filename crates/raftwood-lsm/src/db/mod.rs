@@ -71,6 +71,11 @@ struct State {
 struct WalState {
     writer: Option<LogWriter>,
     number: u64,
+    /// The group's encoded batches, back to back; reused across groups so
+    /// that a write allocates no record buffer.
+    records: Vec<u8>,
+    /// Where each batch's record ends in `records`; reused likewise.
+    record_ends: Vec<usize>,
 }
 
 #[derive(Debug)]
@@ -97,6 +102,9 @@ pub(crate) struct DbInner {
     tables: Arc<TableCache>,
     counters: Counters,
     closed: AtomicBool,
+    /// Mirrors `state.background_error.is_some()` so that the write path can
+    /// check it without the state lock. Set once, never cleared.
+    poisoned: AtomicBool,
 }
 
 /// An open database. Cheap to share: `Db` is `Send + Sync`; clone the
@@ -150,14 +158,18 @@ impl Db {
         value: impl AsRef<[u8]>,
         options: WriteOptions,
     ) -> Result<()> {
-        let mut batch = WriteBatch::new();
+        let (key, value) = (key.as_ref(), value.as_ref());
+        // Sized up front: growing from empty would reallocate several times.
+        let mut batch =
+            WriteBatch::with_capacity(WriteBatch::put_size_bytes(key.len(), value.len()));
         batch.put(key, value);
         self.write(batch, options)
     }
 
     /// Deletes `key`.
     pub fn delete(&self, key: impl AsRef<[u8]>, options: WriteOptions) -> Result<()> {
-        let mut batch = WriteBatch::new();
+        let key = key.as_ref();
+        let mut batch = WriteBatch::with_capacity(1 + 4 + key.len());
         batch.delete(key);
         self.write(batch, options)
     }
@@ -311,6 +323,7 @@ impl DbInner {
         if state.background_error.is_none() {
             tracing::error!(%error, "storage error: the database refuses further writes");
             state.background_error = Some(error.to_string());
+            self.poisoned.store(true, Ordering::Release);
         }
         self.work_done.notify_all();
     }

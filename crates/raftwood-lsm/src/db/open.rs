@@ -235,12 +235,16 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<DbInner> {
         WalState {
             writer: Some(LogWriter::new(file)),
             number,
+            records: Vec::new(),
+            record_ends: Vec::new(),
         }
     } else {
         edit.log_number = Some(versions.new_file_number());
         WalState {
             writer: None,
             number: 0,
+            records: Vec::new(),
+            record_ends: Vec::new(),
         }
     };
     if !recovered.is_empty() {
@@ -301,6 +305,7 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<DbInner> {
         tables,
         counters: Counters::default(),
         closed: AtomicBool::new(false),
+        poisoned: AtomicBool::new(false),
         options,
     };
     {

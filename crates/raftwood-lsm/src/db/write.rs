@@ -8,6 +8,7 @@
 //! number, and wakes the group. Nothing is visible to reads, and nobody is
 //! acknowledged, before the WAL append (and fsync, when asked) succeeded.
 
+use std::borrow::Borrow;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -28,6 +29,9 @@ use crate::stats::Counters;
 /// A group never grows past this many bytes of batches (a 1 MiB group
 /// already amortises the fsync; larger ones only add latency).
 const MAX_GROUP_BYTES: usize = 1 << 20;
+
+/// The WAL record buffer keeps at most this much capacity between groups.
+const RETAINED_RECORD_BUFFER_BYTES: usize = 1 << 20;
 
 /// One queued write.
 #[derive(Debug)]
@@ -132,8 +136,23 @@ impl DbInner {
     }
 
     fn enqueue(&self, writer: Writer) -> Result<()> {
-        let me = Arc::new(writer);
         let mut queue = self.write_queue.lock();
+        if queue.waiting.is_empty() && !queue.leader_active {
+            // Nobody is writing: lead a group of one without queueing (no
+            // `Arc`, no wake-up). Writers that arrive meanwhile queue up and
+            // the first of them leads the next group.
+            queue.leader_active = true;
+            drop(queue);
+            let result = self.run_group(std::slice::from_ref(&writer));
+            let mut queue = self.write_queue.lock();
+            queue.leader_active = false;
+            if !queue.waiting.is_empty() {
+                self.write_turn.notify_all();
+            }
+            return result;
+        }
+
+        let me = Arc::new(writer);
         queue.waiting.push_back(Arc::clone(&me));
         loop {
             if let Some(outcome) = me.outcome.lock().take() {
@@ -169,12 +188,7 @@ impl DbInner {
         }
         drop(queue);
 
-        let result = if group.first().is_some_and(|w| w.switch_memtable) {
-            let mut state = self.state.lock();
-            DbInner::check_poisoned(&state).and_then(|()| self.switch_memtable(&mut state))
-        } else {
-            self.commit_group(&group)
-        };
+        let result = self.run_group(&group);
 
         let mut queue = self.write_queue.lock();
         for writer in group.iter().skip(1) {
@@ -190,40 +204,69 @@ impl DbInner {
         result
     }
 
-    fn commit_group(&self, group: &[Arc<Writer>]) -> Result<()> {
+    /// Carries out a group (the leader's work): a memtable switch request,
+    /// or a group of writes.
+    fn run_group<W: Borrow<Writer>>(&self, group: &[W]) -> Result<()> {
+        if group.first().is_some_and(|w| w.borrow().switch_memtable) {
+            let mut state = self.state.lock();
+            DbInner::check_poisoned(&state).and_then(|()| self.switch_memtable(&mut state))
+        } else {
+            self.commit_group(group)
+        }
+    }
+
+    fn commit_group<W: Borrow<Writer>>(&self, group: &[W]) -> Result<()> {
         let mem = self.make_room_for_write()?;
         let first = self.allocated_sequence_number.load(Ordering::Acquire) + 1;
-        let total_ops: u64 = group.iter().map(|w| w.batch.len() as u64).sum();
+        let total_ops: u64 = group.iter().map(|w| w.borrow().batch.len() as u64).sum();
         if first + total_ops > MAX_SEQUENCE_NUMBER {
             return Err(Error::InvalidArgument("sequence numbers exhausted".into()));
         }
 
-        let mut user_bytes = 0;
+        let user_bytes;
         if self.options.wal_enabled {
-            let mut records: Vec<Vec<u8>> = Vec::with_capacity(group.len());
+            let sync = group.iter().any(|w| w.borrow().sync);
+            let mut wal_guard = self.wal.lock();
+            let wal = &mut *wal_guard;
+            wal.records.clear();
+            wal.record_ends.clear();
             let mut sequence_number = first;
             for writer in group {
-                let mut record = Vec::with_capacity(writer.batch.size_bytes());
-                writer.batch.encode(sequence_number, &mut record);
-                user_bytes += record.len();
-                sequence_number += writer.batch.len() as u64;
-                records.push(record);
+                let batch = &writer.borrow().batch;
+                batch.encode(sequence_number, &mut wal.records);
+                wal.record_ends.push(wal.records.len());
+                sequence_number += batch.len() as u64;
             }
-            let sync = group.iter().any(|w| w.sync);
-            let mut wal = self.wal.lock();
-            let appended = {
-                let payloads: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
-                match wal.writer.as_mut() {
-                    Some(writer) => writer
-                        .add_records(&payloads)
-                        .and_then(|()| if sync { writer.sync() } else { Ok(()) }),
-                    None => Err(Error::Poisoned("the WAL is closed".into())),
+            user_bytes = wal.records.len();
+            let appended = match wal.writer.as_mut() {
+                Some(writer) => {
+                    let result = match wal.record_ends.as_slice() {
+                        // The common case needs no list of slices.
+                        [_] => writer.add_records(&[&wal.records]),
+                        ends => {
+                            let mut start = 0;
+                            let payloads: Vec<&[u8]> = ends
+                                .iter()
+                                .map(|&end| {
+                                    let payload = &wal.records[start..end];
+                                    start = end;
+                                    payload
+                                })
+                                .collect();
+                            writer.add_records(&payloads)
+                        }
+                    };
+                    result.and_then(|()| if sync { writer.sync() } else { Ok(()) })
                 }
+                None => Err(Error::Poisoned("the WAL is closed".into())),
             };
+            // Keep the buffer from pinning a huge group's worth of memory.
+            wal.records.shrink_to(RETAINED_RECORD_BUFFER_BYTES);
             if let Err(e) = appended {
                 // The WAL's tail is unknown: fail-stop.
                 wal.writer = None;
-                drop(wal);
+                // Lock order is state, then WAL: release the WAL first.
+                drop(wal_guard);
                 let mut state = self.state.lock();
                 self.poison(&mut state, &e);
                 return Err(e);
@@ -233,13 +276,14 @@ impl DbInner {
                 Counters::add(&self.counters.wal_syncs, 1);
             }
         } else {
-            user_bytes = group.iter().map(|w| w.batch.size_bytes()).sum();
+            user_bytes = group.iter().map(|w| w.borrow().batch.size_bytes()).sum();
         }
 
         let mut sequence_number = first;
         for writer in group {
-            apply_to_memtable(&mem, &writer.batch, sequence_number)?;
-            sequence_number += writer.batch.len() as u64;
+            let batch = &writer.borrow().batch;
+            apply_to_memtable(&mem, batch, sequence_number)?;
+            sequence_number += batch.len() as u64;
         }
         let last = first + total_ops - 1;
         self.allocated_sequence_number
@@ -254,6 +298,18 @@ impl DbInner {
     /// Returns the memtable to write into, freezing a full one and waiting
     /// (backpressure) while too much is waiting for flush or compaction.
     fn make_room_for_write(&self) -> Result<Arc<MemTable>> {
+        // Fast path without the state lock: the published super version's
+        // memtable is the active one (only the write leader, which we are,
+        // replaces it), and while it has room and level 0 is below the
+        // slowdown trigger there is nothing to decide.
+        if !self.poisoned.load(Ordering::Acquire) {
+            let sv = self.super_version.load();
+            if sv.mem.approximate_size_bytes() < self.options.memtable_size_bytes
+                && sv.version.files(0).len() < self.options.level0_slowdown_writes_files
+            {
+                return Ok(Arc::clone(&sv.mem));
+            }
+        }
         let mut slowed_down = false;
         let mut state = self.state.lock();
         loop {
