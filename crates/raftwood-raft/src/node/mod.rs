@@ -1,0 +1,385 @@
+//! One Raft member as a deterministic state machine.
+//!
+//! Inputs are method calls: [`RaftNode::tick`], [`RaftNode::step`],
+//! [`RaftNode::propose`], [`RaftNode::propose_conf_change`],
+//! [`RaftNode::read_index`], [`RaftNode::transfer_leader`], and the
+//! caller's completion reports ([`RaftNode::on_persisted`],
+//! [`RaftNode::on_applied`], [`RaftNode::report_snapshot`]). Output is
+//! [`RaftNode::take_effects`]. Nothing else goes in or out: no clock, no
+//! I/O, no threads; randomness comes from a generator seeded by the
+//! configuration, so the same inputs always give the same outputs.
+//!
+//! The behaviour is split by concern: `election.rs` (terms, votes, roles),
+//! `replication.rs` (the leader's side of log replication and commit),
+//! `follower.rs` (the follower's side: appends, heartbeats, snapshots),
+//! `reads.rs` (ReadIndex and leases), `membership.rs` (configuration
+//! changes and leadership transfer), `persistence.rs` (persist requests,
+//! apply, compaction).
+
+mod election;
+mod follower;
+mod membership;
+mod persistence;
+mod reads;
+mod replication;
+
+use std::collections::{BTreeSet, VecDeque};
+
+use bytes::Bytes;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::Config;
+use crate::effects::{Effects, PersistTicket};
+use crate::entry::Entry;
+use crate::error::Error;
+use crate::hard_state::HardState;
+use crate::ids::{Index, NodeId, Term};
+use crate::log::RaftLog;
+use crate::membership::{Changer, ConfState};
+use crate::message::{Message, MessageBody};
+use crate::outbox::Outbox;
+use crate::read_only::ReadOnlyQueue;
+use crate::role::Role;
+use crate::snapshot::SnapshotMeta;
+use crate::tracker::ProgressTracker;
+
+/// What a member had durably when it stopped, given back at start-up.
+#[derive(Debug, Clone, Default)]
+pub struct InitialState {
+    /// The last persisted hard state.
+    pub hard_state: HardState,
+    /// The snapshot the log starts after. A new cluster starts from a
+    /// snapshot at index 0 whose configuration names the initial voters; a
+    /// member joining an existing cluster starts from an empty one and
+    /// learns everything from the leader.
+    pub snapshot: SnapshotMeta,
+    /// The persisted entries after the snapshot.
+    pub entries: Vec<Entry>,
+    /// The last index the state machine has applied (and kept durably).
+    pub applied: Index,
+}
+
+/// Where a proposal landed in the log. If the entry at `index` is later
+/// applied with a different term, the proposal was lost (a new leader
+/// overwrote it) and the caller should report failure to its client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogPosition {
+    /// Index of the proposed entry.
+    pub index: Index,
+    /// Term it was proposed in.
+    pub term: Term,
+}
+
+/// A record of a persist request the caller has not yet completed.
+#[derive(Debug, Clone)]
+struct OutstandingPersist {
+    ticket: PersistTicket,
+    /// The last entry of the request, if it had entries.
+    last_entry: Option<(Index, Term)>,
+    /// The snapshot of the request, if it had one.
+    snapshot: Option<SnapshotMeta>,
+}
+
+/// One Raft member.
+#[derive(Debug)]
+pub struct RaftNode {
+    config: Config,
+    /// The latest term seen. Invariant: never decreases.
+    term: Term,
+    /// Whom this member voted for in `term`.
+    vote: Option<NodeId>,
+    role: Role,
+    /// The leader of `term`, if known.
+    leader: Option<NodeId>,
+    log: RaftLog,
+    tracker: ProgressTracker,
+    /// Ticks since the last election-timer reset (follower, candidate), or
+    /// since the last check-quorum round (leader).
+    election_elapsed_ticks: u32,
+    /// Ticks since the last heartbeat (leader only).
+    heartbeat_elapsed_ticks: u32,
+    /// This term's election timeout, drawn from
+    /// `[election_timeout_ticks, 2 * election_timeout_ticks)`.
+    randomized_election_timeout_ticks: u32,
+    rng: ChaCha8Rng,
+    outbox: Outbox,
+    /// The hard state last handed out to persist.
+    handed_hard_state: HardState,
+    /// Persist requests issued and not yet completed, oldest first.
+    outstanding: VecDeque<OutstandingPersist>,
+    next_ticket: u64,
+    read_only: ReadOnlyQueue,
+    read_states: Vec<crate::effects::ReadState>,
+    failed_reads: Vec<Bytes>,
+    /// The member leadership is being handed to (leader only).
+    lead_transferee: Option<NodeId>,
+    /// Index of the latest configuration change the leader proposed (or of
+    /// its first entry in the term). Another change is refused until the
+    /// applied index reaches it: one change at a time, and none before
+    /// the leader has committed an entry of its term.
+    pending_conf_index: Index,
+    /// Payload bytes the leader appended in its term and has not committed.
+    uncommitted_bytes: u64,
+    /// The configuration after each applied change above the snapshot, so
+    /// a compaction to any applied index records the right membership.
+    /// Invariant: indexes increase; the last entry is the current config.
+    conf_history: Vec<(Index, ConfState)>,
+}
+
+impl RaftNode {
+    /// Starts a member from what it had durably.
+    pub fn new(config: Config, initial: InitialState) -> Result<RaftNode, Error> {
+        config.validate()?;
+        let InitialState {
+            hard_state,
+            snapshot,
+            entries,
+            applied,
+        } = initial;
+        let invalid = |reason: String| Error::InvalidInitialState(reason);
+        snapshot.conf_state.validate().map_err(invalid)?;
+        RaftLog::check_entries(&snapshot, &entries).map_err(invalid)?;
+        let last_index = snapshot.index + entries.len() as u64;
+        let last_term = entries.last().map_or(snapshot.term, |e| e.term);
+        if hard_state.term < last_term {
+            return Err(invalid(format!(
+                "hard state term {} is below the last entry's term {last_term}",
+                hard_state.term
+            )));
+        }
+        if applied > last_index {
+            return Err(invalid(format!(
+                "applied index {applied} is past the last entry {last_index}"
+            )));
+        }
+        if applied < snapshot.index {
+            return Err(invalid(format!(
+                "applied index {applied} is below the snapshot index {}",
+                snapshot.index
+            )));
+        }
+        if hard_state.commit > last_index {
+            return Err(invalid(format!(
+                "commit index {} is past the last entry {last_index}",
+                hard_state.commit
+            )));
+        }
+        // Only committed entries are ever applied, so the applied index is a
+        // lower bound of the commit index even if the hard state lags.
+        let committed = hard_state.commit.max(applied).max(snapshot.index);
+        let log = RaftLog::restore(snapshot.clone(), entries, committed, applied);
+
+        let (tracker_config, progress) = Changer::restore(
+            &snapshot.conf_state,
+            log.last_index(),
+            config.max_inflight_messages,
+            config.max_inflight_bytes,
+        )?;
+        let mut tracker =
+            ProgressTracker::new(config.max_inflight_messages, config.max_inflight_bytes);
+        tracker.install(tracker_config, progress);
+
+        let rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let mut node = RaftNode {
+            term: hard_state.term,
+            vote: hard_state.vote,
+            role: Role::Follower,
+            leader: None,
+            log,
+            tracker,
+            election_elapsed_ticks: 0,
+            heartbeat_elapsed_ticks: 0,
+            randomized_election_timeout_ticks: config.election_timeout_ticks,
+            rng,
+            outbox: Outbox::default(),
+            handed_hard_state: HardState {
+                commit: committed,
+                ..hard_state
+            },
+            outstanding: VecDeque::new(),
+            next_ticket: 1,
+            read_only: ReadOnlyQueue::default(),
+            read_states: Vec::new(),
+            failed_reads: Vec::new(),
+            lead_transferee: None,
+            pending_conf_index: 0,
+            uncommitted_bytes: 0,
+            conf_history: vec![(snapshot.index, snapshot.conf_state)],
+            config,
+        };
+        // Changes applied before the restart are part of the configuration;
+        // the state machine will not see them again.
+        node.apply_conf_changes_between(node.log.snapshot().index, applied)?;
+        node.reset_randomized_election_timeout();
+        Ok(node)
+    }
+
+    /// This member's id.
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+
+    /// The current term.
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    /// The vote cast in the current term.
+    pub fn vote(&self) -> Option<NodeId> {
+        self.vote
+    }
+
+    /// The current role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The leader of the current term, if known.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    /// The log (read-only).
+    pub fn log(&self) -> &RaftLog {
+        &self.log
+    }
+
+    /// The progress tracker (read-only): configuration and per-member
+    /// replication state.
+    pub fn tracker(&self) -> &ProgressTracker {
+        &self.tracker
+    }
+
+    /// The configuration in force (as of the applied index).
+    pub fn conf_state(&self) -> ConfState {
+        self.tracker.conf_state()
+    }
+
+    /// The hard state as it is now (not necessarily persisted yet).
+    pub fn hard_state(&self) -> HardState {
+        HardState {
+            term: self.term,
+            vote: self.vote,
+            commit: self.log.committed(),
+        }
+    }
+
+    /// The member being handed leadership, during a transfer.
+    pub fn lead_transferee(&self) -> Option<NodeId> {
+        self.lead_transferee
+    }
+
+    /// Number of linearizable reads waiting for confirmation (leader).
+    pub fn pending_read_count(&self) -> usize {
+        self.read_only.len()
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Advances logical time by one tick.
+    pub fn tick(&mut self) {
+        match self.role {
+            Role::Leader => self.tick_leader(),
+            Role::Follower | Role::PreCandidate | Role::Candidate => self.tick_election(),
+        }
+    }
+
+    /// Processes a message from another member. Messages that are stale,
+    /// misaddressed or from a member this one cannot place are ignored with a
+    /// log event; none can make the node panic or break safety.
+    pub fn step(&mut self, message: Message) -> Result<(), Error> {
+        if message.to != self.id() {
+            tracing::debug!(
+                id = self.id(),
+                to = message.to,
+                "ignoring a message addressed to another member"
+            );
+            return Ok(());
+        }
+        if message.from == 0 || message.from == self.id() {
+            tracing::debug!(
+                id = self.id(),
+                from = message.from,
+                "ignoring a message with an impossible sender"
+            );
+            return Ok(());
+        }
+        if message.term == 0 {
+            tracing::debug!(
+                id = self.id(),
+                from = message.from,
+                "ignoring a message without a term"
+            );
+            return Ok(());
+        }
+        self.deliver(message)
+    }
+
+    /// Steps a message that passed the address checks, or one this member
+    /// sent itself (its own vote, released after persistence).
+    fn deliver(&mut self, message: Message) -> Result<(), Error> {
+        if !self.step_term(&message) {
+            return Ok(());
+        }
+        match self.role {
+            Role::Leader => self.step_leader(message),
+            Role::Candidate | Role::PreCandidate => self.step_candidate(message),
+            Role::Follower => self.step_follower(message),
+        }
+    }
+
+    /// Takes the next batch of effects; see [`Effects`] for what the caller
+    /// must do with them.
+    pub fn take_effects(&mut self) -> Effects {
+        let persist = self.make_persist_request();
+        let latest = self.outstanding.back().map(|o| o.ticket);
+        self.outbox.seal(latest);
+        let apply = self
+            .log
+            .take_entries_to_apply(self.config.max_message_bytes.saturating_mul(64));
+        Effects {
+            persist,
+            messages: self.outbox.take_released(),
+            apply,
+            read_states: std::mem::take(&mut self.read_states),
+            failed_reads: std::mem::take(&mut self.failed_reads),
+        }
+    }
+
+    /// Whether [`RaftNode::take_effects`] would return anything.
+    pub fn has_effects(&self) -> bool {
+        self.outbox.has_pending()
+            || self.log.has_entries_to_persist()
+            || self.hard_state() != self.handed_hard_state
+            || self.log.committed().min(self.log.persisted()) > self.log.applying()
+            || !self.read_states.is_empty()
+            || !self.failed_reads.is_empty()
+    }
+
+    /// Sends a message that depends on this member's durable state.
+    fn send(&mut self, to: NodeId, body: MessageBody) {
+        let message = Message {
+            from: self.id(),
+            to,
+            term: self.term,
+            body,
+        };
+        self.outbox.send_after_persist(message);
+    }
+
+    /// Sends a message that depends on no local durable state.
+    fn send_now(&mut self, message: Message) {
+        self.outbox.send_now(message);
+    }
+
+    /// Members other than this one that replicate the log.
+    fn peers(&self) -> BTreeSet<NodeId> {
+        let mut members: BTreeSet<NodeId> = self.tracker.members().collect();
+        members.remove(&self.id());
+        members
+    }
+}
