@@ -421,3 +421,171 @@ impl RaftLog {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::EntryPayload;
+
+    fn entry(index: Index, term: Term) -> Entry {
+        Entry { term, index, payload: EntryPayload::Empty }
+    }
+
+    fn entries(terms: &[Term], first_index: Index) -> Vec<Entry> {
+        terms.iter().zip(first_index..).map(|(&t, i)| entry(i, t)).collect()
+    }
+
+    fn log_with_terms(terms: &[Term]) -> RaftLog {
+        RaftLog::restore(SnapshotMeta::default(), entries(terms, 1), 0, 0)
+    }
+
+    #[test]
+    fn terms_of_snapshot_entries_and_beyond() {
+        let snapshot = SnapshotMeta { index: 3, term: 2, ..SnapshotMeta::default() };
+        let log = RaftLog::restore(snapshot, entries(&[2, 3], 4), 3, 3);
+        assert_eq!(log.term(2), Err(Unavailable::Compacted));
+        assert_eq!(log.term(3), Ok(2));
+        assert_eq!(log.term(5), Ok(3));
+        assert_eq!(log.term(6), Err(Unavailable::Beyond));
+        assert_eq!((log.first_index(), log.last_index(), log.last_term()), (4, 5, 3));
+    }
+
+    #[test]
+    fn check_entries_refuses_gaps_and_falling_terms() {
+        let snapshot = SnapshotMeta { index: 3, term: 2, ..SnapshotMeta::default() };
+        assert!(RaftLog::check_entries(&snapshot, &entries(&[2, 3], 4)).is_ok());
+        assert!(RaftLog::check_entries(&snapshot, &entries(&[2, 3], 5)).is_err(), "gap");
+        assert!(RaftLog::check_entries(&snapshot, &entries(&[3, 2], 4)).is_err(), "falling term");
+        assert!(RaftLog::check_entries(&snapshot, &entries(&[1], 4)).is_err(), "below snapshot term");
+    }
+
+    #[test]
+    fn election_restriction_compares_last_term_then_length() {
+        // Paper §5.4.1.
+        let log = log_with_terms(&[1, 1, 2]);
+        assert!(log.is_up_to_date(3, 2));
+        assert!(log.is_up_to_date(1, 3), "a higher last term wins even if shorter");
+        assert!(!log.is_up_to_date(2, 2), "same term, shorter log");
+        assert!(!log.is_up_to_date(9, 1), "lower last term loses even if longer");
+    }
+
+    #[test]
+    fn follower_append_truncates_only_at_a_real_conflict() {
+        let mut log = log_with_terms(&[1, 1, 1, 1]);
+        log.persisted_to(4, 1);
+        // A stale duplicate of entries 2..3: all match, nothing truncated.
+        assert_eq!(log.append_as_follower(1, 1, &entries(&[1, 1], 2)), Ok(Some(3)));
+        assert_eq!(log.last_index(), 4, "matching entries are never truncated");
+        assert_eq!(log.persisted(), 4);
+        // A real conflict at 3: entries 3.. replaced, persisted rolls back.
+        assert_eq!(log.append_as_follower(2, 1, &entries(&[2], 3)), Ok(Some(3)));
+        assert_eq!(log.last_index(), 3);
+        assert_eq!(log.term(3), Ok(2));
+        assert_eq!(log.persisted(), 2);
+        // The consistency check fails on a missing previous entry.
+        assert_eq!(log.append_as_follower(7, 2, &[]), Ok(None));
+    }
+
+    #[test]
+    fn a_conflict_inside_the_committed_prefix_is_refused() {
+        let mut log = log_with_terms(&[1, 1, 1]);
+        log.commit_to(2);
+        assert_eq!(log.append_as_follower(1, 1, &entries(&[2], 2)), Err(2));
+        assert_eq!(log.term(2), Ok(1), "the committed entry is untouched");
+    }
+
+    #[test]
+    fn only_current_term_entries_commit_by_counting() {
+        // Paper §5.4.2 / Figure 8.
+        let mut log = log_with_terms(&[1, 2, 4]);
+        assert!(!log.maybe_commit(2, 4), "entry 2 has term 2: not by counting in term 4");
+        assert_eq!(log.committed(), 0);
+        assert!(log.maybe_commit(3, 4));
+        assert_eq!(log.committed(), 3, "entry 3 of term 4 commits 1 and 2 with it");
+    }
+
+    #[test]
+    fn apply_waits_for_commit_and_persistence() {
+        let mut log = log_with_terms(&[]);
+        log.append_as_leader(entries(&[1, 1, 1], 1));
+        log.commit_to(3);
+        assert!(log.take_entries_to_apply(u64::MAX).is_empty(), "nothing durable yet");
+        assert_eq!(log.take_entries_to_persist().len(), 3);
+        log.persisted_to(2, 1);
+        let applying: Vec<Index> = log.take_entries_to_apply(u64::MAX).iter().map(|e| e.index).collect();
+        assert_eq!(applying, vec![1, 2]);
+        assert!(log.applied_to(3).is_err(), "3 was not handed out");
+        assert!(log.applied_to(2).is_ok());
+        assert_eq!(log.applied(), 2);
+    }
+
+    #[test]
+    fn a_persist_report_for_replaced_entries_counts_for_nothing() {
+        let mut log = log_with_terms(&[]);
+        log.append_as_leader(entries(&[1, 1, 1], 1));
+        assert_eq!(log.take_entries_to_persist().len(), 3);
+        // A new leader replaces entries 2..3 before the write completes.
+        assert_eq!(log.append_as_follower(1, 1, &entries(&[2], 2)), Ok(Some(2)));
+        log.persisted_to(3, 1);
+        assert_eq!(log.persisted(), 0, "entry 3 of term 1 no longer exists");
+        let again: Vec<Index> = log.take_entries_to_persist().iter().map(|e| e.index).collect();
+        assert_eq!(again, vec![2], "only the replaced suffix is handed out again");
+        log.persisted_to(2, 2);
+        assert_eq!(log.persisted(), 2);
+    }
+
+    #[test]
+    fn snapshot_install_replaces_the_log_unless_it_is_behind() {
+        let mut log = log_with_terms(&[1, 1, 1]);
+        log.commit_to(2);
+        let behind = SnapshotMeta { index: 2, term: 1, ..SnapshotMeta::default() };
+        assert!(!log.install_snapshot(behind), "not ahead of the commit index");
+        let held = SnapshotMeta { index: 3, term: 1, ..SnapshotMeta::default() };
+        assert!(!log.install_snapshot(held), "we hold its last entry: only commit moves");
+        assert_eq!(log.committed(), 3);
+        let ahead = SnapshotMeta { index: 10, term: 3, ..SnapshotMeta::default() };
+        assert!(log.install_snapshot(ahead.clone()));
+        assert_eq!((log.last_index(), log.last_term(), log.committed()), (10, 3, 10));
+        assert!(log.take_entries_to_apply(u64::MAX).is_empty());
+        assert_eq!(log.take_pending_snapshot(), Some(ahead.clone()));
+        log.snapshot_persisted(&ahead);
+        assert_eq!(log.persisted(), 10);
+    }
+
+    #[test]
+    fn compaction_requires_applied_entries_with_the_right_term() {
+        let mut log = log_with_terms(&[1, 1, 2, 2]);
+        log.commit_to(4);
+        log.take_entries_to_apply(u64::MAX);
+        log.applied_to(3).unwrap();
+        let meta = |index, term| SnapshotMeta { index, term, ..SnapshotMeta::default() };
+        assert!(log.compact_to(meta(4, 2)).is_err(), "4 is not applied");
+        assert!(log.compact_to(meta(3, 1)).is_err(), "wrong term");
+        log.compact_to(meta(3, 2)).unwrap();
+        assert_eq!(log.first_index(), 4);
+        assert_eq!(log.term(3), Ok(2));
+        assert_eq!(log.slice(3, 5, u64::MAX, 10), Err(Unavailable::Compacted));
+        assert_eq!(log.slice(4, 5, u64::MAX, 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn conflict_hint_skips_whole_terms() {
+        // Leader's log: terms 1 1 1 4 4 5 5 6 6 6; a follower rejected
+        // index 9 reporting term 3 at its index 6 (thesis §5.3 example).
+        let log = log_with_terms(&[1, 1, 1, 4, 4, 5, 5, 6, 6, 6]);
+        assert_eq!(log.conflict_hint(6, 3), (3, 1), "skip back over terms 4 and 5");
+        assert_eq!(log.conflict_hint(10, 6), (10, 6));
+        assert_eq!(log.conflict_hint(20, 5), (7, 5), "clamped to the last index");
+    }
+
+    #[test]
+    fn slices_respect_byte_and_count_limits_but_return_at_least_one() {
+        let mut log = log_with_terms(&[]);
+        let big = |index| Entry { term: 1, index, payload: EntryPayload::Command(bytes::Bytes::from(vec![0u8; 100])) };
+        log.append_as_leader((1..=5).map(big).collect());
+        assert_eq!(log.slice(1, 6, 250, 10).unwrap().len(), 2);
+        assert_eq!(log.slice(1, 6, 10, 10).unwrap().len(), 1, "one entry even if over the limit");
+        assert_eq!(log.slice(1, 6, u64::MAX, 3).unwrap().len(), 3);
+        assert_eq!(log.slice(1, 7, u64::MAX, 3), Err(Unavailable::Beyond));
+    }
+}
