@@ -394,7 +394,13 @@ impl RaftNode {
         let before = self.log.committed();
         self.maybe_commit_and_broadcast();
         if self.log.committed() == before && was_paused {
-            self.send_append(from, false);
+            // The follower was paused (a probe outstanding, or a full
+            // window), so it may have missed the commit index carried by
+            // appends sent meanwhile: send one even if it has no entries.
+            // (With `false` a follower that just left Probe stayed behind on
+            // the commit index until the next heartbeat; found by the
+            // scenario election_basic.txt.)
+            self.send_append(from, true);
         }
         // Pipelining: fill the in-flight window.
         while self.send_append(from, false) {}
