@@ -132,6 +132,20 @@ impl TableWriter {
         Ok(())
     }
 
+    /// True if a range tombstone starts before `cut` and reaches it
+    /// (`start < cut <= end`). Cutting there would give the closing file the
+    /// tombstone's piece ending at `cut`, whose bound `(cut, max sequence)`
+    /// makes the file's largest *user* key `cut`, the next file's smallest:
+    /// two files of a sorted level sharing a user key, which the version
+    /// rejects and `file_for_key` cannot tell apart. So the cut waits for a
+    /// key no tombstone reaches (a tombstone spanning the whole output makes
+    /// one large file).
+    fn tombstone_reaches(&self, cut: &[u8]) -> bool {
+        self.tombstones
+            .iter()
+            .any(|t| t.start.as_slice() < cut && cut <= t.end.as_slice())
+    }
+
     /// Adds an entry; keys must arrive in internal-key order.
     pub fn add(
         &mut self,
@@ -145,6 +159,7 @@ impl TableWriter {
             && self.current.as_ref().is_some_and(|t| {
                 t.builder.estimated_file_size_bytes() >= self.target_file_size_bytes
             })
+            && !self.tombstone_reaches(user_key)
         {
             // Cut here: versions of one user key never straddle two files,
             // so files of a sorted level never share a user key.
@@ -185,6 +200,59 @@ impl TableWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::CrashFs;
+    use crate::key::ValueKind;
+
+    fn write(tombstones: Vec<RangeTombstone>, user_keys: &[&[u8]]) -> Vec<FileMetadata> {
+        let fs = CrashFs::new();
+        let dir = PathBuf::from("/db");
+        fs.create_dir_all(&dir).unwrap();
+        // A target of one byte asks for a cut at every user-key boundary.
+        let mut writer =
+            TableWriter::new(Arc::new(fs), dir, TableOptions::default(), 1, tombstones);
+        let mut next_number = 10;
+        let mut allocate = || {
+            next_number += 1;
+            next_number
+        };
+        for (sequence_number, user_key) in (1..).zip(user_keys) {
+            let internal = key::internal_key(user_key, sequence_number, ValueKind::Value);
+            writer.add(&internal, b"v", &mut allocate).unwrap();
+        }
+        writer.finish(&mut allocate).unwrap()
+    }
+
+    fn assert_disjoint(files: &[FileMetadata]) {
+        for pair in files.windows(2) {
+            assert!(
+                pair[0].largest_user_key() < pair[1].smallest_user_key(),
+                "{:?} and {:?} share a user key",
+                pair[0],
+                pair[1]
+            );
+        }
+    }
+
+    #[test]
+    fn files_never_share_a_user_key_through_a_range_tombstone() {
+        let tombstone = |start: &[u8], end: &[u8]| RangeTombstone {
+            start: start.to_vec(),
+            end: end.to_vec(),
+            sequence_number: 100,
+        };
+        let keys: &[&[u8]] = &[b"a", b"b", b"c", b"d", b"e", b"f"];
+        // No tombstone: a file per key.
+        let files = write(Vec::new(), keys);
+        assert_eq!(files.len(), keys.len());
+        assert_disjoint(&files);
+        // [c, e) reaches the cuts at d and e, which must not be made.
+        let files = write(vec![tombstone(b"c", b"e")], keys);
+        assert_eq!(files.len(), keys.len() - 2);
+        assert_disjoint(&files);
+        // A tombstone over everything keeps the output in one file.
+        let files = write(vec![tombstone(b"a", b"z")], keys);
+        assert_eq!(files.len(), 1);
+    }
 
     #[test]
     fn clipping_keeps_only_the_intersection() {
