@@ -428,11 +428,19 @@ mod tests {
     use crate::entry::EntryPayload;
 
     fn entry(index: Index, term: Term) -> Entry {
-        Entry { term, index, payload: EntryPayload::Empty }
+        Entry {
+            term,
+            index,
+            payload: EntryPayload::Empty,
+        }
     }
 
     fn entries(terms: &[Term], first_index: Index) -> Vec<Entry> {
-        terms.iter().zip(first_index..).map(|(&t, i)| entry(i, t)).collect()
+        terms
+            .iter()
+            .zip(first_index..)
+            .map(|(&t, i)| entry(i, t))
+            .collect()
     }
 
     fn log_with_terms(terms: &[Term]) -> RaftLog {
@@ -441,22 +449,42 @@ mod tests {
 
     #[test]
     fn terms_of_snapshot_entries_and_beyond() {
-        let snapshot = SnapshotMeta { index: 3, term: 2, ..SnapshotMeta::default() };
+        let snapshot = SnapshotMeta {
+            index: 3,
+            term: 2,
+            ..SnapshotMeta::default()
+        };
         let log = RaftLog::restore(snapshot, entries(&[2, 3], 4), 3, 3);
         assert_eq!(log.term(2), Err(Unavailable::Compacted));
         assert_eq!(log.term(3), Ok(2));
         assert_eq!(log.term(5), Ok(3));
         assert_eq!(log.term(6), Err(Unavailable::Beyond));
-        assert_eq!((log.first_index(), log.last_index(), log.last_term()), (4, 5, 3));
+        assert_eq!(
+            (log.first_index(), log.last_index(), log.last_term()),
+            (4, 5, 3)
+        );
     }
 
     #[test]
     fn check_entries_refuses_gaps_and_falling_terms() {
-        let snapshot = SnapshotMeta { index: 3, term: 2, ..SnapshotMeta::default() };
+        let snapshot = SnapshotMeta {
+            index: 3,
+            term: 2,
+            ..SnapshotMeta::default()
+        };
         assert!(RaftLog::check_entries(&snapshot, &entries(&[2, 3], 4)).is_ok());
-        assert!(RaftLog::check_entries(&snapshot, &entries(&[2, 3], 5)).is_err(), "gap");
-        assert!(RaftLog::check_entries(&snapshot, &entries(&[3, 2], 4)).is_err(), "falling term");
-        assert!(RaftLog::check_entries(&snapshot, &entries(&[1], 4)).is_err(), "below snapshot term");
+        assert!(
+            RaftLog::check_entries(&snapshot, &entries(&[2, 3], 5)).is_err(),
+            "gap"
+        );
+        assert!(
+            RaftLog::check_entries(&snapshot, &entries(&[3, 2], 4)).is_err(),
+            "falling term"
+        );
+        assert!(
+            RaftLog::check_entries(&snapshot, &entries(&[1], 4)).is_err(),
+            "below snapshot term"
+        );
     }
 
     #[test]
@@ -464,9 +492,15 @@ mod tests {
         // Paper §5.4.1.
         let log = log_with_terms(&[1, 1, 2]);
         assert!(log.is_up_to_date(3, 2));
-        assert!(log.is_up_to_date(1, 3), "a higher last term wins even if shorter");
+        assert!(
+            log.is_up_to_date(1, 3),
+            "a higher last term wins even if shorter"
+        );
         assert!(!log.is_up_to_date(2, 2), "same term, shorter log");
-        assert!(!log.is_up_to_date(9, 1), "lower last term loses even if longer");
+        assert!(
+            !log.is_up_to_date(9, 1),
+            "lower last term loses even if longer"
+        );
     }
 
     #[test]
@@ -474,7 +508,10 @@ mod tests {
         let mut log = log_with_terms(&[1, 1, 1, 1]);
         log.persisted_to(4, 1);
         // A stale duplicate of entries 2..3: all match, nothing truncated.
-        assert_eq!(log.append_as_follower(1, 1, &entries(&[1, 1], 2)), Ok(Some(3)));
+        assert_eq!(
+            log.append_as_follower(1, 1, &entries(&[1, 1], 2)),
+            Ok(Some(3))
+        );
         assert_eq!(log.last_index(), 4, "matching entries are never truncated");
         assert_eq!(log.persisted(), 4);
         // A real conflict at 3: entries 3.. replaced, persisted rolls back.
@@ -498,10 +535,17 @@ mod tests {
     fn only_current_term_entries_commit_by_counting() {
         // Paper §5.4.2 / Figure 8.
         let mut log = log_with_terms(&[1, 2, 4]);
-        assert!(!log.maybe_commit(2, 4), "entry 2 has term 2: not by counting in term 4");
+        assert!(
+            !log.maybe_commit(2, 4),
+            "entry 2 has term 2: not by counting in term 4"
+        );
         assert_eq!(log.committed(), 0);
         assert!(log.maybe_commit(3, 4));
-        assert_eq!(log.committed(), 3, "entry 3 of term 4 commits 1 and 2 with it");
+        assert_eq!(
+            log.committed(),
+            3,
+            "entry 3 of term 4 commits 1 and 2 with it"
+        );
     }
 
     #[test]
@@ -509,10 +553,17 @@ mod tests {
         let mut log = log_with_terms(&[]);
         log.append_as_leader(entries(&[1, 1, 1], 1));
         log.commit_to(3);
-        assert!(log.take_entries_to_apply(u64::MAX).is_empty(), "nothing durable yet");
+        assert!(
+            log.take_entries_to_apply(u64::MAX).is_empty(),
+            "nothing durable yet"
+        );
         assert_eq!(log.take_entries_to_persist().len(), 3);
         log.persisted_to(2, 1);
-        let applying: Vec<Index> = log.take_entries_to_apply(u64::MAX).iter().map(|e| e.index).collect();
+        let applying: Vec<Index> = log
+            .take_entries_to_apply(u64::MAX)
+            .iter()
+            .map(|e| e.index)
+            .collect();
         assert_eq!(applying, vec![1, 2]);
         assert!(log.applied_to(3).is_err(), "3 was not handed out");
         assert!(log.applied_to(2).is_ok());
@@ -528,8 +579,16 @@ mod tests {
         assert_eq!(log.append_as_follower(1, 1, &entries(&[2], 2)), Ok(Some(2)));
         log.persisted_to(3, 1);
         assert_eq!(log.persisted(), 0, "entry 3 of term 1 no longer exists");
-        let again: Vec<Index> = log.take_entries_to_persist().iter().map(|e| e.index).collect();
-        assert_eq!(again, vec![2], "only the replaced suffix is handed out again");
+        let again: Vec<Index> = log
+            .take_entries_to_persist()
+            .iter()
+            .map(|e| e.index)
+            .collect();
+        assert_eq!(
+            again,
+            vec![2],
+            "only the replaced suffix is handed out again"
+        );
         log.persisted_to(2, 2);
         assert_eq!(log.persisted(), 2);
     }
@@ -538,14 +597,35 @@ mod tests {
     fn snapshot_install_replaces_the_log_unless_it_is_behind() {
         let mut log = log_with_terms(&[1, 1, 1]);
         log.commit_to(2);
-        let behind = SnapshotMeta { index: 2, term: 1, ..SnapshotMeta::default() };
-        assert!(!log.install_snapshot(behind), "not ahead of the commit index");
-        let held = SnapshotMeta { index: 3, term: 1, ..SnapshotMeta::default() };
-        assert!(!log.install_snapshot(held), "we hold its last entry: only commit moves");
+        let behind = SnapshotMeta {
+            index: 2,
+            term: 1,
+            ..SnapshotMeta::default()
+        };
+        assert!(
+            !log.install_snapshot(behind),
+            "not ahead of the commit index"
+        );
+        let held = SnapshotMeta {
+            index: 3,
+            term: 1,
+            ..SnapshotMeta::default()
+        };
+        assert!(
+            !log.install_snapshot(held),
+            "we hold its last entry: only commit moves"
+        );
         assert_eq!(log.committed(), 3);
-        let ahead = SnapshotMeta { index: 10, term: 3, ..SnapshotMeta::default() };
+        let ahead = SnapshotMeta {
+            index: 10,
+            term: 3,
+            ..SnapshotMeta::default()
+        };
         assert!(log.install_snapshot(ahead.clone()));
-        assert_eq!((log.last_index(), log.last_term(), log.committed()), (10, 3, 10));
+        assert_eq!(
+            (log.last_index(), log.last_term(), log.committed()),
+            (10, 3, 10)
+        );
         assert!(log.take_entries_to_apply(u64::MAX).is_empty());
         assert_eq!(log.take_pending_snapshot(), Some(ahead.clone()));
         log.snapshot_persisted(&ahead);
@@ -558,7 +638,11 @@ mod tests {
         log.commit_to(4);
         log.take_entries_to_apply(u64::MAX);
         log.applied_to(3).unwrap();
-        let meta = |index, term| SnapshotMeta { index, term, ..SnapshotMeta::default() };
+        let meta = |index, term| SnapshotMeta {
+            index,
+            term,
+            ..SnapshotMeta::default()
+        };
         assert!(log.compact_to(meta(4, 2)).is_err(), "4 is not applied");
         assert!(log.compact_to(meta(3, 1)).is_err(), "wrong term");
         log.compact_to(meta(3, 2)).unwrap();
@@ -573,18 +657,34 @@ mod tests {
         // Leader's log: terms 1 1 1 4 4 5 5 6 6 6; a follower rejected
         // index 9 reporting term 3 at its index 6 (thesis §5.3 example).
         let log = log_with_terms(&[1, 1, 1, 4, 4, 5, 5, 6, 6, 6]);
-        assert_eq!(log.conflict_hint(6, 3), (3, 1), "skip back over terms 4 and 5");
+        assert_eq!(
+            log.conflict_hint(6, 3),
+            (3, 1),
+            "skip back over terms 4 and 5"
+        );
         assert_eq!(log.conflict_hint(10, 6), (10, 6));
-        assert_eq!(log.conflict_hint(20, 5), (7, 5), "clamped to the last index");
+        assert_eq!(
+            log.conflict_hint(20, 5),
+            (7, 5),
+            "clamped to the last index"
+        );
     }
 
     #[test]
     fn slices_respect_byte_and_count_limits_but_return_at_least_one() {
         let mut log = log_with_terms(&[]);
-        let big = |index| Entry { term: 1, index, payload: EntryPayload::Command(bytes::Bytes::from(vec![0u8; 100])) };
+        let big = |index| Entry {
+            term: 1,
+            index,
+            payload: EntryPayload::Command(bytes::Bytes::from(vec![0u8; 100])),
+        };
         log.append_as_leader((1..=5).map(big).collect());
         assert_eq!(log.slice(1, 6, 250, 10).unwrap().len(), 2);
-        assert_eq!(log.slice(1, 6, 10, 10).unwrap().len(), 1, "one entry even if over the limit");
+        assert_eq!(
+            log.slice(1, 6, 10, 10).unwrap().len(),
+            1,
+            "one entry even if over the limit"
+        );
         assert_eq!(log.slice(1, 6, u64::MAX, 3).unwrap().len(), 3);
         assert_eq!(log.slice(1, 7, u64::MAX, 3), Err(Unavailable::Beyond));
     }

@@ -355,6 +355,17 @@ impl RaftNode {
     }
 
     fn handle_append_response(&mut self, from: NodeId, index: Index, reject: Option<RejectHint>) {
+        if index > self.log.last_index() {
+            // No follower can hold (or reject) an index this leader never
+            // sent; acting on it would put the follower's match past our log.
+            tracing::warn!(
+                id = self.id(),
+                from,
+                index,
+                "append response beyond the leader's log; ignoring"
+            );
+            return;
+        }
         let Some(progress) = self.tracker.progress_mut(from) else {
             tracing::debug!(id = self.id(), from, "append response from a non-member");
             return;

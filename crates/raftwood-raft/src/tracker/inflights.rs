@@ -101,6 +101,16 @@ impl Inflights {
         }
     }
 
+    /// Forgets the oldest message in flight, presumed lost.
+    pub fn free_first(&mut self) {
+        if let Some(oldest) = self.messages.pop_front() {
+            self.bytes = self.bytes.saturating_sub(oldest.bytes);
+        }
+        if self.messages.is_empty() {
+            self.bytes = 0;
+        }
+    }
+
     /// Whether no more messages may be sent: the count or the byte budget
     /// is exhausted.
     pub fn is_full(&self) -> bool {

@@ -259,8 +259,17 @@ impl Progress {
     /// Records a heartbeat response: the follower is reachable, so an
     /// outstanding probe was probably lost and may be sent again. (The
     /// caller sets `recent_active` itself, as for any message.)
+    ///
+    /// In Replicate with a full window, one slot is freed: if appends were
+    /// lost on the way (a dropped connection), no acknowledgement will ever
+    /// free the window, and replication would stall for good. The extra
+    /// append either fills the gap's place harmlessly or is rejected, and
+    /// the rejection sends the follower back to Probe.
     pub fn heartbeat_response_received(&mut self) {
         self.probe_sent = false;
+        if self.state == ProgressState::Replicate && self.inflights.is_full() {
+            self.inflights.free_first();
+        }
     }
 
     /// The invariants documented on the fields; none can be broken by what
