@@ -29,7 +29,10 @@ mod support;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use raftwood_raft::{ConfState, Config, Entry, EntryPayload, Index, NodeId, Role, Term};
+use raftwood_raft::{
+    ConfChange, ConfChangeKind, ConfChangeSingle, ConfChangeTransition, ConfState, Config, Entry,
+    EntryPayload, Index, NodeId, Role, Term,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use support::cluster::{Bootstrap, Cluster};
@@ -180,20 +183,36 @@ fn run_seed(seed: u64) -> Result<(), String> {
     }
     let mut seen = Observations::default();
     let mut proposal_number = 0u64;
-    let pick = |rng: &mut ChaCha8Rng| rng.random_range(1..=size);
+    let pick = |rng: &mut ChaCha8Rng, ids: &[NodeId]| ids[rng.random_range(0..ids.len())];
+    let make_config = |id: NodeId, rng: &mut ChaCha8Rng| Config {
+        pre_vote,
+        check_quorum,
+        max_inflight_messages: rng.random_range(1..8),
+        max_message_entries: rng.random_range(1..6),
+        election_timeout_ticks: 5,
+        seed: seed.wrapping_mul(31).wrapping_add(id),
+        ..Config::new(id)
+    };
 
     for step in 0..STEPS_PER_SEED {
         let roll = rng.random_range(0..1000);
-        let id = pick(&mut rng);
+        let all = cluster.ids();
+        let id = pick(&mut rng, &all);
         // Targets where an action does something, so that steps are spent on
         // progress and faults rather than no-ops.
-        let with_effects: Vec<NodeId> = (1..=size)
+        let with_effects: Vec<NodeId> = all
+            .iter()
+            .copied()
             .filter(|&n| cluster.raft(n).has_effects())
             .collect();
-        let with_persists: Vec<NodeId> = (1..=size)
+        let with_persists: Vec<NodeId> = all
+            .iter()
+            .copied()
             .filter(|&n| cluster.pending_persist_count(n) > 0)
             .collect();
-        let waiting: Vec<(NodeId, usize)> = (1..=size)
+        let waiting: Vec<(NodeId, usize)> = all
+            .iter()
+            .copied()
             .map(|n| (n, cluster.in_flight(n).len()))
             .filter(|&(_, c)| c > 0)
             .collect();
@@ -249,8 +268,8 @@ fn run_seed(seed: u64) -> Result<(), String> {
                 Ok(())
             }
             940..952 => {
-                let mut members: Vec<NodeId> = (1..=size).collect();
-                let cut = rng.random_range(1..size as usize);
+                let mut members = all.clone();
+                let cut = rng.random_range(1..members.len());
                 for i in (1..members.len()).rev() {
                     members.swap(i, rng.random_range(0..=i));
                 }
@@ -278,14 +297,15 @@ fn run_seed(seed: u64) -> Result<(), String> {
                     Ok(())
                 }
             }
-            _ => {
-                let to = pick(&mut rng);
+            995..997 => {
+                let to = pick(&mut rng, &all);
                 let _ = cluster.raft_mut(id).transfer_leader(to);
                 Ok(())
             }
+            _ => change_membership(&mut cluster, &mut rng, &make_config),
         };
         if std::env::var("RAFTWOOD_TRACE").is_ok() && step % 100 == 0 {
-            for n in 1..=size {
+            for &n in &all {
                 println!(
                     "step {step} roll {roll}: {} persists={} in_flight={}",
                     support::format::node_state(cluster.raft(n)),
@@ -304,7 +324,12 @@ fn run_seed(seed: u64) -> Result<(), String> {
     let marker = Bytes::from(format!("s{seed}-final"));
     let mut proposed: Option<(NodeId, Index)> = None;
     for round in 0..400 {
-        for id in 1..=size {
+        // Members removed from the configuration are shut down, as a server
+        // does once it applies its own removal; one that never learned of
+        // it would otherwise campaign forever when neither pre-vote nor
+        // check-quorum protects the cluster (thesis §4.2.3).
+        let members = current_members(&cluster);
+        for &id in &members {
             cluster.tick(id, 1);
         }
         cluster
@@ -332,7 +357,7 @@ fn run_seed(seed: u64) -> Result<(), String> {
                 proposed = Some((leader, position.index));
             }
         }
-        let everywhere = (1..=size).all(|id| {
+        let everywhere = members.iter().all(|&id| {
             cluster
                 .applied(id)
                 .iter()
@@ -340,18 +365,19 @@ fn run_seed(seed: u64) -> Result<(), String> {
         });
         if everywhere {
             if std::env::var("RAFTWOOD_STATS").is_ok() {
-                let max_term = (1..=size)
-                    .map(|id| cluster.raft(id).term())
+                let max_term = members
+                    .iter()
+                    .map(|&id| cluster.raft(id).term())
                     .max()
                     .unwrap_or(0);
                 println!(
-                    "seed {seed}: size {size} max_term {max_term} committed {} acknowledged {}",
+                    "seed {seed}: size {size} members {members:?} max_term {max_term} committed {} acknowledged {}",
                     seen.committed.len(),
                     seen.acknowledged.len()
                 );
             }
             for entry in &seen.acknowledged {
-                for id in 1..=size {
+                for &id in &members {
                     if !cluster.applied(id).contains(entry) {
                         return Err(format!(
                             "acknowledged entry {entry:?} is missing on member {id}"
@@ -362,7 +388,9 @@ fn run_seed(seed: u64) -> Result<(), String> {
             return Ok(());
         }
     }
-    let state: Vec<String> = (1..=size)
+    let state: Vec<String> = cluster
+        .ids()
+        .into_iter()
         .map(|id| {
             let raft = cluster.raft(id);
             let progress: Vec<String> = raft
@@ -384,6 +412,79 @@ fn run_seed(seed: u64) -> Result<(), String> {
         "liveness: no entry committed on every member after 400 rounds of a healed cluster (proposed: {proposed:?}){}",
         state.concat()
     ))
+}
+
+/// The members of the most advanced configuration any node has applied.
+fn current_members(cluster: &Cluster) -> Vec<NodeId> {
+    let most_applied = cluster
+        .ids()
+        .into_iter()
+        .max_by_key(|&id| cluster.raft(id).log().applied());
+    most_applied.map_or_else(Vec::new, |id| {
+        cluster
+            .raft(id)
+            .conf_state()
+            .members()
+            .into_iter()
+            .collect()
+    })
+}
+
+/// A random membership change proposed to the leader, if there is one:
+/// add a learner (a new node joining), promote a learner, remove a voter
+/// (possibly the leader itself), or swap a learner in for a voter through
+/// a joint configuration.
+fn change_membership(
+    cluster: &mut Cluster,
+    rng: &mut ChaCha8Rng,
+    make_config: &dyn Fn(NodeId, &mut ChaCha8Rng) -> Config,
+) -> Result<(), String> {
+    let Some(leader) = cluster
+        .ids()
+        .into_iter()
+        .find(|&n| cluster.raft(n).role() == Role::Leader)
+    else {
+        return Ok(());
+    };
+    let conf = cluster.raft(leader).conf_state();
+    let voters: Vec<NodeId> = conf.voters.iter().copied().collect();
+    let learners: Vec<NodeId> = conf.learners.iter().copied().collect();
+    let single = |kind, node_id| ConfChangeSingle { kind, node_id };
+    let change = match rng.random_range(0..4) {
+        0 if cluster.ids().len() < 7 => {
+            let new_id = cluster.ids().last().copied().unwrap_or(0) + 1;
+            cluster
+                .add_node(make_config(new_id, rng), Bootstrap::Joining)
+                .map_err(|e| e.to_string())?;
+            ConfChange::single(ConfChangeKind::AddLearner, new_id)
+        }
+        1 if !learners.is_empty() => ConfChange::single(
+            ConfChangeKind::AddVoter,
+            learners[rng.random_range(0..learners.len())],
+        ),
+        2 if voters.len() > 3 => ConfChange::single(
+            ConfChangeKind::RemoveNode,
+            voters[rng.random_range(0..voters.len())],
+        ),
+        3 if !learners.is_empty() && voters.len() >= 3 => ConfChange {
+            transition: ConfChangeTransition::JointImplicit,
+            changes: vec![
+                single(
+                    ConfChangeKind::AddVoter,
+                    learners[rng.random_range(0..learners.len())],
+                ),
+                single(
+                    ConfChangeKind::RemoveNode,
+                    voters[rng.random_range(0..voters.len())],
+                ),
+            ],
+            context: Bytes::new(),
+        },
+        _ => return Ok(()),
+    };
+    // Refusals (a change pending, a transfer in progress) are expected.
+    let _ = cluster.raft_mut(leader).propose_conf_change(change);
+    Ok(())
 }
 
 #[test]
