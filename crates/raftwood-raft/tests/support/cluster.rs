@@ -308,8 +308,12 @@ impl Cluster {
             return false;
         }
         for _ in 0..limit {
+            // A pre-candidate that times out again starts a new pre-vote
+            // round without changing role or term: its new requests show.
+            let had_effects = self.raft(id).has_effects();
             self.raft_mut(id).tick();
-            if (self.raft(id).role(), self.raft(id).term()) != before {
+            let restarted = !had_effects && self.raft(id).has_effects();
+            if restarted || (self.raft(id).role(), self.raft(id).term()) != before {
                 self.check_safety();
                 return true;
             }
