@@ -39,6 +39,8 @@ pub use batch::WriteBatch;
 pub use db::{Db, ReadOptions};
 pub use db_iter::{DbIterator, RangeIter};
 pub use error::{Error, Result};
-pub use options::{Compression, Options, TableOptions, WalRecovery, WriteOptions};
+pub use options::{
+    Compression, LevelTableOptions, Options, TableOptions, WalRecovery, WriteOptions,
+};
 pub use snapshot::Snapshot;
 pub use stats::Stats;

@@ -110,7 +110,7 @@ pub fn run_compaction(
     let mut writer = TableWriter::new(
         Arc::clone(fs),
         dir.to_path_buf(),
-        options.table.clone(),
+        options.table.for_level(task.output_level),
         options.target_file_size_bytes,
         kept_tombstones,
     );

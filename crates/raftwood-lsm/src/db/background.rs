@@ -103,7 +103,7 @@ impl DbInner {
             let mut writer = TableWriter::new(
                 Arc::clone(&self.fs),
                 self.dir.clone(),
-                self.options.table.clone(),
+                self.options.table.for_level(0),
                 u64::MAX,
                 mem.range_tombstones(),
             );

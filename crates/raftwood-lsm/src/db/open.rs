@@ -251,7 +251,7 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<DbInner> {
         let mut writer = TableWriter::new(
             Arc::clone(&fs),
             dir.to_path_buf(),
-            options.table.clone(),
+            options.table.for_level(0),
             u64::MAX,
             recovered.range_tombstones(),
         );

@@ -24,7 +24,7 @@ pub use builder::BlockBuilder;
 pub use iterator::BlockIterator;
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use super::coding::read_u32_le;
 use crate::error::{Error, Result};
@@ -52,6 +52,28 @@ impl fmt::Debug for Block {
             .field("size_bytes", &self.data.len())
             .field("num_restarts", &self.num_restarts)
             .finish()
+    }
+}
+
+/// A [`Block`] that is not kept alive by this reference (see
+/// [`Block::downgrade`]): the block cache stays the owner, and so the only
+/// thing that charges the block to the memory budget.
+#[derive(Debug, Clone)]
+pub struct WeakBlock {
+    data: Weak<[u8]>,
+    restarts_offset: usize,
+    num_restarts: usize,
+}
+
+impl WeakBlock {
+    /// The block, if something (normally the block cache) still holds it.
+    pub fn upgrade(&self) -> Option<Block> {
+        // The fields were validated by `Block::new` for this very data.
+        self.data.upgrade().map(|data| Block {
+            data,
+            restarts_offset: self.restarts_offset,
+            num_restarts: self.num_restarts,
+        })
     }
 }
 
@@ -103,6 +125,15 @@ impl Block {
             restarts_offset,
             num_restarts,
         })
+    }
+
+    /// A reference to this block that does not keep it in memory.
+    pub fn downgrade(&self) -> WeakBlock {
+        WeakBlock {
+            data: Arc::downgrade(&self.data),
+            restarts_offset: self.restarts_offset,
+            num_restarts: self.num_restarts,
+        }
     }
 
     /// Size of the decoded block in bytes (what it costs in the cache).

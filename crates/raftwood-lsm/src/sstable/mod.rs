@@ -36,7 +36,7 @@ mod table_reader;
 #[cfg(test)]
 mod tests;
 
-pub use block::{Block, BlockBuilder, BlockIterator};
+pub use block::{Block, BlockBuilder, BlockIterator, WeakBlock};
 pub use block_handle::BlockHandle;
 pub use bloom::{BloomFilter, BloomFilterBuilder, bloom_hash};
 pub use footer::{FOOTER_LEN, FORMAT_VERSION, Footer, TABLE_MAGIC};

@@ -1,9 +1,11 @@
 //! Reads an SSTable: opens and verifies its meta blocks, answers point
 //! lookups, and loads data, index and filter blocks through the block cache.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
-use super::block::Block;
+use parking_lot::RwLock;
+
+use super::block::{Block, WeakBlock};
 use super::block_handle::BlockHandle;
 use super::block_trailer::{BLOCK_TRAILER_LEN, decode_stored_block};
 use super::bloom::BloomFilter;
@@ -34,6 +36,12 @@ pub struct Table {
     range_tombstones: Vec<RangeTombstone>,
     /// Names the file in error messages.
     label: String,
+    /// The index block and the filter as last fetched from the block cache,
+    /// held weakly: the cache still owns them (they stay charged to its
+    /// budget and can be evicted), but while it keeps them a read finds them
+    /// with one atomic increment instead of a cache lookup.
+    index_slot: RwLock<Option<WeakBlock>>,
+    filter_slot: RwLock<Weak<BloomFilter>>,
 }
 
 impl Table {
@@ -67,6 +75,8 @@ impl Table {
             properties: TableProperties::default(),
             range_tombstones: Vec::new(),
             label,
+            index_slot: RwLock::new(None),
+            filter_slot: RwLock::new(Weak::new()),
         };
         let properties_bytes = table.read_block_contents(footer.properties)?;
         table.properties = TableProperties::decode(&properties_bytes, &table.label)?;
@@ -150,6 +160,9 @@ impl Table {
         let Some(handle) = self.footer.filter else {
             return Ok(true);
         };
+        if let Some(filter) = self.filter_slot.read().upgrade() {
+            return Ok(filter.may_contain(user_key));
+        }
         let cached = self
             .cache
             .get_or_insert_with(self.file_number, handle.offset, || {
@@ -159,7 +172,10 @@ impl Table {
                 Ok(CachedBlock::Filter(Arc::new(filter)))
             })?;
         match cached {
-            CachedBlock::Filter(filter) => Ok(filter.may_contain(user_key)),
+            CachedBlock::Filter(filter) => {
+                *self.filter_slot.write() = Arc::downgrade(&filter);
+                Ok(filter.may_contain(user_key))
+            }
             CachedBlock::Block(_) => Err(self.wrong_kind(handle.offset, "filter")),
         }
     }
@@ -181,7 +197,12 @@ impl Table {
 
     /// The index block (through the cache).
     pub(crate) fn index_block(&self) -> Result<Block> {
-        self.cached_block(self.footer.index, "index")
+        if let Some(block) = self.index_slot.read().as_ref().and_then(WeakBlock::upgrade) {
+            return Ok(block);
+        }
+        let block = self.cached_block(self.footer.index, "index")?;
+        *self.index_slot.write() = Some(block.downgrade());
+        Ok(block)
     }
 
     /// A data block (through the cache).

@@ -72,6 +72,7 @@ fn options(
         block_restart_interval: restart_interval,
         bloom_bits_per_key: 10,
         compression,
+        level_overrides: Vec::new(),
     }
 }
 
