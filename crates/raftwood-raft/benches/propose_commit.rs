@@ -11,7 +11,9 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use raftwood_raft::{ConfState, Config, InitialState, Message, RaftNode, Role, SnapshotMeta};
+use raftwood_raft::{
+    ConfState, Config, HardState, InitialState, Message, RaftNode, Role, SnapshotMeta,
+};
 
 /// Three nodes whose disk and network are instantaneous.
 struct Cluster {
@@ -21,9 +23,17 @@ struct Cluster {
 
 impl Cluster {
     fn new() -> Cluster {
+        // Bootstrap: every member starts from a snapshot at index 1 naming
+        // the voters.
         let snapshot = SnapshotMeta {
+            index: 1,
+            term: 1,
             conf_state: ConfState::with_voters([1, 2, 3]),
-            ..SnapshotMeta::default()
+        };
+        let hard_state = HardState {
+            term: 1,
+            vote: None,
+            commit: 1,
         };
         let nodes = (1..=3)
             .map(|id| {
@@ -35,7 +45,9 @@ impl Cluster {
                     config,
                     InitialState {
                         snapshot: snapshot.clone(),
-                        ..InitialState::default()
+                        hard_state,
+                        entries: Vec::new(),
+                        applied: 1,
                     },
                 )
                 .unwrap()

@@ -28,7 +28,7 @@ fn cluster_with(configs: Vec<Config>) -> Cluster {
     for config in configs {
         let bootstrap = Bootstrap::Member {
             conf_state: ConfState::with_voters(voters.clone()),
-            index: 0,
+            index: 1,
         };
         cluster.add_node(config, bootstrap).unwrap();
     }
@@ -358,6 +358,10 @@ fn paper_6_membership_add_promote_and_remove_the_leader() {
         .unwrap();
     settle(&mut cluster);
     assert!(cluster.raft(1).conf_state().voters.contains(&4));
+    assert!(
+        cluster.raft(4).conf_state().voters.contains(&4),
+        "the joiner learned the configuration (from the bootstrap snapshot) and its promotion"
+    );
     cluster
         .raft_mut(1)
         .propose_conf_change(ConfChange::single(ConfChangeKind::RemoveNode, 1))
@@ -517,7 +521,7 @@ fn bug_a_learner_answers_vote_requests() {
                 config(id),
                 Bootstrap::Member {
                     conf_state: conf.clone(),
-                    index: 0,
+                    index: 1,
                 },
             )
             .unwrap();
@@ -527,8 +531,8 @@ fn bug_a_learner_answers_vote_requests() {
         to: 4,
         term: 5,
         body: MessageBody::VoteRequest {
-            last_log_index: 0,
-            last_log_term: 0,
+            last_log_index: 1,
+            last_log_term: 1,
             leadership_transfer: false,
         },
     });
@@ -615,6 +619,17 @@ fn bad_input_is_ignored_or_refused_with_a_typed_error() {
         .unwrap_err();
     assert_eq!(error, Error::NotLeader { leader: Some(1) });
     assert!(RaftNodeChecks::bad_config_is_refused());
+    // A configuration at index 0 could never reach a member that joins
+    // later (index 0 is everyone's common ground): refused.
+    let at_zero = raftwood_raft::InitialState {
+        snapshot: raftwood_raft::SnapshotMeta {
+            conf_state: ConfState::with_voters([1]),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let error = raftwood_raft::RaftNode::new(Config::new(1), at_zero).unwrap_err();
+    assert!(matches!(error, Error::InvalidInitialState(_)), "{error}");
 }
 
 struct RaftNodeChecks;

@@ -175,7 +175,7 @@ fn run_seed(seed: u64) -> Result<(), String> {
         };
         let bootstrap = Bootstrap::Member {
             conf_state: ConfState::with_voters(1..=size),
-            index: 0,
+            index: 1,
         };
         cluster
             .add_node(config, bootstrap)

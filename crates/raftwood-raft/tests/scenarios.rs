@@ -485,7 +485,7 @@ impl Interpreter {
             .map(|v| parse_id_list(v))
             .unwrap_or_default();
         let joining = args.flag("joining").unwrap_or(false);
-        let index = args.number("index").unwrap_or(0);
+        let index = args.number("index").unwrap_or(1);
         for id in first..first + count {
             let mut config = Config::new(id);
             // Scenarios opt into pre-vote and check-quorum explicitly, so a

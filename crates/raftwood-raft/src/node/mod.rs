@@ -50,9 +50,11 @@ pub struct InitialState {
     /// The last persisted hard state.
     pub hard_state: HardState,
     /// The snapshot the log starts after. A new cluster starts from a
-    /// snapshot at index 0 whose configuration names the initial voters; a
-    /// member joining an existing cluster starts from an empty one and
-    /// learns everything from the leader.
+    /// snapshot at index 1, term 1, whose configuration names the initial
+    /// voters (the server writes it once at bootstrap); a member joining an
+    /// existing cluster starts from an empty one at index 0, and so always
+    /// needs that snapshot (or a later one) from the leader, which is how it
+    /// learns the configuration.
     pub snapshot: SnapshotMeta,
     /// The persisted entries after the snapshot.
     pub entries: Vec<Entry>,
@@ -140,6 +142,15 @@ impl RaftNode {
         let invalid = |reason: String| Error::InvalidInitialState(reason);
         snapshot.conf_state.validate().map_err(invalid)?;
         RaftLog::check_entries(&snapshot, &entries).map_err(invalid)?;
+        if snapshot.index == 0 && !snapshot.conf_state.members().is_empty() {
+            // A member that joins later starts empty, at index 0, and learns
+            // the configuration from the log or a snapshot. A configuration
+            // that lives only in an index-0 snapshot can reach it by
+            // neither: every leader assumes index 0 is common ground.
+            return Err(invalid(
+                "a cluster is bootstrapped from a snapshot at index 1 or above (index 0 means \"nothing yet\")".to_owned(),
+            ));
+        }
         let last_index = snapshot.index + entries.len() as u64;
         let last_term = entries.last().map_or(snapshot.term, |e| e.term);
         if hard_state.term < last_term {
