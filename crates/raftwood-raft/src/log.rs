@@ -395,6 +395,11 @@ impl RaftLog {
         if snapshot.index > self.applied {
             return Err(format!("only entries up to {} are applied", self.applied));
         }
+        if snapshot.index > self.persisted {
+            // Right after a snapshot from the leader is installed, `applied`
+            // already names it but the state machine may not hold it yet.
+            return Err(format!("only entries up to {} are durable", self.persisted));
+        }
         if self.term(snapshot.index) != Ok(snapshot.term) {
             return Err(format!(
                 "the entry at {} does not have term {}",
