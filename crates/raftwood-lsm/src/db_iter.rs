@@ -27,7 +27,16 @@ pub struct DbIterator {
     lower_bound: Option<Vec<u8>>,
     upper_bound: Option<Vec<u8>>,
     direction: Direction,
-    current: Option<(Vec<u8>, Vec<u8>)>,
+    /// True if the cursor is on a key.
+    valid: bool,
+    /// The current key and value while moving backwards, when the inner
+    /// iterator has moved past them. Moving forwards the inner iterator sits
+    /// on the current entry, and `key`/`value` read it there, uncopied.
+    key: Vec<u8>,
+    value: Vec<u8>,
+    /// The user key whose older versions a forward step skips; a buffer kept
+    /// across steps so that stepping does not allocate.
+    skip: Vec<u8>,
     // Holds the memtables and tables alive while iterating.
     _super_version: Arc<SuperVersion>,
 }
@@ -36,7 +45,7 @@ impl std::fmt::Debug for DbIterator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DbIterator")
             .field("snapshot_sequence_number", &self.snapshot_sequence_number)
-            .field("valid", &self.current.is_some())
+            .field("valid", &self.valid)
             .finish()
     }
 }
@@ -59,7 +68,10 @@ impl DbIterator {
             lower_bound,
             upper_bound,
             direction: Direction::Forward,
-            current: None,
+            valid: false,
+            key: Vec::new(),
+            value: Vec::new(),
+            skip: Vec::new(),
             _super_version: super_version,
         }
     }
@@ -81,23 +93,25 @@ impl DbIterator {
 
     /// True if the cursor is on a key.
     pub fn valid(&self) -> bool {
-        self.current.is_some()
+        self.valid
     }
 
     /// The current key. Empty if not valid.
     pub fn key(&self) -> &[u8] {
-        self.current
-            .as_ref()
-            .map(|(k, _)| k.as_slice())
-            .unwrap_or(&[])
+        match (self.valid, self.direction) {
+            (false, _) => &[],
+            (true, Direction::Forward) => key::user_key(self.inner.key()),
+            (true, Direction::Reverse) => &self.key,
+        }
     }
 
     /// The current value. Empty if not valid.
     pub fn value(&self) -> &[u8] {
-        self.current
-            .as_ref()
-            .map(|(_, v)| v.as_slice())
-            .unwrap_or(&[])
+        match (self.valid, self.direction) {
+            (false, _) => &[],
+            (true, Direction::Forward) => self.inner.value(),
+            (true, Direction::Reverse) => &self.value,
+        }
     }
 
     /// Moves to the first key (at or after the lower bound).
@@ -106,7 +120,7 @@ impl DbIterator {
             Some(lower) => self.seek(&lower),
             None => {
                 self.inner.seek_to_first()?;
-                self.find_next_visible(None)
+                self.find_next_visible(false)
             }
         }
     }
@@ -129,12 +143,12 @@ impl DbIterator {
     /// Moves to the first key >= `target`.
     pub fn seek(&mut self, target: &[u8]) -> Result<()> {
         let target = match self.lower_bound.as_deref() {
-            Some(lower) if lower > target => lower.to_vec(),
-            _ => target.to_vec(),
+            Some(lower) if lower > target => lower,
+            _ => target,
         };
         self.inner
-            .seek(&key::seek_key(&target, MAX_SEQUENCE_NUMBER))?;
-        self.find_next_visible(None)
+            .seek(&key::seek_key(target, MAX_SEQUENCE_NUMBER))?;
+        self.find_next_visible(false)
     }
 
     /// Moves to the last key <= `target`.
@@ -154,33 +168,40 @@ impl DbIterator {
         reason = "a fallible two-way cursor; RangeIter is the Iterator"
     )]
     pub fn next(&mut self) -> Result<()> {
-        let Some((current, _)) = self.current.take() else {
+        if !self.valid {
             return Ok(());
-        };
-        if self.direction == Direction::Reverse {
-            self.inner.seek(&key::internal_key(
-                &current,
-                MAX_SEQUENCE_NUMBER,
-                ValueKind::Value,
-            ))?;
         }
-        self.find_next_visible(Some(current))
+        self.skip.clear();
+        match self.direction {
+            Direction::Forward => self.skip.extend_from_slice(key::user_key(self.inner.key())),
+            Direction::Reverse => {
+                self.skip.extend_from_slice(&self.key);
+                self.inner.seek(&key::internal_key(
+                    &self.skip,
+                    MAX_SEQUENCE_NUMBER,
+                    ValueKind::Value,
+                ))?;
+            }
+        }
+        self.find_next_visible(true)
     }
 
     /// Moves to the previous key.
     pub fn prev(&mut self) -> Result<()> {
-        let Some((current, _)) = self.current.take() else {
+        if !self.valid {
             return Ok(());
-        };
+        }
         if self.direction == Direction::Forward {
+            self.skip.clear();
+            self.skip.extend_from_slice(key::user_key(self.inner.key()));
             self.inner.seek_for_prev(&key::internal_key(
-                &current,
+                &self.skip,
                 MAX_SEQUENCE_NUMBER,
                 ValueKind::Value,
             ))?;
-            // That lands on the last entry strictly before `current`'s user
+            // That lands on the last entry strictly before the current user
             // key unless an entry sorts exactly there; step past it if so.
-            while self.inner.valid() && key::user_key(self.inner.key()) == current.as_slice() {
+            while self.inner.valid() && key::user_key(self.inner.key()) == self.skip.as_slice() {
                 self.inner.prev()?;
             }
         }
@@ -188,14 +209,15 @@ impl DbIterator {
     }
 
     /// Forward: stops on the newest visible version of the first live key,
-    /// skipping versions of `skip` (the key just left).
-    fn find_next_visible(&mut self, mut skip: Option<Vec<u8>>) -> Result<()> {
+    /// skipping versions of `self.skip` if `skipping` (the key just left).
+    /// Leaves the inner iterator on the entry found.
+    fn find_next_visible(&mut self, mut skipping: bool) -> Result<()> {
         self.direction = Direction::Forward;
-        self.current = None;
+        self.valid = false;
         while self.inner.valid() {
             let parsed = key::parse_internal_key(self.inner.key())?;
             if parsed.sequence_number > self.snapshot_sequence_number
-                || skip.as_deref() == Some(parsed.user_key)
+                || (skipping && parsed.user_key == self.skip.as_slice())
             {
                 self.inner.next()?;
                 continue;
@@ -207,10 +229,12 @@ impl DbIterator {
             let live = parsed.kind == ValueKind::Value
                 && !self.covered(parsed.user_key, parsed.sequence_number);
             if live {
-                self.current = Some((parsed.user_key.to_vec(), self.inner.value().to_vec()));
+                self.valid = true;
                 return Ok(());
             }
-            skip = Some(parsed.user_key.to_vec());
+            self.skip.clear();
+            self.skip.extend_from_slice(parsed.user_key);
+            skipping = true;
             self.inner.next()?;
         }
         Ok(())
@@ -220,7 +244,7 @@ impl DbIterator {
     /// oldest first) until one whose newest visible version is a live value.
     fn find_prev_visible(&mut self) -> Result<()> {
         self.direction = Direction::Reverse;
-        self.current = None;
+        self.valid = false;
         while self.inner.valid() {
             let user_key = key::user_key(self.inner.key()).to_vec();
             if self.below_lower(&user_key) {
@@ -245,7 +269,9 @@ impl DbIterator {
                 && !self.covered(&user_key, sequence_number)
                 && !self.at_or_above_upper(&user_key)
             {
-                self.current = Some((user_key, value));
+                self.key = user_key;
+                self.value = value;
+                self.valid = true;
                 return Ok(());
             }
         }
@@ -292,6 +318,8 @@ impl Iterator for RangeIter {
             self.failed = true;
             return Some(Err(e));
         }
-        self.cursor.current.clone().map(Ok)
+        self.cursor
+            .valid()
+            .then(|| Ok((self.cursor.key().to_vec(), self.cursor.value().to_vec())))
     }
 }

@@ -19,9 +19,11 @@
 
 mod builder;
 mod iterator;
+mod search_hint;
 
 pub use builder::BlockBuilder;
 pub use iterator::BlockIterator;
+pub use search_hint::SearchHint;
 
 use std::fmt;
 use std::sync::{Arc, Weak};
@@ -44,6 +46,8 @@ pub struct Block {
     /// strictly increasing and each lies inside the entry region (restart 0
     /// may equal `restarts_offset` only when the block holds no entries).
     num_restarts: usize,
+    /// Built on request for blocks with many restarts (index blocks).
+    search_hint: Option<Arc<SearchHint>>,
 }
 
 impl fmt::Debug for Block {
@@ -63,16 +67,20 @@ pub struct WeakBlock {
     data: Weak<[u8]>,
     restarts_offset: usize,
     num_restarts: usize,
+    search_hint: Option<Weak<SearchHint>>,
 }
 
 impl WeakBlock {
     /// The block, if something (normally the block cache) still holds it.
     pub fn upgrade(&self) -> Option<Block> {
         // The fields were validated by `Block::new` for this very data.
+        // The hint lives exactly as long as the data (the cached `Block`
+        // holds both); if it were gone, the block is served without it.
         self.data.upgrade().map(|data| Block {
             data,
             restarts_offset: self.restarts_offset,
             num_restarts: self.num_restarts,
+            search_hint: self.search_hint.as_ref().and_then(Weak::upgrade),
         })
     }
 }
@@ -124,7 +132,31 @@ impl Block {
             data: Arc::from(data),
             restarts_offset,
             num_restarts,
+            search_hint: None,
         })
+    }
+
+    /// Adds a [`SearchHint`] if the block has enough restarts to profit
+    /// (index blocks): seeks then decode few entries.
+    pub fn with_search_hint(mut self) -> Block {
+        self.search_hint =
+            SearchHint::build(self.num_restarts, |index| self.restart_key(index)).map(Arc::new);
+        self
+    }
+
+    pub(super) fn search_hint(&self) -> Option<&SearchHint> {
+        self.search_hint.as_deref()
+    }
+
+    /// The whole key stored at restart point `index` (where `shared == 0`),
+    /// or `None` if that entry is malformed.
+    fn restart_key(&self, index: usize) -> Option<&[u8]> {
+        let offset = self.restart_point(index);
+        let entries = self.entries();
+        BlockIterator::decode_header(entries, offset)
+            .filter(|header| header.shared == 0)
+            .and_then(|header| entries.get(header.suffix_start..header.suffix_end))
+            .filter(|key| key.len() >= crate::key::TRAILER_LEN)
     }
 
     /// A reference to this block that does not keep it in memory.
@@ -133,12 +165,17 @@ impl Block {
             data: Arc::downgrade(&self.data),
             restarts_offset: self.restarts_offset,
             num_restarts: self.num_restarts,
+            search_hint: self.search_hint.as_ref().map(Arc::downgrade),
         }
     }
 
     /// Size of the decoded block in bytes (what it costs in the cache).
     pub fn size_bytes(&self) -> usize {
         self.data.len()
+            + self
+                .search_hint
+                .as_ref()
+                .map_or(0, |hint| hint.size_bytes())
     }
 
     /// A cursor over this block's entries, initially unpositioned.
@@ -251,6 +288,70 @@ mod tests {
                     assert_eq!(
                         iter.valid().then(|| iter.key().to_vec()),
                         expected.map(|e| e.0.clone())
+                    );
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn seek_with_a_search_hint_matches_a_sorted_model(
+            suffixes in proptest::collection::btree_set(
+                proptest::collection::vec(proptest::prop_oneof![
+                    proptest::strategy::Just(0u8), proptest::strategy::Just(1u8),
+                    proptest::strategy::Just(b'a'), proptest::num::u8::ANY,
+                ], 0..12),
+                64..300,
+            ),
+            targets in proptest::collection::vec(
+                (proptest::collection::vec(proptest::num::u8::ANY, 0..14), 0u64..3),
+                1..60,
+            ),
+            restart_interval in 1usize..3,
+        ) {
+            // Keys share a prefix, then differ in bytes that include zeros
+            // and in length: the cases the hint's padding must get right.
+            let entries: Vec<(Vec<u8>, Vec<u8>)> = suffixes
+                .iter()
+                .flat_map(|suffix| {
+                    let mut user_key = b"shared/prefix/".to_vec();
+                    user_key.extend_from_slice(suffix);
+                    [2u64, 1].map(|seq| {
+                        (internal_key(&user_key, seq, ValueKind::Value), user_key.clone())
+                    })
+                })
+                .collect();
+            let mut entries = entries;
+            // Index blocks end with a short successor and may begin with a
+            // short separator: keys outside the shared prefix at both ends.
+            entries.insert(0, (internal_key(b"shared/", 1, ValueKind::Value), b"shared/".to_vec()));
+            entries.push((internal_key(b"t", 1, ValueKind::Value), b"t".to_vec()));
+            let plain = build(&entries, restart_interval);
+            let hinted = plain.clone().with_search_hint();
+            proptest::prop_assert!(hinted.search_hint().is_some());
+            let user_keys = entries.iter().map(|(_, user_key)| user_key.clone());
+            let candidates = targets
+                .iter()
+                .map(|(suffix, seq)| {
+                    let mut user_key = b"shared/prefix/".to_vec();
+                    user_key.extend_from_slice(suffix);
+                    (user_key, *seq)
+                })
+                .chain(user_keys.map(|user_key| (user_key, 1)))
+                .chain([(b"a".to_vec(), 0), (b"z".to_vec(), 0), (Vec::new(), 0)]);
+            for (user_key, seq) in candidates {
+                let target = internal_key(&user_key, seq, ValueKind::Value);
+                let expected = entries
+                    .iter()
+                    .find(|(k, _)| crate::key::compare_internal_keys(k, &target).is_ge())
+                    .map(|e| e.0.clone());
+                for block in [&plain, &hinted] {
+                    let mut iter = block.iter();
+                    iter.seek(&target).unwrap();
+                    proptest::prop_assert_eq!(
+                        iter.valid().then(|| iter.key().to_vec()),
+                        expected.clone()
                     );
                 }
             }

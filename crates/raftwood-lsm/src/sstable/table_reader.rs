@@ -200,14 +200,14 @@ impl Table {
         if let Some(block) = self.index_slot.read().as_ref().and_then(WeakBlock::upgrade) {
             return Ok(block);
         }
-        let block = self.cached_block(self.footer.index, "index")?;
+        let block = self.cached_block(self.footer.index, "index", true)?;
         *self.index_slot.write() = Some(block.downgrade());
         Ok(block)
     }
 
     /// A data block (through the cache).
     pub(crate) fn data_block(&self, handle: BlockHandle) -> Result<Block> {
-        self.cached_block(handle, "data")
+        self.cached_block(handle, "data", false)
     }
 
     /// Offset of the index block, for error labels.
@@ -241,12 +241,16 @@ impl Table {
         }
     }
 
-    fn cached_block(&self, handle: BlockHandle, kind: &str) -> Result<Block> {
+    /// `search_hint`: build a [`Block::with_search_hint`] (index blocks).
+    fn cached_block(&self, handle: BlockHandle, kind: &str, search_hint: bool) -> Result<Block> {
         let cached = self
             .cache
             .get_or_insert_with(self.file_number, handle.offset, || {
                 let contents = self.read_block_contents(handle)?;
-                let block = Block::new(contents).map_err(|e| self.relabel(e, handle.offset))?;
+                let mut block = Block::new(contents).map_err(|e| self.relabel(e, handle.offset))?;
+                if search_hint {
+                    block = block.with_search_hint();
+                }
                 Ok(CachedBlock::Block(block))
             })?;
         match cached {

@@ -37,10 +37,10 @@ pub struct BlockIterator {
 }
 
 /// A decoded entry header: lengths and where the key suffix starts.
-struct EntryHeader {
-    shared: usize,
-    suffix_start: usize,
-    suffix_end: usize,
+pub(super) struct EntryHeader {
+    pub(super) shared: usize,
+    pub(super) suffix_start: usize,
+    pub(super) suffix_end: usize,
     value_end: usize,
 }
 
@@ -84,7 +84,7 @@ impl BlockIterator {
     }
 
     /// Decodes the header of the entry at `offset` within the entry region.
-    fn decode_header(entries: &[u8], offset: usize) -> Option<EntryHeader> {
+    pub(super) fn decode_header(entries: &[u8], offset: usize) -> Option<EntryHeader> {
         let (shared, position) = decode_varint32(entries, offset)?;
         let (suffix_len, position) = decode_varint32(entries, position)?;
         let (value_len, suffix_start) = decode_varint32(entries, position)?;
@@ -104,12 +104,7 @@ impl BlockIterator {
     /// The whole key stored at restart point `index` (where `shared == 0`),
     /// or `None` if that entry is malformed.
     fn restart_key(&self, index: usize) -> Option<&[u8]> {
-        let offset = self.block.restart_point(index);
-        let entries = self.block.entries();
-        Self::decode_header(entries, offset)
-            .filter(|header| header.shared == 0)
-            .and_then(|header| entries.get(header.suffix_start..header.suffix_end))
-            .filter(|key| key.len() >= TRAILER_LEN)
+        self.block.restart_key(index)
     }
 
     /// Decodes the entry at `next_offset`. Returns false (and becomes
@@ -195,8 +190,13 @@ impl InternalIterator for BlockIterator {
     fn seek(&mut self, target: &[u8]) -> Result<()> {
         // Binary search for the last restart point whose key is < target; the
         // answer is in its interval or is the first key of the next one.
-        let mut left = 0;
-        let mut right = self.block.num_restarts() - 1;
+        // The search hint, when the block has one, narrows the range with
+        // integer comparisons on a dense array before any entry is decoded.
+        let (mut left, mut right) = self
+            .block
+            .search_hint()
+            .and_then(|hint| hint.narrow(target))
+            .unwrap_or((0, self.block.num_restarts() - 1));
         while left < right {
             let mid = left + (right - left).div_ceil(2);
             let Some(mid_key) = self.restart_key(mid) else {
