@@ -2,7 +2,9 @@
 //! opened (footer, properties, range tombstones read) once.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+
+use parking_lot::RwLock;
 
 use crate::cache::BlockCache;
 use crate::error::Result;
@@ -10,6 +12,46 @@ use crate::filename;
 use crate::fs::FileSystem;
 use crate::sstable::Table;
 use crate::version::FileMetadata;
+
+/// A weak link from a file's metadata to its open reader: while the table
+/// cache holds the reader, a read reaches it with one atomic increment
+/// instead of a cache lookup (one per probed table per read). Weak, so the
+/// table cache alone decides how many tables stay open. Copies start empty,
+/// and the slot takes no part in comparing metadata.
+#[derive(Default)]
+pub struct ReaderSlot(RwLock<Weak<Table>>);
+
+impl ReaderSlot {
+    /// The reader, if one was recorded and is still open.
+    pub fn get(&self) -> Option<Arc<Table>> {
+        self.0.read().upgrade()
+    }
+
+    /// Records `table` as the reader.
+    pub fn set(&self, table: &Arc<Table>) {
+        *self.0.write() = Arc::downgrade(table);
+    }
+}
+
+impl Clone for ReaderSlot {
+    fn clone(&self) -> Self {
+        ReaderSlot::default()
+    }
+}
+
+impl PartialEq for ReaderSlot {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for ReaderSlot {}
+
+impl std::fmt::Debug for ReaderSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReaderSlot")
+    }
+}
 
 /// A bounded cache of open tables.
 pub struct TableCache {
@@ -46,7 +88,10 @@ impl TableCache {
 
     /// The reader of `file`, opening it if needed.
     pub fn get(&self, file: &FileMetadata) -> Result<Arc<Table>> {
-        self.tables.get_or_insert_with(&file.number, || {
+        if let Some(table) = file.reader.get() {
+            return Ok(table);
+        }
+        let table = self.tables.get_or_insert_with(&file.number, || {
             let path = filename::table_path(&self.dir, file.number);
             let handle = self.fs.open_random_access(&path)?;
             Ok(Arc::new(Table::open(
@@ -54,7 +99,9 @@ impl TableCache {
                 file.number,
                 Arc::clone(&self.block_cache),
             )?))
-        })
+        })?;
+        file.reader.set(&table);
+        Ok(table)
     }
 
     /// Forgets a deleted table.

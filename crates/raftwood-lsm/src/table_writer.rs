@@ -72,6 +72,7 @@ fn metadata(number: u64, summary: TableSummary) -> FileMetadata {
         largest_sequence_number: summary.largest_sequence_number,
         num_entries: summary.num_entries,
         num_range_tombstones: summary.num_range_tombstones,
+        reader: Default::default(),
     }
 }
 

@@ -183,6 +183,7 @@ mod tests {
             largest_sequence_number: number,
             num_entries: 1,
             num_range_tombstones: 0,
+            reader: Default::default(),
         })
     }
 

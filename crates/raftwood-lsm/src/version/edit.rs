@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::FileMetadata;
 use crate::error::{Error, Result};
+use crate::table_cache::ReaderSlot;
 
 /// The newest manifest format this build writes and reads.
 pub const MANIFEST_FORMAT_VERSION: u32 = 1;
@@ -150,6 +151,7 @@ impl VersionEdit {
                         num_range_tombstones: d.u64()?,
                         smallest_key: d.key()?,
                         largest_key: d.key()?,
+                        reader: ReaderSlot::default(),
                     };
                     if file.smallest_key.len() < crate::key::TRAILER_LEN
                         || file.largest_key.len() < crate::key::TRAILER_LEN
@@ -199,6 +201,7 @@ mod tests {
                     largest_sequence_number: 9,
                     num_entries: 10,
                     num_range_tombstones: 1,
+                    reader: Default::default(),
                 }),
             )],
         }

@@ -1,6 +1,7 @@
 //! What the manifest records about one SSTable.
 
 use crate::key;
+use crate::table_cache::ReaderSlot;
 
 /// Metadata of a live table file. Immutable once the table is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,9 @@ pub struct FileMetadata {
     pub num_entries: u64,
     /// Range tombstones in the file.
     pub num_range_tombstones: u64,
+    /// The file's open reader, if the table cache holds one (a cache of the
+    /// cache lookup; not part of the file's description).
+    pub(crate) reader: ReaderSlot,
 }
 
 impl FileMetadata {

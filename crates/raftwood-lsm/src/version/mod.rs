@@ -160,6 +160,7 @@ mod tests {
             largest_sequence_number: seq,
             num_entries: 1,
             num_range_tombstones: 0,
+            reader: Default::default(),
         })
     }
 
