@@ -38,7 +38,10 @@ const NUM_RESTARTS_LEN: usize = 4;
 #[derive(Clone)]
 pub struct Block {
     /// The whole block: entries, restart array and restart count.
-    data: Arc<[u8]>,
+    /// An `Arc<Vec>` rather than an `Arc<[u8]>`: the block arrives as a
+    /// `Vec` from a read (or decompression), and `Arc<[u8]>::from` would
+    /// copy it; a block-cache miss is common enough for the copy to show.
+    data: Arc<Vec<u8>>,
     /// Where the restart array begins; entries occupy `data[..restarts_offset]`.
     /// Invariant: `restarts_offset + 4 * num_restarts + 4 == data.len()`.
     restarts_offset: usize,
@@ -64,7 +67,7 @@ impl fmt::Debug for Block {
 /// thing that charges the block to the memory budget.
 #[derive(Debug, Clone)]
 pub struct WeakBlock {
-    data: Weak<[u8]>,
+    data: Weak<Vec<u8>>,
     restarts_offset: usize,
     num_restarts: usize,
     search_hint: Option<Weak<SearchHint>>,
@@ -129,7 +132,7 @@ impl Block {
             previous = Some(point);
         }
         Ok(Block {
-            data: Arc::from(data),
+            data: Arc::new(data),
             restarts_offset,
             num_restarts,
             search_hint: None,
