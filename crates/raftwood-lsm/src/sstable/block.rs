@@ -362,6 +362,41 @@ mod tests {
     }
 
     #[test]
+    fn search_hint_handles_long_runs_of_tied_words() {
+        // Every key is the prefix, eight equal bytes, then a counter: all
+        // words tie, so the hint must fall back to comparing keys.
+        let user_key = |i: u16| {
+            let mut key = b"p".to_vec();
+            key.extend_from_slice(&[7u8; 8]);
+            key.extend_from_slice(&i.to_be_bytes());
+            key
+        };
+        let entries: Vec<(Vec<u8>, Vec<u8>)> = (0..200u16)
+            .map(|i| {
+                (
+                    internal_key(&user_key(i * 2), 1, ValueKind::Value),
+                    Vec::new(),
+                )
+            })
+            .collect();
+        let hinted = build(&entries, 1).with_search_hint();
+        assert!(hinted.search_hint().is_some());
+        let mut iter = hinted.iter();
+        for i in 0..401u16 {
+            let target = internal_key(&user_key(i), 1, ValueKind::Value);
+            iter.seek(&target).unwrap();
+            let expected = entries
+                .iter()
+                .find(|(k, _)| crate::key::compare_internal_keys(k, &target).is_ge());
+            assert_eq!(
+                iter.valid().then(|| iter.key().to_vec()),
+                expected.map(|e| e.0.clone()),
+                "target {i}"
+            );
+        }
+    }
+
+    #[test]
     fn rejects_malformed_restart_arrays() {
         assert!(Block::new(vec![]).unwrap_err().is_corruption());
         assert!(Block::new(vec![0, 0, 0, 0]).unwrap_err().is_corruption());

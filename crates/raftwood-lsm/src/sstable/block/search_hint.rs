@@ -121,7 +121,17 @@ impl SearchHint {
         }
         let word = word_after(user_key, self.common_prefix.len());
         let below = self.words.partition_point(|&w| w < word);
-        let not_above = self.words.partition_point(|&w| w <= word);
+        // Ties are few (usually none or one): scanning them touches the
+        // cache line the binary search just loaded, a second binary search
+        // would miss the cache again.
+        // Keys that share more than the prefix plus 8 bytes tie in long
+        // runs; past a few, fall back to a binary search of the run.
+        let after_below = &self.words[below..];
+        let ties = match after_below.iter().take(8).position(|&w| w != word) {
+            Some(ties) => ties,
+            None => after_below.partition_point(|&w| w <= word),
+        };
+        let not_above = below + ties;
         Some((below.saturating_sub(1), not_above.saturating_sub(1)))
     }
 }
