@@ -146,8 +146,15 @@ impl DbIterator {
             Some(lower) if lower > target => lower,
             _ => target,
         };
-        self.inner
-            .seek(&key::seek_key(target, MAX_SEQUENCE_NUMBER))?;
+        // Encoded into the `skip` buffer, unused until the next step.
+        self.skip.clear();
+        key::encode_internal_key(
+            target,
+            MAX_SEQUENCE_NUMBER,
+            ValueKind::FOR_SEEK,
+            &mut self.skip,
+        );
+        self.inner.seek(&self.skip)?;
         self.find_next_visible(false)
     }
 

@@ -96,9 +96,16 @@ impl DbInner {
         };
         let lower = options.lower_bound.as_deref();
         let upper = options.upper_bound.as_deref();
-        let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
+        let mut children: Vec<Box<dyn InternalIterator>> = Vec::with_capacity(
+            1 + sv.imm.len() + sv.version.files(0).len() + sv.version.num_levels(),
+        );
         let mut tombstones = Vec::new();
-        for mem in std::iter::once(&sv.mem).chain(sv.imm.iter()) {
+        // An empty memtable (the usual state right after a flush) has
+        // nothing to merge; skipping it saves a skiplist search per seek.
+        for mem in std::iter::once(&sv.mem)
+            .chain(sv.imm.iter())
+            .filter(|mem| !mem.is_empty())
+        {
             children.push(Box::new(mem.iter()));
             tombstones.extend(mem.range_tombstones());
         }
