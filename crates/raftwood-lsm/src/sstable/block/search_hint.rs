@@ -35,7 +35,13 @@ pub struct SearchHint {
     /// if it has the prefix, else 0 if it sorts before the prefix and
     /// `u64::MAX` if after. Invariant: non-decreasing (the keys are sorted).
     words: Box<[u64]>,
+    /// `words[SAMPLE_STRIDE * i]` for each `i`: small enough to stay in the
+    /// CPU cache, so a search misses the cache only in one stride of `words`.
+    samples: Box<[u64]>,
 }
+
+/// One sample per this many words (8 cache lines of words).
+const SAMPLE_STRIDE: usize = 64;
 
 /// The 8 bytes of `user_key` starting at `start`, zero-padded, big-endian.
 ///
@@ -90,15 +96,17 @@ impl SearchHint {
             // should have ruled out) gets here; search it the slow way.
             return None;
         }
+        let samples = words.iter().step_by(SAMPLE_STRIDE).copied().collect();
         Some(SearchHint {
             common_prefix: common_prefix.into(),
             words,
+            samples,
         })
     }
 
     /// Bytes the hint occupies (charged to the block cache with its block).
     pub(super) fn size_bytes(&self) -> usize {
-        self.common_prefix.len() + 8 * self.words.len()
+        self.common_prefix.len() + 8 * (self.words.len() + self.samples.len())
     }
 
     /// The range `[left, right]` of restart indexes that holds the last
@@ -111,21 +119,28 @@ impl SearchHint {
     /// trailers; restarts from `not_above` on have a larger word, hence a
     /// larger key. (A restart key without the prefix that sorts before it is
     /// either a proper prefix of it or smaller at a byte inside it, so it is
-    /// smaller than any key with the prefix; symmetrically for after.) So the answer is in `[below - 1, not_above - 1]`, and the
-    /// caller's binary search keeps its invariant ("restart `left` is below
-    /// the target, or `left` is 0") from the start.
+    /// smaller than any key with the prefix; symmetrically for after.) So
+    /// the answer is in `[below - 1, not_above - 1]`, and the caller's binary
+    /// search keeps its invariant ("restart `left` is below the target, or
+    /// `left` is 0") from the start.
     pub(super) fn narrow(&self, target: &[u8]) -> Option<(usize, usize)> {
         let user_key = target.get(..target.len().checked_sub(TRAILER_LEN)?)?;
         if !user_key.starts_with(&self.common_prefix) {
             return None;
         }
         let word = word_after(user_key, self.common_prefix.len());
-        let below = self.words.partition_point(|&w| w < word);
+        // Every restart before `SAMPLE_STRIDE * (sample - 1)` is below the
+        // word and every one from `SAMPLE_STRIDE * sample` on is not: the
+        // search of `words` is confined to one stride.
+        let sample = self.samples.partition_point(|&w| w < word);
+        let window_start = SAMPLE_STRIDE * sample.saturating_sub(1);
+        let window_end = (SAMPLE_STRIDE * sample).min(self.words.len());
+        let window = self.words.get(window_start..window_end).unwrap_or_default();
+        let below = window_start + window.partition_point(|&w| w < word);
         // Ties are few (usually none or one): scanning them touches the
-        // cache line the binary search just loaded, a second binary search
-        // would miss the cache again.
-        // Keys that share more than the prefix plus 8 bytes tie in long
-        // runs; past a few, fall back to a binary search of the run.
+        // cache line the search just loaded. Keys that share more than the
+        // prefix plus 8 bytes tie in long runs; past a few, fall back to a
+        // binary search of the run.
         let after_below = &self.words[below..];
         let ties = match after_below.iter().take(8).position(|&w| w != word) {
             Some(ties) => ties,
