@@ -158,6 +158,17 @@ impl MemTable {
         self.largest_sequence_number.load(AtomicOrdering::Acquire)
     }
 
+    /// True if nothing was inserted, judged by one atomic load (no lock).
+    ///
+    /// Every insert adds to `approximate_size_bytes` before it touches the
+    /// skiplist or the tombstones, and a write becomes visible only after its
+    /// inserts (its sequence number is published with Release and read with
+    /// Acquire); so a reader that loads the visible sequence number first
+    /// and then finds this true has missed no write it can see.
+    pub fn has_no_writes(&self) -> bool {
+        self.approximate_size_bytes.load(AtomicOrdering::Relaxed) == 0
+    }
+
     /// True if nothing was inserted.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty() && self.range_tombstones.read().is_empty()

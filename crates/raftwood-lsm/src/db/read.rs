@@ -52,11 +52,19 @@ fn decide(point: Option<(u64, ValueKind, Vec<u8>)>, tombstone_sequence_number: u
 
 impl DbInner {
     pub(super) fn get(&self, user_key: &[u8], snapshot: Option<u64>) -> Result<Option<Vec<u8>>> {
-        let sv = self.super_version.load_full();
+        // A guard, not a clone: a point read is short, and the guard spares
+        // the reference-count traffic on the shared super version.
+        let sv = self.super_version.load();
         let snapshot =
             snapshot.unwrap_or_else(|| self.visible_sequence_number.load(Ordering::Acquire));
 
-        for mem in std::iter::once(&sv.mem).chain(sv.imm.iter()) {
+        // Skipping an empty memtable (the usual state right after a flush)
+        // saves a tombstone-lock and a skiplist search; see
+        // `MemTable::has_no_writes` for why no visible write is missed.
+        for mem in std::iter::once(&sv.mem)
+            .chain(sv.imm.iter())
+            .filter(|mem| !mem.has_no_writes())
+        {
             let tombstone = mem.max_covering_tombstone(user_key, snapshot);
             let point = mem
                 .get(user_key, snapshot)?
