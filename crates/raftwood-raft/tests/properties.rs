@@ -162,17 +162,18 @@ fn run_seed(seed: u64) -> Result<(), String> {
     let size: u64 = if rng.random_bool(0.5) { 3 } else { 5 };
     let pre_vote = rng.random_bool(0.7);
     let check_quorum = rng.random_bool(0.7);
+    let make_config = |id: NodeId, rng: &mut ChaCha8Rng| Config {
+        pre_vote,
+        check_quorum,
+        max_inflight_messages: rng.random_range(1..8),
+        max_message_entries: rng.random_range(1..6),
+        election_timeout_ticks: 5,
+        seed: seed.wrapping_mul(31).wrapping_add(id),
+        ..Config::new(id)
+    };
     let mut cluster = Cluster::new();
     for id in 1..=size {
-        let config = Config {
-            pre_vote,
-            check_quorum,
-            max_inflight_messages: rng.random_range(1..8),
-            max_message_entries: rng.random_range(1..6),
-            election_timeout_ticks: 5,
-            seed: seed.wrapping_mul(31).wrapping_add(id),
-            ..Config::new(id)
-        };
+        let config = make_config(id, &mut rng);
         let bootstrap = Bootstrap::Member {
             conf_state: ConfState::with_voters(1..=size),
             index: 1,
@@ -184,15 +185,6 @@ fn run_seed(seed: u64) -> Result<(), String> {
     let mut seen = Observations::default();
     let mut proposal_number = 0u64;
     let pick = |rng: &mut ChaCha8Rng, ids: &[NodeId]| ids[rng.random_range(0..ids.len())];
-    let make_config = |id: NodeId, rng: &mut ChaCha8Rng| Config {
-        pre_vote,
-        check_quorum,
-        max_inflight_messages: rng.random_range(1..8),
-        max_message_entries: rng.random_range(1..6),
-        election_timeout_ticks: 5,
-        seed: seed.wrapping_mul(31).wrapping_add(id),
-        ..Config::new(id)
-    };
 
     for step in 0..STEPS_PER_SEED {
         let roll = rng.random_range(0..1000);

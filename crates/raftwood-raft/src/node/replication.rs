@@ -379,10 +379,9 @@ impl RaftNode {
             let Some(progress) = self.tracker.progress_mut(from) else {
                 return;
             };
+            // A real rejection in Replicate drops the follower to Probe
+            // inside `maybe_decrease_to`.
             if progress.maybe_decrease_to(index, probe_index) {
-                if progress.state == ProgressState::Replicate {
-                    progress.become_probe();
-                }
                 self.send_append(from, true);
             }
             return;
@@ -445,21 +444,9 @@ impl RaftNode {
         if self.role != Role::Leader {
             return;
         }
-        let Some(progress) = self.tracker.progress_mut(to) else {
-            return;
-        };
-        if !matches!(progress.state, ProgressState::Snapshot { .. }) {
-            return;
+        if let Some(progress) = self.tracker.progress_mut(to) {
+            progress.snapshot_reported(success);
         }
-        if !success {
-            // Probe from the follower's match instead of past the snapshot
-            // it never received.
-            progress.state = ProgressState::Snapshot { pending_index: 0 };
-        }
-        progress.become_probe();
-        // Wait for the follower's answer (or a heartbeat response) before
-        // probing, so a failing stream is not retried in a tight loop.
-        progress.probe_sent = true;
     }
 
     /// The caller could not reach `to`: stop pipelining to it and probe.

@@ -125,6 +125,22 @@ impl Progress {
         self.check_invariants();
     }
 
+    /// The caller finished (or failed) sending the snapshot. Ignored unless
+    /// in Snapshot. The follower is probed after the snapshot if it arrived,
+    /// else from its match (it never received the snapshot); either way the
+    /// probe waits for the follower's answer or a heartbeat response, so a
+    /// failing stream is not retried in a tight loop.
+    pub fn snapshot_reported(&mut self, success: bool) {
+        if !matches!(self.state, ProgressState::Snapshot { .. }) {
+            return;
+        }
+        if !success {
+            self.state = ProgressState::Snapshot { pending_index: 0 };
+        }
+        self.become_probe();
+        self.probe_sent = true;
+    }
+
     /// Starts pipelining: the follower's log is known to match up to
     /// `matched`, so sending resumes right after it.
     pub fn become_replicate(&mut self) {
