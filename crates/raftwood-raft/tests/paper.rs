@@ -642,3 +642,56 @@ fn bad_input_is_ignored_or_refused_with_a_typed_error() {
     let error = raftwood_raft::RaftNode::new(Config::new(1), at_zero).unwrap_err();
     assert!(matches!(error, Error::InvalidInitialState(_)), "{error}");
 }
+
+/// The core's only randomness, the election timeout, comes from the seed in
+/// its configuration: the same seed draws the same timeouts, run after run,
+/// so a failing seed replays exactly.
+#[test]
+fn election_timeouts_are_reproducible_from_the_seed() {
+    let ticks_to_campaign = |seed: u64| -> Vec<u32> {
+        let config = Config {
+            seed,
+            pre_vote: false,
+            ..config(1)
+        };
+        let initial = raftwood_raft::InitialState {
+            hard_state: raftwood_raft::HardState {
+                term: 1,
+                vote: None,
+                commit: 1,
+            },
+            snapshot: raftwood_raft::SnapshotMeta {
+                index: 1,
+                term: 1,
+                conf_state: ConfState::with_voters([1, 2, 3]),
+            },
+            entries: Vec::new(),
+            applied: 1,
+        };
+        let mut node = raftwood_raft::RaftNode::new(config, initial).unwrap();
+        // Ticks between successive campaigns, over ten elections.
+        let mut gaps = Vec::new();
+        let mut ticks = 0;
+        while gaps.len() < 10 {
+            let term = node.term();
+            node.tick();
+            ticks += 1;
+            if node.term() != term {
+                gaps.push(ticks);
+                ticks = 0;
+            }
+        }
+        gaps
+    };
+    let first = ticks_to_campaign(7);
+    assert_eq!(first, ticks_to_campaign(7), "same seed, same draws");
+    assert!(
+        first.iter().all(|&t| (10..20).contains(&t)),
+        "drawn from [timeout, 2 x timeout): {first:?}"
+    );
+    assert!(
+        first.iter().any(|&t| t != first[0]),
+        "the draws vary: {first:?}"
+    );
+    assert_ne!(first, ticks_to_campaign(8), "another seed, other draws");
+}
