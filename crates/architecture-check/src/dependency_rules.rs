@@ -65,6 +65,18 @@ pub fn dependency_rules() -> Vec<DependencyRule> {
             forbidden_prefixes: vec!["raftwood-raft", "raftwood-server", "raftwood-sim"],
         },
         DependencyRule {
+            crate_name: "raftwood-log",
+            description: "the raft log store does its I/O through the storage engine's filesystem seam: no async runtime, no networking, no state machine or server",
+            forbidden: ASYNC_AND_NETWORK.to_vec(),
+            forbidden_prefixes: vec!["raftwood-kv", "raftwood-server", "raftwood-sim"],
+        },
+        DependencyRule {
+            crate_name: "raftwood-server",
+            description: "the server is driven by the binary and the simulator, never the other way round",
+            forbidden: vec![],
+            forbidden_prefixes: vec!["raftwood-sim"],
+        },
+        DependencyRule {
             crate_name: "raftwood-sim",
             description: "the simulator drives the cores deterministically: no async runtime, no networking",
             forbidden: ASYNC_AND_NETWORK.to_vec(),

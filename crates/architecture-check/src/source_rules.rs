@@ -45,6 +45,24 @@ pub fn source_rules() -> Vec<SourceRule> {
             forbidden: vec!["std::fs", "std::net", "std::os::unix::fs"],
             allowed_dirs: vec!["fs"],
         },
+        SourceRule {
+            crate_name: "raftwood-log",
+            description: "the raft log store reaches the disk only through the storage engine's FileSystem seam, so the crash-modelling filesystem can test it",
+            forbidden: vec!["std::fs", "std::net", "std::os::unix::fs"],
+            allowed_dirs: vec![],
+        },
+        SourceRule {
+            crate_name: "raftwood-sim",
+            description: "the simulator is deterministic: no wall clock, no global randomness, no real I/O inside a simulated run",
+            forbidden: vec![
+                "std::net",
+                "Instant::now",
+                "SystemTime::now",
+                "thread_rng",
+                "rand::rng()",
+            ],
+            allowed_dirs: vec!["bin"],
+        },
     ]
 }
 

@@ -1,0 +1,3 @@
+//! The raftwood command.
+
+fn main() {}
