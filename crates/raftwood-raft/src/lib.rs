@@ -16,6 +16,7 @@
 //! maps each of its sections to the types here and the tests that check
 //! them.
 
+pub mod codec;
 mod config;
 mod effects;
 mod entry;
