@@ -1,3 +1,90 @@
-//! The raftwood command.
+//! The raftwood command: `serve` runs one member, `dev` a local
+//! three-member cluster.
 
-fn main() {}
+mod dev;
+mod serve_args;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::dev::DevArgs;
+use crate::serve_args::ServeArgs;
+
+/// raftwood: a distributed, strongly consistent key-value store speaking
+/// etcd's v3 API.
+#[derive(Debug, Parser)]
+#[command(name = "raftwood", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one member (flags as etcd's).
+    Serve(ServeArgs),
+    /// Run a three-member cluster on loopback, data under ./raftwood-data.
+    Dev(DevArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RAFTWOOD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("raftwood: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Dev(args) => dev::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("raftwood: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let config = args.to_config().map_err(|e| e.to_string())?;
+    let name = config.name.clone();
+    let mut node = raftwood_server::start(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    eprintln!(
+        "raftwood: member {name} ({:x}) serving clients on {}",
+        node.context.member_id,
+        node.client_addresses
+            .iter()
+            .map(|a| format!("http://{a}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("raftwood: stopping");
+            match node.shutdown().await {
+                None => Ok(()),
+                Some(failure) => Err(failure),
+            }
+        }
+        reason = node.wait_failed() => Err(format!("member stopped: {reason}")),
+    }
+}

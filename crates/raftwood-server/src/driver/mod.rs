@@ -1,0 +1,294 @@
+//! The drive loop: owns the raft core, feeds it ticks, peer messages,
+//! proposals and read requests, and carries out its effects — persistence
+//! on the persistence thread, messages through a [`MessageSink`], entries
+//! on the apply thread, confirmed reads back to their readers.
+//!
+//! The loop itself touches no disk and no socket: the log storage is a
+//! [`LogStorage`], the network a [`MessageSink`], and time arrives as
+//! [`LoopEvent::Tick`], so the same loop can be driven by a simulator.
+
+mod apply;
+mod persist;
+mod reads;
+mod waiters;
+
+use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use raftwood_raft::{Effects, Index, Message, NodeId, PersistTicket, RaftNode, Role, Term};
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use apply::run_apply;
+pub use persist::{LogStorage, PersistWork, run_persistence};
+pub use reads::{ReadBatcher, ReadError, ReadReply};
+pub use waiters::{ProposeError, ProposeResult, Waiters};
+
+use crate::transport::MessageSink;
+
+/// An input to the drive loop.
+#[derive(Debug)]
+pub enum LoopEvent {
+    /// One heartbeat interval passed.
+    Tick,
+    /// Messages from peers.
+    Messages(Vec<Message>),
+    /// A client's write: the encoded state-machine request.
+    Propose {
+        /// The request, as the state machine decodes it.
+        request: Bytes,
+        /// Where the outcome goes once the entry is applied.
+        reply: oneshot::Sender<ProposeResult>,
+    },
+    /// A client's linearizable read asks which index it must wait for.
+    ReadIndex {
+        /// Where the index goes.
+        reply: ReadReply,
+    },
+    /// The persistence thread made these durable, in order.
+    Persisted(Vec<PersistTicket>),
+    /// The apply thread applied up to this index.
+    Applied(Index),
+    /// A peer could not be reached.
+    Unreachable(NodeId),
+    /// Leadership should move to this member (etcd's MoveLeader).
+    TransferLeader(NodeId),
+    /// A storage error: the member must stop (fail-stop).
+    Fatal(String),
+    /// Stop the loop.
+    Shutdown,
+}
+
+/// What the loop publishes after every round, for status RPCs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RaftStatus {
+    /// This member.
+    pub id: NodeId,
+    /// The leader this member knows of.
+    pub leader: Option<NodeId>,
+    /// The current term.
+    pub term: Term,
+    /// The commit index.
+    pub commit: Index,
+    /// The applied index the core knows of.
+    pub applied: Index,
+    /// Whether this member leads.
+    pub is_leader: bool,
+    /// Whether a storage error stopped the member.
+    pub failed: bool,
+}
+
+/// Channels the loop sends work to.
+#[derive(Debug)]
+pub struct LoopOutputs {
+    /// Peer messages.
+    pub network: Arc<dyn MessageSink>,
+    /// The persistence thread.
+    pub persist: std_mpsc::Sender<PersistWork>,
+    /// The apply thread.
+    pub apply: std_mpsc::Sender<Vec<raftwood_raft::Entry>>,
+    /// Proposers waiting for their entries (shared with the apply thread).
+    pub waiters: Arc<Mutex<Waiters>>,
+    /// Published status.
+    pub status: watch::Sender<RaftStatus>,
+}
+
+impl std::fmt::Debug for dyn MessageSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MessageSink")
+    }
+}
+
+/// The drive loop's state.
+#[derive(Debug)]
+pub struct DriveLoop {
+    node: RaftNode,
+    outputs: LoopOutputs,
+    reads: ReadBatcher,
+    last_leader: Option<NodeId>,
+    failed: Option<String>,
+}
+
+impl DriveLoop {
+    /// A loop around `node`.
+    pub fn new(node: RaftNode, outputs: LoopOutputs) -> DriveLoop {
+        DriveLoop {
+            node,
+            outputs,
+            reads: ReadBatcher::default(),
+            last_leader: None,
+            failed: None,
+        }
+    }
+
+    /// Runs until shutdown or a fatal error, which is returned.
+    pub async fn run(mut self, mut events: mpsc::UnboundedReceiver<LoopEvent>) -> Option<String> {
+        let mut batch = Vec::new();
+        loop {
+            batch.clear();
+            if events.recv_many(&mut batch, 1024).await == 0 {
+                break;
+            }
+            let mut stop = false;
+            let mut proposals = Vec::new();
+            for event in batch.drain(..) {
+                match event {
+                    LoopEvent::Propose { request, reply } => proposals.push((request, reply)),
+                    LoopEvent::Shutdown => stop = true,
+                    other => self.handle(other),
+                }
+            }
+            // Proposals of one round become one batch of entries: one
+            // append message per follower, one write for the log.
+            self.propose_all(proposals);
+            self.after_events();
+            if stop || self.failed.is_some() {
+                break;
+            }
+        }
+        self.reads.stop();
+        self.outputs.waiters.lock().stop();
+        let mut status = *self.outputs.status.borrow();
+        status.failed = self.failed.is_some();
+        status.leader = None;
+        status.is_leader = false;
+        self.outputs.status.send_replace(status);
+        self.failed
+    }
+
+    fn handle(&mut self, event: LoopEvent) {
+        let result = match event {
+            LoopEvent::Tick => {
+                self.node.tick();
+                Ok(())
+            }
+            LoopEvent::Messages(messages) => {
+                for message in messages {
+                    if let Err(error) = self.node.step(message) {
+                        tracing::debug!(%error, "message refused");
+                    }
+                }
+                Ok(())
+            }
+            LoopEvent::ReadIndex { reply } => {
+                self.reads.push(reply);
+                Ok(())
+            }
+            LoopEvent::Persisted(tickets) => tickets
+                .into_iter()
+                .try_for_each(|ticket| self.node.on_persisted(ticket)),
+            LoopEvent::Applied(index) => self.node.on_applied(index),
+            LoopEvent::Unreachable(peer) => {
+                self.node.report_unreachable(peer);
+                Ok(())
+            }
+            LoopEvent::TransferLeader(to) => {
+                if let Err(error) = self.node.transfer_leader(to) {
+                    tracing::info!(%error, to, "leadership transfer refused");
+                }
+                Ok(())
+            }
+            LoopEvent::Fatal(reason) => {
+                tracing::error!(%reason, "stopping: storage failed");
+                self.failed = Some(reason);
+                Ok(())
+            }
+            LoopEvent::Propose { .. } | LoopEvent::Shutdown => Ok(()),
+        };
+        if let Err(error) = result {
+            // The core says the caller broke the contract (a completion out
+            // of order): continuing could corrupt the log.
+            tracing::error!(%error, "stopping: drive loop contract violated");
+            self.failed = Some(error.to_string());
+        }
+    }
+
+    fn propose_all(&mut self, proposals: Vec<(Bytes, oneshot::Sender<ProposeResult>)>) {
+        if proposals.is_empty() {
+            return;
+        }
+        let count = proposals.len() as u64;
+        let (requests, replies): (Vec<Bytes>, Vec<_>) = proposals.into_iter().unzip();
+        match self.node.propose_many(requests) {
+            Ok(last) => {
+                let mut waiters = self.outputs.waiters.lock();
+                let first = last.index + 1 - count;
+                for (offset, reply) in replies.into_iter().enumerate() {
+                    waiters.register(first + offset as u64, last.term, reply);
+                }
+            }
+            Err(error) => {
+                let error = match error {
+                    raftwood_raft::Error::NotLeader { leader } => {
+                        ProposeError::NotLeader { leader }
+                    }
+                    _ => ProposeError::Busy,
+                };
+                for reply in replies {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    fn after_events(&mut self) {
+        let leader = self.node.leader();
+        if leader != self.last_leader {
+            self.reads.leader_changed(leader);
+            self.last_leader = leader;
+        }
+        let node = &mut self.node;
+        self.reads.start_round(|context| node.read_index(context));
+        while self.node.has_effects() {
+            let effects = self.node.take_effects();
+            self.carry_out(effects);
+        }
+        let log = self.node.log();
+        let status = RaftStatus {
+            id: self.node.id(),
+            leader: self.node.leader(),
+            term: self.node.term(),
+            commit: log.committed(),
+            applied: log.applied(),
+            is_leader: self.node.role() == Role::Leader,
+            failed: self.failed.is_some(),
+        };
+        self.outputs.status.send_if_modified(|current| {
+            let changed = *current != status;
+            *current = status;
+            changed
+        });
+    }
+
+    fn carry_out(&mut self, effects: Effects) {
+        let Effects {
+            persist,
+            messages,
+            apply,
+            read_states,
+            failed_reads,
+        } = effects;
+        if let Some(request) = persist
+            && self
+                .outputs
+                .persist
+                .send(PersistWork::Persist(request))
+                .is_err()
+        {
+            self.failed = Some("the persistence thread stopped".into());
+        }
+        if !messages.is_empty() {
+            self.outputs.network.send(messages);
+        }
+        if !apply.is_empty() && self.outputs.apply.send(apply).is_err() {
+            self.failed = Some("the apply thread stopped".into());
+        }
+        for state in read_states {
+            self.reads.confirmed(&state.context, state.index);
+        }
+        for context in failed_reads {
+            self.reads.failed(&context);
+        }
+    }
+}

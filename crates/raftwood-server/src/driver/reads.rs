@@ -1,0 +1,190 @@
+//! Batching of linearizable reads: every read that arrives while a
+//! ReadIndex round is in flight waits for the next round, so one round of
+//! heartbeats confirms any number of concurrent reads (thesis §6.4), and a
+//! read never rides on a round that started before it arrived.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use raftwood_raft::{Index, NodeId};
+use tokio::sync::oneshot;
+
+/// Why a linearizable read could not be confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// No leader is known.
+    #[error("no leader")]
+    NoLeader,
+    /// The member is shutting down.
+    #[error("stopped")]
+    Stopped,
+    /// The read was retried until its deadline without being confirmed.
+    #[error("timed out")]
+    TimedOut,
+}
+
+/// A reader waiting for the index its read must wait for.
+pub type ReadReply = oneshot::Sender<Result<Index, ReadError>>;
+
+/// Reads waiting for a round, and rounds in flight.
+#[derive(Debug, Default)]
+pub struct ReadBatcher {
+    /// Arrived since the last round started.
+    waiting: Vec<ReadReply>,
+    /// Rounds in flight, by context.
+    in_flight: HashMap<u64, Vec<ReadReply>>,
+    next_context: u64,
+    /// Ticks the current waiting batch has failed to start a round.
+    retry_ticks: u32,
+}
+
+/// Ticks a batch may retry (no leader yet, leader not ready) before its
+/// readers are told to give up.
+const MAX_RETRY_TICKS: u32 = 50;
+
+impl ReadBatcher {
+    /// A new read arrived.
+    pub fn push(&mut self, reply: ReadReply) {
+        self.waiting.push(reply);
+    }
+
+    /// Whether reads are waiting for a round to start.
+    pub fn has_waiting(&self) -> bool {
+        !self.waiting.is_empty()
+    }
+
+    /// Starts a round for every waiting read if none is in flight, with
+    /// `start` asking the raft core for it. Returns whether one started.
+    pub fn start_round(
+        &mut self,
+        start: impl FnOnce(Bytes) -> Result<(), raftwood_raft::Error>,
+    ) -> bool {
+        if self.waiting.is_empty() || !self.in_flight.is_empty() {
+            return false;
+        }
+        self.waiting.retain(|reply| !reply.is_closed());
+        if self.waiting.is_empty() {
+            return false;
+        }
+        self.next_context += 1;
+        let context = self.next_context;
+        match start(Bytes::copy_from_slice(&context.to_be_bytes())) {
+            Ok(()) => {
+                self.in_flight
+                    .insert(context, std::mem::take(&mut self.waiting));
+                self.retry_ticks = 0;
+                true
+            }
+            Err(raftwood_raft::Error::NotLeader { leader: None }) => {
+                self.fail_waiting_after_retries(ReadError::NoLeader);
+                false
+            }
+            Err(_) => {
+                self.fail_waiting_after_retries(ReadError::TimedOut);
+                false
+            }
+        }
+    }
+
+    fn fail_waiting_after_retries(&mut self, error: ReadError) {
+        self.retry_ticks += 1;
+        if self.retry_ticks > MAX_RETRY_TICKS {
+            for reply in self.waiting.drain(..) {
+                let _ = reply.send(Err(error.clone()));
+            }
+            self.retry_ticks = 0;
+        }
+    }
+
+    /// A round was confirmed: its readers may read once `index` is applied.
+    pub fn confirmed(&mut self, context: &[u8], index: Index) {
+        if let Some(replies) = decode_context(context).and_then(|c| self.in_flight.remove(&c)) {
+            for reply in replies {
+                let _ = reply.send(Ok(index));
+            }
+        }
+    }
+
+    /// A round failed (leader change): its readers wait for the next round.
+    pub fn failed(&mut self, context: &[u8]) {
+        if let Some(mut replies) = decode_context(context).and_then(|c| self.in_flight.remove(&c)) {
+            replies.append(&mut self.waiting);
+            self.waiting = replies;
+        }
+    }
+
+    /// The member's leader changed: rounds in flight to the old leader will
+    /// never be answered, so their readers go back to waiting.
+    pub fn leader_changed(&mut self, _new_leader: Option<NodeId>) {
+        let mut contexts: Vec<u64> = self.in_flight.keys().copied().collect();
+        contexts.sort_unstable();
+        for context in contexts {
+            self.failed(&context.to_be_bytes());
+        }
+    }
+
+    /// Shutting down: every reader is told.
+    pub fn stop(&mut self) {
+        for reply in self
+            .waiting
+            .drain(..)
+            .chain(self.in_flight.drain().flat_map(|(_, v)| v))
+        {
+            let _ = reply.send(Err(ReadError::Stopped));
+        }
+    }
+}
+
+fn decode_context(context: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(context.try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_arriving_during_a_round_wait_for_the_next() {
+        let mut batcher = ReadBatcher::default();
+        let (first, mut first_rx) = oneshot::channel();
+        batcher.push(first);
+        let mut started = Vec::new();
+        assert!(batcher.start_round(|c| {
+            started.push(c);
+            Ok(())
+        }));
+        let (second, mut second_rx) = oneshot::channel();
+        batcher.push(second);
+        assert!(!batcher.start_round(|_| Ok(())), "one round at a time");
+        batcher.confirmed(&started[0], 10);
+        assert_eq!(first_rx.try_recv().unwrap(), Ok(10));
+        assert!(
+            second_rx.try_recv().is_err(),
+            "the second read is not confirmed by the first round"
+        );
+        assert!(batcher.start_round(|c| {
+            started.push(c);
+            Ok(())
+        }));
+        batcher.confirmed(&started[1], 12);
+        assert_eq!(second_rx.try_recv().unwrap(), Ok(12));
+    }
+
+    #[test]
+    fn a_failed_round_is_retried_and_a_leaderless_batch_eventually_fails() {
+        let mut batcher = ReadBatcher::default();
+        let (reply, mut rx) = oneshot::channel();
+        batcher.push(reply);
+        let mut context = Bytes::new();
+        batcher.start_round(|c| {
+            context = c;
+            Ok(())
+        });
+        batcher.failed(&context);
+        assert!(batcher.has_waiting());
+        for _ in 0..=MAX_RETRY_TICKS {
+            batcher.start_round(|_| Err(raftwood_raft::Error::NotLeader { leader: None }));
+        }
+        assert_eq!(rx.try_recv().unwrap(), Err(ReadError::NoLeader));
+    }
+}

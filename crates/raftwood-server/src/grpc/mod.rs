@@ -1,0 +1,44 @@
+//! etcd's v3 gRPC API, wire-compatible: KV, Maintenance.Status and
+//! Cluster.MemberList. Services and methods not implemented yet answer
+//! `Unimplemented`, as tonic does for any unknown method.
+
+mod cluster;
+mod forward;
+mod kv;
+mod maintenance;
+mod status;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::node::NodeContext;
+use crate::proto::etcdserverpb::{
+    cluster_server::ClusterServer, kv_server::KvServer, maintenance_server::MaintenanceServer,
+};
+
+pub use status::{from_etcd, no_leader};
+
+/// Serves the client API on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, context: NodeContext) {
+    let max_bytes = usize::try_from(context.config.max_request_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(64 * 1024);
+    let forwarder = forward::Forwarder::default();
+    let kv = kv::KvService::new(context.clone(), forwarder);
+    let result = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(
+            KvServer::new(kv)
+                .max_decoding_message_size(max_bytes)
+                .max_encoding_message_size(usize::MAX),
+        )
+        .add_service(MaintenanceServer::new(
+            maintenance::MaintenanceService::new(context.clone()),
+        ))
+        .add_service(ClusterServer::new(cluster::ClusterService::new(context)))
+        .serve_with_incoming(TcpListenerStream::new(listener))
+        .await;
+    if let Err(error) = result {
+        tracing::error!(%error, "client server stopped");
+    }
+}

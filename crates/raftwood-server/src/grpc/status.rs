@@ -1,0 +1,66 @@
+//! etcd's gRPC errors: the same status codes and message texts, because
+//! clients match on them (etcd's clientv3 turns the texts back into typed
+//! errors; etcdctl prints them).
+
+use raftwood_kv::{Code, EtcdError};
+use tonic::Status;
+
+use crate::driver::{ProposeError, ReadError};
+
+/// "etcdserver: no leader".
+pub fn no_leader() -> Status {
+    Status::unavailable("etcdserver: no leader")
+}
+
+/// "etcdserver: request timed out".
+pub fn timed_out() -> Status {
+    Status::unavailable("etcdserver: request timed out")
+}
+
+/// "etcdserver: leader changed".
+pub fn leader_changed() -> Status {
+    Status::unavailable("etcdserver: leader changed")
+}
+
+/// "etcdserver: too many requests".
+pub fn too_many_requests() -> Status {
+    Status::resource_exhausted("etcdserver: too many requests")
+}
+
+/// The member is stopping (etcd: "etcdserver: server stopped").
+pub fn stopped() -> Status {
+    Status::unavailable("etcdserver: server stopped")
+}
+
+/// A state-machine error, with etcd's code and text.
+pub fn from_etcd(error: &EtcdError) -> Status {
+    let message = error.to_string();
+    match error.code() {
+        Code::InvalidArgument => Status::invalid_argument(message),
+        Code::OutOfRange => Status::out_of_range(message),
+        Code::NotFound => Status::not_found(message),
+        Code::FailedPrecondition => Status::failed_precondition(message),
+        Code::ResourceExhausted => Status::resource_exhausted(message),
+        Code::Unavailable => Status::unavailable(message),
+        _ => Status::internal(message),
+    }
+}
+
+/// Why a proposal failed, for a client.
+pub fn from_propose(error: &ProposeError) -> Status {
+    match error {
+        ProposeError::NotLeader { .. } => no_leader(),
+        ProposeError::LeaderChanged => leader_changed(),
+        ProposeError::Busy => too_many_requests(),
+        ProposeError::Stopped => stopped(),
+    }
+}
+
+/// Why a linearizable read failed, for a client.
+pub fn from_read(error: &ReadError) -> Status {
+    match error {
+        ReadError::NoLeader => no_leader(),
+        ReadError::Stopped => stopped(),
+        ReadError::TimedOut => timed_out(),
+    }
+}

@@ -1,0 +1,447 @@
+//! Starting and stopping a member: open the raft log and the state
+//! machine, bootstrap a new cluster, start the threads and tasks, serve.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use raftwood_kv::{KvOptions, KvStore};
+use raftwood_log::{LogOptions, RaftLogStore};
+use raftwood_lsm::fs::StdFs;
+use raftwood_raft::{
+    ConfState, Config, HardState, Index, InitialState, NodeId, PersistRequest, PersistTicket,
+    RaftNode, ReadOnlyMode, SnapshotMeta,
+};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::{InitialClusterState, ServerConfig};
+use crate::driver::{
+    DriveLoop, LogStorage, LoopEvent, LoopOutputs, PersistWork, RaftStatus, Waiters, run_apply,
+    run_persistence,
+};
+use crate::error::ServerError;
+use crate::membership::Membership;
+use crate::transport::{self, Frame, Hello, Inbound, PeerTransport};
+
+/// What the client-facing services need from a running member.
+#[derive(Debug, Clone)]
+pub struct NodeContext {
+    /// The member's settings.
+    pub config: Arc<ServerConfig>,
+    /// This member's id.
+    pub member_id: NodeId,
+    /// The cluster's id.
+    pub cluster_id: u64,
+    /// Who is in the cluster.
+    pub membership: Arc<RwLock<Membership>>,
+    /// The state machine (reads are served from it directly).
+    pub kv: Arc<KvStore>,
+    /// Input to the drive loop.
+    pub events: mpsc::UnboundedSender<LoopEvent>,
+    /// The drive loop's latest status.
+    pub status: watch::Receiver<RaftStatus>,
+    /// The state machine's applied index.
+    pub applied: watch::Receiver<Index>,
+}
+
+/// A running member.
+#[derive(Debug)]
+pub struct RunningNode {
+    /// Handles for the services.
+    pub context: NodeContext,
+    /// The addresses the client server bound (useful with port 0).
+    pub client_addresses: Vec<SocketAddr>,
+    drive: JoinHandle<Option<String>>,
+    tasks: Vec<JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl RunningNode {
+    /// Stops the member cleanly: the drive loop ends, the threads finish
+    /// their queued work, and the state machine is flushed so that the next
+    /// start replays little. Returns the fatal error that stopped the
+    /// member earlier, if any.
+    pub async fn shutdown(self) -> Option<String> {
+        let _ = self.context.events.send(LoopEvent::Shutdown);
+        let failure = self.drive.await.ok().flatten();
+        for task in &self.tasks {
+            task.abort();
+        }
+        for thread in self.threads {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        if let Err(error) = self.context.kv.flush() {
+            tracing::warn!(%error, "flushing the state machine at shutdown failed");
+        }
+        failure
+    }
+
+    /// Waits until the member stops by itself (a fatal storage error).
+    pub async fn wait_failed(&mut self) -> String {
+        let mut status = self.context.status.clone();
+        loop {
+            if status.borrow().failed {
+                return "storage failure".into();
+            }
+            if status.changed().await.is_err() {
+                return "drive loop ended".into();
+            }
+        }
+    }
+}
+
+/// The directory layout under `--data-dir`.
+struct DataDir {
+    raft: PathBuf,
+    kv: PathBuf,
+    identity: PathBuf,
+}
+
+impl DataDir {
+    fn new(root: &Path) -> DataDir {
+        let member = root.join("member");
+        DataDir {
+            raft: member.join("raft"),
+            kv: member.join("kv"),
+            identity: member.join("identity"),
+        }
+    }
+}
+
+/// Refuses a data directory written by another member or cluster; records
+/// the identity in a new one.
+fn check_identity(path: &Path, member_id: NodeId, cluster_id: u64) -> Result<(), ServerError> {
+    let expected = format!("member_id={member_id:016x}\ncluster_id={cluster_id:016x}\n");
+    match std::fs::read_to_string(path) {
+        Ok(found) if found == expected => Ok(()),
+        Ok(found) => Err(ServerError::DataDirMismatch(format!(
+            "{} holds\n{found}but this member is\n{expected}(another --name, --initial-cluster or --initial-cluster-token wrote it)",
+            path.display()
+        ))),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let parent = path.parent().unwrap_or(path);
+            std::fs::create_dir_all(parent)
+                .map_err(|e| ServerError::io(format!("creating {}", parent.display()), e))?;
+            write_synced(path, expected.as_bytes())
+        }
+        Err(error) => Err(ServerError::io(
+            format!("reading {}", path.display()),
+            error,
+        )),
+    }
+}
+
+/// Writes a small file durably: temp file, fsync, rename, directory fsync.
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), ServerError> {
+    use std::io::Write;
+    let temp = path.with_extension("tmp");
+    let io = |e| ServerError::io(format!("writing {}", path.display()), e);
+    let mut file = std::fs::File::create(&temp).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&temp, path).map_err(io)?;
+    if let Some(parent) = path.parent() {
+        std::fs::File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+    }
+    Ok(())
+}
+
+/// Starts a member. Must be called inside a tokio runtime.
+pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
+    config.validate()?;
+    let config = Arc::new(config);
+    let membership =
+        Membership::from_initial_cluster(&config.initial_cluster, &config.initial_cluster_token);
+    let member_id = membership
+        .id_of(&config.name)
+        .ok_or_else(|| ServerError::DataDirMismatch("member not in its own cluster".into()))?;
+    let cluster_id = membership.cluster_id;
+    let dirs = DataDir::new(&config.data_dir);
+    check_identity(&dirs.identity, member_id, cluster_id)?;
+
+    // Bind first: a port in use is the commonest start-up error, and it
+    // should be reported before anything is written.
+    let mut peer_listeners = Vec::new();
+    for url in &config.listen_peer_urls {
+        let listener = TcpListener::bind(url.authority())
+            .await
+            .map_err(|e| ServerError::io(format!("listening for peers on {url}"), e))?;
+        peer_listeners.push(listener);
+    }
+    let mut client_listeners = Vec::new();
+    for url in &config.listen_client_urls {
+        let listener = TcpListener::bind(url.authority())
+            .await
+            .map_err(|e| ServerError::io(format!("listening for clients on {url}"), e))?;
+        client_listeners.push(listener);
+    }
+
+    let (mut log_store, recovered) =
+        RaftLogStore::open(Arc::new(StdFs), &dirs.raft, LogOptions::default())?;
+    let kv = Arc::new(KvStore::open(&dirs.kv, KvOptions::default())?);
+
+    let fresh = recovered.snapshot.is_none()
+        && recovered.entries.is_empty()
+        && recovered.hard_state == HardState::default();
+    let (hard_state, snapshot, entries) = if fresh {
+        match config.initial_cluster_state {
+            InitialClusterState::New => {
+                // A new cluster starts from a snapshot at index 1 naming the
+                // initial voters (docs/raft.md, "Bootstrapping").
+                let voters: Vec<NodeId> = membership.members.keys().copied().collect();
+                let snapshot = SnapshotMeta {
+                    index: 1,
+                    term: 1,
+                    conf_state: ConfState::with_voters(voters),
+                };
+                let hard_state = HardState {
+                    term: 1,
+                    vote: None,
+                    commit: 1,
+                };
+                LogStorage::write(
+                    &mut log_store,
+                    &PersistRequest {
+                        ticket: PersistTicket(0),
+                        snapshot: Some(snapshot.clone()),
+                        entries: Vec::new(),
+                        hard_state: Some(hard_state),
+                    },
+                )
+                .map_err(ServerError::Bootstrap)?;
+                LogStorage::sync(&mut log_store).map_err(ServerError::Bootstrap)?;
+                (hard_state, snapshot, Vec::new())
+            }
+            InitialClusterState::Existing => {
+                (HardState::default(), SnapshotMeta::default(), Vec::new())
+            }
+        }
+    } else {
+        (
+            recovered.hard_state,
+            recovered.snapshot.unwrap_or_default(),
+            recovered.entries,
+        )
+    };
+    // The state machine keeps its applied index durably with its data; it
+    // may be behind the log (the log is replayed from there) but never
+    // ahead of what the log committed.
+    let applied = kv.applied_index().max(snapshot.index);
+    let mut hard_state = hard_state;
+    hard_state.commit = hard_state.commit.max(applied);
+    tracing::info!(
+        member = %format!("{member_id:x}"),
+        applied,
+        first = snapshot.index + 1,
+        last = entries.last().map_or(snapshot.index, |e| e.index),
+        "recovered"
+    );
+
+    let mut raft_config = Config::new(member_id);
+    raft_config.election_timeout_ticks = config.election_timeout_ticks();
+    raft_config.heartbeat_interval_ticks = 1;
+    raft_config.pre_vote = true;
+    raft_config.check_quorum = true;
+    raft_config.read_only_mode = ReadOnlyMode::Safe;
+    raft_config.seed = member_id ^ std::process::id() as u64;
+    let node = RaftNode::new(
+        raft_config,
+        InitialState {
+            hard_state,
+            snapshot,
+            entries,
+            applied,
+        },
+    )?;
+
+    let (events_tx, events_rx) = mpsc::unbounded_channel::<LoopEvent>();
+    let (status_tx, status_rx) = watch::channel(RaftStatus {
+        id: member_id,
+        applied,
+        ..RaftStatus::default()
+    });
+    let (applied_tx, applied_rx) = watch::channel(applied);
+    let (inbound_tx, mut inbound_rx) = mpsc::unbounded_channel::<Inbound>();
+    let waiters = Arc::new(Mutex::new(Waiters::default()));
+    let membership = Arc::new(RwLock::new(membership));
+    if let Some(me) = membership.write().members.get_mut(&member_id) {
+        me.client_urls = config.advertise_client_urls.clone();
+    }
+
+    let hello = Hello {
+        cluster_id,
+        from: member_id,
+        client_urls: config
+            .advertise_client_urls
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        name: config.name.clone(),
+    };
+    let network = PeerTransport::new(hello, inbound_tx.clone());
+    for member in membership.read().members.values() {
+        if member.id != member_id {
+            network.add_peer(
+                member.id,
+                member.peer_urls.iter().map(|u| u.authority()).collect(),
+            );
+        }
+    }
+
+    let mut threads = Vec::new();
+    let (persist_tx, persist_rx) = std_mpsc::channel::<PersistWork>();
+    {
+        let done_events = events_tx.clone();
+        let fatal_events = events_tx.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("persist-{}", config.name))
+                .spawn(move || {
+                    run_persistence(
+                        log_store,
+                        persist_rx,
+                        |tickets| {
+                            let _ = done_events.send(LoopEvent::Persisted(tickets));
+                        },
+                        |reason| {
+                            let _ = fatal_events.send(LoopEvent::Fatal(reason));
+                        },
+                    );
+                })
+                .map_err(|e| ServerError::io("starting the persistence thread", e))?,
+        );
+    }
+    let (apply_tx, apply_rx) = std_mpsc::channel();
+    {
+        let kv = kv.clone();
+        let waiters = waiters.clone();
+        let applied_events = events_tx.clone();
+        let fatal_events = events_tx.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("apply-{}", config.name))
+                .spawn(move || {
+                    run_apply(
+                        kv,
+                        apply_rx,
+                        waiters,
+                        applied_tx,
+                        |index| {
+                            let _ = applied_events.send(LoopEvent::Applied(index));
+                        },
+                        |reason| {
+                            let _ = fatal_events.send(LoopEvent::Fatal(reason));
+                        },
+                    );
+                })
+                .map_err(|e| ServerError::io("starting the apply thread", e))?,
+        );
+    }
+
+    let drive = DriveLoop::new(
+        node,
+        LoopOutputs {
+            network: network.clone(),
+            persist: persist_tx,
+            apply: apply_tx,
+            waiters,
+            status: status_tx,
+        },
+    );
+    let drive = tokio::spawn(drive.run(events_rx));
+
+    let mut tasks = Vec::new();
+    // Time enters the loop as ticks.
+    {
+        let events = events_tx.clone();
+        let period = Duration::from_millis(config.heartbeat_interval_ms);
+        tasks.push(tokio::spawn(async move {
+            let mut interval = tokio::time::interval(period);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                if events.send(LoopEvent::Tick).is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+    // What peers send goes to the loop.
+    {
+        let events = events_tx.clone();
+        let membership = membership.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(inbound) = inbound_rx.recv().await {
+                let event = match inbound {
+                    Inbound::Connected(hello) => {
+                        if let Some(member) = membership.write().members.get_mut(&hello.from) {
+                            member.client_urls = hello
+                                .client_urls
+                                .iter()
+                                .filter_map(|u| u.parse().ok())
+                                .collect();
+                        }
+                        continue;
+                    }
+                    Inbound::Frame {
+                        frame: Frame::Messages(messages),
+                        ..
+                    } => LoopEvent::Messages(messages),
+                    Inbound::Frame {
+                        frame: Frame::SnapshotChunk(_),
+                        from,
+                    } => {
+                        // Snapshot transfer is not implemented yet; the
+                        // leader never compacts its log, so it never needs
+                        // to send one.
+                        tracing::warn!(from, "snapshot chunk ignored");
+                        continue;
+                    }
+                    Inbound::Unreachable { peer } => LoopEvent::Unreachable(peer),
+                };
+                if events.send(event).is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+    for listener in peer_listeners {
+        tasks.push(tokio::spawn(transport::serve_peers(
+            listener,
+            cluster_id,
+            inbound_tx.clone(),
+        )));
+    }
+
+    let context = NodeContext {
+        config: config.clone(),
+        member_id,
+        cluster_id,
+        membership,
+        kv,
+        events: events_tx,
+        status: status_rx,
+        applied: applied_rx,
+    };
+    let mut client_addresses = Vec::new();
+    for listener in client_listeners {
+        if let Ok(address) = listener.local_addr() {
+            client_addresses.push(address);
+        }
+        tasks.push(tokio::spawn(crate::grpc::serve(listener, context.clone())));
+    }
+    Ok(RunningNode {
+        context,
+        client_addresses,
+        drive,
+        tasks,
+        threads,
+    })
+}

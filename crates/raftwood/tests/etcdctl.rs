@@ -1,0 +1,273 @@
+//! Debian's etcdctl (package etcd-client, 3.4) against `raftwood dev`: the
+//! same commands an etcd user runs, with the output etcd gives.
+//!
+//! The test installs etcd-client with apt-get when etcdctl is missing and
+//! fails loudly if it cannot; it never passes by skipping.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn ensure_etcdctl() {
+    if Command::new("etcdctl").arg("version").output().is_ok() {
+        return;
+    }
+    let status = Command::new("apt-get")
+        .args(["install", "-y", "-q", "etcd-client"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status();
+    if !matches!(status, Ok(s) if s.success()) {
+        // The package index may be stale on a fresh machine.
+        let _ = Command::new("apt-get").args(["update", "-q"]).status();
+        let status = Command::new("apt-get")
+            .args(["install", "-y", "-q", "etcd-client"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .expect("running apt-get");
+        assert!(status.success(), "apt-get install etcd-client failed");
+    }
+    let output = Command::new("etcdctl").arg("version").output();
+    assert!(
+        matches!(output, Ok(ref o) if o.status.success()),
+        "etcdctl is not runnable after installing etcd-client: {output:?}"
+    );
+}
+
+fn free_ports(count: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+struct Cluster {
+    child: Child,
+    endpoints: Vec<String>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_dev(data_dir: &Path, client: &[u16], peer: &[u16]) -> Cluster {
+    let join = |ports: &[u16]| {
+        ports
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_raftwood"))
+        .arg("dev")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--client-ports")
+        .arg(join(client))
+        .arg("--peer-ports")
+        .arg(join(peer))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut banner = String::new();
+    loop {
+        let line = lines
+            .next()
+            .expect("raftwood dev exited before printing its banner")
+            .unwrap();
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.contains("Ctrl-C stops") {
+            break;
+        }
+    }
+    assert!(banner.contains("etcdctl --endpoints="), "{banner}");
+    let endpoints = client
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    let cluster = Cluster { child, endpoints };
+    // Wait until a leader is elected and writes succeed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let output = etcdctl_raw(&cluster.endpoints[..1], &["put", "warmup", "1"], None);
+        if output.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no write succeeded within 30 s: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    cluster
+}
+
+fn etcdctl_raw(endpoints: &[String], args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    let mut child = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={}", endpoints.join(",")))
+        .arg("--command-timeout=10s")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    } else {
+        drop(child.stdin.take());
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn etcdctl(endpoints: &[String], args: &[&str]) -> String {
+    let output = etcdctl_raw(endpoints, args, None);
+    assert!(
+        output.status.success(),
+        "etcdctl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn etcdctl_works_against_raftwood_dev_and_data_survives_a_restart() {
+    ensure_etcdctl();
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(6);
+    let (client, peer) = ports.split_at(3);
+    let cluster = start_dev(dir.path(), client, peer);
+    let all = cluster.endpoints.clone();
+    let one = |i: usize| vec![all[i].clone()];
+
+    // Writes through every member (followers forward to the leader), and
+    // reads of each from every member (linearizable by default).
+    for i in 0..3 {
+        assert_eq!(
+            etcdctl(&one(i), &["put", &format!("k{i}"), &format!("v{i}")]),
+            "OK\n"
+        );
+    }
+    for i in 0..3 {
+        assert_eq!(
+            etcdctl(&one(i), &["get", "k0", "k3"]),
+            "k0\nv0\nk1\nv1\nk2\nv2\n",
+            "member {i}"
+        );
+    }
+    assert_eq!(
+        etcdctl(&one(1), &["get", "k", "--prefix", "--keys-only"]),
+        "k0\n\nk1\n\nk2\n\n"
+    );
+    assert_eq!(
+        etcdctl(
+            &one(2),
+            &[
+                "get",
+                "k",
+                "--prefix",
+                "--limit=1",
+                "--sort-by=KEY",
+                "--order=DESCEND"
+            ]
+        ),
+        "k2\nv2\n"
+    );
+    assert_eq!(
+        etcdctl(&one(2), &["get", "k1", "--consistency=s"]),
+        "k1\nv1\n"
+    );
+
+    // Revisions: an overwrite, then a read of the past.
+    let json = etcdctl(&one(0), &["put", "k1", "v1b", "-w", "json"]);
+    let revision: i64 = json
+        .split("\"revision\":")
+        .nth(1)
+        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no revision in {json}"));
+    assert_eq!(etcdctl(&one(1), &["get", "k1"]), "k1\nv1b\n");
+    assert_eq!(
+        etcdctl(&one(1), &["get", "k1", &format!("--rev={}", revision - 1)]),
+        "k1\nv1\n"
+    );
+
+    // Delete, with the count etcd prints.
+    assert_eq!(etcdctl(&one(2), &["del", "k2"]), "1\n");
+    assert_eq!(etcdctl(&one(0), &["get", "k2"]), "");
+
+    // A transaction, read from stdin in etcdctl's interactive format.
+    let txn = etcdctl_raw(
+        &one(1),
+        &["txn"],
+        Some("value(\"k0\") = \"v0\"\n\nput k0 swapped\n\nput k0 not-swapped\n\n"),
+    );
+    assert!(
+        txn.status.success(),
+        "{}",
+        String::from_utf8_lossy(&txn.stderr)
+    );
+    assert_eq!(String::from_utf8(txn.stdout).unwrap(), "SUCCESS\n\nOK\n");
+    assert_eq!(etcdctl(&one(0), &["get", "k0"]), "k0\nswapped\n");
+
+    // Compaction, and etcd's error for reading below it.
+    assert_eq!(
+        etcdctl(&one(0), &["compaction", &revision.to_string()]),
+        format!("compacted revision {revision}\n")
+    );
+    let old = etcdctl_raw(
+        &one(1),
+        &["get", "k1", &format!("--rev={}", revision - 1)],
+        None,
+    );
+    assert!(!old.status.success());
+    assert!(
+        String::from_utf8_lossy(&old.stderr).contains("required revision has been compacted"),
+        "{}",
+        String::from_utf8_lossy(&old.stderr)
+    );
+
+    // Cluster views: members and endpoint status agree on one leader.
+    let members = etcdctl(&one(0), &["member", "list"]);
+    assert_eq!(members.lines().count(), 3, "{members}");
+    for name in ["infra1", "infra2", "infra3"] {
+        assert!(members.contains(name), "{members}");
+    }
+    let status = etcdctl(&all, &["endpoint", "status"]);
+    assert_eq!(status.lines().count(), 3, "{status}");
+    assert_eq!(
+        status.matches(", true, ").count(),
+        1,
+        "exactly one leader: {status}"
+    );
+    let health = etcdctl(&all, &["endpoint", "health"]);
+    assert_eq!(health.matches("is healthy").count(), 3, "{health}");
+
+    // Restart: everything acknowledged is still there.
+    drop(cluster);
+    let cluster = start_dev(dir.path(), client, peer);
+    assert_eq!(
+        etcdctl(&cluster.endpoints, &["get", "k", "--prefix"]),
+        "k0\nswapped\nk1\nv1b\n"
+    );
+}
