@@ -58,6 +58,49 @@ pub struct Config {
     /// Two members with the same seed draw the same timeouts; give each its
     /// own.
     pub seed: u64,
+    /// A deliberate safety bug, for proving that the simulator finds it
+    /// (test-only feature `planted-bugs`). `None`: correct behaviour.
+    #[cfg(feature = "planted-bugs")]
+    pub planted_bug: Option<PlantedBug>,
+}
+
+/// The bugs `Config::planted_bug` can plant. Reach the variants through
+/// the `Config::PLANTED_*` constants (the crate root does not re-export
+/// this type).
+#[cfg(feature = "planted-bugs")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlantedBug {
+    /// The leader commits an entry of a previous term once a quorum holds
+    /// it (paper §5.4.2, Figure 8): the entry can still be overwritten.
+    CommitPreviousTermByCounting,
+    /// A member grants its vote to every up-to-date candidate in a term,
+    /// not only the first: two leaders in one term.
+    VoteTwiceInOneTerm,
+    /// The leader counts its own new entries towards the commit quorum as
+    /// soon as it appends them, before they are durable.
+    LeaderCountsEntriesBeforePersist,
+    /// A follower acknowledges appended entries before they are durable.
+    FollowerAcksBeforePersist,
+}
+
+#[cfg(feature = "planted-bugs")]
+impl Config {
+    /// See [`PlantedBug::CommitPreviousTermByCounting`].
+    pub const PLANTED_COMMIT_PREVIOUS_TERM_BY_COUNTING: PlantedBug =
+        PlantedBug::CommitPreviousTermByCounting;
+    /// See [`PlantedBug::VoteTwiceInOneTerm`].
+    pub const PLANTED_VOTE_TWICE_IN_ONE_TERM: PlantedBug = PlantedBug::VoteTwiceInOneTerm;
+    /// See [`PlantedBug::LeaderCountsEntriesBeforePersist`].
+    pub const PLANTED_LEADER_COUNTS_ENTRIES_BEFORE_PERSIST: PlantedBug =
+        PlantedBug::LeaderCountsEntriesBeforePersist;
+    /// See [`PlantedBug::FollowerAcksBeforePersist`].
+    pub const PLANTED_FOLLOWER_ACKS_BEFORE_PERSIST: PlantedBug =
+        PlantedBug::FollowerAcksBeforePersist;
+
+    /// Whether `bug` is planted.
+    pub(crate) fn has_planted_bug(&self, bug: PlantedBug) -> bool {
+        self.planted_bug == Some(bug)
+    }
 }
 
 impl Config {
@@ -77,6 +120,8 @@ impl Config {
             max_inflight_bytes: 0,
             max_uncommitted_bytes: 1 << 30,
             seed: id,
+            #[cfg(feature = "planted-bugs")]
+            planted_bug: None,
         }
     }
 

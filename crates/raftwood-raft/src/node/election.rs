@@ -262,6 +262,13 @@ impl RaftNode {
         let can_vote = self.vote == Some(message.from)
             || (self.vote.is_none() && self.leader.is_none())
             || (is_pre_vote && message.term > self.term);
+        // Planted bug: vote again in a term already voted in.
+        #[cfg(feature = "planted-bugs")]
+        let can_vote = can_vote
+            || (!is_pre_vote
+                && self
+                    .config
+                    .has_planted_bug(crate::config::PlantedBug::VoteTwiceInOneTerm));
         let grant = can_vote && self.log.is_up_to_date(last_log_index, last_log_term);
         // Learners answer too: a learner may already be a voter in a
         // configuration it has not applied yet, and the candidate may need

@@ -129,6 +129,24 @@ impl RaftNode {
         {
             Ok(Some(last_new_index)) => {
                 self.log.commit_to(commit.min(last_new_index));
+                // Planted bug: acknowledge before the entries are durable.
+                #[cfg(feature = "planted-bugs")]
+                if self
+                    .config
+                    .has_planted_bug(crate::config::PlantedBug::FollowerAcksBeforePersist)
+                {
+                    let term = self.term;
+                    self.send_now(Message {
+                        from: self.id(),
+                        to: from,
+                        term,
+                        body: MessageBody::AppendResponse {
+                            index: last_new_index,
+                            reject: None,
+                        },
+                    });
+                    return Ok(());
+                }
                 self.send(
                     from,
                     MessageBody::AppendResponse {

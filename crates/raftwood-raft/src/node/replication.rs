@@ -107,6 +107,17 @@ impl RaftNode {
         self.log.append_as_leader(entries);
         // The leader's own progress advances when persistence completes
         // (`on_persisted`), never here.
+        // Planted bug: count the leader's copy before it is durable.
+        #[cfg(feature = "planted-bugs")]
+        if self
+            .config
+            .has_planted_bug(crate::config::PlantedBug::LeaderCountsEntriesBeforePersist)
+        {
+            let own_id = self.id();
+            if let Some(progress) = self.tracker.progress_mut(own_id) {
+                progress.maybe_update(index);
+            }
+        }
         LogPosition {
             index,
             term: self.term,
@@ -295,7 +306,19 @@ impl RaftNode {
     pub(super) fn maybe_commit_and_broadcast(&mut self) {
         let before = self.log.committed();
         let quorum_index = self.tracker.committed_index();
-        if self.log.maybe_commit(quorum_index, self.term) {
+        #[cfg(not(feature = "planted-bugs"))]
+        let commit_term = self.term;
+        // Planted bug: commit whatever term a quorum holds (Figure 8).
+        #[cfg(feature = "planted-bugs")]
+        let commit_term = if self
+            .config
+            .has_planted_bug(crate::config::PlantedBug::CommitPreviousTermByCounting)
+        {
+            self.log.term(quorum_index).unwrap_or(self.term)
+        } else {
+            self.term
+        };
+        if self.log.maybe_commit(quorum_index, commit_term) {
             let after = self.log.committed();
             let committed_bytes: u64 = (before + 1..=after)
                 .filter_map(|i| self.log.entry(i))

@@ -1,0 +1,197 @@
+//! Simulated durable storage of one node: the raft log, the hard state and
+//! the snapshot (its point and the state machine's content there).
+//!
+//! A persist request is *submitted* when the core hands it out and becomes
+//! durable only when its simulated fsync completes, in submission order;
+//! then the node reports `on_persisted`. A crash loses every submitted
+//! request that has not completed. With torn writes enabled, the oldest
+//! write in progress may leave a prefix of its entries behind (the entries
+//! are written before the hard state, as the core's contract orders them).
+
+use std::collections::VecDeque;
+
+use raftwood_raft::{Entry, HardState, Index, InitialState, PersistRequest, SnapshotMeta};
+
+use crate::kv::KvStore;
+
+/// What survives a crash.
+#[derive(Debug, Clone, Default)]
+pub struct DurableState {
+    /// The last hard state written.
+    pub hard_state: HardState,
+    /// The snapshot the log starts after.
+    pub snapshot: SnapshotMeta,
+    /// The state machine at `snapshot.index`.
+    pub snapshot_data: KvStore,
+    /// Entries after the snapshot. Invariant: consecutive indexes from
+    /// `snapshot.index + 1`.
+    pub entries: Vec<Entry>,
+}
+
+impl DurableState {
+    /// The last index on disk.
+    pub fn last_index(&self) -> Index {
+        self.entries.last().map_or(self.snapshot.index, |e| e.index)
+    }
+
+    /// Writes the snapshot of a request (if any) and its entries, truncating
+    /// a conflicting tail first; not the hard state.
+    fn write_log(&mut self, request: &PersistRequest, snapshot_data: Option<&KvStore>) {
+        if let Some(snapshot) = &request.snapshot {
+            self.snapshot = snapshot.clone();
+            self.snapshot_data = snapshot_data.cloned().unwrap_or_default();
+            self.entries.clear();
+        }
+        self.append(&request.entries);
+    }
+
+    fn append(&mut self, entries: &[Entry]) {
+        let Some(first) = entries.first() else {
+            return;
+        };
+        self.entries.retain(|e| e.index < first.index);
+        assert_eq!(
+            first.index,
+            self.last_index() + 1,
+            "a persist request leaves a hole in the log on disk"
+        );
+        self.entries.extend(entries.iter().cloned());
+    }
+}
+
+/// A submitted write that has not completed.
+#[derive(Debug, Clone)]
+pub struct PendingWrite {
+    /// What the core asked to make durable.
+    pub request: PersistRequest,
+    /// The state machine content of the request's snapshot, if it has one.
+    pub snapshot_data: Option<KvStore>,
+    /// When the simulated fsync completes.
+    pub complete_at_us: u64,
+}
+
+/// What a crash did to the disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CrashDamage {
+    /// Writes submitted but not completed, now lost.
+    pub lost_writes: usize,
+    /// Entries of a torn write that nevertheless reached the disk.
+    pub torn_entries: usize,
+}
+
+/// One node's disk.
+#[derive(Debug, Clone, Default)]
+pub struct SimDisk {
+    durable: DurableState,
+    pending: VecDeque<PendingWrite>,
+}
+
+impl SimDisk {
+    /// A disk holding `durable` and nothing in progress.
+    pub fn new(durable: DurableState) -> SimDisk {
+        SimDisk {
+            durable,
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// What is durable now.
+    pub fn durable(&self) -> &DurableState {
+        &self.durable
+    }
+
+    /// Writes in progress, oldest first.
+    pub fn pending(&self) -> &VecDeque<PendingWrite> {
+        &self.pending
+    }
+
+    /// Starts a write that completes `fsync_delay_us` from `now_us`, but
+    /// never before an earlier write (completions are ordered). Returns its
+    /// completion time.
+    pub fn submit(
+        &mut self,
+        request: PersistRequest,
+        snapshot_data: Option<KvStore>,
+        now_us: u64,
+        fsync_delay_us: u64,
+    ) -> u64 {
+        let earliest = self.pending.back().map_or(0, |w| w.complete_at_us);
+        let complete_at_us = (now_us + fsync_delay_us).max(earliest);
+        self.pending.push_back(PendingWrite {
+            request,
+            snapshot_data,
+            complete_at_us,
+        });
+        complete_at_us
+    }
+
+    /// Completes the oldest write: it is durable from now on. Returns it.
+    pub fn complete_oldest(&mut self) -> Option<PendingWrite> {
+        let write = self.pending.pop_front()?;
+        self.durable
+            .write_log(&write.request, write.snapshot_data.as_ref());
+        if let Some(hard_state) = write.request.hard_state {
+            self.durable.hard_state = hard_state;
+        }
+        Some(write)
+    }
+
+    /// Records a snapshot the node took of its own state machine (log
+    /// compaction): written and synced at once, entries up to it dropped.
+    pub fn write_compaction(&mut self, snapshot: SnapshotMeta, data: KvStore) {
+        let index = snapshot.index;
+        self.durable.entries.retain(|e| e.index > index);
+        self.durable.snapshot = snapshot;
+        self.durable.snapshot_data = data;
+    }
+
+    /// Power cut. Writes in progress are lost; if `torn_entries` is given,
+    /// that many leading entries of the oldest write in progress (without
+    /// its snapshot) reach the disk anyway, but not its hard state.
+    pub fn crash(&mut self, torn_entries: Option<usize>) -> CrashDamage {
+        let mut damage = CrashDamage {
+            lost_writes: self.pending.len(),
+            torn_entries: 0,
+        };
+        if let (Some(keep), Some(oldest)) = (torn_entries, self.pending.front())
+            && oldest.request.snapshot.is_none()
+        {
+            let keep = keep.min(oldest.request.entries.len());
+            if keep > 0 {
+                let prefix: Vec<Entry> = oldest.request.entries[..keep].to_vec();
+                self.durable.append(&prefix);
+                damage.torn_entries = keep;
+            }
+        }
+        self.pending.clear();
+        damage
+    }
+
+    /// What a node restarts from. The state machine is at the snapshot;
+    /// the core re-applies the committed entries after it.
+    ///
+    /// A torn write can leave entries of a term the durable hard state has
+    /// not reached (the entries precede the hard state in a request). The
+    /// node has then seen that term, and never voted in it durably (a vote
+    /// would have been in that request or a later one), so recovery raises
+    /// the term to the last entry's, with no vote — as a server's recovery
+    /// must.
+    pub fn initial_state(&self) -> InitialState {
+        let durable = &self.durable;
+        let mut hard_state = durable.hard_state;
+        let last_term = durable
+            .entries
+            .last()
+            .map_or(durable.snapshot.term, |e| e.term);
+        if hard_state.term < last_term {
+            hard_state.term = last_term;
+            hard_state.vote = None;
+        }
+        InitialState {
+            hard_state,
+            snapshot: durable.snapshot.clone(),
+            entries: durable.entries.clone(),
+            applied: durable.snapshot.index,
+        }
+    }
+}

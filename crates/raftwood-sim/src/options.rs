@@ -1,0 +1,140 @@
+//! Everything a seed decides about a run before it starts: cluster size,
+//! clients, network behaviour, disk delays, fault mix, core settings.
+
+use raftwood_raft::Config;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::linearizability::Budget;
+use crate::network::NetworkOptions;
+
+/// Relative weights of the faults injected during the fault phase.
+#[derive(Debug, Clone, Copy)]
+pub struct FaultWeights {
+    /// Crash a member (losing unsynced writes) and restart it later.
+    pub crash: u32,
+    /// Pause a member (a long GC pause or a stopped VM).
+    pub pause: u32,
+    /// Cut links (isolate, split, bridge, one-way); healed later.
+    pub partition: u32,
+    /// Change membership (add learner, promote, remove voter).
+    pub membership: u32,
+    /// Ask the leader to hand leadership to another voter.
+    pub transfer: u32,
+    /// A member's clock jumps forward (a burst of ticks).
+    pub clock_jump: u32,
+}
+
+/// The settings of one simulated run.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// The seed; every random choice of the run derives from it.
+    pub seed: u64,
+    /// Voters the cluster starts with.
+    pub initial_voters: usize,
+    /// The most voters membership churn grows the cluster to.
+    pub max_voters: usize,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Keys the clients use (few, so that operations contend).
+    pub keys: u64,
+    /// Length of the fault phase.
+    pub fault_phase_us: u64,
+    /// After the fault phase, the cluster must elect a leader, commit a new
+    /// entry and converge within this long.
+    pub liveness_bound_us: u64,
+    /// Nominal interval between a member's ticks.
+    pub tick_interval_us: u64,
+    /// Each member's tick interval is the nominal one times a factor drawn
+    /// from `[1 - skew, 1 + skew]` (clock rate skew).
+    pub tick_skew: f64,
+    /// Network behaviour.
+    pub network: NetworkOptions,
+    /// Simulated fsync delay range.
+    pub fsync_min_us: u64,
+    /// Simulated fsync delay range.
+    pub fsync_max_us: u64,
+    /// Whether a crash may leave a torn prefix of the write in progress.
+    pub torn_writes: bool,
+    /// Mean time between faults.
+    pub mean_fault_interval_us: u64,
+    /// The fault mix.
+    pub fault_weights: FaultWeights,
+    /// A member compacts its log once this many entries are applied past
+    /// its snapshot.
+    pub compaction_threshold_entries: u64,
+    /// A client gives up on an operation after this long (its outcome is
+    /// then unknown).
+    pub client_timeout_us: u64,
+    /// Core setting.
+    pub pre_vote: bool,
+    /// Core setting.
+    pub check_quorum: bool,
+    /// Core setting (small values split appends, which makes commit-rule
+    /// bugs reachable).
+    pub max_message_entries: usize,
+    /// Record a trace of every event.
+    pub trace: bool,
+    /// Budget of the linearizability checker.
+    pub budget: Budget,
+    /// Applied to every member's `Config` (tests use it to plant bugs).
+    pub configure: Option<fn(&mut Config)>,
+}
+
+impl SimOptions {
+    /// The settings seed `seed` stands for. Drawn from their own generator,
+    /// so that the run's random stream starts the same whatever is drawn
+    /// here.
+    pub fn from_seed(seed: u64) -> SimOptions {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f0e_710a_5eed);
+        let initial_voters = if rng.random_bool(0.7) { 3 } else { 5 };
+        let drop_probability = *pick(&mut rng, &[0.0, 0.01, 0.05, 0.1]);
+        let duplicate_probability = *pick(&mut rng, &[0.0, 0.01, 0.05]);
+        let max_latency_us = *pick(&mut rng, &[2_000, 5_000, 20_000]);
+        let fsync_max_us = *pick(&mut rng, &[1_000, 5_000, 30_000]);
+        let membership = if rng.random_bool(0.5) { 2 } else { 0 };
+        SimOptions {
+            seed,
+            initial_voters,
+            max_voters: 5,
+            clients: rng.random_range(2..=5),
+            keys: rng.random_range(1..=4),
+            fault_phase_us: 6_000_000,
+            liveness_bound_us: 8_000_000,
+            tick_interval_us: 10_000,
+            tick_skew: *pick(&mut rng, &[0.0, 0.05, 0.2]),
+            network: NetworkOptions {
+                min_latency_us: 200,
+                max_latency_us,
+                slow_probability: 0.05,
+                slow_latency_us: 50_000,
+                drop_probability,
+                duplicate_probability,
+            },
+            fsync_min_us: 100,
+            fsync_max_us,
+            torn_writes: rng.random_bool(0.5),
+            mean_fault_interval_us: *pick(&mut rng, &[100_000, 300_000, 1_000_000]),
+            fault_weights: FaultWeights {
+                crash: rng.random_range(1..=4),
+                pause: rng.random_range(0..=2),
+                partition: rng.random_range(0..=4),
+                membership,
+                transfer: rng.random_range(0..=1),
+                clock_jump: rng.random_range(0..=1),
+            },
+            compaction_threshold_entries: *pick(&mut rng, &[16, 64, 256]),
+            client_timeout_us: 1_000_000,
+            pre_vote: rng.random_bool(0.7),
+            check_quorum: rng.random_bool(0.7),
+            max_message_entries: *pick(&mut rng, &[1, 2, 8, 64]),
+            trace: false,
+            budget: Budget::default(),
+            configure: None,
+        }
+    }
+}
+
+fn pick<'a, T>(rng: &mut ChaCha8Rng, choices: &'a [T]) -> &'a T {
+    &choices[rng.random_range(0..choices.len())]
+}
