@@ -1,0 +1,566 @@
+//! The write side: one request applied into the [`Overlay`] of the apply
+//! call in progress, with etcd's semantics for Put, DeleteRange, Txn and
+//! Compaction.
+//!
+//! Every refusal ([`EtcdError`]) is decided before the request writes
+//! anything where etcd decides it so; the overlay's undo log still rolls a
+//! request back if one comes later, so a refused request never leaves a
+//! trace.
+
+use raftwood_lsm::Db;
+
+use crate::cursor::Source;
+use crate::encoding::{self, HISTORY_PREFIX, Record};
+use crate::error::{EtcdError, KvError, RequestError};
+use crate::mvcc::{Mvcc, RangeEnd, ScanOptions};
+use crate::overlay::Overlay;
+use crate::proto::etcdserverpb::{
+    CompactionRequest, CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse,
+    PutRequest, PutResponse, RangeRequest, RequestOp, ResponseHeader, ResponseOp, TxnRequest,
+    TxnResponse, compare, request_op, response_op,
+};
+use crate::proto::mvccpb::KeyValue;
+use crate::range;
+
+/// The store's revisions as the apply call sees them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revisions {
+    /// The revision of the last request that changed something (1 for an
+    /// empty store, as etcd).
+    pub current: i64,
+    /// Reads below this fail; -1 before the first compaction (etcd's value).
+    pub compacted: i64,
+}
+
+/// Applies requests into an overlay over the LSM.
+pub struct Applier<'a> {
+    db: &'a Db,
+    overlay: &'a mut Overlay,
+    revisions: Revisions,
+}
+
+impl std::fmt::Debug for Applier<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Applier")
+            .field("revisions", &self.revisions)
+            .finish()
+    }
+}
+
+/// The write transaction of one request: every change gets revision
+/// `begin + 1`; reads inside it see `begin`, or `begin + 1` once it changed
+/// something.
+#[derive(Debug, Clone, Copy)]
+struct WriteTxn {
+    begin: i64,
+    changed: bool,
+}
+
+impl WriteTxn {
+    fn write_revision(&self) -> i64 {
+        self.begin + 1
+    }
+
+    fn view_revision(&self) -> i64 {
+        self.begin + i64::from(self.changed)
+    }
+}
+
+impl<'a> Applier<'a> {
+    /// An applier writing into `overlay`, starting from `revisions`.
+    pub fn new(db: &'a Db, overlay: &'a mut Overlay, revisions: Revisions) -> Self {
+        Applier {
+            db,
+            overlay,
+            revisions,
+        }
+    }
+
+    /// The revisions after what was applied so far.
+    pub fn revisions(&self) -> Revisions {
+        self.revisions
+    }
+
+    fn mvcc(&self) -> Mvcc<'_> {
+        Mvcc {
+            source: Source {
+                db: self.db,
+                snapshot: None,
+                overlay: Some(self.overlay),
+            },
+        }
+    }
+
+    fn begin(&mut self) -> WriteTxn {
+        self.overlay.begin();
+        WriteTxn {
+            begin: self.revisions.current,
+            changed: false,
+        }
+    }
+
+    /// Ends a request: on success the revision moves if anything changed;
+    /// on a refusal the request's writes are undone.
+    fn finish<T>(
+        &mut self,
+        txn: WriteTxn,
+        result: Result<T, RequestError>,
+    ) -> Result<T, RequestError> {
+        match &result {
+            Ok(_) => {
+                if txn.changed {
+                    self.revisions.current = txn.write_revision();
+                    self.overlay.put(
+                        encoding::META_CURRENT_REVISION.to_vec(),
+                        encoding::encode_meta(self.revisions.current).to_vec(),
+                    );
+                }
+            }
+            Err(_) => self.overlay.rollback(),
+        }
+        result
+    }
+
+    /// A Put outside a txn.
+    pub fn put(&mut self, request: &PutRequest) -> Result<PutResponse, RequestError> {
+        let mut txn = self.begin();
+        let result = (|| {
+            self.check_put(request)?;
+            self.put_in(&mut txn, request)
+        })();
+        self.finish(txn, result)
+    }
+
+    /// A DeleteRange outside a txn.
+    pub fn delete_range(
+        &mut self,
+        request: &DeleteRangeRequest,
+    ) -> Result<DeleteRangeResponse, RequestError> {
+        let mut txn = self.begin();
+        let result = self.delete_range_in(&mut txn, request);
+        self.finish(txn, result)
+    }
+
+    /// A Txn.
+    pub fn txn(&mut self, request: &TxnRequest) -> Result<TxnResponse, RequestError> {
+        let mut txn = self.begin();
+        let result = (|| {
+            // Every compare, nested ones included, sees the state before the
+            // txn; then the chosen path is checked; then it runs.
+            let path = self.plan(request, txn.view_revision())?;
+            if !is_read_only(request) {
+                self.check_path(request, &path, &mut |applier, op| applier.check_put_op(op))?;
+            }
+            let view = txn.view_revision();
+            self.check_path(request, &path, &mut |applier, op| {
+                applier.check_range_op(op, view)
+            })?;
+            let mut response = self.run_txn(&mut txn, request, &path)?;
+            response.header = Some(header(txn.view_revision()));
+            Ok(response)
+        })();
+        self.finish(txn, result)
+    }
+
+    /// A Compaction: forget history below `revision`.
+    pub fn compaction(
+        &mut self,
+        request: &CompactionRequest,
+    ) -> Result<CompactionResponse, RequestError> {
+        let txn = self.begin();
+        let result = self.compact(request.revision);
+        self.finish(txn, result)
+    }
+
+    fn check_put(&self, request: &PutRequest) -> Result<(), RequestError> {
+        if request.ignore_value || request.ignore_lease {
+            let current = self.revisions.current;
+            if self
+                .mvcc()
+                .version_at(&request.key, current, current)?
+                .is_none()
+            {
+                return Err(EtcdError::KeyNotFound.into());
+            }
+        }
+        // raftwood grants no leases yet: every lease id is unknown.
+        if request.lease != 0 {
+            return Err(EtcdError::LeaseNotFound.into());
+        }
+        Ok(())
+    }
+
+    fn put_in(
+        &mut self,
+        txn: &mut WriteTxn,
+        request: &PutRequest,
+    ) -> Result<PutResponse, RequestError> {
+        let revision = txn.write_revision();
+        let old = self.mvcc().live(&request.key)?;
+        if (request.ignore_value || request.ignore_lease) && old.is_none() {
+            return Err(EtcdError::KeyNotFound.into());
+        }
+        let mut record = Record {
+            tombstone: false,
+            create_revision: revision,
+            mod_revision: revision,
+            version: 1,
+            lease: request.lease,
+            value: request.value.clone(),
+        };
+        let mut prev_kv = None;
+        if let Some((old, raw)) = old {
+            record.create_revision = old.create_revision;
+            record.version = old.version + 1;
+            if request.ignore_value {
+                record.value.clone_from(&old.value);
+            }
+            if request.ignore_lease {
+                record.lease = old.lease;
+            }
+            if request.prev_kv {
+                prev_kv = Some(old.to_key_value(&request.key));
+            }
+            // The superseded version moves to history. (A second change of
+            // one key in one revision cannot pass validation; should one
+            // come, the live entry is simply replaced.)
+            if old.mod_revision != revision {
+                self.overlay
+                    .put(encoding::history_key(&request.key, old.mod_revision), raw);
+            }
+        }
+        self.overlay
+            .put(encoding::live_key(&request.key), record.encode());
+        txn.changed = true;
+        Ok(PutResponse {
+            header: Some(header(revision)),
+            prev_kv,
+        })
+    }
+
+    fn delete_range_in(
+        &mut self,
+        txn: &mut WriteTxn,
+        request: &DeleteRangeRequest,
+    ) -> Result<DeleteRangeResponse, RequestError> {
+        let view = txn.view_revision();
+        let scan = self.mvcc().scan(
+            &request.key,
+            &RangeEnd::from_request(&request.range_end),
+            view,
+            view,
+            ScanOptions {
+                fetch_limit: None,
+                count_only: false,
+                with_values: true,
+            },
+        )?;
+        let revision = txn.write_revision();
+        for kv in &scan.kvs {
+            let old = Record {
+                tombstone: false,
+                create_revision: kv.create_revision,
+                mod_revision: kv.mod_revision,
+                version: kv.version,
+                lease: kv.lease,
+                value: kv.value.clone(),
+            };
+            if old.mod_revision != revision {
+                self.overlay.put(
+                    encoding::history_key(&kv.key, old.mod_revision),
+                    old.encode(),
+                );
+            }
+            self.overlay.put(
+                encoding::history_key(&kv.key, revision),
+                Record::tombstone(revision).encode(),
+            );
+            self.overlay.delete(encoding::live_key(&kv.key));
+        }
+        let deleted = scan.kvs.len() as i64;
+        if deleted > 0 {
+            txn.changed = true;
+        }
+        Ok(DeleteRangeResponse {
+            header: Some(header(txn.view_revision())),
+            deleted,
+            prev_kvs: if request.prev_kv {
+                scan.kvs
+            } else {
+                Vec::new()
+            },
+        })
+    }
+
+    fn range_in(
+        &self,
+        txn: &WriteTxn,
+        request: &RangeRequest,
+    ) -> Result<crate::proto::etcdserverpb::RangeResponse, RequestError> {
+        range::serve(
+            &self.mvcc(),
+            request,
+            txn.view_revision(),
+            self.revisions.compacted,
+        )
+    }
+
+    /// Evaluates the compares of `request` and of the nested txns on the
+    /// branch they choose, depth first.
+    fn plan(&self, request: &TxnRequest, view: i64) -> Result<Plan, RequestError> {
+        let mut succeeded = true;
+        for compare in &request.compare {
+            if !self.holds(compare, view)? {
+                succeeded = false;
+                break;
+            }
+        }
+        let branch = if succeeded {
+            &request.success
+        } else {
+            &request.failure
+        };
+        let mut nested = Vec::new();
+        for op in branch {
+            if let Some(request_op::Request::RequestTxn(inner)) = &op.request {
+                nested.push(self.plan(inner, view)?);
+            }
+        }
+        Ok(Plan { succeeded, nested })
+    }
+
+    /// etcd's compare: every key of the range must satisfy it; a missing key
+    /// compares as zeros, except that a value compare on it fails.
+    fn holds(&self, compare: &Compare, view: i64) -> Result<bool, RequestError> {
+        let scan = self.mvcc().scan(
+            &compare.key,
+            &RangeEnd::from_request(&compare.range_end),
+            view,
+            view,
+            ScanOptions {
+                fetch_limit: None,
+                count_only: false,
+                with_values: compare.target == compare::CompareTarget::Value as i32,
+            },
+        )?;
+        if scan.kvs.is_empty() {
+            if compare.target == compare::CompareTarget::Value as i32 {
+                return Ok(false);
+            }
+            return Ok(compare_kv(compare, &KeyValue::default()));
+        }
+        Ok(scan.kvs.iter().all(|kv| compare_kv(compare, kv)))
+    }
+
+    /// Runs `check` on every non-txn operation of the chosen path.
+    fn check_path(
+        &self,
+        request: &TxnRequest,
+        plan: &Plan,
+        check: &mut dyn FnMut(&Self, &RequestOp) -> Result<(), RequestError>,
+    ) -> Result<(), RequestError> {
+        let branch = if plan.succeeded {
+            &request.success
+        } else {
+            &request.failure
+        };
+        let mut nested = plan.nested.iter();
+        for op in branch {
+            match &op.request {
+                Some(request_op::Request::RequestTxn(inner)) => {
+                    let inner_plan = nested.next().ok_or_else(plan_mismatch)?;
+                    self.check_path(inner, inner_plan, check)?;
+                }
+                _ => check(self, op)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn check_put_op(&self, op: &RequestOp) -> Result<(), RequestError> {
+        match &op.request {
+            Some(request_op::Request::RequestPut(put)) => self.check_put(put),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_range_op(&self, op: &RequestOp, view: i64) -> Result<(), RequestError> {
+        if let Some(request_op::Request::RequestRange(range)) = &op.request {
+            if range.revision > view {
+                return Err(EtcdError::FutureRevision.into());
+            }
+            if range.revision > 0 && range.revision < self.revisions.compacted {
+                return Err(EtcdError::Compacted.into());
+            }
+        }
+        Ok(())
+    }
+
+    fn run_txn(
+        &mut self,
+        txn: &mut WriteTxn,
+        request: &TxnRequest,
+        plan: &Plan,
+    ) -> Result<TxnResponse, RequestError> {
+        let branch = if plan.succeeded {
+            &request.success
+        } else {
+            &request.failure
+        };
+        let mut nested = plan.nested.iter();
+        let mut responses = Vec::with_capacity(branch.len());
+        for op in branch {
+            let response = match &op.request {
+                Some(request_op::Request::RequestRange(range)) => Some(
+                    response_op::Response::ResponseRange(self.range_in(txn, range)?),
+                ),
+                Some(request_op::Request::RequestPut(put)) => {
+                    Some(response_op::Response::ResponsePut(self.put_in(txn, put)?))
+                }
+                Some(request_op::Request::RequestDeleteRange(delete)) => Some(
+                    response_op::Response::ResponseDeleteRange(self.delete_range_in(txn, delete)?),
+                ),
+                Some(request_op::Request::RequestTxn(inner)) => {
+                    let inner_plan = nested.next().ok_or_else(plan_mismatch)?;
+                    let mut response = self.run_txn(txn, inner, inner_plan)?;
+                    // etcd leaves nested txn headers empty.
+                    response.header = Some(ResponseHeader::default());
+                    Some(response_op::Response::ResponseTxn(response))
+                }
+                None => None,
+            };
+            responses.push(ResponseOp { response });
+        }
+        Ok(TxnResponse {
+            header: None,
+            succeeded: plan.succeeded,
+            responses,
+        })
+    }
+
+    fn compact(&mut self, revision: i64) -> Result<CompactionResponse, RequestError> {
+        if revision <= self.revisions.compacted {
+            return Err(EtcdError::Compacted.into());
+        }
+        if revision > self.revisions.current {
+            return Err(EtcdError::FutureRevision.into());
+        }
+        let doomed = self.history_below(revision)?;
+        for key in doomed {
+            self.overlay.delete(key);
+        }
+        self.revisions.compacted = revision;
+        self.overlay.put(
+            encoding::META_COMPACTED_REVISION.to_vec(),
+            encoding::encode_meta(revision).to_vec(),
+        );
+        Ok(CompactionResponse {
+            header: Some(header(self.revisions.current)),
+        })
+    }
+
+    /// The history entries a compaction at `revision` removes: for each key,
+    /// every version at or below `revision` except the newest one, which
+    /// stays unless it is a tombstone or the live version is itself at or
+    /// below `revision`.
+    fn history_below(&self, revision: i64) -> Result<Vec<Vec<u8>>, KvError> {
+        let mvcc = self.mvcc();
+        let mut cursor = mvcc
+            .source
+            .cursor(vec![HISTORY_PREFIX], vec![HISTORY_PREFIX + 1])?;
+        cursor.seek(&[HISTORY_PREFIX])?;
+        let mut doomed = Vec::new();
+        while cursor.valid() {
+            let (key, _) = encoding::decode_history_key(cursor.key())?;
+            cursor.seek(&encoding::history_key(&key, revision))?;
+            let after = encoding::history_after_key(&key);
+            let mut newest = true;
+            let live_covers = mvcc
+                .live(&key)?
+                .is_some_and(|(live, _)| live.mod_revision <= revision);
+            while cursor.valid() && cursor.key() < after.as_slice() {
+                let keep =
+                    newest && !live_covers && !Record::decode(cursor.value(), false)?.tombstone;
+                if !keep {
+                    doomed.push(cursor.key().to_vec());
+                }
+                newest = false;
+                cursor.next()?;
+            }
+        }
+        Ok(doomed)
+    }
+}
+
+/// The branch choices of a txn and its nested txns.
+#[derive(Debug)]
+struct Plan {
+    succeeded: bool,
+    /// Plans of the nested txns on the chosen branch, in order.
+    nested: Vec<Plan>,
+}
+
+fn plan_mismatch() -> RequestError {
+    KvError::Corruption("txn plan does not match the txn".to_owned()).into()
+}
+
+fn header(revision: i64) -> ResponseHeader {
+    ResponseHeader {
+        revision,
+        ..Default::default()
+    }
+}
+
+/// True if no operation, however nested, writes.
+fn is_read_only(request: &TxnRequest) -> bool {
+    request
+        .success
+        .iter()
+        .chain(&request.failure)
+        .all(|op| match &op.request {
+            Some(request_op::Request::RequestPut(_))
+            | Some(request_op::Request::RequestDeleteRange(_)) => false,
+            Some(request_op::Request::RequestTxn(inner)) => is_read_only(inner),
+            _ => true,
+        })
+}
+
+/// One key against one compare (etcd's rules: a target value of the wrong
+/// kind compares as zero or empty; an unknown result holds).
+fn compare_kv(compare: &Compare, kv: &KeyValue) -> bool {
+    use compare::{CompareResult, CompareTarget, TargetUnion};
+    let ordering = match CompareTarget::try_from(compare.target) {
+        Ok(CompareTarget::Value) => {
+            let wanted: &[u8] = match &compare.target_union {
+                Some(TargetUnion::Value(value)) => value,
+                _ => &[],
+            };
+            kv.value.as_slice().cmp(wanted)
+        }
+        Ok(CompareTarget::Create) => kv.create_revision.cmp(&match compare.target_union {
+            Some(TargetUnion::CreateRevision(r)) => r,
+            _ => 0,
+        }),
+        Ok(CompareTarget::Mod) => kv.mod_revision.cmp(&match compare.target_union {
+            Some(TargetUnion::ModRevision(r)) => r,
+            _ => 0,
+        }),
+        Ok(CompareTarget::Version) => kv.version.cmp(&match compare.target_union {
+            Some(TargetUnion::Version(v)) => v,
+            _ => 0,
+        }),
+        Ok(CompareTarget::Lease) => kv.lease.cmp(&match compare.target_union {
+            Some(TargetUnion::Lease(l)) => l,
+            _ => 0,
+        }),
+        // An unknown target compares as equal, as etcd's switch leaves it.
+        Err(_) => std::cmp::Ordering::Equal,
+    };
+    match CompareResult::try_from(compare.result) {
+        Ok(CompareResult::Equal) => ordering.is_eq(),
+        Ok(CompareResult::NotEqual) => ordering.is_ne(),
+        Ok(CompareResult::Greater) => ordering.is_gt(),
+        Ok(CompareResult::Less) => ordering.is_lt(),
+        Err(_) => true,
+    }
+}

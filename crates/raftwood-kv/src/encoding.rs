@@ -1,0 +1,292 @@
+//! The key layout in the LSM, byte by byte (specified in docs/kv-format.md).
+//!
+//! Three key spaces, told apart by their first byte:
+//!
+//! - `h` history: `h | escape(key) | 0x00 0x01 | !mod_revision (u64 BE)` →
+//!   a [`Record`] (a superseded version or a tombstone). Newest first per
+//!   key, so one seek finds the newest version at or below a revision.
+//! - `l` live: `l | key` → the key's current [`Record`]. Present only while
+//!   the key exists; a point read of the current value is one `get`.
+//! - `s` store meta: `s | name` → a fixed-width integer.
+//!
+//! Values are little-endian fixed-width integers; keys that must sort use
+//! big-endian.
+
+use crate::error::KvError;
+use crate::proto::mvccpb::KeyValue;
+
+/// First byte of history keys.
+pub const HISTORY_PREFIX: u8 = b'h';
+/// First byte of live keys.
+pub const LIVE_PREFIX: u8 = b'l';
+/// Meta key (first byte `s`) holding the store's current revision (i64 LE).
+pub const META_CURRENT_REVISION: &[u8] = b"scurrent_revision";
+/// Meta key holding the compacted revision (i64 LE).
+pub const META_COMPACTED_REVISION: &[u8] = b"scompacted_revision";
+
+/// Ends an escaped key in a history key; sorts below every escaped byte.
+const TERMINATOR: [u8; 2] = [0x00, 0x01];
+/// Sorts above every history key of the same user key.
+const AFTER_TERMINATOR: [u8; 2] = [0x00, 0x02];
+
+/// Appends `key` with each 0x00 written as 0x00 0xFF, which keeps the order
+/// of keys and lets the terminator 0x00 0x01 end it unambiguously.
+fn escape_into(out: &mut Vec<u8>, key: &[u8]) {
+    for &byte in key {
+        out.push(byte);
+        if byte == 0 {
+            out.push(0xFF);
+        }
+    }
+}
+
+/// `l | key`.
+pub fn live_key(key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + key.len());
+    out.push(LIVE_PREFIX);
+    out.extend_from_slice(key);
+    out
+}
+
+/// The user key of a live key.
+pub fn user_key_of_live(live: &[u8]) -> &[u8] {
+    live.get(1..).unwrap_or(&[])
+}
+
+/// `h | escape(key)`: every history key of `key` and of keys after it
+/// sorts at or after this; of keys before it, before.
+pub fn history_bound(key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + key.len() + 2);
+    out.push(HISTORY_PREFIX);
+    escape_into(&mut out, key);
+    out
+}
+
+/// `h | escape(key) | 0x00 0x01 | !revision`: seeking here lands on the
+/// newest history entry of `key` with a revision <= `revision`.
+pub fn history_key(key: &[u8], revision: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + key.len() + 2 + 8);
+    out.push(HISTORY_PREFIX);
+    escape_into(&mut out, key);
+    out.extend_from_slice(&TERMINATOR);
+    out.extend_from_slice(&(!(revision as u64)).to_be_bytes());
+    out
+}
+
+/// The first history key after every entry of `key`.
+pub fn history_after_key(key: &[u8]) -> Vec<u8> {
+    let mut out = history_bound(key);
+    out.extend_from_slice(&AFTER_TERMINATOR);
+    out
+}
+
+/// Splits a history key into the user key and the revision.
+pub fn decode_history_key(raw: &[u8]) -> Result<(Vec<u8>, i64), KvError> {
+    let bad = || KvError::Corruption(format!("bad history key {raw:?}"));
+    if raw.first() != Some(&HISTORY_PREFIX) || raw.len() < 1 + 2 + 8 {
+        return Err(bad());
+    }
+    let (body, revision) = raw[1..].split_at(raw.len() - 1 - 8);
+    let mut key = Vec::with_capacity(body.len());
+    let mut i = 0;
+    while i < body.len() {
+        let byte = body[i];
+        if byte != 0 {
+            key.push(byte);
+            i += 1;
+            continue;
+        }
+        match body.get(i + 1) {
+            Some(0xFF) => {
+                key.push(0);
+                i += 2;
+            }
+            Some(0x01) if i + 2 == body.len() => {
+                let revision: [u8; 8] = revision.try_into().map_err(|_| bad())?;
+                return Ok((key, !u64::from_be_bytes(revision) as i64));
+            }
+            _ => return Err(bad()),
+        }
+    }
+    Err(bad())
+}
+
+/// One version of a key: what a live or history entry holds.
+///
+/// ```text
+/// kind u8 (0 put, 1 tombstone) | create_revision i64 | mod_revision i64 |
+/// version i64 | lease i64 | value (the rest)
+/// ```
+/// A tombstone has create_revision, version and lease 0 and no value; its
+/// mod_revision is the revision of the delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// True for a delete marker.
+    pub tombstone: bool,
+    /// Revision that created this generation of the key.
+    pub create_revision: i64,
+    /// Revision of this version.
+    pub mod_revision: i64,
+    /// Changes since creation (1 for a fresh key).
+    pub version: i64,
+    /// Attached lease, 0 for none.
+    pub lease: i64,
+    /// The value.
+    pub value: Vec<u8>,
+}
+
+const RECORD_HEADER_LEN: usize = 1 + 8 * 4;
+const KIND_PUT: u8 = 0;
+const KIND_TOMBSTONE: u8 = 1;
+
+impl Record {
+    /// A delete marker at `revision`.
+    pub fn tombstone(revision: i64) -> Record {
+        Record {
+            tombstone: true,
+            create_revision: 0,
+            mod_revision: revision,
+            version: 0,
+            lease: 0,
+            value: Vec::new(),
+        }
+    }
+
+    /// The encoded record.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(RECORD_HEADER_LEN + self.value.len());
+        out.push(if self.tombstone {
+            KIND_TOMBSTONE
+        } else {
+            KIND_PUT
+        });
+        for field in [
+            self.create_revision,
+            self.mod_revision,
+            self.version,
+            self.lease,
+        ] {
+            out.extend_from_slice(&field.to_le_bytes());
+        }
+        out.extend_from_slice(&self.value);
+        out
+    }
+
+    /// Decodes a record; `value` is skipped when `with_value` is false.
+    pub fn decode(raw: &[u8], with_value: bool) -> Result<Record, KvError> {
+        if raw.len() < RECORD_HEADER_LEN {
+            return Err(KvError::Corruption(format!(
+                "record of {} bytes is shorter than its header",
+                raw.len()
+            )));
+        }
+        let tombstone = match raw[0] {
+            KIND_PUT => false,
+            KIND_TOMBSTONE => true,
+            other => {
+                return Err(KvError::Corruption(format!("unknown record kind {other}")));
+            }
+        };
+        let field = |i: usize| {
+            let start = 1 + 8 * i;
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(&raw[start..start + 8]);
+            i64::from_le_bytes(bytes)
+        };
+        Ok(Record {
+            tombstone,
+            create_revision: field(0),
+            mod_revision: field(1),
+            version: field(2),
+            lease: field(3),
+            value: if with_value {
+                raw[RECORD_HEADER_LEN..].to_vec()
+            } else {
+                Vec::new()
+            },
+        })
+    }
+
+    /// The client's view of this version of `key`.
+    pub fn to_key_value(&self, key: &[u8]) -> KeyValue {
+        KeyValue {
+            key: key.to_vec(),
+            create_revision: self.create_revision,
+            mod_revision: self.mod_revision,
+            version: self.version,
+            value: self.value.clone(),
+            lease: self.lease,
+        }
+    }
+
+    /// As [`Record::to_key_value`], consuming the record (no value copy).
+    pub fn into_key_value(self, key: Vec<u8>) -> KeyValue {
+        KeyValue {
+            key,
+            create_revision: self.create_revision,
+            mod_revision: self.mod_revision,
+            version: self.version,
+            value: self.value,
+            lease: self.lease,
+        }
+    }
+}
+
+/// Encodes an i64 meta value.
+pub fn encode_meta(value: i64) -> [u8; 8] {
+    value.to_le_bytes()
+}
+
+/// Decodes an i64 meta value.
+pub fn decode_meta(raw: &[u8]) -> Result<i64, KvError> {
+    let bytes: [u8; 8] = raw
+        .try_into()
+        .map_err(|_| KvError::Corruption(format!("meta value of {} bytes", raw.len())))?;
+    Ok(i64::from_le_bytes(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn record_round_trips() {
+        let record = Record {
+            tombstone: false,
+            create_revision: 2,
+            mod_revision: 7,
+            version: 3,
+            lease: -5,
+            value: b"v\0al".to_vec(),
+        };
+        assert_eq!(Record::decode(&record.encode(), true).unwrap(), record);
+        let keys_only = Record::decode(&record.encode(), false).unwrap();
+        assert!(keys_only.value.is_empty());
+        assert_eq!(keys_only.mod_revision, 7);
+        assert!(Record::decode(&record.encode()[..10], true).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn history_keys_order_like_user_keys_then_newest_first(
+            a in proptest::collection::vec(prop_oneof![Just(0u8), Just(1u8), Just(0xFFu8), any::<u8>()], 0..6),
+            b in proptest::collection::vec(prop_oneof![Just(0u8), Just(1u8), Just(0xFFu8), any::<u8>()], 0..6),
+            ra in 0i64..1000, rb in 0i64..1000,
+        ) {
+            let ka = history_key(&a, ra);
+            let kb = history_key(&b, rb);
+            let expected = a.cmp(&b).then(rb.cmp(&ra));
+            prop_assert_eq!(ka.cmp(&kb), expected);
+            prop_assert_eq!(decode_history_key(&ka).unwrap(), (a.clone(), ra));
+            // Bounds: every entry of `a` lies in [bound(a), after(a)).
+            prop_assert!(history_bound(&a) <= ka);
+            prop_assert!(ka < history_after_key(&a));
+            if a < b {
+                prop_assert!(history_after_key(&a) <= history_bound(&b));
+                prop_assert!(ka < history_bound(&b));
+                prop_assert!(ka < kb);
+            }
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Reads of etcd's MVCC model over the key layout of [`crate::encoding`]:
+//! the version of one key at a revision, and the keys of a range at a
+//! revision.
+
+use crate::cursor::{Cursor, Source};
+use crate::encoding::{self, HISTORY_PREFIX, LIVE_PREFIX, Record};
+use crate::error::KvError;
+use crate::proto::mvccpb::KeyValue;
+
+/// The end of a key range, decoded from etcd's `range_end` convention.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RangeEnd {
+    /// Empty `range_end`: only the key itself.
+    Single,
+    /// `[key, end)`.
+    Before(Vec<u8>),
+    /// `range_end` = `"\0"`: every key from `key` on.
+    Unbounded,
+}
+
+impl RangeEnd {
+    /// Decodes etcd's `range_end` field.
+    pub fn from_request(range_end: &[u8]) -> RangeEnd {
+        match range_end {
+            [] => RangeEnd::Single,
+            [0] => RangeEnd::Unbounded,
+            end => RangeEnd::Before(end.to_vec()),
+        }
+    }
+
+    /// True if `key` lies in the range starting at `start`.
+    pub fn contains(&self, start: &[u8], key: &[u8]) -> bool {
+        match self {
+            RangeEnd::Single => key == start,
+            RangeEnd::Before(end) => start <= key && key < end.as_slice(),
+            RangeEnd::Unbounded => start <= key,
+        }
+    }
+}
+
+/// What a range scan returns: the first `limit` keys (all if no limit)
+/// and how many keys the range holds at the revision.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Keys in ascending order, at most the fetch limit.
+    pub kvs: Vec<KeyValue>,
+    /// Every key in the range at the revision.
+    pub count: i64,
+}
+
+/// Options of a scan.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanOptions {
+    /// Collect at most this many keys; `None` collects all. Counting goes on.
+    pub fetch_limit: Option<usize>,
+    /// Collect nothing, only count.
+    pub count_only: bool,
+    /// Decode values (false for keys_only reads).
+    pub with_values: bool,
+}
+
+/// Reads at a source.
+#[derive(Debug, Clone, Copy)]
+pub struct Mvcc<'a> {
+    /// Where to read.
+    pub source: Source<'a>,
+}
+
+impl<'a> Mvcc<'a> {
+    /// The key's current version, with its encoded bytes.
+    pub fn live(&self, key: &[u8]) -> Result<Option<(Record, Vec<u8>)>, KvError> {
+        match self.source.get(&encoding::live_key(key))? {
+            Some(raw) => Ok(Some((Record::decode(&raw, true)?, raw))),
+            None => Ok(None),
+        }
+    }
+
+    /// The version of `key` visible at `revision`, if the key existed then.
+    /// `current` is the store's revision: at or above it the live entry is
+    /// the answer without looking at history.
+    pub fn version_at(
+        &self,
+        key: &[u8],
+        revision: i64,
+        current: i64,
+    ) -> Result<Option<Record>, KvError> {
+        let live = self.live(key)?.map(|(record, _)| record);
+        if revision >= current {
+            return Ok(live);
+        }
+        if let Some(live) = live
+            && live.mod_revision <= revision
+        {
+            return Ok(Some(live));
+        }
+        let mut cursor = self.source.cursor(
+            encoding::history_bound(key),
+            encoding::history_after_key(key),
+        )?;
+        cursor.seek(&encoding::history_key(key, revision))?;
+        self.history_version(&cursor, true)
+    }
+
+    /// Decodes the history entry under the cursor (which the caller placed
+    /// on the newest entry at or below the revision of interest).
+    fn history_version(
+        &self,
+        cursor: &Cursor<'_>,
+        with_value: bool,
+    ) -> Result<Option<Record>, KvError> {
+        if !cursor.valid() {
+            return Ok(None);
+        }
+        let record = Record::decode(cursor.value(), with_value)?;
+        Ok((!record.tombstone).then_some(record))
+    }
+
+    /// The keys of `[start, end)` as of `revision` (see [`Scan`]).
+    pub fn scan(
+        &self,
+        start: &[u8],
+        end: &RangeEnd,
+        revision: i64,
+        current: i64,
+        options: ScanOptions,
+    ) -> Result<Scan, KvError> {
+        let mut scan = Scan::default();
+        let emit = |key: &[u8], record: Record, scan: &mut Scan| {
+            scan.count += 1;
+            let wanted = !options.count_only
+                && options
+                    .fetch_limit
+                    .is_none_or(|limit| scan.kvs.len() < limit);
+            if wanted {
+                let mut record = record;
+                if !options.with_values {
+                    record.value.clear();
+                }
+                scan.kvs.push(record.into_key_value(key.to_vec()));
+            }
+        };
+        if *end == RangeEnd::Single {
+            if let Some(record) = self.version_at(start, revision, current)? {
+                emit(start, record, &mut scan);
+            }
+            return Ok(scan);
+        }
+        let live_upper = match end {
+            RangeEnd::Before(end) => encoding::live_key(end),
+            _ => vec![LIVE_PREFIX + 1],
+        };
+        let mut live = self.source.cursor(encoding::live_key(start), live_upper)?;
+        live.seek(&encoding::live_key(start))?;
+        if revision >= current {
+            while live.valid() {
+                let key = encoding::user_key_of_live(live.key());
+                // Values are decoded only for keys that are returned.
+                let with_value = options.with_values
+                    && !options.count_only
+                    && options
+                        .fetch_limit
+                        .is_none_or(|limit| scan.kvs.len() < limit);
+                let record = Record::decode(live.value(), with_value)?;
+                emit(key, record, &mut scan);
+                live.next()?;
+            }
+            return Ok(scan);
+        }
+        // A past revision: the keys of the range are those with a live
+        // entry or a history entry; merge both streams by user key.
+        let history_upper = match end {
+            RangeEnd::Before(end) => encoding::history_bound(end),
+            _ => vec![HISTORY_PREFIX + 1],
+        };
+        let mut history = self
+            .source
+            .cursor(encoding::history_bound(start), history_upper)?;
+        history.seek(&encoding::history_bound(start))?;
+        let mut history_key = next_history_key(&history)?;
+        while live.valid() || history_key.is_some() {
+            let live_key = live.valid().then(|| encoding::user_key_of_live(live.key()));
+            let key: Vec<u8> = match (live_key, &history_key) {
+                (Some(l), Some(h)) => l.min(h.as_slice()).to_vec(),
+                (Some(l), None) => l.to_vec(),
+                (None, Some(h)) => h.clone(),
+                (None, None) => break,
+            };
+            let mut found = None;
+            if live_key == Some(key.as_slice()) {
+                let record = Record::decode(live.value(), options.with_values)?;
+                if record.mod_revision <= revision {
+                    found = Some(record);
+                }
+                live.next()?;
+            }
+            if history_key.as_deref() == Some(key.as_slice()) {
+                if found.is_none() {
+                    history.seek(&encoding::history_key(&key, revision))?;
+                    if history.valid()
+                        && history.key() < encoding::history_after_key(&key).as_slice()
+                    {
+                        found = self.history_version(&history, options.with_values)?;
+                    }
+                }
+                history.seek(&encoding::history_after_key(&key))?;
+                history_key = next_history_key(&history)?;
+            }
+            if let Some(record) = found {
+                emit(&key, record, &mut scan);
+            }
+        }
+        Ok(scan)
+    }
+}
+
+fn next_history_key(cursor: &Cursor<'_>) -> Result<Option<Vec<u8>>, KvError> {
+    if !cursor.valid() {
+        return Ok(None);
+    }
+    Ok(Some(encoding::decode_history_key(cursor.key())?.0))
+}

@@ -1,0 +1,317 @@
+//! [`KvStore`]: the replicated state machine's storage and its read views.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::Mutex;
+use prost::Message;
+use raftwood_lsm::{Db, Options, ReadOptions, Snapshot, WriteBatch, WriteOptions};
+
+use crate::apply::{Applier, Revisions};
+use crate::cursor::Source;
+use crate::encoding;
+use crate::error::{EtcdError, KvError, RequestError};
+use crate::mvcc::Mvcc;
+use crate::overlay::Overlay;
+use crate::proto::etcdserverpb::{
+    CompactionResponse, DeleteRangeResponse, PutResponse, RangeRequest, RangeResponse, TxnResponse,
+};
+use crate::proto::raftwoodpb::{InternalRequest, internal_request};
+use crate::range;
+use crate::validate::{self, RequestLimits};
+
+/// Options of [`KvStore::open`].
+#[derive(Debug, Clone, Default)]
+pub struct KvOptions {
+    /// The engine's options. `wal_enabled` is forced off: the raft log is
+    /// the write-ahead log (see docs/kv-format.md, "Durability").
+    pub lsm: Options,
+    /// Limits checked by [`KvStore::validate`] before proposing.
+    pub limits: RequestLimits,
+}
+
+/// One committed raft log entry handed to [`KvStore::apply`].
+#[derive(Debug, Clone, Copy)]
+pub struct CommittedEntry<'a> {
+    /// The entry's raft log index.
+    pub index: u64,
+    /// The encoded [`InternalRequest`]; `None` for an entry that only
+    /// advances the applied index (an empty entry, a membership change).
+    pub request: Option<&'a [u8]>,
+}
+
+/// What applying one entry produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApplyResponse {
+    /// A Put was applied.
+    Put(PutResponse),
+    /// A DeleteRange was applied.
+    DeleteRange(DeleteRangeResponse),
+    /// A Txn was applied.
+    Txn(TxnResponse),
+    /// A Compaction was applied.
+    Compaction(CompactionResponse),
+    /// An entry without a request: only the applied index moved.
+    Noop,
+    /// The entry was at or below the applied index (a replay); nothing
+    /// happened.
+    AlreadyApplied,
+}
+
+/// The outcome of one entry: a response, or etcd's refusal. The header's
+/// `revision` is filled; the server fills cluster, member and term.
+pub type ApplyOutcome = Result<ApplyResponse, EtcdError>;
+
+/// A consistent read view: an engine snapshot and the revisions it holds.
+#[derive(Debug)]
+struct View {
+    snapshot: Snapshot,
+    revisions: Revisions,
+    applied_index: u64,
+}
+
+/// Serialized apply state. Invariant: equals the view last published.
+#[derive(Debug)]
+struct ApplyState {
+    revisions: Revisions,
+    applied_index: u64,
+}
+
+/// etcd's MVCC key-value store on raftwood-lsm, applied from a raft log.
+///
+/// `Send + Sync`. Applies are serialized; reads use the last published
+/// view and never wait for an apply.
+#[derive(Debug)]
+pub struct KvStore {
+    db: Db,
+    options: KvOptions,
+    apply: Mutex<ApplyState>,
+    /// The latest view. Held only to clone or replace the `Arc`.
+    view: Mutex<Arc<View>>,
+    /// Set by a failed write; applies then refuse with `Poisoned`.
+    poisoned: AtomicBool,
+}
+
+impl KvStore {
+    /// Opens (or creates) the store in `dir`. The engine runs without its
+    /// WAL; [`KvStore::applied_index`] tells the caller where to resume
+    /// replaying the raft log.
+    pub fn open(dir: &Path, options: KvOptions) -> Result<KvStore, KvError> {
+        let mut lsm = options.lsm.clone();
+        lsm.wal_enabled = false;
+        let db = Db::open(dir, lsm)?;
+        let current = match db.get(encoding::META_CURRENT_REVISION)? {
+            Some(raw) => encoding::decode_meta(&raw)?,
+            None => 1,
+        };
+        let compacted = match db.get(encoding::META_COMPACTED_REVISION)? {
+            Some(raw) => encoding::decode_meta(&raw)?,
+            None => -1,
+        };
+        let revisions = Revisions { current, compacted };
+        let applied_index = db.applied_index();
+        let view = View {
+            snapshot: db.snapshot(),
+            revisions,
+            applied_index,
+        };
+        Ok(KvStore {
+            db,
+            options,
+            apply: Mutex::new(ApplyState {
+                revisions,
+                applied_index,
+            }),
+            view: Mutex::new(Arc::new(view)),
+            poisoned: AtomicBool::new(false),
+        })
+    }
+
+    /// Checks a request before it is proposed, as etcd does before raft:
+    /// size, txn op limit, and the request's own consistency.
+    pub fn validate(&self, request: &InternalRequest) -> Result<(), EtcdError> {
+        validate::validate_request(request, &self.options.limits)
+    }
+
+    /// Applies committed entries in log order, as one engine write that
+    /// also records the last index. Entries at or below the applied index
+    /// are skipped ([`ApplyResponse::AlreadyApplied`]), so a replay after a
+    /// restart is harmless. Returns one outcome per entry.
+    ///
+    /// Errors: a storage failure. The store is then poisoned: every later
+    /// apply fails, and the caller must stop and reopen it.
+    pub fn apply(&self, entries: &[CommittedEntry<'_>]) -> Result<Vec<ApplyOutcome>, KvError> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(KvError::Poisoned);
+        }
+        let mut state = self.apply.lock();
+        let mut overlay = Overlay::default();
+        let mut applier = Applier::new(&self.db, &mut overlay, state.revisions);
+        let mut outcomes = Vec::with_capacity(entries.len());
+        let mut last_index = state.applied_index;
+        for entry in entries {
+            if entry.index <= state.applied_index {
+                outcomes.push(Ok(ApplyResponse::AlreadyApplied));
+                continue;
+            }
+            if entry.index <= last_index {
+                return Err(KvError::InvalidApply(format!(
+                    "entry {} follows entry {last_index}",
+                    entry.index
+                )));
+            }
+            last_index = entry.index;
+            let outcome = match entry.request {
+                None => Ok(ApplyResponse::Noop),
+                Some(payload) => match apply_one(&mut applier, entry.index, payload) {
+                    Ok(response) => Ok(response),
+                    Err(RequestError::Refused(error)) => Err(error),
+                    Err(RequestError::Storage(error)) => {
+                        self.poisoned.store(true, Ordering::Release);
+                        return Err(error);
+                    }
+                },
+            };
+            outcomes.push(outcome);
+        }
+        let revisions = applier.revisions();
+        if last_index == state.applied_index {
+            return Ok(outcomes);
+        }
+        let mut batch = WriteBatch::new();
+        for (key, value) in overlay.writes() {
+            match value {
+                Some(value) => batch.put(key, value),
+                None => batch.delete(key),
+            };
+        }
+        batch.set_applied_index(last_index);
+        if let Err(error) = self.db.write(batch, WriteOptions::default()) {
+            self.poisoned.store(true, Ordering::Release);
+            return Err(error.into());
+        }
+        state.revisions = revisions;
+        state.applied_index = last_index;
+        let view = Arc::new(View {
+            snapshot: self.db.snapshot(),
+            revisions,
+            applied_index: last_index,
+        });
+        *self.view.lock() = view;
+        Ok(outcomes)
+    }
+
+    fn view(&self) -> Arc<View> {
+        Arc::clone(&self.view.lock())
+    }
+
+    /// Serves a Range at the latest applied state.
+    pub fn range(&self, request: &RangeRequest) -> Result<RangeResponse, RequestError> {
+        let view = self.view();
+        let mvcc = Mvcc {
+            source: Source {
+                db: &self.db,
+                snapshot: Some(&view.snapshot),
+                overlay: None,
+            },
+        };
+        range::serve(
+            &mvcc,
+            request,
+            view.revisions.current,
+            view.revisions.compacted,
+        )
+    }
+
+    /// The revision of the last change (1 for an empty store, as etcd).
+    pub fn current_revision(&self) -> i64 {
+        self.view().revisions.current
+    }
+
+    /// The revision of the last compaction; -1 if there was none (etcd's
+    /// convention).
+    pub fn compacted_revision(&self) -> i64 {
+        self.view().revisions.compacted
+    }
+
+    /// The last raft index applied (visible to reads; not necessarily
+    /// durable, see [`KvStore::durable_applied_index`]).
+    pub fn applied_index(&self) -> u64 {
+        self.view().applied_index
+    }
+
+    /// The last raft index whose effects are durable. After a crash the
+    /// store reopens here, and the raft log must be replayed after it.
+    pub fn durable_applied_index(&self) -> u64 {
+        self.db.applied_index()
+    }
+
+    /// Makes everything applied so far durable (before the raft log is
+    /// compacted behind it).
+    pub fn flush(&self) -> Result<(), KvError> {
+        let _apply = self.apply.lock();
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Writes a consistent copy of the store into `dir` (which must not
+    /// exist), openable with [`KvStore::open`]; returns the applied index
+    /// it holds. Used for raft snapshots.
+    pub fn checkpoint(&self, dir: &Path) -> Result<u64, KvError> {
+        let state = self.apply.lock();
+        self.db.checkpoint(dir)?;
+        Ok(state.applied_index)
+    }
+
+    /// Bytes the store occupies: tables plus the active memtable.
+    pub fn db_size_bytes(&self) -> u64 {
+        let stats = self.db.stats();
+        stats.table_size_bytes() + stats.memtable_size_bytes as u64
+    }
+
+    /// A CRC-32C over every key and value the store holds (history, live
+    /// keys and revision meta), in key order, each length-prefixed. Two
+    /// members that applied the same log have the same digest.
+    pub fn state_digest(&self) -> Result<u32, KvError> {
+        let view = self.view();
+        let mut iter = self.db.iter(ReadOptions {
+            snapshot: Some(&view.snapshot),
+            ..Default::default()
+        })?;
+        iter.seek_to_first()?;
+        let mut crc = 0u32;
+        while iter.valid() {
+            for part in [iter.key(), iter.value()] {
+                crc = crc32c::crc32c_append(crc, &(part.len() as u64).to_le_bytes());
+                crc = crc32c::crc32c_append(crc, part);
+            }
+            iter.next()?;
+        }
+        Ok(crc)
+    }
+}
+
+fn apply_one(
+    applier: &mut Applier<'_>,
+    index: u64,
+    payload: &[u8],
+) -> Result<ApplyResponse, RequestError> {
+    let request =
+        InternalRequest::decode(payload).map_err(|_| EtcdError::MalformedEntry { index })?;
+    validate::validate_structure(&request).map_err(|error| match error {
+        EtcdError::UnsupportedRequest { .. } => EtcdError::UnsupportedRequest { index },
+        other => other,
+    })?;
+    match &request.request {
+        Some(internal_request::Request::Put(put)) => applier.put(put).map(ApplyResponse::Put),
+        Some(internal_request::Request::DeleteRange(delete)) => {
+            applier.delete_range(delete).map(ApplyResponse::DeleteRange)
+        }
+        Some(internal_request::Request::Txn(txn)) => applier.txn(txn).map(ApplyResponse::Txn),
+        Some(internal_request::Request::Compaction(compaction)) => applier
+            .compaction(compaction)
+            .map(ApplyResponse::Compaction),
+        None => Err(EtcdError::UnsupportedRequest { index }.into()),
+    }
+}
