@@ -85,6 +85,16 @@ impl std::fmt::Debug for Cursor<'_> {
 impl<'a> Cursor<'a> {
     fn overlay_from(&self, bound: Bound<&[u8]>) -> Option<(&'a [u8], Option<&'a [u8]>)> {
         let overlay = self.overlay?;
+        // An empty or inverted interval holds nothing (and BTreeMap::range
+        // would panic on it).
+        let empty = match bound {
+            Bound::Included(start) => start >= self.upper.as_slice(),
+            Bound::Excluded(start) => start >= self.upper.as_slice(),
+            Bound::Unbounded => false,
+        };
+        if empty {
+            return None;
+        }
         let (key, value) = overlay
             .range::<[u8], _>((bound, Bound::Excluded(self.upper.as_slice())))
             .next()?;

@@ -139,6 +139,11 @@ impl<'a> Mvcc<'a> {
                 scan.kvs.push(record.into_key_value(key.to_vec()));
             }
         };
+        if let RangeEnd::Before(end) = end
+            && end.as_slice() <= start
+        {
+            return Ok(scan);
+        }
         if *end == RangeEnd::Single {
             if let Some(record) = self.version_at(start, revision, current)? {
                 emit(start, record, &mut scan);

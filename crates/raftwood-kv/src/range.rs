@@ -58,7 +58,9 @@ pub fn serve(
         ScanOptions {
             fetch_limit,
             count_only: request.count_only,
-            with_values: !request.keys_only,
+            // Sorting by value needs the values even when only keys are
+            // returned (etcd sorts first, then drops values).
+            with_values: !request.keys_only || sort_target == range_request::SortTarget::Value,
         },
     )?;
     let mut kvs = scan.kvs;
@@ -89,6 +91,11 @@ pub fn serve(
             sort_target,
             order == range_request::SortOrder::Descend,
         );
+    }
+    if request.keys_only {
+        for kv in &mut kvs {
+            kv.value.clear();
+        }
     }
     let mut more = false;
     if request.limit > 0 {
