@@ -15,6 +15,8 @@ pub mod error;
 pub mod grpc;
 pub mod membership;
 pub mod node;
+pub mod snapshot;
+pub mod state_dir;
 pub mod transport;
 pub mod url;
 

@@ -2,13 +2,14 @@
 //! machine, bootstrap a new cluster, start the threads and tasks, serve.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use parking_lot::{Mutex, RwLock};
-use raftwood_kv::{KvOptions, KvStore};
+use raftwood_kv::KvStore;
 use raftwood_log::{LogOptions, RaftLogStore};
 use raftwood_lsm::fs::StdFs;
 use raftwood_raft::{
@@ -21,11 +22,13 @@ use tokio::task::JoinHandle;
 
 use crate::config::{InitialClusterState, ServerConfig};
 use crate::driver::{
-    DriveLoop, LogStorage, LoopEvent, LoopOutputs, PersistWork, RaftStatus, Waiters, run_apply,
-    run_persistence,
+    ApplyContext, ApplyWork, DriveLoop, LogStorage, LoopEvent, LoopOutputs, PersistWork,
+    RaftStatus, Waiters, run_apply, run_persistence,
 };
 use crate::error::ServerError;
 use crate::membership::Membership;
+use crate::snapshot::SnapshotReceiver;
+use crate::state_dir::StateDir;
 use crate::transport::{self, Frame, Hello, Inbound, PeerTransport};
 
 /// What the client-facing services need from a running member.
@@ -39,8 +42,9 @@ pub struct NodeContext {
     pub cluster_id: u64,
     /// Who is in the cluster.
     pub membership: Arc<RwLock<Membership>>,
-    /// The state machine (reads are served from it directly).
-    pub kv: Arc<KvStore>,
+    /// The state machine (reads are served from it directly); replaced
+    /// when a snapshot from the leader is installed.
+    pub kv: Arc<ArcSwap<KvStore>>,
     /// Input to the drive loop.
     pub events: mpsc::UnboundedSender<LoopEvent>,
     /// The drive loop's latest status.
@@ -75,7 +79,7 @@ impl RunningNode {
         for thread in self.threads {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
-        if let Err(error) = self.context.kv.flush() {
+        if let Err(error) = self.context.kv.load().flush() {
             tracing::warn!(%error, "flushing the state machine at shutdown failed");
         }
         failure
@@ -91,24 +95,6 @@ impl RunningNode {
             if status.changed().await.is_err() {
                 return "drive loop ended".into();
             }
-        }
-    }
-}
-
-/// The directory layout under `--data-dir`.
-struct DataDir {
-    raft: PathBuf,
-    kv: PathBuf,
-    identity: PathBuf,
-}
-
-impl DataDir {
-    fn new(root: &Path) -> DataDir {
-        let member = root.join("member");
-        DataDir {
-            raft: member.join("raft"),
-            kv: member.join("kv"),
-            identity: member.join("identity"),
         }
     }
 }
@@ -163,8 +149,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
         .id_of(&config.name)
         .ok_or_else(|| ServerError::DataDirMismatch("member not in its own cluster".into()))?;
     let cluster_id = membership.cluster_id;
-    let dirs = DataDir::new(&config.data_dir);
-    check_identity(&dirs.identity, member_id, cluster_id)?;
+    let dirs = StateDir::new(&config.data_dir);
+    check_identity(&dirs.identity(), member_id, cluster_id)?;
 
     // Bind first: a port in use is the commonest start-up error, and it
     // should be reported before anything is written.
@@ -184,8 +170,15 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
     }
 
     let (mut log_store, recovered) =
-        RaftLogStore::open(Arc::new(StdFs), &dirs.raft, LogOptions::default())?;
-    let kv = Arc::new(KvStore::open(&dirs.kv, KvOptions::default())?);
+        RaftLogStore::open(Arc::new(StdFs), &dirs.raft(), LogOptions::default())?;
+    dirs.remove_unused_kv_dirs();
+    let snapshots = dirs
+        .snapshots()
+        .map_err(|e| ServerError::io("opening the snapshot directory", e))?;
+    snapshots
+        .remove_leftovers()
+        .map_err(|e| ServerError::io("clearing unfinished snapshots", e))?;
+    let kv = dirs.open_kv()?;
 
     let fresh = recovered.snapshot.is_none()
         && recovered.entries.is_empty()
@@ -224,16 +217,27 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
             }
         }
     } else {
-        (
-            recovered.hard_state,
-            recovered.snapshot.unwrap_or_default(),
-            recovered.entries,
-        )
+        let mut snapshot = recovered.snapshot.unwrap_or_default();
+        let mut entries = recovered.entries;
+        // The log may have been compacted behind a local snapshot whose
+        // point the log store did not record: the snapshot directory says
+        // what the compacted prefix stood for.
+        if let Some((local, _)) = snapshots.latest()
+            && local.index > snapshot.index
+        {
+            entries.retain(|e| e.index > local.index);
+            if entries.first().is_some_and(|e| e.index != local.index + 1) {
+                entries.clear();
+            }
+            snapshot = local;
+        }
+        (recovered.hard_state, snapshot, entries)
     };
     // The state machine keeps its applied index durably with its data; it
     // may be behind the log (the log is replayed from there) but never
     // ahead of what the log committed.
     let applied = kv.applied_index().max(snapshot.index);
+    let snapshot_index = snapshot.index;
     let mut hard_state = hard_state;
     hard_state.commit = hard_state.commit.max(applied);
     tracing::info!(
@@ -285,7 +289,16 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
             .collect(),
         name: config.name.clone(),
     };
-    let network = PeerTransport::new(hello, inbound_tx.clone());
+    let network = PeerTransport::new(
+        hello,
+        dirs.snapshots()
+            .map_err(|e| ServerError::io("opening the snapshot directory", e))?
+            .path_of(0)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+        inbound_tx.clone(),
+    );
     for member in membership.read().members.values() {
         if member.id != member_id {
             network.add_peer(
@@ -295,11 +308,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
         }
     }
 
+    let kv = Arc::new(ArcSwap::from_pointee(kv));
     let mut threads = Vec::new();
     let (persist_tx, persist_rx) = std_mpsc::channel::<PersistWork>();
     {
         let done_events = events_tx.clone();
         let fatal_events = events_tx.clone();
+        let state_dir = dirs.clone();
         threads.push(
             std::thread::Builder::new()
                 .name(format!("persist-{}", config.name))
@@ -307,6 +322,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
                     run_persistence(
                         log_store,
                         persist_rx,
+                        |temp_dir, meta| state_dir.finish_snapshot(temp_dir, meta).map(|_| ()),
                         |tickets| {
                             let _ = done_events.send(LoopEvent::Persisted(tickets));
                         },
@@ -318,29 +334,21 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
                 .map_err(|e| ServerError::io("starting the persistence thread", e))?,
         );
     }
-    let (apply_tx, apply_rx) = std_mpsc::channel();
+    let (apply_tx, apply_rx) = std_mpsc::channel::<ApplyWork>();
     {
-        let kv = kv.clone();
-        let waiters = waiters.clone();
-        let applied_events = events_tx.clone();
-        let fatal_events = events_tx.clone();
+        let context = ApplyContext {
+            kv: kv.clone(),
+            state_dir: dirs.clone(),
+            waiters: waiters.clone(),
+            applied: applied_tx,
+            events: events_tx.clone(),
+            snapshot_count: config.snapshot_count,
+            last_snapshot_index: snapshot_index,
+        };
         threads.push(
             std::thread::Builder::new()
                 .name(format!("apply-{}", config.name))
-                .spawn(move || {
-                    run_apply(
-                        kv,
-                        apply_rx,
-                        waiters,
-                        applied_tx,
-                        |index| {
-                            let _ = applied_events.send(LoopEvent::Applied(index));
-                        },
-                        |reason| {
-                            let _ = fatal_events.send(LoopEvent::Fatal(reason));
-                        },
-                    );
-                })
+                .spawn(move || run_apply(context, apply_rx))
                 .map_err(|e| ServerError::io("starting the apply thread", e))?,
         );
     }
@@ -348,12 +356,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
     let drive = DriveLoop::new(
         node,
         LoopOutputs {
-            network: network.clone(),
+            network: Arc::new(network.clone()),
             persist: persist_tx,
             apply: apply_tx,
             waiters,
             status: status_tx,
         },
+        (config.snapshot_count / 2).min(5_000),
     );
     let drive = tokio::spawn(drive.run(events_rx));
 
@@ -377,6 +386,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
     {
         let events = events_tx.clone();
         let membership = membership.clone();
+        let mut receiver = SnapshotReceiver::new(dirs.incoming());
         tasks.push(tokio::spawn(async move {
             while let Some(inbound) = inbound_rx.recv().await {
                 let event = match inbound {
@@ -395,15 +405,29 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
                         ..
                     } => LoopEvent::Messages(messages),
                     Inbound::Frame {
-                        frame: Frame::SnapshotChunk(_),
+                        frame: Frame::SnapshotChunk(chunk),
                         from,
-                    } => {
-                        // Snapshot transfer is not implemented yet; the
-                        // leader never compacts its log, so it never needs
-                        // to send one.
-                        tracing::warn!(from, "snapshot chunk ignored");
-                        continue;
-                    }
+                    } => match receiver.receive(from, chunk) {
+                        Ok(Some((dir, message))) => {
+                            let index = match &message.body {
+                                raftwood_raft::MessageBody::InstallSnapshot { snapshot } => {
+                                    snapshot.index
+                                }
+                                _ => continue,
+                            };
+                            LoopEvent::SnapshotReceived {
+                                dir,
+                                index,
+                                message,
+                            }
+                        }
+                        Ok(None) => continue,
+                        Err(error) => {
+                            tracing::warn!(from, %error, "snapshot transfer abandoned");
+                            continue;
+                        }
+                    },
+                    Inbound::SnapshotSent { peer, ok } => LoopEvent::SnapshotSent { peer, ok },
                     Inbound::Unreachable { peer } => LoopEvent::Unreachable(peer),
                 };
                 if events.send(event).is_err() {

@@ -233,3 +233,91 @@ async fn a_three_member_cluster_serves_survives_a_leader_failure_and_restarts() 
         assert_eq!(node.shutdown().await, None);
     }
 }
+
+async fn serializable_get(port: u16, key: &str) -> Option<String> {
+    let mut client = kv_client(port).await;
+    let response = client
+        .range(RangeRequest {
+            key: key.as_bytes().to_vec(),
+            serializable: true,
+            ..RangeRequest::default()
+        })
+        .await
+        .ok()?
+        .into_inner();
+    response
+        .kvs
+        .first()
+        .map(|kv| String::from_utf8(kv.value.clone()).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_behind_the_compacted_log_catches_up_from_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(6);
+    let (client_ports, peer_ports) = ports.split_at(3);
+    let mut configs = configs(dir.path(), client_ports, peer_ports);
+    for config in &mut configs {
+        config.snapshot_count = 100;
+    }
+    let mut nodes: Vec<Option<RunningNode>> = Vec::new();
+    for config in &configs {
+        nodes.push(Some(raftwood_server::start(config.clone()).await.unwrap()));
+    }
+    let leader = leader_of(&nodes).await;
+    let follower = (leader + 1) % 3;
+    let mut client = kv_client(client_ports[leader]).await;
+    put_eventually(&mut client, "before", "1").await;
+
+    let stopped = nodes[follower].take().unwrap();
+    assert_eq!(stopped.shutdown().await, None);
+    // Enough writes for two snapshots and a compaction past everything the
+    // stopped follower has.
+    for i in 0..400 {
+        put_eventually(&mut client, &format!("while-down-{i:03}"), &i.to_string()).await;
+    }
+    let snapshots = dir
+        .path()
+        .join(configs[leader].name.clone())
+        .join("member/snap");
+    let taken = std::fs::read_dir(&snapshots).unwrap().count();
+    assert!(taken >= 1, "the leader took no snapshot");
+
+    nodes[follower] = Some(
+        raftwood_server::start(configs[follower].clone())
+            .await
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while serializable_get(client_ports[follower], "while-down-399").await != Some("399".into()) {
+        assert!(Instant::now() < deadline, "the follower never caught up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        serializable_get(client_ports[follower], "before").await,
+        Some("1".into())
+    );
+    assert_eq!(
+        serializable_get(client_ports[follower], "while-down-000").await,
+        Some("0".into())
+    );
+    // It caught up by installing a snapshot, not by replaying the log.
+    let follower_member = dir
+        .path()
+        .join(configs[follower].name.clone())
+        .join("member");
+    assert!(
+        follower_member.join("kv-current").exists(),
+        "the follower's state machine was not replaced by a snapshot"
+    );
+    // And it keeps up afterwards, from the log.
+    put_eventually(&mut client, "after", "2").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while serializable_get(client_ports[follower], "after").await != Some("2".into()) {
+        assert!(Instant::now() < deadline, "the follower stopped following");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for node in nodes.into_iter().flatten() {
+        assert_eq!(node.shutdown().await, None);
+    }
+}

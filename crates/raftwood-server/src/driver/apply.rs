@@ -1,60 +1,171 @@
 //! The apply thread: hands committed entries to the state machine in log
-//! order and answers the proposers waiting for them.
+//! order, answers the proposers waiting for them, takes the state
+//! machine's checkpoints for snapshots, and installs snapshots received
+//! from the leader.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 
+use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use raftwood_kv::{CommittedEntry, KvStore};
-use raftwood_raft::{Entry, EntryPayload, Index};
+use raftwood_raft::{Entry, EntryPayload, Index, Message};
 use tokio::sync::watch;
 
+use super::LoopEvent;
 use super::waiters::Waiters;
+use crate::state_dir::StateDir;
 
-/// Runs until `work` closes. After each batch the applied index is
-/// published on `applied` and reported with `on_applied`. A storage error
-/// is fail-stop (`fatal`).
-pub fn run_apply(
-    kv: Arc<KvStore>,
-    work: std_mpsc::Receiver<Vec<Entry>>,
-    waiters: Arc<Mutex<Waiters>>,
-    applied: watch::Sender<Index>,
-    mut on_applied: impl FnMut(Index),
-    fatal: impl FnOnce(String),
-) {
-    while let Ok(mut entries) = work.recv() {
-        // Take whatever else is queued: one state-machine batch for all.
-        while let Ok(more) = work.try_recv() {
-            entries.extend(more);
-        }
-        let Some(last) = entries.last().map(|e| e.index) else {
-            continue;
-        };
-        let committed: Vec<CommittedEntry<'_>> = entries
-            .iter()
-            .map(|entry| CommittedEntry {
-                index: entry.index,
-                request: match &entry.payload {
-                    EntryPayload::Command(data) => Some(data.as_ref()),
-                    EntryPayload::Empty | EntryPayload::ConfChange(_) => None,
-                },
-            })
-            .collect();
-        let outcomes = match kv.apply(&committed) {
-            Ok(outcomes) => outcomes,
-            Err(error) => {
-                fatal(format!("state machine apply failed: {error}"));
+/// Work for the apply thread.
+#[derive(Debug)]
+pub enum ApplyWork {
+    /// Committed entries, in log order.
+    Entries(Vec<Entry>),
+    /// Replace the state machine with the snapshot in `dir` (received from
+    /// the leader, fully durable), then hand `message` to the raft core.
+    Install {
+        /// The received snapshot directory.
+        dir: PathBuf,
+        /// The snapshot's log index.
+        index: Index,
+        /// The `InstallSnapshot` message.
+        message: Message,
+    },
+}
+
+/// What the apply thread needs.
+#[derive(Debug)]
+pub struct ApplyContext {
+    /// The state machine, swapped when a snapshot is installed.
+    pub kv: Arc<ArcSwap<KvStore>>,
+    /// Where state-machine directories and snapshots live.
+    pub state_dir: StateDir,
+    /// Proposers waiting for their entries.
+    pub waiters: Arc<Mutex<Waiters>>,
+    /// Published after every batch.
+    pub applied: watch::Sender<Index>,
+    /// Reports to the drive loop.
+    pub events: tokio::sync::mpsc::UnboundedSender<LoopEvent>,
+    /// Entries between two snapshots (`--snapshot-count`).
+    pub snapshot_count: u64,
+    /// The index of the last snapshot.
+    pub last_snapshot_index: Index,
+}
+
+/// Runs until `work` closes. A storage error is fail-stop: it is reported
+/// as [`LoopEvent::Fatal`] and the thread ends.
+pub fn run_apply(mut context: ApplyContext, work: std_mpsc::Receiver<ApplyWork>) {
+    while let Ok(first) = work.recv() {
+        let mut next = Some(first);
+        while let Some(item) = next.take() {
+            let result = match item {
+                ApplyWork::Entries(mut entries) => {
+                    // Take the entries queued behind these too: one
+                    // state-machine batch for all of them.
+                    loop {
+                        match work.try_recv() {
+                            Ok(ApplyWork::Entries(more)) => entries.extend(more),
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    apply_entries(&mut context, entries)
+                }
+                ApplyWork::Install {
+                    dir,
+                    index,
+                    message,
+                } => install(&mut context, dir, index, message),
+            };
+            if let Err(reason) = result {
+                let _ = context.events.send(LoopEvent::Fatal(reason));
                 return;
             }
-        };
-        debug_assert_eq!(outcomes.len(), entries.len());
-        {
-            let mut waiters = waiters.lock();
-            for (entry, outcome) in entries.iter().zip(outcomes) {
-                waiters.complete(entry.index, entry.term, move || outcome);
+            if next.is_none() {
+                next = work.try_recv().ok();
             }
         }
-        applied.send_replace(last);
-        on_applied(last);
     }
+}
+
+fn apply_entries(context: &mut ApplyContext, entries: Vec<Entry>) -> Result<(), String> {
+    let Some(last) = entries.last().map(|e| e.index) else {
+        return Ok(());
+    };
+    let kv = context.kv.load_full();
+    let committed: Vec<CommittedEntry<'_>> = entries
+        .iter()
+        .map(|entry| CommittedEntry {
+            index: entry.index,
+            request: match &entry.payload {
+                EntryPayload::Command(data) => Some(data.as_ref()),
+                EntryPayload::Empty | EntryPayload::ConfChange(_) => None,
+            },
+        })
+        .collect();
+    let outcomes = kv
+        .apply(&committed)
+        .map_err(|e| format!("state machine apply failed: {e}"))?;
+    assert_eq!(outcomes.len(), entries.len(), "one outcome per entry");
+    {
+        let mut waiters = context.waiters.lock();
+        for (entry, outcome) in entries.iter().zip(outcomes) {
+            waiters.complete(entry.index, entry.term, move || outcome);
+        }
+    }
+    context.applied.send_replace(last);
+    let _ = context.events.send(LoopEvent::Applied(last));
+
+    if context.snapshot_count > 0 && last >= context.last_snapshot_index + context.snapshot_count {
+        // The checkpoint holds exactly what is applied now (this thread is
+        // the only writer), so it stands for index `last`.
+        let temp = context.state_dir.snapshot_temp_dir(last);
+        if temp.exists() {
+            std::fs::remove_dir_all(&temp)
+                .map_err(|e| format!("clearing {}: {e}", temp.display()))?;
+        }
+        std::fs::create_dir_all(&temp).map_err(|e| format!("creating {}: {e}", temp.display()))?;
+        kv.checkpoint(&temp.join("kv"))
+            .map_err(|e| format!("state machine checkpoint failed: {e}"))?;
+        context.last_snapshot_index = last;
+        let _ = context.events.send(LoopEvent::SnapshotTaken {
+            index: last,
+            temp_dir: temp,
+        });
+    }
+    Ok(())
+}
+
+fn install(
+    context: &mut ApplyContext,
+    dir: PathBuf,
+    index: Index,
+    message: Message,
+) -> Result<(), String> {
+    let current = context.kv.load_full();
+    if current.applied_index() >= index {
+        // Already there through the log: installing would go back in time.
+        tracing::info!(index, "snapshot not needed, state machine is ahead");
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = context.events.send(LoopEvent::Messages(vec![message]));
+        return Ok(());
+    }
+    let store = context
+        .state_dir
+        .install_kv(&dir.join("kv"), index)
+        .map_err(|e| format!("installing snapshot {index}: {e}"))?;
+    let applied = store.applied_index();
+    context.kv.store(Arc::new(store));
+    drop(current);
+    context.state_dir.remove_unused_kv_dirs();
+    let _ = std::fs::remove_dir_all(&dir);
+    context.last_snapshot_index = index;
+    context.applied.send_replace(applied);
+    tracing::info!(index, applied, "installed snapshot from the leader");
+    let _ = context.events.send(LoopEvent::Messages(vec![message]));
+    Ok(())
 }

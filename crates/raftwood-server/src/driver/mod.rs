@@ -12,15 +12,18 @@ mod persist;
 mod reads;
 mod waiters;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use raftwood_raft::{Effects, Index, Message, NodeId, PersistTicket, RaftNode, Role, Term};
+use raftwood_raft::{
+    Effects, Index, Message, MessageBody, NodeId, PersistTicket, RaftNode, Role, Term,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use apply::run_apply;
+pub use apply::{ApplyContext, ApplyWork, run_apply};
 pub use persist::{LogStorage, PersistWork, run_persistence};
 pub use reads::{ReadBatcher, ReadError, ReadReply};
 pub use waiters::{ProposeError, ProposeResult, Waiters};
@@ -52,6 +55,30 @@ pub enum LoopEvent {
     Applied(Index),
     /// A peer could not be reached.
     Unreachable(NodeId),
+    /// The apply thread checkpointed the state machine at `index` into
+    /// `temp_dir`: the log may be compacted up to it once it is complete.
+    SnapshotTaken {
+        /// The applied index the checkpoint holds.
+        index: Index,
+        /// The unfinished snapshot directory.
+        temp_dir: PathBuf,
+    },
+    /// A snapshot from the leader arrived complete and durable in `dir`.
+    SnapshotReceived {
+        /// The received directory.
+        dir: PathBuf,
+        /// The snapshot's index.
+        index: Index,
+        /// The `InstallSnapshot` message to step once it is installed.
+        message: Message,
+    },
+    /// Streaming a snapshot to `peer` ended.
+    SnapshotSent {
+        /// The follower.
+        peer: NodeId,
+        /// Whether every chunk was written.
+        ok: bool,
+    },
     /// Leadership should move to this member (etcd's MoveLeader).
     TransferLeader(NodeId),
     /// A storage error: the member must stop (fail-stop).
@@ -87,7 +114,7 @@ pub struct LoopOutputs {
     /// The persistence thread.
     pub persist: std_mpsc::Sender<PersistWork>,
     /// The apply thread.
-    pub apply: std_mpsc::Sender<Vec<raftwood_raft::Entry>>,
+    pub apply: std_mpsc::Sender<ApplyWork>,
     /// Proposers waiting for their entries (shared with the apply thread).
     pub waiters: Arc<Mutex<Waiters>>,
     /// Published status.
@@ -108,17 +135,20 @@ pub struct DriveLoop {
     reads: ReadBatcher,
     last_leader: Option<NodeId>,
     failed: Option<String>,
+    /// Entries kept in the log behind a snapshot.
+    catch_up_entries: u64,
 }
 
 impl DriveLoop {
     /// A loop around `node`.
-    pub fn new(node: RaftNode, outputs: LoopOutputs) -> DriveLoop {
+    pub fn new(node: RaftNode, outputs: LoopOutputs, catch_up_entries: u64) -> DriveLoop {
         DriveLoop {
             node,
             outputs,
             reads: ReadBatcher::default(),
             last_leader: None,
             failed: None,
+            catch_up_entries,
         }
     }
 
@@ -181,6 +211,59 @@ impl DriveLoop {
             LoopEvent::Applied(index) => self.node.on_applied(index),
             LoopEvent::Unreachable(peer) => {
                 self.node.report_unreachable(peer);
+                Ok(())
+            }
+            LoopEvent::SnapshotTaken { index, temp_dir } => {
+                // Keep some entries behind the snapshot so that a follower
+                // a little behind catches up from the log, not with a whole
+                // snapshot (etcd keeps 5,000). The checkpoint holds state up
+                // to `index`, beyond the compaction point: applying is
+                // idempotent by index, so a member that installs it skips
+                // the entries it already holds.
+                let compact_to = index.saturating_sub(self.catch_up_entries);
+                if compact_to <= self.node.log().snapshot().index {
+                    let _ = std::fs::remove_dir_all(&temp_dir);
+                    return;
+                }
+                match self.node.compact_log(compact_to) {
+                    Ok(meta) => {
+                        if self
+                            .outputs
+                            .persist
+                            .send(PersistWork::Snapshot { meta, temp_dir })
+                            .is_err()
+                        {
+                            self.failed = Some("the persistence thread stopped".into());
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, index, "snapshot not usable for compaction");
+                        let _ = std::fs::remove_dir_all(&temp_dir);
+                    }
+                }
+                Ok(())
+            }
+            LoopEvent::SnapshotReceived {
+                dir,
+                index,
+                message,
+            } => {
+                if self
+                    .outputs
+                    .apply
+                    .send(ApplyWork::Install {
+                        dir,
+                        index,
+                        message,
+                    })
+                    .is_err()
+                {
+                    self.failed = Some("the apply thread stopped".into());
+                }
+                Ok(())
+            }
+            LoopEvent::SnapshotSent { peer, ok } => {
+                self.node.report_snapshot(peer, ok);
                 Ok(())
             }
             LoopEvent::TransferLeader(to) => {
@@ -279,9 +362,18 @@ impl DriveLoop {
             self.failed = Some("the persistence thread stopped".into());
         }
         if !messages.is_empty() {
-            self.outputs.network.send(messages);
+            // Snapshots travel as a stream of chunks beside the messages.
+            let (snapshots, messages): (Vec<Message>, Vec<Message>) = messages
+                .into_iter()
+                .partition(|m| matches!(m.body, MessageBody::InstallSnapshot { .. }));
+            for message in snapshots {
+                self.outputs.network.send_snapshot(message);
+            }
+            if !messages.is_empty() {
+                self.outputs.network.send(messages);
+            }
         }
-        if !apply.is_empty() && self.outputs.apply.send(apply).is_err() {
+        if !apply.is_empty() && self.outputs.apply.send(ApplyWork::Entries(apply)).is_err() {
             self.failed = Some("the apply thread stopped".into());
         }
         for state in read_states {

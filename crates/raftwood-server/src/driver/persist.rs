@@ -37,8 +37,14 @@ impl LogStorage for raftwood_log::RaftLogStore {
 pub enum PersistWork {
     /// Make this durable.
     Persist(PersistRequest),
-    /// Drop the log up to this index.
-    Compact(Index),
+    /// Complete the snapshot whose checkpoint is in `temp_dir`, then drop
+    /// the log up to it.
+    Snapshot {
+        /// What the snapshot stands for.
+        meta: raftwood_raft::SnapshotMeta,
+        /// The checkpoint, to be completed and renamed.
+        temp_dir: std::path::PathBuf,
+    },
 }
 
 /// Runs until `work` closes. Each round takes every request queued, writes
@@ -48,11 +54,15 @@ pub enum PersistWork {
 pub fn run_persistence(
     mut storage: impl LogStorage,
     work: std_mpsc::Receiver<PersistWork>,
+    mut finish_snapshot: impl FnMut(
+        &std::path::Path,
+        &raftwood_raft::SnapshotMeta,
+    ) -> Result<(), String>,
     mut done: impl FnMut(Vec<PersistTicket>),
     fatal: impl FnOnce(String),
 ) {
     let mut tickets = Vec::new();
-    let mut compact_to: Option<Index> = None;
+    let mut snapshots = Vec::new();
     while let Ok(first) = work.recv() {
         let mut next = Some(first);
         let mut result = Ok(());
@@ -64,9 +74,7 @@ pub fn run_persistence(
                     }
                     tickets.push(request.ticket);
                 }
-                PersistWork::Compact(index) => {
-                    compact_to = Some(compact_to.map_or(index, |c| c.max(index)));
-                }
+                PersistWork::Snapshot { meta, temp_dir } => snapshots.push((meta, temp_dir)),
             }
             next = work.try_recv().ok();
         }
@@ -80,11 +88,15 @@ pub fn run_persistence(
         if !tickets.is_empty() {
             done(std::mem::take(&mut tickets));
         }
-        if let Some(index) = compact_to.take()
-            && let Err(error) = storage.compact(index)
-        {
-            fatal(format!("raft log compaction failed: {error}"));
-            return;
+        // The snapshot is complete and durable before the log behind it
+        // goes.
+        for (meta, temp_dir) in snapshots.drain(..) {
+            let result =
+                finish_snapshot(&temp_dir, &meta).and_then(|()| storage.compact(meta.index));
+            if let Err(error) = result {
+                fatal(format!("snapshot {} failed: {error}", meta.index));
+                return;
+            }
         }
     }
 }

@@ -71,7 +71,10 @@ impl Cluster for ClusterService {
             })
             .collect();
         Ok(Response::new(MemberListResponse {
-            header: Some(header(&self.context, self.context.kv.current_revision())),
+            header: Some(header(
+                &self.context,
+                self.context.kv.load().current_revision(),
+            )),
             members,
         }))
     }

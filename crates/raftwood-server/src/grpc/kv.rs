@@ -65,7 +65,7 @@ impl KvService {
             id: 0,
             request: Some(request),
         };
-        if let Err(error) = raftwood_kv::validate(&internal) {
+        if let Err(error) = self.context.kv.load().validate(&internal) {
             return Err(status::from_etcd(&error));
         }
         let encoded = Bytes::from(internal.encode_to_vec());
@@ -164,8 +164,9 @@ impl Kv for KvService {
         let mut response = self
             .context
             .kv
+            .load()
             .range(&request)
-            .map_err(|e| status::from_etcd(&e))?;
+            .map_err(|e| status::from_request(&e))?;
         let revision = response.header.as_ref().map_or(0, |h| h.revision);
         response.header = Some(self.header(revision));
         Ok(Response::new(response))

@@ -43,7 +43,10 @@ impl Maintenance for MaintenanceService {
         _request: Request<AlarmRequest>,
     ) -> Result<Response<AlarmResponse>, Status> {
         Ok(Response::new(AlarmResponse {
-            header: Some(header(&self.context, self.context.kv.current_revision())),
+            header: Some(header(
+                &self.context,
+                self.context.kv.load().current_revision(),
+            )),
             alarms: Vec::new(),
         }))
     }
@@ -54,9 +57,12 @@ impl Maintenance for MaintenanceService {
     ) -> Result<Response<StatusResponse>, Status> {
         let status = *self.context.status.borrow();
         let applied = *self.context.applied.borrow();
-        let db_size = i64::try_from(self.context.kv.db_size_bytes()).unwrap_or(i64::MAX);
+        let db_size = i64::try_from(self.context.kv.load().db_size_bytes()).unwrap_or(i64::MAX);
         Ok(Response::new(StatusResponse {
-            header: Some(header(&self.context, self.context.kv.current_revision())),
+            header: Some(header(
+                &self.context,
+                self.context.kv.load().current_revision(),
+            )),
             version: REPORTED_VERSION.to_string(),
             db_size,
             leader: status.leader.unwrap_or(0),
@@ -92,10 +98,12 @@ impl Maintenance for MaintenanceService {
         &self,
         _request: Request<HashKvRequest>,
     ) -> Result<Response<HashKvResponse>, Status> {
-        let kv = &self.context.kv;
+        let kv = self.context.kv.load();
         Ok(Response::new(HashKvResponse {
             header: Some(header(&self.context, kv.current_revision())),
-            hash: kv.state_digest() as u32,
+            hash: kv
+                .state_digest()
+                .map_err(|e| Status::internal(format!("raftwood: hashing the store: {e}")))?,
             compact_revision: kv.compacted_revision(),
         }))
     }
@@ -135,7 +143,10 @@ impl Maintenance for MaintenanceService {
         .await;
         match moved {
             Ok(Ok(_)) => Ok(Response::new(MoveLeaderResponse {
-                header: Some(header(&self.context, self.context.kv.current_revision())),
+                header: Some(header(
+                    &self.context,
+                    self.context.kv.load().current_revision(),
+                )),
             })),
             _ => Err(Status::unavailable(
                 "etcdserver: request timed out, leader transfer took too long",

@@ -2,7 +2,7 @@
 //! clients match on them (etcd's clientv3 turns the texts back into typed
 //! errors; etcdctl prints them).
 
-use raftwood_kv::{Code, EtcdError};
+use raftwood_kv::{Code, EtcdError, RequestError};
 use tonic::Status;
 
 use crate::driver::{ProposeError, ReadError};
@@ -32,17 +32,24 @@ pub fn stopped() -> Status {
     Status::unavailable("etcdserver: server stopped")
 }
 
-/// A state-machine error, with etcd's code and text.
+/// A state-machine refusal, with etcd's code and text.
 pub fn from_etcd(error: &EtcdError) -> Status {
-    let message = error.to_string();
-    match error.code() {
+    with_code(error.code(), error.to_string())
+}
+
+/// A read's failure: a refusal, or a storage error (internal).
+pub fn from_request(error: &RequestError) -> Status {
+    with_code(error.code(), error.to_string())
+}
+
+fn with_code(code: Code, message: String) -> Status {
+    match code {
         Code::InvalidArgument => Status::invalid_argument(message),
         Code::OutOfRange => Status::out_of_range(message),
         Code::NotFound => Status::not_found(message),
         Code::FailedPrecondition => Status::failed_precondition(message),
-        Code::ResourceExhausted => Status::resource_exhausted(message),
-        Code::Unavailable => Status::unavailable(message),
-        _ => Status::internal(message),
+        Code::Unimplemented => Status::unimplemented(message),
+        Code::Internal => Status::internal(message),
     }
 }
 

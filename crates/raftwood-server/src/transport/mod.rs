@@ -23,6 +23,9 @@ pub use frame::{Frame, FrameError, Hello, MAX_FRAME_BYTES, SnapshotChunk};
 pub trait MessageSink: Send + Sync {
     /// Sends messages, best effort (Raft tolerates loss); never blocks.
     fn send(&self, messages: Vec<Message>);
+    /// Streams the snapshot an `InstallSnapshot` message names, then the
+    /// message; reports the outcome as [`Inbound::SnapshotSent`].
+    fn send_snapshot(&self, message: Message);
 }
 
 /// What a peer connection reports to the drive loop.
@@ -36,6 +39,13 @@ pub enum Inbound {
         from: NodeId,
         /// What it sent.
         frame: Frame,
+    },
+    /// Streaming a snapshot to `peer` ended.
+    SnapshotSent {
+        /// The follower.
+        peer: NodeId,
+        /// Whether every chunk was written.
+        ok: bool,
     },
     /// A connection to `peer` failed: the leader should probe it again
     /// rather than keep streaming into the void.
@@ -63,6 +73,8 @@ struct PeerHandle {
 /// Outgoing connections, one sender task per peer.
 pub struct PeerTransport {
     hello: Hello,
+    /// Where this member's snapshots live (`member/snap`).
+    snapshot_dir: std::path::PathBuf,
     peers: Mutex<HashMap<NodeId, PeerHandle>>,
     inbound: mpsc::UnboundedSender<Inbound>,
 }
@@ -79,9 +91,14 @@ impl std::fmt::Debug for PeerTransport {
 impl PeerTransport {
     /// A transport that introduces itself with `hello` and reports
     /// connection failures on `inbound`.
-    pub fn new(hello: Hello, inbound: mpsc::UnboundedSender<Inbound>) -> Arc<PeerTransport> {
+    pub fn new(
+        hello: Hello,
+        snapshot_dir: std::path::PathBuf,
+        inbound: mpsc::UnboundedSender<Inbound>,
+    ) -> Arc<PeerTransport> {
         Arc::new(PeerTransport {
             hello,
+            snapshot_dir,
             peers: Mutex::new(HashMap::new()),
             inbound,
         })
@@ -111,8 +128,36 @@ impl PeerTransport {
     }
 }
 
-impl MessageSink for PeerTransport {
+impl MessageSink for Arc<PeerTransport> {
     fn send(&self, messages: Vec<Message>) {
+        self.send_messages(messages);
+    }
+
+    fn send_snapshot(&self, message: Message) {
+        let raftwood_raft::MessageBody::InstallSnapshot { snapshot } = &message.body else {
+            return;
+        };
+        let index = snapshot.index;
+        let peer = message.to;
+        let dir = self.snapshot_dir.join(format!("{index:016x}"));
+        let transport = self.clone();
+        tokio::spawn(async move {
+            let result =
+                crate::snapshot::stream_snapshot(&transport, peer, &dir, index, message).await;
+            if let Err(error) = &result {
+                tracing::info!(peer, index, %error, "snapshot not sent");
+            }
+            let _ = transport.inbound.send(Inbound::SnapshotSent {
+                peer,
+                ok: result.is_ok(),
+            });
+        });
+    }
+}
+
+impl PeerTransport {
+    /// Queues each message for its peer's connection.
+    pub fn send_messages(&self, messages: Vec<Message>) {
         let peers = self.peers.lock();
         for message in messages {
             match peers.get(&message.to) {

@@ -1,0 +1,18 @@
+//! Snapshots: the state machine's checkpoint plus the log position and
+//! membership it stands for.
+//!
+//! A member takes one when its applied index has moved `--snapshot-count`
+//! entries past the last, then lets the raft core compact its log up to
+//! it. A follower that needs entries the leader no longer has receives the
+//! leader's latest snapshot as a stream of chunks (`docs/peer-protocol.md`),
+//! installs it as its state machine, and only then tells its raft core.
+
+mod meta_file;
+mod receive;
+mod send;
+mod store;
+
+pub use meta_file::{META_FILE, read as read_meta};
+pub use receive::{ReceiveError, SnapshotReceiver};
+pub use send::stream_snapshot;
+pub use store::{SnapshotStore, sync_dir, write_file_synced};
