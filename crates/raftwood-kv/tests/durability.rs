@@ -1,0 +1,251 @@
+#![allow(clippy::unwrap_used, reason = "tests")]
+//! Determinism and durability: the same log gives byte-identical state on
+//! every member, however it is batched; a crash loses only what was not
+//! flushed, and replaying the log from the durable index restores it;
+//! checkpoints reopen as the same store; storage failures fail-stop.
+
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use raftwood_kv::proto::raftwoodpb::internal_request::Request;
+use raftwood_kv::{CommittedEntry, KvError, KvOptions, KvStore};
+use raftwood_lsm::fs::{CrashFs, CrashMode, FileSystem};
+use support::{compaction, delete, op_delete, op_put, op_range, put, txn};
+
+/// A deterministic workload of `n` entries: puts over a few hundred keys,
+/// deletes, ranged deletes, txns, compactions and some empty entries.
+fn workload(n: usize) -> Vec<Option<Vec<u8>>> {
+    let mut state = 0x9e37_79b9_u64;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        state >> 33
+    };
+    let mut revision = 1i64;
+    (0..n)
+        .map(|i| {
+            let key = format!("key/{:03}", next() % 300).into_bytes();
+            let request: Request = match next() % 20 {
+                0 => return None,
+                1..=11 => {
+                    revision += 1;
+                    put(&key, format!("value {i}").as_bytes())
+                }
+                12..=13 => delete(&key, b""),
+                14 => delete(&key, b"key/2"),
+                15..=18 => txn(
+                    vec![],
+                    vec![op_put(&key, b"txn"), op_range(b"key/", b"key0")],
+                    vec![op_delete(b"x", b"")],
+                ),
+                _ => compaction((revision - 20).max(1)),
+            };
+            Some(support::encode(request))
+        })
+        .collect()
+}
+
+fn entries(log: &[Option<Vec<u8>>], from: usize) -> Vec<CommittedEntry<'_>> {
+    log.iter()
+        .enumerate()
+        .skip(from)
+        .map(|(i, request)| CommittedEntry {
+            index: i as u64 + 1,
+            request: request.as_deref(),
+        })
+        .collect()
+}
+
+/// Every key and value the engine holds, read with the engine itself after
+/// the store is closed.
+fn raw_contents(dir: &Path, fs: Option<&Arc<CrashFs>>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut options = support::options().lsm;
+    options.wal_enabled = false;
+    if let Some(fs) = fs {
+        options.fs = Arc::clone(fs) as Arc<dyn FileSystem>;
+    }
+    let db = raftwood_lsm::Db::open(dir, options).unwrap();
+    db.range(None, None)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+}
+
+#[test]
+fn the_same_log_gives_byte_identical_state_however_it_is_batched() {
+    let log = workload(3000);
+    let one = tempfile::tempdir().unwrap();
+    let two = tempfile::tempdir().unwrap();
+    let (digest_one, digest_two);
+    {
+        // Member one applies entry by entry with small memtables (many
+        // flushes and engine compactions); member two in batches of 37 with
+        // the default engine settings.
+        let mut options = support::options();
+        options.lsm.memtable_size_bytes = 8 << 10;
+        let a = KvStore::open(one.path(), options).unwrap();
+        for entry in entries(&log, 0) {
+            a.apply(&[entry]).unwrap();
+        }
+        let b = KvStore::open(two.path(), KvOptions::default()).unwrap();
+        for chunk in entries(&log, 0).chunks(37) {
+            b.apply(chunk).unwrap();
+        }
+        assert_eq!(a.applied_index(), 3000);
+        assert_eq!(a.current_revision(), b.current_revision());
+        assert_eq!(a.compacted_revision(), b.compacted_revision());
+        assert!(a.compacted_revision() > 1, "the workload compacts");
+        digest_one = a.state_digest().unwrap();
+        digest_two = b.state_digest().unwrap();
+    }
+    assert_eq!(digest_one, digest_two);
+    let contents = raw_contents(one.path(), None);
+    assert!(contents.len() > 300);
+    assert_eq!(contents, raw_contents(two.path(), None));
+}
+
+#[test]
+fn the_digest_tells_different_states_apart() {
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let mut a = support::Harness::new(dir_a.path());
+    let mut b = support::Harness::new(dir_b.path());
+    a.put(b"k", b"1");
+    b.put(b"k", b"2");
+    assert_ne!(
+        a.store.state_digest().unwrap(),
+        b.store.state_digest().unwrap()
+    );
+    b.put(b"k", b"1");
+    // Same current value, different history and revision.
+    assert_ne!(
+        a.store.state_digest().unwrap(),
+        b.store.state_digest().unwrap()
+    );
+}
+
+fn open_on(fs: &Arc<CrashFs>) -> KvStore {
+    let mut options = support::options();
+    options.lsm.memtable_size_bytes = 16 << 10;
+    options.lsm.fs = Arc::clone(fs) as Arc<dyn FileSystem>;
+    KvStore::open(Path::new("/kv"), options).unwrap()
+}
+
+fn crash(fs: &Arc<CrashFs>, store: KvStore) {
+    fs.crash_after_operations(0);
+    drop(store);
+    fs.crash(CrashMode::DropUnsynced);
+}
+
+#[test]
+fn a_crash_loses_the_unflushed_tail_and_replay_restores_it() {
+    let log = workload(2000);
+    let reference = {
+        let fs = Arc::new(CrashFs::new());
+        let store = open_on(&fs);
+        store.apply(&entries(&log, 0)).unwrap();
+        store.state_digest().unwrap()
+    };
+    let fs = Arc::new(CrashFs::new());
+    let store = open_on(&fs);
+    for chunk in entries(&log, 0).chunks(10) {
+        store.apply(chunk).unwrap();
+    }
+    let durable = store.durable_applied_index();
+    assert!(
+        durable > 0 && durable < 2000,
+        "some but not all durable: {durable}"
+    );
+    crash(&fs, store);
+    let store = open_on(&fs);
+    // The applied index went back to what was durable...
+    assert_eq!(store.applied_index(), durable);
+    assert_ne!(store.state_digest().unwrap(), reference);
+    // ...and replaying the whole log applies exactly the lost tail.
+    let outcomes = store.apply(&entries(&log, 0)).unwrap();
+    let skipped = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(raftwood_kv::ApplyResponse::AlreadyApplied)))
+        .count();
+    assert_eq!(skipped as u64, durable);
+    assert_eq!(store.applied_index(), 2000);
+    assert_eq!(store.state_digest().unwrap(), reference);
+}
+
+#[test]
+fn a_crash_after_flush_loses_nothing() {
+    let log = workload(500);
+    let fs = Arc::new(CrashFs::new());
+    let store = open_on(&fs);
+    store.apply(&entries(&log, 0)).unwrap();
+    store.flush().unwrap();
+    assert_eq!(store.durable_applied_index(), 500);
+    let digest = store.state_digest().unwrap();
+    let revision = store.current_revision();
+    crash(&fs, store);
+    let store = open_on(&fs);
+    assert_eq!(store.applied_index(), 500);
+    assert_eq!(store.current_revision(), revision);
+    assert_eq!(store.state_digest().unwrap(), digest);
+}
+
+#[test]
+fn a_checkpoint_reopens_as_the_same_store() {
+    let log = workload(800);
+    let dir = tempfile::tempdir().unwrap();
+    let store = support::open(&dir.path().join("live"));
+    store.apply(&entries(&log, 0)[..600]).unwrap();
+    let target = dir.path().join("checkpoint");
+    assert_eq!(store.checkpoint(&target).unwrap(), 600);
+    let digest = store.state_digest().unwrap();
+    // The live store moves on; the checkpoint does not.
+    store.apply(&entries(&log, 600)).unwrap();
+    let copy = support::open(&target);
+    assert_eq!(copy.applied_index(), 600);
+    assert_eq!(copy.state_digest().unwrap(), digest);
+    // Applying the rest of the log to the copy catches it up exactly.
+    copy.apply(&entries(&log, 600)).unwrap();
+    assert_eq!(copy.state_digest().unwrap(), store.state_digest().unwrap());
+}
+
+#[test]
+fn a_storage_failure_poisons_the_store_until_reopened() {
+    let log = workload(3000);
+    let fs = Arc::new(CrashFs::new());
+    let store = open_on(&fs);
+    store.apply(&entries(&log, 0)[..100]).unwrap();
+    let revision = store.current_revision();
+    fs.set_fail_writes(true);
+    // Writes land in the memtable; the first flush fails.
+    let mut failed = None;
+    for chunk in entries(&log, 100).chunks(50) {
+        if let Err(error) = store.apply(chunk) {
+            failed = Some(error);
+            break;
+        }
+    }
+    assert!(matches!(failed, Some(KvError::Storage(_))), "{failed:?}");
+    fs.set_fail_writes(false);
+    assert!(matches!(
+        store.apply(&entries(&log, 2999)),
+        Err(KvError::Poisoned)
+    ));
+    // Reads keep working, at the last applied state.
+    assert!(store.current_revision() > revision);
+    let read = store.range(&raftwood_kv::proto::etcdserverpb::RangeRequest {
+        key: b"key/".to_vec(),
+        range_end: b"key0".to_vec(),
+        count_only: true,
+        ..Default::default()
+    });
+    assert!(read.unwrap().count > 0);
+    drop(store);
+    fs.crash(CrashMode::DropUnsynced);
+    let store = open_on(&fs);
+    let from = store.applied_index() as usize;
+    store.apply(&entries(&log, from)).unwrap();
+    assert_eq!(store.applied_index(), 3000);
+}
