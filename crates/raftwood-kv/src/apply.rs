@@ -125,6 +125,10 @@ impl<'a> Applier<'a> {
     pub fn put(&mut self, request: &PutRequest) -> Result<PutResponse, RequestError> {
         let mut txn = self.begin();
         let result = (|| {
+            // Outside a txn etcd looks the lease up first, then the key.
+            if request.lease != 0 {
+                return Err(EtcdError::LeaseNotFound.into());
+            }
             self.check_put(request)?;
             self.put_in(&mut txn, request)
         })();

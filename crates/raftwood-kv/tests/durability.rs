@@ -249,3 +249,22 @@ fn a_storage_failure_poisons_the_store_until_reopened() {
     store.apply(&entries(&log, from)).unwrap();
     assert_eq!(store.applied_index(), 3000);
 }
+
+#[test]
+fn entries_without_requests_still_advance_the_durable_index() {
+    let fs = Arc::new(CrashFs::new());
+    let store = open_on(&fs);
+    let noops: Vec<CommittedEntry<'_>> = (1..=5)
+        .map(|index| CommittedEntry {
+            index,
+            request: None,
+        })
+        .collect();
+    store.apply(&noops).unwrap();
+    assert_eq!(store.applied_index(), 5);
+    store.flush().unwrap();
+    crash(&fs, store);
+    let store = open_on(&fs);
+    assert_eq!(store.applied_index(), 5);
+    assert_eq!(store.current_revision(), 1);
+}

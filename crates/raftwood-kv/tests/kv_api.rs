@@ -352,6 +352,16 @@ fn put_with_a_lease_is_lease_not_found() {
     assert_eq!(error.to_string(), "etcdserver: requested lease not found");
     assert_eq!(error.code(), Code::NotFound);
     assert_eq!(h.store.current_revision(), 1);
+    // Outside a txn the lease is looked up before the key (etcd's order).
+    let error = h
+        .apply(Request::Put(PutRequest {
+            key: b"missing".to_vec(),
+            lease: 42,
+            ignore_value: true,
+            ..Default::default()
+        }))
+        .unwrap_err();
+    assert_eq!(error, EtcdError::LeaseNotFound);
 }
 
 #[test]
