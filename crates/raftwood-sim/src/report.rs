@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::linearizability::Verdict;
+use crate::linearizability::{Operation, Verdict};
 
 /// The result of one seed.
 #[derive(Debug, Clone)]
@@ -19,6 +19,10 @@ pub struct RunReport {
     pub operations: usize,
     /// Operations whose outcome the client never learned.
     pub unknown_outcomes: usize,
+    /// Of those, writes the committed log narrowed down (applied: took
+    /// effect by the first apply; never applied after convergence: left
+    /// out).
+    pub unknown_narrowed: usize,
     /// Operations the linearizability checker searched.
     pub operations_checked: usize,
     /// Writes acknowledged to clients.
@@ -33,6 +37,8 @@ pub struct RunReport {
     pub verdict: Verdict,
     /// The trace, if it was asked for.
     pub trace: Option<String>,
+    /// The client history the checker judged.
+    pub history: Vec<Operation>,
 }
 
 /// How a run ended, for counting.
@@ -119,6 +125,8 @@ pub struct Summary {
     pub operations_checked: u64,
     /// Operations with unknown outcome.
     pub unknown_outcomes: u64,
+    /// Unknown-outcome writes narrowed by the committed log.
+    pub unknown_narrowed: u64,
     /// Runs by outcome.
     pub outcomes: BTreeMap<Outcome, u64>,
     /// Seeds that failed, with their outcome, ascending.
@@ -137,6 +145,7 @@ impl Summary {
         self.operations += report.operations as u64;
         self.operations_checked += report.operations_checked as u64;
         self.unknown_outcomes += report.unknown_outcomes as u64;
+        self.unknown_narrowed += report.unknown_narrowed as u64;
         let outcome = report.outcome();
         *self.outcomes.entry(outcome).or_default() += 1;
         if outcome != Outcome::Pass {
@@ -166,6 +175,10 @@ impl Summary {
         text.push_str(&format!(
             "unknown outcomes:     {}\n",
             self.unknown_outcomes
+        ));
+        text.push_str(&format!(
+            "  narrowed by the log: {}\n",
+            self.unknown_narrowed
         ));
         text.push_str("verdicts:\n");
         for (outcome, count) in &self.outcomes {

@@ -33,8 +33,10 @@ pub struct SafetyChecker {
     leaders_by_term: BTreeMap<Term, NodeId>,
     /// (index, term) → (payload, term of the entry before it).
     entries: BTreeMap<(Index, Term), (EntryPayload, Term)>,
-    /// Index → committed entry (term, payload).
-    committed: BTreeMap<Index, (Term, EntryPayload)>,
+    /// Index → committed entry (term, payload, and the term of the member
+    /// that first saw it committed: an upper bound of the term it was
+    /// committed in).
+    committed: BTreeMap<Index, (Term, EntryPayload, Term)>,
     watermarks: BTreeMap<NodeId, Watermark>,
     /// Client writes acknowledged: index → term.
     acknowledged: BTreeMap<Index, Term>,
@@ -157,7 +159,7 @@ impl SafetyChecker {
         }
         for index in commit_from + 1..=now.commit {
             if let Some(entry) = log.entry(index) {
-                self.observe_committed(id, entry);
+                self.observe_committed(id, now.term, entry);
             }
         }
         if newly_leader {
@@ -165,9 +167,9 @@ impl SafetyChecker {
         }
     }
 
-    fn observe_committed(&mut self, id: NodeId, entry: &Entry) {
+    fn observe_committed(&mut self, id: NodeId, observer_term: Term, entry: &Entry) {
         match self.committed.get(&entry.index) {
-            Some((term, payload)) => {
+            Some((term, payload, _)) => {
                 if *term != entry.term || *payload != entry.payload {
                     self.violation(format!(
                         "committed entry changed: index {} was committed with term {term}, member {id} committed term {}",
@@ -184,8 +186,10 @@ impl SafetyChecker {
                         entry.index, entry.term
                     ));
                 }
-                self.committed
-                    .insert(entry.index, (entry.term, entry.payload.clone()));
+                self.committed.insert(
+                    entry.index,
+                    (entry.term, entry.payload.clone(), observer_term),
+                );
             }
         }
     }
@@ -194,7 +198,14 @@ impl SafetyChecker {
         let log = raft.log();
         let snapshot = log.snapshot().clone();
         let mut missing = None;
-        for (&index, (term, _)) in self.committed.range(snapshot.index..) {
+        let leader_term = raft.term();
+        for (&index, (term, _, seen_in)) in self.committed.range(snapshot.index..) {
+            // Leader completeness covers entries committed in earlier
+            // terms; one first seen committed in this term or later may
+            // have been committed after this leader was elected.
+            if *seen_in >= leader_term {
+                continue;
+            }
             let held = if index == snapshot.index {
                 snapshot.term
             } else {
@@ -214,9 +225,9 @@ impl SafetyChecker {
     }
 
     /// A member applied `entry` to its state machine.
-    pub fn observe_apply(&mut self, id: NodeId, entry: &Entry) {
+    pub fn observe_apply(&mut self, id: NodeId, member_term: Term, entry: &Entry) {
         match self.committed.get(&entry.index) {
-            Some((term, payload)) => {
+            Some((term, payload, _)) => {
                 if *term != entry.term || *payload != entry.payload {
                     self.violation(format!(
                         "state machine safety: member {id} applied {}/{} but {term}/{} was committed",
@@ -224,7 +235,7 @@ impl SafetyChecker {
                     ));
                 }
             }
-            None => self.observe_committed(id, entry),
+            None => self.observe_committed(id, member_term, entry),
         }
         if let EntryPayload::Command(bytes) = &entry.payload
             && let Some(command) = Command::decode(bytes)
@@ -246,7 +257,7 @@ impl SafetyChecker {
     pub fn observe_acknowledged(&mut self, index: Index, term: Term) {
         self.acknowledged.insert(index, term);
         match self.committed.get(&index) {
-            Some((committed, _)) if *committed != term => self.violation(format!(
+            Some((committed, _, _)) if *committed != term => self.violation(format!(
                 "acknowledged write lost: index {index} acknowledged at term {term}, committed at term {committed}"
             )),
             Some(_) => {}

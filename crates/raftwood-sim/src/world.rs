@@ -144,6 +144,11 @@ struct SimNode {
     incarnation: u64,
     disk: SimDisk,
     kv: KvStore,
+    /// The index the state machine `kv` reflects. Not the core's applied
+    /// index: the core names a snapshot from the leader applied as soon as
+    /// it arrives, before its data is durable and installed here, so reads
+    /// must wait for this one.
+    kv_applied: Index,
     tick_interval_us: u64,
     /// Client writes proposed here: index → (term, client).
     proposals: BTreeMap<Index, (Term, ClientRef)>,
@@ -204,6 +209,10 @@ pub struct Simulation {
     clients: Vec<Client>,
     next_attempt: u64,
     history: Vec<Operation>,
+    /// The request id of each history entry.
+    history_requests: Vec<u64>,
+    /// When a member first applied each client command, by request id.
+    first_applied_us: BTreeMap<u64, u64>,
     safety: SafetyChecker,
     faults: BTreeMap<&'static str, u64>,
     phase: Phase,
@@ -244,6 +253,8 @@ impl Simulation {
             clients: Vec::new(),
             next_attempt: 1,
             history: Vec::new(),
+            history_requests: Vec::new(),
+            first_applied_us: BTreeMap::new(),
             safety: SafetyChecker::new(),
             faults: BTreeMap::new(),
             phase: Phase::Faults,
@@ -314,6 +325,7 @@ impl Simulation {
         }
         let disk = SimDisk::new(durable);
         let kv = disk.durable().snapshot_data.clone();
+        let kv_applied = disk.durable().snapshot.index;
         let mut node = SimNode {
             config: config.clone(),
             raft: None,
@@ -321,6 +333,7 @@ impl Simulation {
             incarnation: 0,
             disk,
             kv,
+            kv_applied,
             tick_interval_us,
             proposals: BTreeMap::new(),
             reads_waiting: BTreeMap::new(),
@@ -560,6 +573,7 @@ impl Simulation {
             // The state machine becomes the snapshot's; proposals it covers
             // have an unknown fate here (clients time out).
             node.kv = write.snapshot_data.clone().unwrap_or_default();
+            node.kv_applied = snapshot.index;
             let index = snapshot.index;
             node.proposals.retain(|&at, _| at > index);
         }
@@ -622,16 +636,24 @@ impl Simulation {
         let incarnation = node.incarnation;
         if let Some(request) = effects.persist {
             self.safety.observe_persist(id, raft, &request);
+            let mut missing_snapshot = None;
             let snapshot_data = match &request.snapshot {
-                Some(meta) => Some(
-                    node.incoming_snapshots
-                        .remove(&(meta.index, meta.term))
-                        .unwrap_or_default(),
-                ),
+                Some(meta) => {
+                    let data = node.incoming_snapshots.remove(&(meta.index, meta.term));
+                    if data.is_none() {
+                        missing_snapshot = Some(meta.index);
+                    }
+                    Some(data.unwrap_or_default())
+                }
                 None => None,
             };
             node.disk
                 .submit(request, snapshot_data, self.now_us, fsync_delay);
+            if let Some(index) = missing_snapshot {
+                self.safety_violation(format!(
+                    "member {id} must install snapshot {index} whose data never arrived"
+                ));
+            }
             self.schedule(
                 fsync_delay,
                 Event::PersistDone {
@@ -652,6 +674,12 @@ impl Simulation {
         for read in effects.read_states {
             if let Some((client, key)) = node.reads_waiting.remove(&read.context) {
                 node.reads_ready.push((read.index, client, key));
+                if let Some(trace) = &mut self.trace {
+                    trace.push_str(&format!(
+                        "           member {id} read for client {} attempt {} confirmed at index {}\n",
+                        client.client, client.attempt, read.index
+                    ));
+                }
             }
         }
         let mut retries = Vec::new();
@@ -719,12 +747,19 @@ impl Simulation {
             return;
         };
         let mut last = 0;
+        let member_term = node.raft.as_ref().map_or(0, RaftNode::term);
         for entry in &entries {
-            self.safety.observe_apply(id, entry);
+            self.safety.observe_apply(id, member_term, entry);
             last = entry.index;
+            node.kv_applied = entry.index;
             let output = match &entry.payload {
                 EntryPayload::Command(bytes) => match Command::decode(bytes) {
-                    Some(command) => Some(node.kv.apply(&command.op)),
+                    Some(command) => {
+                        self.first_applied_us
+                            .entry(command.request_id)
+                            .or_insert(self.now_us);
+                        Some(node.kv.apply(&command.op))
+                    }
                     None => None,
                 },
                 EntryPayload::Empty | EntryPayload::ConfChange(_) => None,
@@ -779,8 +814,8 @@ impl Simulation {
         let Some(raft) = &mut node.raft else {
             return;
         };
-        let applied = raft.log().applied();
-        if applied < raft.log().snapshot().index + threshold {
+        let applied = node.kv_applied;
+        if applied != raft.log().applied() || applied < raft.log().snapshot().index + threshold {
             return;
         }
         // Refused while the applied index is not yet durable; tried again
@@ -795,7 +830,7 @@ impl Simulation {
         let Some(node) = self.nodes.get_mut(&id) else {
             return;
         };
-        let applied = node.raft.as_ref().map_or(0, |r| r.log().applied());
+        let applied = node.kv_applied;
         let mut replies = Vec::new();
         node.reads_ready.retain(|&(index, client, key)| {
             if index <= applied {
@@ -817,6 +852,12 @@ impl Simulation {
     }
 
     fn reply(&mut self, to: ClientRef, reply: Reply) {
+        self.trace(|| {
+            format!(
+                "reply to client {} attempt {}: {reply:?}",
+                to.client, to.attempt
+            )
+        });
         let delay = self.network.latency_us(&mut self.rng);
         self.schedule(delay, Event::ClientReply { to, reply });
     }
@@ -915,6 +956,7 @@ impl Simulation {
             complete_us: None,
             output: None,
         });
+        self.history_requests.push(request_id);
         let target = state.believed_leader;
         if let Some(state) = self.clients.get_mut(client) {
             state.issued += 1;
@@ -979,6 +1021,12 @@ impl Simulation {
         if !self.is_up(id) {
             return;
         }
+        self.trace(|| {
+            format!(
+                "member {id} receives {} from client {} attempt {}",
+                command.op, from.client, from.attempt
+            )
+        });
         let Some(node) = self.nodes.get_mut(&id) else {
             return;
         };
@@ -1032,8 +1080,9 @@ impl Simulation {
                     self.safety.observe_acknowledged(index, term);
                 }
                 self.trace(|| {
+                    let at = position.map_or(String::new(), |(i, t)| format!(" at {t}/{i}"));
                     format!(
-                        "client {} completes {} -> {output}",
+                        "client {} completes {} -> {output}{at}",
                         to.client, pending.command.op
                     )
                 });
@@ -1171,9 +1220,21 @@ impl Simulation {
         Some(candidates[self.rng.random_range(0..candidates.len())])
     }
 
+    /// Half the time the leader (the member whose failure matters most),
+    /// otherwise any member in `candidates`.
+    fn pick_preferring_leader(&mut self, candidates: &[NodeId]) -> Option<NodeId> {
+        if self.rng.random_bool(0.5)
+            && let Some(leader) = self.current_leader()
+            && candidates.contains(&leader)
+        {
+            return Some(leader);
+        }
+        self.pick(candidates)
+    }
+
     fn fault_crash(&mut self) {
         let running = self.running();
-        let Some(id) = self.pick(&running) else {
+        let Some(id) = self.pick_preferring_leader(&running) else {
             return;
         };
         let torn = self.options.torn_writes && self.rng.random_bool(0.5);
@@ -1187,6 +1248,7 @@ impl Simulation {
         node.status = Status::Down;
         node.incarnation += 1;
         node.kv = KvStore::default();
+        node.kv_applied = 0;
         node.proposals.clear();
         node.reads_waiting.clear();
         node.reads_ready.clear();
@@ -1230,6 +1292,7 @@ impl Simulation {
                 node.raft = Some(raft);
                 node.status = Status::Up;
                 node.kv = node.disk.durable().snapshot_data.clone();
+                node.kv_applied = node.disk.durable().snapshot.index;
                 let interval = node.tick_interval_us;
                 self.trace(|| format!("restart {id}"));
                 self.schedule(
@@ -1476,20 +1539,11 @@ impl Simulation {
         else {
             return;
         };
-        // Members outside the configuration are stopped for good.
-        let members = conf.members();
-        for (id, node) in &mut self.nodes {
-            if !members.contains(id) && node.status != Status::Stopped && !conf.is_joint() {
-                node.status = Status::Stopped;
-                node.raft = None;
-                node.incarnation += 1;
-            }
-        }
         let probe_ok = self.probe.is_some_and(|(index, term)| {
             self.nodes
                 .get(&leader)
                 .and_then(|n| n.raft.as_ref())
-                .is_some_and(|r| r.log().term(index) == Ok(term) && r.log().committed() >= index)
+                .is_some_and(|r| r.log().term(index) == Ok(term) && r.log().applied() >= index)
         });
         if !probe_ok {
             let leader_term = leader_log.1;
@@ -1505,6 +1559,17 @@ impl Simulation {
                 self.propose_probe(leader);
             }
             return;
+        }
+        // The probe is applied on the leader, so its configuration is final
+        // (no change is proposed after faults stop, and every earlier one
+        // is committed): members outside it are stopped for good.
+        let members = conf.members();
+        for (id, node) in &mut self.nodes {
+            if !members.contains(id) && node.status != Status::Stopped && !conf.is_joint() {
+                node.status = Status::Stopped;
+                node.raft = None;
+                node.incarnation += 1;
+            }
         }
         // Converged: every member has applied the leader's commit index and
         // holds the same state machine.
@@ -1522,6 +1587,7 @@ impl Simulation {
                 n.raft
                     .as_ref()
                     .is_some_and(|r| r.log().applied() >= target && r.log().committed() >= target)
+                    && n.kv_applied >= target
                     && Some(&n.kv) == reference.as_ref()
             })
         });
@@ -1583,9 +1649,40 @@ impl Simulation {
         text
     }
 
+    /// The history to check. The simulator knows the committed log, which
+    /// narrows writes whose outcome the client never learned: one whose
+    /// command a member applied took effect by the first such apply (its
+    /// result stays unknown); once the cluster has converged, one whose
+    /// command was never applied never took effect, and is left out.
+    /// Returns the history and how many operations were narrowed.
+    fn history_to_check(&self) -> (Vec<Operation>, usize) {
+        let converged = self.phase == Phase::Done && self.liveness_failure.is_none();
+        let mut narrowed = 0;
+        let mut history = Vec::with_capacity(self.history.len());
+        for (op, request) in self.history.iter().zip(&self.history_requests) {
+            if op.complete_us.is_some() || op.op.is_read() {
+                history.push(*op);
+                continue;
+            }
+            match self.first_applied_us.get(request) {
+                Some(&applied_us) => {
+                    narrowed += 1;
+                    history.push(Operation {
+                        complete_us: Some(applied_us.max(op.invoke_us)),
+                        ..*op
+                    });
+                }
+                None if converged => narrowed += 1,
+                None => history.push(*op),
+            }
+        }
+        (history, narrowed)
+    }
+
     /// Checks the client history and builds the report.
     pub fn into_report(self) -> RunReport {
-        let check = check_history(&self.history, self.options.budget);
+        let (history, unknown_narrowed) = self.history_to_check();
+        let check = check_history(&history, self.options.budget);
         let mut safety_violations: Vec<String> = self.safety.violations().to_vec();
         safety_violations.extend(self.extra_violations.iter().cloned());
         let unknown_outcomes = self.history.iter().filter(|o| o.output.is_none()).count();
@@ -1596,6 +1693,7 @@ impl Simulation {
             faults: self.faults,
             operations: self.history.len(),
             unknown_outcomes,
+            unknown_narrowed,
             operations_checked: check.operations_checked,
             acknowledged_writes: self.safety.acknowledged_len(),
             committed_entries: self.safety.committed_len(),
@@ -1603,6 +1701,7 @@ impl Simulation {
             liveness_failure: self.liveness_failure,
             verdict: check.verdict,
             trace: self.trace,
+            history: self.history,
         }
     }
 }

@@ -1,0 +1,106 @@
+//! Proves the harness can fail: with a bug planted in the raft core
+//! (feature `planted-bugs` of raftwood-raft, enabled for these tests only),
+//! the simulator must find it within a bounded number of seeds; the same
+//! seeds must pass with the bug absent.
+//!
+//! Each test walks seeds from 0 and stops at the first failure. The bounds
+//! below were measured (first failing seed, with room to spare); a change
+//! of the simulator that moves a first failure past its bound makes the
+//! simulator weaker and fails the test.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use raftwood_raft::Config;
+use raftwood_sim::{Outcome, SimOptions, run};
+
+fn plant_commit_previous_term(config: &mut Config) {
+    config.planted_bug = Some(Config::PLANTED_COMMIT_PREVIOUS_TERM_BY_COUNTING);
+}
+
+fn plant_vote_twice(config: &mut Config) {
+    config.planted_bug = Some(Config::PLANTED_VOTE_TWICE_IN_ONE_TERM);
+}
+
+fn plant_leader_counts_early(config: &mut Config) {
+    config.planted_bug = Some(Config::PLANTED_LEADER_COUNTS_ENTRIES_BEFORE_PERSIST);
+}
+
+fn plant_follower_acks_early(config: &mut Config) {
+    config.planted_bug = Some(Config::PLANTED_FOLLOWER_ACKS_BEFORE_PERSIST);
+}
+
+/// Runs seeds 0.. with the bug until one fails; returns the seed and what
+/// was found. Panics if none fails within `bound` seeds.
+fn first_failure(name: &str, plant: fn(&mut Config), bound: u64) -> (u64, Outcome) {
+    for seed in 0..bound {
+        let mut options = SimOptions::from_seed(seed);
+        options.configure = Some(plant);
+        let report = run(options);
+        if !report.passed() {
+            println!(
+                "planted bug {name}: found at seed {seed} (bound {bound}): {}\n{}",
+                report.outcome().name(),
+                report.describe_failure()
+            );
+            return (seed, report.outcome());
+        }
+    }
+    panic!("planted bug {name} not found in {bound} seeds");
+}
+
+/// The seed a bug was found in passes without it (the seeds before it
+/// pass with and without the bug: the search went on; and the CI test
+/// `seeds.rs` runs all of them clean).
+fn clean_seed_passes(seed: u64) {
+    let report = run(SimOptions::from_seed(seed));
+    assert!(
+        report.passed(),
+        "seed {seed} fails without any planted bug:\n{}",
+        report.describe_failure()
+    );
+}
+
+#[test]
+fn finds_commit_of_previous_term_entry_by_counting() {
+    let (seed, outcome) = first_failure(
+        "commit previous term by counting (Figure 8)",
+        plant_commit_previous_term,
+        BOUND_COMMIT_PREVIOUS_TERM,
+    );
+    assert_ne!(outcome, Outcome::CheckerUnknown);
+    clean_seed_passes(seed);
+}
+
+#[test]
+fn finds_two_votes_in_one_term() {
+    let (seed, outcome) =
+        first_failure("vote twice in one term", plant_vote_twice, BOUND_VOTE_TWICE);
+    assert_ne!(outcome, Outcome::CheckerUnknown);
+    clean_seed_passes(seed);
+}
+
+#[test]
+fn finds_leader_counting_its_entries_before_persisting() {
+    let (seed, outcome) = first_failure(
+        "leader counts its entries before persisting",
+        plant_leader_counts_early,
+        BOUND_LEADER_COUNTS_EARLY,
+    );
+    assert_ne!(outcome, Outcome::CheckerUnknown);
+    clean_seed_passes(seed);
+}
+
+#[test]
+fn finds_follower_acknowledging_before_persisting() {
+    let (seed, outcome) = first_failure(
+        "follower acknowledges before persisting",
+        plant_follower_acks_early,
+        BOUND_FOLLOWER_ACKS_EARLY,
+    );
+    assert_ne!(outcome, Outcome::CheckerUnknown);
+    clean_seed_passes(seed);
+}
+
+const BOUND_COMMIT_PREVIOUS_TERM: u64 = 2000;
+const BOUND_VOTE_TWICE: u64 = 2000;
+const BOUND_LEADER_COUNTS_EARLY: u64 = 2000;
+const BOUND_FOLLOWER_ACKS_EARLY: u64 = 2000;
