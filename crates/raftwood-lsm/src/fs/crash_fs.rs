@@ -10,7 +10,7 @@
 //! The model, operation by operation:
 //! - `append` changes only the visible content; `sync_data` makes the file's
 //!   whole current content durable (it does not make its directory entry
-//!   durable).
+//!   durable), and so does `sync_file` on its path.
 //! - `create_file`, `create_dir_all`, `rename`, `remove_file` and
 //!   `hard_link` change only the visible entry sets; `sync_dir(parent)` makes
 //!   the parent's current entry set durable. A crash reverts every directory
@@ -25,7 +25,7 @@
 //! `set_fail_writes` and `set_fail_syncs` make mutating operations return
 //! `Error::Io` deterministically. Mutating operations are `append`,
 //! `sync_data`, `create_file`, `create_dir_all`, `rename`, `remove_file`,
-//! `hard_link` and `sync_dir`; only successful ones are counted by
+//! `hard_link`, `sync_dir` and `sync_file`; only successful ones are counted by
 //! [`CrashFs::operation_count`]. `lock_file` and the raw test helpers are not
 //! mutating operations: they never fail by injection and are not counted.
 
@@ -831,6 +831,24 @@ impl FileSystem for CrashFs {
         )
     }
 
+    fn sync_file(&self, path: &Path) -> Result<()> {
+        let mut state = self.state.lock();
+        state.mutate(
+            OpKind::Sync,
+            || format!("syncing {}", path.display()),
+            |state| {
+                let inode = state.lookup_file(path, "syncing")?;
+                let file = state
+                    .file_mut(inode)
+                    .ok_or_else(|| not_found("syncing", path))?;
+                file.truncated_durable = None;
+                file.durable_len = file.content.len();
+                file.check_invariants();
+                Ok(())
+            },
+        )
+    }
+
     fn hard_link(&self, from: &Path, to: &Path) -> Result<()> {
         let context = || format!("linking {} to {}", from.display(), to.display());
         let mut state = self.state.lock();
@@ -1080,6 +1098,26 @@ mod tests {
         fs.crash(CrashMode::DropUnsynced);
         assert_eq!(fs.read_file(p("/db/a")).unwrap(), b"synced");
         assert_eq!(fs.file_size(p("/db/a")).unwrap(), 6);
+    }
+
+    #[test]
+    fn sync_file_makes_content_written_through_another_handle_durable() {
+        let fs = fs_with_db();
+        let mut file = write_file(&fs, "/db/a", b"synced", true);
+        fs.sync_dir(p("/db")).unwrap();
+        file.append(b"-page-cache").unwrap();
+        drop(file);
+        fs.sync_file(p("/db/a")).unwrap();
+        fs.crash(CrashMode::DropUnsynced);
+        assert_eq!(fs.read_file(p("/db/a")).unwrap(), b"synced-page-cache");
+
+        // It is a sync: it fails while syncs fail, and a missing file or a
+        // directory is an error.
+        fs.set_fail_syncs(true);
+        assert!(fs.sync_file(p("/db/a")).is_err());
+        fs.clear_faults();
+        assert!(fs.sync_file(p("/db/missing")).is_err());
+        assert!(fs.sync_file(p("/db")).is_err());
     }
 
     #[test]

@@ -46,6 +46,11 @@ pub trait FileSystem: Send + Sync + Debug + 'static {
     fn is_dir(&self, path: &Path) -> Result<bool>;
     /// Makes the directory entries of `path` durable.
     fn sync_dir(&self, path: &Path) -> Result<()>;
+    /// Makes the whole content of the existing file `path` durable
+    /// (fdatasync through a fresh handle). Recovery uses it on a file a
+    /// crashed process wrote: what it reads back from the page cache must be
+    /// durable before anything depends on it.
+    fn sync_file(&self, path: &Path) -> Result<()>;
     /// Creates `to` as a hard link to `from` (used by checkpoints).
     fn hard_link(&self, from: &Path, to: &Path) -> Result<()>;
     /// Size of a file in bytes.

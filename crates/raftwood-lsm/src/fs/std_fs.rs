@@ -98,6 +98,14 @@ impl FileSystem for StdFs {
             .map_err(|e| Error::io(ctx("syncing directory", path), e))
     }
 
+    fn sync_file(&self, path: &Path) -> Result<()> {
+        // fdatasync works on a read-only descriptor on the platforms we
+        // support (Linux, macOS).
+        let file = File::open(path).map_err(|e| Error::io(ctx("opening", path), e))?;
+        file.sync_data()
+            .map_err(|e| Error::io(ctx("syncing", path), e))
+    }
+
     fn hard_link(&self, from: &Path, to: &Path) -> Result<()> {
         std::fs::hard_link(from, to)
             .map_err(|e| Error::io(format!("linking {} to {}", from.display(), to.display()), e))
@@ -192,3 +200,19 @@ struct StdFileLock {
 }
 
 impl FileLock for StdFileLock {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync_file_syncs_an_existing_file_and_refuses_a_missing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a");
+        let mut file = StdFs.create_file(&path).unwrap();
+        file.append(b"data").unwrap();
+        StdFs.sync_file(&path).unwrap();
+        assert_eq!(StdFs.read_file(&path).unwrap(), b"data");
+        assert!(StdFs.sync_file(&dir.path().join("missing")).is_err());
+    }
+}

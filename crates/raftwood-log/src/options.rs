@@ -1,0 +1,37 @@
+//! How the log store behaves.
+
+/// Options of [`RaftLogStore::open`](crate::RaftLogStore::open).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogOptions {
+    /// A segment that has reached this size is closed and a new one started
+    /// before the next write. A segment exceeds it by at most one write
+    /// (a write never spans two segments).
+    pub segment_size_bytes: u64,
+    /// What recovery does about damage that is not a torn tail.
+    pub recovery_mode: RecoveryMode,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            segment_size_bytes: 64 * 1024 * 1024,
+            recovery_mode: RecoveryMode::Strict,
+        }
+    }
+}
+
+/// What recovery does when it finds a damaged record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryMode {
+    /// Only a torn tail is repaired: damage at the end of the last segment
+    /// with no valid record after it (what a crash during an unsynced write
+    /// leaves). Any other damage is [`LogError::Corruption`](crate::LogError::Corruption),
+    /// so no acknowledged state is ever silently lost.
+    Strict,
+    /// Recovery keeps the log up to the first damaged record anywhere and
+    /// discards everything after it, deleting later segments. This can lose
+    /// acknowledged entries and even a vote, which Raft's safety relies on:
+    /// use it only to revive a member an operator will then treat as new
+    /// (for example by removing and re-adding it).
+    TruncateAtFirstDamage,
+}
