@@ -54,6 +54,9 @@ impl std::fmt::Debug for Applier<'_> {
 struct WriteTxn {
     begin: i64,
     changed: bool,
+    /// Changes made so far: the sub-revision of the next one (etcd's
+    /// ordering of the events of one revision).
+    changes: u32,
 }
 
 impl WriteTxn {
@@ -96,6 +99,7 @@ impl<'a> Applier<'a> {
         WriteTxn {
             begin: self.revisions.current,
             changed: false,
+            changes: 0,
         }
     }
 
@@ -235,11 +239,22 @@ impl<'a> Applier<'a> {
         }
         self.overlay
             .put(encoding::live_key(&request.key), record.encode());
-        txn.changed = true;
+        self.log_change(txn, encoding::ChangeKind::Put, &request.key);
         Ok(PutResponse {
             header: Some(header(revision)),
             prev_kv,
         })
+    }
+
+    /// Records a change in the revision log (the order of events, for
+    /// watchers) and marks the request as changing the store.
+    fn log_change(&mut self, txn: &mut WriteTxn, kind: encoding::ChangeKind, key: &[u8]) {
+        self.overlay.put(
+            encoding::revision_key(txn.write_revision(), txn.changes),
+            encoding::encode_change(kind, key),
+        );
+        txn.changes += 1;
+        txn.changed = true;
     }
 
     fn delete_range_in(
@@ -280,11 +295,9 @@ impl<'a> Applier<'a> {
                 Record::tombstone(revision).encode(),
             );
             self.overlay.delete(encoding::live_key(&kv.key));
+            self.log_change(txn, encoding::ChangeKind::Delete, &kv.key);
         }
         let deleted = scan.kvs.len() as i64;
-        if deleted > 0 {
-            txn.changed = true;
-        }
         Ok(DeleteRangeResponse {
             header: Some(header(txn.view_revision())),
             deleted,
@@ -449,7 +462,8 @@ impl<'a> Applier<'a> {
         if revision > self.revisions.current {
             return Err(EtcdError::FutureRevision.into());
         }
-        let doomed = self.history_below(revision)?;
+        let mut doomed = self.history_below(revision)?;
+        doomed.extend(self.revision_log_below(revision)?);
         for key in doomed {
             self.overlay.delete(key);
         }
@@ -491,6 +505,23 @@ impl<'a> Applier<'a> {
                 newest = false;
                 cursor.next()?;
             }
+        }
+        Ok(doomed)
+    }
+}
+
+impl Applier<'_> {
+    /// The revision log entries of revisions below `revision`: watchers can
+    /// no longer start there.
+    fn revision_log_below(&self, revision: i64) -> Result<Vec<Vec<u8>>, KvError> {
+        let mvcc = self.mvcc();
+        let upper = encoding::revision_key(revision, 0);
+        let mut cursor = mvcc.source.cursor(vec![encoding::REVISION_PREFIX], upper)?;
+        cursor.seek(&[encoding::REVISION_PREFIX])?;
+        let mut doomed = Vec::new();
+        while cursor.valid() {
+            doomed.push(cursor.key().to_vec());
+            cursor.next()?;
         }
         Ok(doomed)
     }

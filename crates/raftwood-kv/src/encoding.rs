@@ -7,6 +7,9 @@
 //!   key, so one seek finds the newest version at or below a revision.
 //! - `l` live: `l | key` → the key's current [`Record`]. Present only while
 //!   the key exists; a point read of the current value is one `get`.
+//! - `r` revision log: `r | revision (u64 BE) | sub-revision (u32 BE)` →
+//!   `kind u8 | key`: every change in the order etcd numbers them, what a
+//!   watcher replays.
 //! - `s` store meta: `s | name` → a fixed-width integer.
 //!
 //! Values are little-endian fixed-width integers; keys that must sort use
@@ -19,6 +22,8 @@ use crate::proto::mvccpb::KeyValue;
 pub const HISTORY_PREFIX: u8 = b'h';
 /// First byte of live keys.
 pub const LIVE_PREFIX: u8 = b'l';
+/// First byte of revision log keys.
+pub const REVISION_PREFIX: u8 = b'r';
 /// Meta key (first byte `s`) holding the store's current revision (i64 LE).
 pub const META_CURRENT_REVISION: &[u8] = b"scurrent_revision";
 /// Meta key holding the compacted revision (i64 LE).
@@ -109,6 +114,58 @@ pub fn decode_history_key(raw: &[u8]) -> Result<(Vec<u8>, i64), KvError> {
         }
     }
     Err(bad())
+}
+
+/// What a change did to its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// The key was put.
+    Put,
+    /// The key was deleted.
+    Delete,
+}
+
+/// `r | revision (u64 BE) | sub (u32 BE)`.
+pub fn revision_key(revision: i64, sub: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + 8 + 4);
+    out.push(REVISION_PREFIX);
+    out.extend_from_slice(&(revision as u64).to_be_bytes());
+    out.extend_from_slice(&sub.to_be_bytes());
+    out
+}
+
+/// The revision of a revision log key.
+pub fn decode_revision_key(raw: &[u8]) -> Result<i64, KvError> {
+    match raw {
+        [REVISION_PREFIX, rest @ ..] if rest.len() == 12 => {
+            let mut revision = [0u8; 8];
+            revision.copy_from_slice(&rest[..8]);
+            Ok(u64::from_be_bytes(revision) as i64)
+        }
+        _ => Err(KvError::Corruption(format!("bad revision log key {raw:?}"))),
+    }
+}
+
+/// The value of a revision log entry: `kind u8 (0 put, 1 delete) | key`.
+pub fn encode_change(kind: ChangeKind, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + key.len());
+    out.push(match kind {
+        ChangeKind::Put => KIND_PUT,
+        ChangeKind::Delete => KIND_TOMBSTONE,
+    });
+    out.extend_from_slice(key);
+    out
+}
+
+/// Splits a revision log value into the kind and the key.
+pub fn decode_change(raw: &[u8]) -> Result<(ChangeKind, &[u8]), KvError> {
+    match raw.split_first() {
+        Some((&KIND_PUT, key)) => Ok((ChangeKind::Put, key)),
+        Some((&KIND_TOMBSTONE, key)) => Ok((ChangeKind::Delete, key)),
+        _ => Err(KvError::Corruption(format!(
+            "bad revision log value {raw:?}"
+        ))),
+    }
 }
 
 /// One version of a key: what a live or history entry holds.
@@ -265,6 +322,27 @@ mod tests {
         assert!(keys_only.value.is_empty());
         assert_eq!(keys_only.mod_revision, 7);
         assert!(Record::decode(&record.encode()[..10], true).is_err());
+    }
+
+    #[test]
+    fn revision_keys_order_by_revision_then_sub() {
+        let keys = [
+            revision_key(1, 0),
+            revision_key(1, 7),
+            revision_key(2, 0),
+            revision_key(256, 0),
+            revision_key(1 << 40, 3),
+        ];
+        assert!(keys.windows(2).all(|pair| pair[0] < pair[1]));
+        assert_eq!(decode_revision_key(&keys[3]).unwrap(), 256);
+        assert!(decode_revision_key(b"r123").is_err());
+        let change = encode_change(ChangeKind::Delete, b"k\0");
+        assert_eq!(
+            decode_change(&change).unwrap(),
+            (ChangeKind::Delete, b"k\0".as_slice())
+        );
+        assert!(decode_change(&[9]).is_err());
+        assert!(decode_change(&[]).is_err());
     }
 
     proptest! {

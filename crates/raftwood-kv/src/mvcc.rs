@@ -5,7 +5,7 @@
 use crate::cursor::{Cursor, Source};
 use crate::encoding::{self, HISTORY_PREFIX, LIVE_PREFIX, Record};
 use crate::error::KvError;
-use crate::proto::mvccpb::KeyValue;
+use crate::proto::mvccpb::{Event, KeyValue, event};
 
 /// The end of a key range, decoded from etcd's `range_end` convention.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,6 +215,79 @@ impl<'a> Mvcc<'a> {
             }
         }
         Ok(scan)
+    }
+}
+
+impl Mvcc<'_> {
+    /// The events of revisions `start..=current`, in etcd's order (revision,
+    /// then the order of changes within it). Stops at the end of the first
+    /// revision that reaches `max_events` (0: no limit), so a revision is
+    /// never split; returns the events and the last revision they cover.
+    pub fn events(
+        &self,
+        start: i64,
+        current: i64,
+        max_events: usize,
+        with_prev_kv: bool,
+    ) -> Result<(Vec<Event>, i64), KvError> {
+        let mut events = Vec::new();
+        if start > current {
+            return Ok((events, current));
+        }
+        let lower = encoding::revision_key(start, 0);
+        let mut cursor = self
+            .source
+            .cursor(lower.clone(), encoding::revision_key(current + 1, 0))?;
+        cursor.seek(&lower)?;
+        let mut last_revision = start - 1;
+        while cursor.valid() {
+            let revision = encoding::decode_revision_key(cursor.key())?;
+            if max_events > 0 && events.len() >= max_events && revision != last_revision {
+                return Ok((events, last_revision));
+            }
+            last_revision = revision;
+            let (kind, key) = encoding::decode_change(cursor.value())?;
+            let (r#type, kv) = match kind {
+                encoding::ChangeKind::Put => {
+                    // The version written at this revision. (Only if one
+                    // txn put and then deleted the key in the same revision
+                    // is it gone; the event then carries key and revision.)
+                    let kv = match self.version_at(key, revision, current)? {
+                        Some(record) if record.mod_revision == revision => {
+                            record.into_key_value(key.to_vec())
+                        }
+                        _ => bare_key_value(key, revision),
+                    };
+                    (event::EventType::Put, kv)
+                }
+                encoding::ChangeKind::Delete => {
+                    (event::EventType::Delete, bare_key_value(key, revision))
+                }
+            };
+            let prev_kv = if with_prev_kv {
+                self.version_at(key, revision - 1, current)?
+                    .map(|record| record.into_key_value(key.to_vec()))
+            } else {
+                None
+            };
+            events.push(Event {
+                r#type: r#type as i32,
+                kv: Some(kv),
+                prev_kv,
+            });
+            cursor.next()?;
+        }
+        Ok((events, current))
+    }
+}
+
+/// A key at a revision with nothing else known: etcd's shape of the key of
+/// a delete event.
+fn bare_key_value(key: &[u8], revision: i64) -> KeyValue {
+    KeyValue {
+        key: key.to_vec(),
+        mod_revision: revision,
+        ..Default::default()
     }
 }
 

@@ -17,6 +17,7 @@ use crate::overlay::Overlay;
 use crate::proto::etcdserverpb::{
     CompactionResponse, DeleteRangeResponse, PutResponse, RangeRequest, RangeResponse, TxnResponse,
 };
+use crate::proto::mvccpb::Event;
 use crate::proto::raftwoodpb::{InternalRequest, internal_request};
 use crate::range;
 use crate::validate::{self, RequestLimits};
@@ -62,6 +63,16 @@ pub enum ApplyResponse {
 /// The outcome of one entry: a response, or etcd's refusal. The header's
 /// `revision` is filled; the server fills cluster, member and term.
 pub type ApplyOutcome = Result<ApplyResponse, EtcdError>;
+
+/// Events returned by [`KvStore::events`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventBatch {
+    /// The events, in order.
+    pub events: Vec<Event>,
+    /// Every change up to and including this revision has been returned
+    /// (by this call or earlier ones); continue from the next.
+    pub through_revision: i64,
+}
 
 /// A consistent read view: an engine snapshot and the revisions it holds.
 #[derive(Debug)]
@@ -222,6 +233,48 @@ impl KvStore {
             view.revisions.current,
             view.revisions.compacted,
         )
+    }
+
+    /// The changes of revisions `start_revision..=current`, for watchers:
+    /// in etcd's order (by revision, then by the order of the changes within
+    /// it), each a Put event with the key as written or a Delete event with
+    /// the key and the delete's revision. With `with_prev_kv`, each event
+    /// carries the key as it was just before (when that is not compacted).
+    ///
+    /// At most about `max_events` events (0: no limit): a revision is never
+    /// split, so the batch ends at the end of a revision;
+    /// [`EventBatch::through_revision`] says where to continue from.
+    ///
+    /// Errors: [`EtcdError::Compacted`] if `start_revision` is below the
+    /// compacted revision (the watcher must be cancelled with
+    /// [`KvStore::compacted_revision`]).
+    pub fn events(
+        &self,
+        start_revision: i64,
+        max_events: usize,
+        with_prev_kv: bool,
+    ) -> Result<EventBatch, RequestError> {
+        let view = self.view();
+        if start_revision < view.revisions.compacted {
+            return Err(EtcdError::Compacted.into());
+        }
+        let mvcc = Mvcc {
+            source: Source {
+                db: &self.db,
+                snapshot: Some(&view.snapshot),
+                overlay: None,
+            },
+        };
+        let (events, through_revision) = mvcc.events(
+            start_revision.max(1),
+            view.revisions.current,
+            max_events,
+            with_prev_kv,
+        )?;
+        Ok(EventBatch {
+            events,
+            through_revision,
+        })
     }
 
     /// The revision of the last change (1 for an empty store, as etcd).

@@ -17,7 +17,7 @@ use raftwood_kv::proto::etcdserverpb::{
     RangeResponse, RequestOp, ResponseHeader, ResponseOp, TxnRequest, TxnResponse, compare,
     request_op, response_op,
 };
-use raftwood_kv::proto::mvccpb::KeyValue;
+use raftwood_kv::proto::mvccpb::{Event, KeyValue};
 use raftwood_kv::proto::raftwoodpb::internal_request::Request;
 use raftwood_kv::{ApplyResponse, CommittedEntry, EtcdError, KvStore};
 use raftwood_lsm::fs::{CrashFs, CrashMode};
@@ -31,6 +31,9 @@ struct Model {
     revision: i64,
     compacted: i64,
     keys: BTreeMap<Vec<u8>, Vec<(i64, Option<KeyValue>)>>,
+    /// Every change in order: revision, key, the key as written (None for
+    /// a delete).
+    changes: Vec<(i64, Vec<u8>, Option<KeyValue>)>,
 }
 
 fn in_range(start: &[u8], end: &[u8], key: &[u8]) -> bool {
@@ -54,6 +57,7 @@ impl Model {
             revision: 1,
             compacted: -1,
             keys: BTreeMap::new(),
+            changes: Vec::new(),
         }
     }
 
@@ -92,7 +96,8 @@ impl Model {
         self.keys
             .entry(key.to_vec())
             .or_default()
-            .push((revision, Some(kv)));
+            .push((revision, Some(kv.clone())));
+        self.changes.push((revision, key.to_vec(), Some(kv)));
         prev
     }
 
@@ -105,6 +110,7 @@ impl Model {
             .collect();
         for kv in &doomed {
             self.keys.get_mut(&kv.key).unwrap().push((revision, None));
+            self.changes.push((revision, kv.key.clone(), None));
         }
         doomed
     }
@@ -178,6 +184,29 @@ impl Model {
             more,
             count,
         })
+    }
+
+    /// The events a watcher from `start` sees, with previous versions
+    /// (none for an event at the compacted revision: its predecessor is
+    /// compacted away).
+    fn events(&self, start: i64) -> Vec<Event> {
+        self.changes
+            .iter()
+            .filter(|(revision, _, _)| *revision >= start)
+            .map(|(revision, key, kv)| Event {
+                r#type: if kv.is_some() { 0 } else { 1 },
+                kv: Some(kv.clone().unwrap_or_else(|| KeyValue {
+                    key: key.clone(),
+                    mod_revision: *revision,
+                    ..Default::default()
+                })),
+                prev_kv: if *revision == self.compacted {
+                    None
+                } else {
+                    self.at(key, revision - 1)
+                },
+            })
+            .collect()
     }
 
     fn compare_holds(&self, c: &Compare, view: i64) -> bool {
@@ -542,6 +571,36 @@ impl Run {
     }
 }
 
+/// Events from a few start revisions, whole and in batches.
+fn check_events(run: &Run, model: &Model) {
+    let first = model.compacted.max(1);
+    for start in [first, (model.revision - 2).max(first), model.revision + 1] {
+        let expected = model.events(start);
+        let batch = run.store().events(start, 0, true).unwrap();
+        assert_eq!(batch.events, expected, "events from {start}");
+        assert_eq!(batch.through_revision, model.revision);
+        // In batches of about two events, continuing after each batch.
+        let mut collected = Vec::new();
+        let mut from = start;
+        while from <= model.revision {
+            let batch = run.store().events(from, 2, true).unwrap();
+            assert!(batch.through_revision >= from, "progress");
+            collected.extend(batch.events);
+            from = batch.through_revision + 1;
+        }
+        assert_eq!(collected, expected, "batched events from {start}");
+    }
+    if model.compacted > 1 {
+        assert_eq!(
+            run.store()
+                .events(model.compacted - 1, 0, false)
+                .unwrap_err()
+                .to_string(),
+            EtcdError::Compacted.to_string()
+        );
+    }
+}
+
 fn check_ranges(run: &Run, model: &Model, ranges: &[RangeRequest]) {
     for request in ranges {
         let mut request = request.clone();
@@ -628,6 +687,7 @@ fn run_steps(steps: Vec<(Step, Vec<RangeRequest>)>) {
             }
         }
         check_ranges(&run, &model, &ranges);
+        check_events(&run, &model);
     }
 }
 
