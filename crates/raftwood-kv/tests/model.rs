@@ -441,11 +441,10 @@ fn compare_gen() -> impl Strategy<Value = Compare> {
 
 #[derive(Debug, Clone)]
 enum Step {
-    Apply(Request),
+    /// Requests applied as consecutive entries in one apply call.
+    Apply(Vec<Request>),
     /// Drop the store; reopen; replay the log after the durable index.
-    Restart {
-        flush_first: bool,
-    },
+    Restart { flush_first: bool },
 }
 
 /// A txn whose writes touch distinct single keys (so it is never refused
@@ -515,18 +514,27 @@ fn txn_gen() -> impl Strategy<Value = Request> {
         )
 }
 
+fn request() -> impl Strategy<Value = Request> {
+    prop_oneof![
+        8 => (key(), value(), any::<bool>()).prop_map(|(key, value, prev_kv)| Request::Put(
+            PutRequest { key, value, prev_kv, ..Default::default() }
+        )),
+        3 => (key(), range_end(), any::<bool>()).prop_map(|(key, range_end, prev_kv)| {
+            Request::DeleteRange(DeleteRangeRequest { key, range_end, prev_kv })
+        }),
+        4 => txn_gen(),
+        1 => (-2i64..=1).prop_map(|offset| Request::Compaction(
+            raftwood_kv::proto::etcdserverpb::CompactionRequest { revision: offset, physical: false }
+        )),
+    ]
+}
+
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        8 => (key(), value(), any::<bool>()).prop_map(|(key, value, prev_kv)| Step::Apply(
-            Request::Put(PutRequest { key, value, prev_kv, ..Default::default() })
-        )),
-        3 => (key(), range_end(), any::<bool>()).prop_map(|(key, range_end, prev_kv)| Step::Apply(
-            Request::DeleteRange(DeleteRangeRequest { key, range_end, prev_kv })
-        )),
-        4 => txn_gen().prop_map(Step::Apply),
-        1 => (-2i64..=1).prop_map(|offset| Step::Apply(Request::Compaction(
-            raftwood_kv::proto::etcdserverpb::CompactionRequest { revision: offset, physical: false }
-        ))),
+        // Mostly one entry per apply call; sometimes several, which must
+        // see each other's writes before they reach the engine.
+        10 => request().prop_map(|r| Step::Apply(vec![r])),
+        3 => prop::collection::vec(request(), 2..5).prop_map(Step::Apply),
         1 => any::<bool>().prop_map(|flush_first| Step::Restart { flush_first }),
     ]
 }
@@ -625,22 +633,26 @@ fn run_steps(steps: Vec<(Step, Vec<RangeRequest>)>) {
     let mut model = Model::new();
     for (step, ranges) in steps {
         match step {
-            Step::Apply(mut request) => {
-                if let Request::Compaction(c) = &mut request {
-                    c.revision = resolve(c.revision, &model).max(1);
+            Step::Apply(requests) => {
+                let mut expected = Vec::new();
+                let first = run.log.len();
+                for mut request in requests {
+                    if let Request::Compaction(c) = &mut request {
+                        c.revision = resolve(c.revision, &model).max(1);
+                    }
+                    expected.push(model.apply(&request));
+                    run.log.push(support::encode(request));
                 }
-                let expected = model.apply(&request);
-                let bytes = support::encode(request);
-                run.log.push(bytes.clone());
-                let index = run.log.len() as u64;
-                let mut outcomes = run
-                    .store()
-                    .apply(&[CommittedEntry {
-                        index,
-                        request: Some(&bytes),
-                    }])
-                    .unwrap();
-                assert_eq!(outcomes.remove(0), expected, "entry {index}");
+                let entries: Vec<CommittedEntry<'_>> = run.log[first..]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, bytes)| CommittedEntry {
+                        index: (first + i) as u64 + 1,
+                        request: Some(bytes),
+                    })
+                    .collect();
+                let outcomes = run.store().apply(&entries).unwrap();
+                assert_eq!(outcomes, expected, "entries from {}", first + 1);
                 assert_eq!(run.store().current_revision(), model.revision);
                 assert_eq!(run.store().compacted_revision(), model.compacted);
             }
@@ -692,7 +704,11 @@ fn run_steps(steps: Vec<(Step, Vec<RangeRequest>)>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    // PROPTEST_CASES overrides the number of cases for longer runs.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn store_matches_model(
@@ -709,11 +725,11 @@ fn model_runs_exercise_recovery_from_a_durable_prefix() {
     for i in 0..200u32 {
         let key = KEYS[i as usize % KEYS.len()].to_vec();
         steps.push((
-            Step::Apply(Request::Put(PutRequest {
+            Step::Apply(vec![Request::Put(PutRequest {
                 key,
                 value: i.to_le_bytes().to_vec(),
                 ..Default::default()
-            })),
+            })]),
             Vec::new(),
         ));
         if i % 50 == 49 {
