@@ -272,6 +272,42 @@ fn segments_roll_and_compaction_deletes_only_covered_closed_segments() {
 }
 
 #[test]
+fn segments_left_over_by_an_interrupted_compaction_are_ignored_and_deleted() {
+    let fs = crash_fs();
+    let options = small_segments();
+    let (mut store, _) = open(&fs, &options).unwrap();
+    let mut all = Vec::new();
+    for i in 1..=30 {
+        let e = entry(i, 1, "some payload bytes");
+        all.push(e.clone());
+        store
+            .write(&request(vec![e], Some(hard_state(1, None, i))))
+            .unwrap();
+    }
+    store.sync().unwrap();
+    let first_segment = Path::new(DIR).join("0000000000000001.log");
+    let first_bytes = fs.read_raw(&first_segment).unwrap();
+    let meta = SnapshotMeta {
+        index: 25,
+        term: 1,
+        conf_state: ConfState::with_voters([1]),
+    };
+    store.compact(&meta).unwrap();
+    assert!(!fs.exists(&first_segment).unwrap());
+    drop(store);
+    // As if the deletion of the oldest segment had not reached the disk
+    // while later ones had: a gap follows it.
+    fs.write_raw(&first_segment, &first_bytes).unwrap();
+    let (_, recovered) = open(&fs, &options).unwrap();
+    assert_eq!(recovered.snapshot, Some(meta));
+    assert_eq!(recovered.entries, all[25..].to_vec());
+    assert!(
+        !fs.exists(&first_segment).unwrap(),
+        "the leftover is deleted"
+    );
+}
+
+#[test]
 fn a_foreign_directory_is_refused_untouched() {
     let fs = crash_fs();
     fs.create_dir_all(Path::new("/node/other")).unwrap();
