@@ -72,6 +72,10 @@ pub enum EtcdError {
         /// The raft log index of the entry.
         index: u64,
     },
+    /// A request to propose that carries no operation (checked before
+    /// proposing; not an etcd error, etcd's API cannot express it).
+    #[error("raftwood: request carries no operation")]
+    EmptyRequest,
     /// A raft log entry that carries no request this version understands.
     #[error("raftwood: unsupported request in raft log entry {index}")]
     UnsupportedRequest {
@@ -91,7 +95,8 @@ impl EtcdError {
             | EtcdError::TooManyOps
             | EtcdError::DuplicateKey
             | EtcdError::InvalidSortOption
-            | EtcdError::RequestTooLarge => Code::InvalidArgument,
+            | EtcdError::RequestTooLarge
+            | EtcdError::EmptyRequest => Code::InvalidArgument,
             EtcdError::Compacted | EtcdError::FutureRevision => Code::OutOfRange,
             EtcdError::LeaseNotFound => Code::NotFound,
             EtcdError::UnsupportedRequest { .. } => Code::Unimplemented,

@@ -353,7 +353,10 @@ fn apply_one(
     let request =
         InternalRequest::decode(payload).map_err(|_| EtcdError::MalformedEntry { index })?;
     validate::validate_structure(&request).map_err(|error| match error {
-        EtcdError::UnsupportedRequest { .. } => EtcdError::UnsupportedRequest { index },
+        // An entry without an operation comes from a newer version (a
+        // request type added later) or from damage: either way this member
+        // cannot apply it, and neither can any other of the same version.
+        EtcdError::EmptyRequest => EtcdError::UnsupportedRequest { index },
         other => other,
     })?;
     match &request.request {

@@ -57,7 +57,7 @@ fn validate_with(request: &InternalRequest, max_txn_ops: usize) -> Result<(), Et
         Some(internal_request::Request::DeleteRange(delete)) => validate_delete_range(delete),
         Some(internal_request::Request::Txn(txn)) => validate_txn(txn, max_txn_ops),
         Some(internal_request::Request::Compaction(_)) => Ok(()),
-        None => Err(EtcdError::UnsupportedRequest { index: 0 }),
+        None => Err(EtcdError::EmptyRequest),
     }
 }
 

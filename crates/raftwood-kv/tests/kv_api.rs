@@ -740,6 +740,15 @@ fn put_validation_errors_and_request_size() {
     assert_eq!(error.to_string(), "etcdserver: request is too large");
     assert_eq!(error.code(), Code::InvalidArgument);
     assert_eq!(check(put(b"k", b"small")), Ok(()));
+    let empty = validate_request(
+        &InternalRequest {
+            id: 1,
+            request: None,
+        },
+        &limits,
+    );
+    assert_eq!(empty, Err(EtcdError::EmptyRequest));
+    assert_eq!(empty.unwrap_err().code(), Code::InvalidArgument);
     assert_eq!(check(support::delete(b"", b"")), Err(EtcdError::EmptyKey));
 }
 
