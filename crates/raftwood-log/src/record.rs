@@ -1,6 +1,6 @@
 //! The payloads of records: what each kind of record says, encoded with
 //! the raft crate's codec. Layouts in `docs/raft-log-format.md` ("Record
-//! payloads").
+//! types and payloads").
 
 use raftwood_raft::codec::{
     DecodeError, ENTRY_MIN_ENCODED_BYTES, decode_entry, decode_hard_state, decode_snapshot_meta,

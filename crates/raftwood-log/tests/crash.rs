@@ -140,8 +140,8 @@ fn check_crash_point(seed: u64, ops: &[Op], options: &LogOptions, crash_at: u64,
 fn every_crash_point_of_random_workloads_recovers_an_acknowledged_state() {
     let options = small_segments();
     let mut explored = 0u64;
-    for seed in 0..4 {
-        let ops = workload(seed, 70, true);
+    for seed in 0..8 {
+        let ops = workload(seed, 80, true);
         // How many filesystem operations the whole workload takes.
         let fs = crash_fs();
         let before = fs.operation_count();
