@@ -112,6 +112,7 @@ impl<'a> Applier<'a> {
     ) -> Result<T, RequestError> {
         match &result {
             Ok(_) => {
+                debug_assert!(self.revisions.compacted <= self.revisions.current);
                 if txn.changed {
                     self.revisions.current = txn.write_revision();
                     self.overlay.put(
@@ -218,6 +219,14 @@ impl<'a> Applier<'a> {
         };
         let mut prev_kv = None;
         if let Some((old, raw)) = old {
+            // Invariant: no version is newer than the revision being written.
+            if old.mod_revision > revision {
+                return Err(KvError::Corruption(format!(
+                    "{:?} has mod revision {} above the store's {revision}",
+                    request.key, old.mod_revision
+                ))
+                .into());
+            }
             record.create_revision = old.create_revision;
             record.version = old.version + 1;
             if request.ignore_value {

@@ -70,7 +70,16 @@ impl<'a> Mvcc<'a> {
     /// The key's current version, with its encoded bytes.
     pub fn live(&self, key: &[u8]) -> Result<Option<(Record, Vec<u8>)>, KvError> {
         match self.source.get(&encoding::live_key(key))? {
-            Some(raw) => Ok(Some((Record::decode(&raw, true)?, raw))),
+            Some(raw) => {
+                let record = Record::decode(&raw, true)?;
+                // Invariant: a live entry is a put (deletes remove it).
+                if record.tombstone {
+                    return Err(KvError::Corruption(format!(
+                        "live entry of {key:?} is a tombstone"
+                    )));
+                }
+                Ok(Some((record, raw)))
+            }
             None => Ok(None),
         }
     }

@@ -268,3 +268,54 @@ fn entries_without_requests_still_advance_the_durable_index() {
     assert_eq!(store.applied_index(), 5);
     assert_eq!(store.current_revision(), 1);
 }
+
+#[test]
+fn a_damaged_record_is_a_typed_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut h = support::Harness::new(dir.path());
+        h.put(b"k", b"v");
+    }
+    {
+        // Damage the live record of "k" behind the store's back.
+        let mut options = support::options().lsm;
+        options.wal_enabled = false;
+        let db = raftwood_lsm::Db::open(dir.path(), options).unwrap();
+        let mut batch = raftwood_lsm::WriteBatch::new();
+        batch.put(b"lk", b"\x07short");
+        batch.set_applied_index(db.applied_index());
+        db.write(batch, raftwood_lsm::WriteOptions::default())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let store = support::open(dir.path());
+    let read = store.range(&raftwood_kv::proto::etcdserverpb::RangeRequest {
+        key: b"k".to_vec(),
+        ..Default::default()
+    });
+    assert!(
+        matches!(
+            read,
+            Err(raftwood_kv::RequestError::Storage(KvError::Corruption(_)))
+        ),
+        "{read:?}"
+    );
+    // Applying over it fails and fail-stops.
+    let bytes = support::encode(put(b"k", b"again"));
+    let index = store.applied_index() + 1;
+    let applied = store.apply(&[CommittedEntry {
+        index,
+        request: Some(&bytes),
+    }]);
+    assert!(
+        matches!(applied, Err(KvError::Corruption(_))),
+        "{applied:?}"
+    );
+    assert!(matches!(
+        store.apply(&[CommittedEntry {
+            index,
+            request: None
+        }]),
+        Err(KvError::Poisoned)
+    ));
+}
