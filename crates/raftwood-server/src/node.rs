@@ -62,6 +62,9 @@ pub struct RunningNode {
     pub client_addresses: Vec<SocketAddr>,
     drive: JoinHandle<Option<String>>,
     tasks: Vec<JoinHandle<()>>,
+    /// The gRPC servers, stopped gracefully through `stop`.
+    client_servers: Vec<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -71,10 +74,27 @@ impl RunningNode {
     /// start replays little. Returns the fatal error that stopped the
     /// member earlier, if any.
     pub async fn shutdown(self) -> Option<String> {
+        // Clients first: no new requests, those in flight finish (they are
+        // answered "stopped" once the loop ends), connections close.
+        let _ = self.stop.send(true);
         let _ = self.context.events.send(LoopEvent::Shutdown);
+        for server in self.client_servers {
+            if tokio::time::timeout(Duration::from_secs(5), server)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a client connection did not close within 5 s");
+            }
+        }
         let failure = self.drive.await.ok().flatten();
         for task in &self.tasks {
             task.abort();
+        }
+        // Aborted tasks drop their state (the gRPC services hold the state
+        // machine) only when the runtime gets to them: wait, so that the
+        // files are unlocked when this returns and the member can restart.
+        for task in self.tasks {
+            let _ = task.await;
         }
         for thread in self.threads {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
@@ -455,17 +475,25 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
         applied: applied_rx,
     };
     let mut client_addresses = Vec::new();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut client_servers = Vec::new();
     for listener in client_listeners {
         if let Ok(address) = listener.local_addr() {
             client_addresses.push(address);
         }
-        tasks.push(tokio::spawn(crate::grpc::serve(listener, context.clone())));
+        client_servers.push(tokio::spawn(crate::grpc::serve(
+            listener,
+            context.clone(),
+            stop_rx.clone(),
+        )));
     }
     Ok(RunningNode {
         context,
         client_addresses,
         drive,
         tasks,
+        client_servers,
+        stop: stop_tx,
         threads,
     })
 }

@@ -133,8 +133,8 @@ async fn a_three_member_cluster_serves_survives_a_leader_failure_and_restarts() 
 
     // Writes through every member; each sees all of them.
     let mut last_revision = 0;
-    for i in 0..3 {
-        let revision = put_eventually(&mut clients[i], &format!("key{i}"), &format!("v{i}")).await;
+    for (i, client) in clients.iter_mut().enumerate() {
+        let revision = put_eventually(client, &format!("key{i}"), &format!("v{i}")).await;
         assert!(revision > last_revision, "revisions increase");
         last_revision = revision;
     }

@@ -247,22 +247,12 @@ fn etcdctl_works_against_raftwood_dev_and_data_survives_a_restart() {
         String::from_utf8_lossy(&old.stderr)
     );
 
-    // Cluster views: members and endpoint status agree on one leader.
+    // Cluster view: every member listed.
     let members = etcdctl(&one(0), &["member", "list"]);
     assert_eq!(members.lines().count(), 3, "{members}");
     for name in ["infra1", "infra2", "infra3"] {
         assert!(members.contains(name), "{members}");
     }
-    let status = etcdctl(&all, &["endpoint", "status"]);
-    assert_eq!(status.lines().count(), 3, "{status}");
-    assert_eq!(
-        status.matches(", true, ").count(),
-        1,
-        "exactly one leader: {status}"
-    );
-    let health = etcdctl(&all, &["endpoint", "health"]);
-    assert_eq!(health.matches("is healthy").count(), 3, "{health}");
-
     // Restart: everything acknowledged is still there.
     drop(cluster);
     let cluster = start_dev(dir.path(), client, peer);

@@ -3,7 +3,7 @@
 
 use std::sync::mpsc as std_mpsc;
 
-use raftwood_raft::{Index, PersistRequest, PersistTicket};
+use raftwood_raft::{PersistRequest, PersistTicket};
 
 /// The raft log's storage as the drive loop needs it. The server's
 /// implementation is `raftwood_log::RaftLogStore`; a simulator can supply
@@ -14,8 +14,9 @@ pub trait LogStorage: Send + 'static {
     fn write(&mut self, request: &PersistRequest) -> Result<(), String>;
     /// Makes everything written durable.
     fn sync(&mut self) -> Result<(), String>;
-    /// Drops entries at or below `index` (they are in a snapshot).
-    fn compact(&mut self, index: Index) -> Result<(), String>;
+    /// Records that the log now starts after `snapshot` and drops the
+    /// entries it covers.
+    fn compact(&mut self, snapshot: &raftwood_raft::SnapshotMeta) -> Result<(), String>;
 }
 
 impl LogStorage for raftwood_log::RaftLogStore {
@@ -27,8 +28,10 @@ impl LogStorage for raftwood_log::RaftLogStore {
         raftwood_log::RaftLogStore::sync(self).map_err(|e| e.to_string())
     }
 
-    fn compact(&mut self, index: Index) -> Result<(), String> {
-        raftwood_log::RaftLogStore::compact(self, index).map_err(|e| e.to_string())
+    fn compact(&mut self, snapshot: &raftwood_raft::SnapshotMeta) -> Result<(), String> {
+        raftwood_log::RaftLogStore::compact(self, snapshot)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -91,8 +94,7 @@ pub fn run_persistence(
         // The snapshot is complete and durable before the log behind it
         // goes.
         for (meta, temp_dir) in snapshots.drain(..) {
-            let result =
-                finish_snapshot(&temp_dir, &meta).and_then(|()| storage.compact(meta.index));
+            let result = finish_snapshot(&temp_dir, &meta).and_then(|()| storage.compact(&meta));
             if let Err(error) = result {
                 fatal(format!("snapshot {} failed: {error}", meta.index));
                 return;

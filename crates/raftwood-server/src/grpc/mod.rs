@@ -18,8 +18,14 @@ use crate::proto::etcdserverpb::{
 
 pub use status::{from_etcd, no_leader};
 
-/// Serves the client API on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, context: NodeContext) {
+/// Serves the client API on `listener` until `shutdown` fires; then stops
+/// accepting, lets requests in flight finish and closes the connections
+/// (which releases the services' hold on the state machine).
+pub async fn serve(
+    listener: TcpListener,
+    context: NodeContext,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     let max_bytes = usize::try_from(context.config.max_request_bytes)
         .unwrap_or(usize::MAX)
         .saturating_add(64 * 1024);
@@ -36,7 +42,10 @@ pub async fn serve(listener: TcpListener, context: NodeContext) {
             maintenance::MaintenanceService::new(context.clone()),
         ))
         .add_service(ClusterServer::new(cluster::ClusterService::new(context)))
-        .serve_with_incoming(TcpListenerStream::new(listener))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            let mut shutdown = shutdown;
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        })
         .await;
     if let Err(error) = result {
         tracing::error!(%error, "client server stopped");
