@@ -463,3 +463,10 @@ fn workloads_match_the_model_across_reopens() {
         }
     }
 }
+
+#[test]
+fn the_store_can_move_to_a_persistence_thread() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<RaftLogStore>();
+    assert_send::<LogError>();
+}
