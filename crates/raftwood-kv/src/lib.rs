@@ -1,10 +1,42 @@
 //! etcd's MVCC key-value model (revisions, versions, txns, compaction) as a
 //! deterministic state machine on raftwood-lsm.
 //!
-//! The server proposes [`proto::raftwoodpb::InternalRequest`]s through raft
-//! (after [`KvStore::validate`]) and hands committed entries to
-//! [`KvStore::apply`]; reads go to [`KvStore::range`]. The key layout on
-//! disk is specified in `docs/kv-format.md`.
+//! The server checks a request with [`KvStore::validate`], proposes it
+//! through raft as an encoded [`proto::raftwoodpb::InternalRequest`], and
+//! hands committed entries to [`KvStore::apply`], which answers each with
+//! the etcd response (or etcd's refusal). Reads go to [`KvStore::range`],
+//! watchers to [`KvStore::events`]. The key layout on disk is specified in
+//! `docs/kv-format.md`.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use prost::Message;
+//! use raftwood_kv::proto::etcdserverpb::{PutRequest, RangeRequest};
+//! use raftwood_kv::proto::raftwoodpb::{InternalRequest, internal_request};
+//! use raftwood_kv::{ApplyResponse, CommittedEntry, KvOptions, KvStore};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = KvStore::open(dir.path(), KvOptions::default())?;
+//! let put = InternalRequest {
+//!     id: 1,
+//!     request: Some(internal_request::Request::Put(PutRequest {
+//!         key: b"foo".to_vec(),
+//!         value: b"bar".to_vec(),
+//!         ..Default::default()
+//!     })),
+//! };
+//! store.validate(&put)?;
+//! let payload = put.encode_to_vec();
+//! // Raft commits the entry at index 1; every member applies it.
+//! let outcomes = store.apply(&[CommittedEntry { index: 1, request: Some(&payload) }])?;
+//! let Ok(ApplyResponse::Put(response)) = &outcomes[0] else { panic!() };
+//! assert_eq!(response.header.as_ref().map(|h| h.revision), Some(2)); // as etcd: first write is revision 2
+//!
+//! let read = store.range(&RangeRequest { key: b"foo".to_vec(), ..Default::default() })?;
+//! assert_eq!(read.kvs[0].value, b"bar");
+//! assert_eq!(store.applied_index(), 1);
+//! # Ok(()) }
+//! ```
 
 mod apply;
 mod cursor;
