@@ -245,6 +245,9 @@ impl KvStore {
     /// split, so the batch ends at the end of a revision;
     /// [`EventBatch::through_revision`] says where to continue from.
     ///
+    /// A `start_revision` of 0 or less means "from now on": nothing yet,
+    /// `through_revision` is the current revision.
+    ///
     /// Errors: [`EtcdError::Compacted`] if `start_revision` is below the
     /// compacted revision (the watcher must be cancelled with
     /// [`KvStore::compacted_revision`]).
@@ -265,12 +268,14 @@ impl KvStore {
                 overlay: None,
             },
         };
-        let (events, through_revision) = mvcc.events(
-            start_revision.max(1),
-            view.revisions.current,
-            max_events,
-            with_prev_kv,
-        )?;
+        // As etcd's watch: no start revision means "from now on".
+        let start = if start_revision <= 0 {
+            view.revisions.current + 1
+        } else {
+            start_revision
+        };
+        let (events, through_revision) =
+            mvcc.events(start, view.revisions.current, max_events, with_prev_kv)?;
         Ok(EventBatch {
             events,
             through_revision,

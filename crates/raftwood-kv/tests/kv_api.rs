@@ -972,3 +972,52 @@ fn reads_run_concurrently_with_applies() {
     }
     writer.join().unwrap();
 }
+
+#[test]
+fn events_from_now_and_from_the_past() {
+    let (_dir, mut h) = harness();
+    h.put(b"a", b"1"); // 2
+    h.apply(txn(
+        vec![],
+        vec![op_put(b"b", b"1"), op_put(b"c", b"1")],
+        vec![],
+    ))
+    .unwrap(); // 3
+    h.delete(b"a", b"\0"); // 4: a, b, c in key order
+    let now = h.store.events(0, 0, false).unwrap();
+    assert!(now.events.is_empty());
+    assert_eq!(now.through_revision, 4);
+    let all = h.store.events(1, 0, true).unwrap();
+    let shape: Vec<(i32, &[u8], i64)> = all
+        .events
+        .iter()
+        .map(|e| {
+            let kv = e.kv.as_ref().unwrap();
+            (e.r#type, kv.key.as_slice(), kv.mod_revision)
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        vec![
+            (0, b"a".as_slice(), 2),
+            (0, b"b", 3),
+            (0, b"c", 3),
+            (1, b"a", 4),
+            (1, b"b", 4),
+            (1, b"c", 4),
+        ]
+    );
+    assert_eq!(all.events[3].prev_kv.as_ref().unwrap().value, b"1");
+    assert!(all.events[0].prev_kv.is_none());
+    // A batch ends at a revision boundary: two events asked, the whole
+    // revision 3 comes with the second.
+    let first = h.store.events(2, 2, false).unwrap();
+    assert_eq!(first.events.len(), 3);
+    assert_eq!(first.through_revision, 3);
+    h.apply(compaction(3)).unwrap();
+    assert_eq!(
+        h.store.events(2, 0, false).unwrap_err().to_string(),
+        "etcdserver: mvcc: required revision has been compacted"
+    );
+    assert_eq!(h.store.events(3, 0, false).unwrap().events.len(), 5);
+}
