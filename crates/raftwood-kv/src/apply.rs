@@ -415,7 +415,9 @@ impl<'a> Applier<'a> {
             if range.revision > view {
                 return Err(EtcdError::FutureRevision.into());
             }
-            if range.revision > 0 && range.revision < self.revisions.compacted {
+            // etcd's check compares any non-zero revision, negative ones
+            // included, with the compacted revision.
+            if range.revision != 0 && range.revision < self.revisions.compacted {
                 return Err(EtcdError::Compacted.into());
             }
         }
