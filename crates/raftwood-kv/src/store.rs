@@ -120,6 +120,12 @@ impl KvStore {
             Some(raw) => encoding::decode_meta(&raw)?,
             None => -1,
         };
+        // Invariant: -1 <= compacted <= current, current >= 1.
+        if current < 1 || compacted < -1 || compacted > current {
+            return Err(KvError::Corruption(format!(
+                "store meta: current revision {current}, compacted revision {compacted}"
+            )));
+        }
         let revisions = Revisions { current, compacted };
         let applied_index = db.applied_index();
         let view = View {
