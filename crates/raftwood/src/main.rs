@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run one member (flags as etcd's).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run a three-member cluster on loopback, data under ./raftwood-data.
     Dev(DevArgs),
 }
@@ -49,7 +49,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve(args).await,
+            Command::Serve(args) => serve(*args).await,
             Command::Dev(args) => dev::run(args).await,
         }
     });

@@ -253,6 +253,27 @@ fn etcdctl_works_against_raftwood_dev_and_data_survives_a_restart() {
     for name in ["infra1", "infra2", "infra3"] {
         assert!(members.contains(name), "{members}");
     }
+    // Per-endpoint commands (etcdctl dials each endpoint with an authority
+    // of "http://host:port"): one leader, every member healthy.
+    let status = etcdctl(&all, &["endpoint", "status"]);
+    assert_eq!(status.lines().count(), 3, "{status}");
+    assert_eq!(
+        status.matches(", true, false,").count(),
+        1,
+        "exactly one leader: {status}"
+    );
+    // etcdctl 3.4 prints health to stderr (as it does against etcd).
+    let health = etcdctl_raw(&all, &["endpoint", "health"], None);
+    let health_text = String::from_utf8_lossy(&health.stderr);
+    assert!(health.status.success(), "{health_text}");
+    assert_eq!(
+        health_text.matches("is healthy").count(),
+        3,
+        "{health_text}"
+    );
+    let hashes = etcdctl(&all, &["endpoint", "hashkv"]);
+    assert_eq!(hashes.lines().count(), 3, "{hashes}");
+
     // Restart: everything acknowledged is still there.
     drop(cluster);
     let cluster = start_dev(dir.path(), client, peer);

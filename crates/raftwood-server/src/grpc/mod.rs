@@ -2,6 +2,7 @@
 //! Cluster.MemberList. Services and methods not implemented yet answer
 //! `Unimplemented`, as tonic does for any unknown method.
 
+mod authority;
 mod cluster;
 mod forward;
 mod kv;
@@ -9,6 +10,7 @@ mod maintenance;
 mod status;
 
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::node::NodeContext;
@@ -30,6 +32,16 @@ pub async fn serve(
         .unwrap_or(usize::MAX)
         .saturating_add(64 * 1024);
     let forwarder = forward::Forwarder::default();
+    let authority = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "localhost".to_string());
+    let incoming = TcpListenerStream::new(listener).map(move |stream| {
+        stream.map(|tcp| {
+            let _ = tcp.set_nodelay(true);
+            authority::AuthorityRewritingStream::new(tcp, authority.clone())
+        })
+    });
     let kv = kv::KvService::new(context.clone(), forwarder);
     let result = tonic::transport::Server::builder()
         .tcp_nodelay(true)
@@ -42,7 +54,7 @@ pub async fn serve(
             maintenance::MaintenanceService::new(context.clone()),
         ))
         .add_service(ClusterServer::new(cluster::ClusterService::new(context)))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(incoming, async move {
             let mut shutdown = shutdown;
             let _ = shutdown.wait_for(|stop| *stop).await;
         })
