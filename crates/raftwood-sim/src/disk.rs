@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 
-use raftwood_raft::{Entry, HardState, Index, InitialState, PersistRequest, SnapshotMeta};
+use raftwood_raft::{Entry, HardState, Index, InitialState, PersistRequest, SnapshotMeta, Term};
 
 use crate::kv::KvStore;
 
@@ -32,6 +32,20 @@ impl DurableState {
     /// The last index on disk.
     pub fn last_index(&self) -> Index {
         self.entries.last().map_or(self.snapshot.index, |e| e.index)
+    }
+
+    /// Whether the disk durably holds the entry (index, term), in its log
+    /// or covered by its snapshot (a snapshot at or past `index` holds
+    /// every committed entry up to it).
+    pub fn holds(&self, index: Index, term: Term) -> bool {
+        if index < self.snapshot.index {
+            return true;
+        }
+        if index == self.snapshot.index {
+            return self.snapshot.term == term;
+        }
+        let offset = (index - self.snapshot.index - 1) as usize;
+        self.entries.get(offset).is_some_and(|e| e.term == term)
     }
 
     /// Writes the snapshot of a request (if any) and its entries, truncating

@@ -131,11 +131,13 @@ impl Network {
     }
 
     /// Cuts links according to `kind` over `members` (at least two); returns
-    /// a description for the trace.
+    /// a description for the trace. `focus`, if given and a member, is the
+    /// member singled out (isolated, cut one way, or the bridge).
     pub fn partition(
         &mut self,
         kind: PartitionKind,
         members: &[NodeId],
+        focus: Option<NodeId>,
         rng: &mut ChaCha8Rng,
     ) -> String {
         self.cut.clear();
@@ -146,6 +148,9 @@ impl Network {
         for i in (1..shuffled.len()).rev() {
             let j = rng.random_range(0..=i);
             shuffled.swap(i, j);
+        }
+        if let Some(at) = focus.and_then(|f| shuffled.iter().position(|&m| m == f)) {
+            shuffled.swap(0, at);
         }
         let pick = shuffled[0];
         let others = &shuffled[1..];
@@ -221,7 +226,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let mut network = Network::new(options());
         let members = [1, 2, 3, 4, 5];
-        let description = network.partition(PartitionKind::Bridge, &members, &mut rng);
+        let description = network.partition(PartitionKind::Bridge, &members, None, &mut rng);
         let bridges: Vec<NodeId> = members
             .iter()
             .copied()
@@ -242,7 +247,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let mut network = Network::new(options());
         let members = [1, 2, 3];
-        network.partition(PartitionKind::OneWayOut, &members, &mut rng);
+        network.partition(PartitionKind::OneWayOut, &members, Some(2), &mut rng);
         let mut one_way = 0;
         for &a in &members {
             for &b in &members {
@@ -254,5 +259,6 @@ mod tests {
             }
         }
         assert_eq!(one_way, 2);
+        assert!(!network.connected(2, 1) && !network.connected(2, 3));
     }
 }

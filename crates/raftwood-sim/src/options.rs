@@ -58,6 +58,10 @@ pub struct SimOptions {
     pub torn_writes: bool,
     /// Mean time between faults.
     pub mean_fault_interval_us: u64,
+    /// A crashed member stays down for up to this long.
+    pub max_downtime_us: u64,
+    /// A partition lasts up to this long.
+    pub max_partition_us: u64,
     /// The fault mix.
     pub fault_weights: FaultWeights,
     /// A member compacts its log once this many entries are applied past
@@ -75,6 +79,11 @@ pub struct SimOptions {
     pub max_message_entries: usize,
     /// Record a trace of every event.
     pub trace: bool,
+    /// Check, whenever a leader advances its commit index, the commit rule
+    /// and that the entry is durable on a majority of voters' simulated
+    /// disks. On by default; tests turn it off to show that bugs are also
+    /// found by their end-to-end consequences.
+    pub check_leader_commits: bool,
     /// Budget of the linearizability checker.
     pub budget: Budget,
     /// Applied to every member's `Config` (tests use it to plant bugs).
@@ -93,7 +102,7 @@ impl SimOptions {
         let max_latency_us = *pick(&mut rng, &[2_000, 5_000, 20_000]);
         let fsync_max_us = *pick(&mut rng, &[1_000, 5_000, 30_000]);
         let membership = if rng.random_bool(0.5) { 2 } else { 0 };
-        SimOptions {
+        let mut options = SimOptions {
             seed,
             initial_voters,
             max_voters: 5,
@@ -114,7 +123,8 @@ impl SimOptions {
             fsync_min_us: 100,
             fsync_max_us,
             torn_writes: rng.random_bool(0.5),
-            mean_fault_interval_us: *pick(&mut rng, &[100_000, 300_000, 1_000_000]),
+            mean_fault_interval_us: *pick(&mut rng, &[30_000, 100_000, 300_000, 1_000_000]),
+            max_downtime_us: *pick(&mut rng, &[200_000, 2_000_000]),
             fault_weights: FaultWeights {
                 crash: rng.random_range(1..=4),
                 pause: rng.random_range(0..=2),
@@ -128,10 +138,27 @@ impl SimOptions {
             pre_vote: rng.random_bool(0.7),
             check_quorum: rng.random_bool(0.7),
             max_message_entries: *pick(&mut rng, &[1, 2, 8, 64]),
+            max_partition_us: 3_000_000,
             trace: false,
+            check_leader_commits: true,
             budget: Budget::default(),
             configure: None,
+        };
+        // A third of the seeds are a leader-churn storm: short, frequent
+        // faults aimed at the leader, small append messages, more often
+        // five voters. Elections then overlap with half-replicated logs of
+        // several terms, where commit-rule and election bugs live.
+        if rng.random_bool(0.33) {
+            options.initial_voters = if rng.random_bool(0.5) { 3 } else { 5 };
+            options.mean_fault_interval_us = *pick(&mut rng, &[20_000, 50_000, 100_000]);
+            options.max_downtime_us = 300_000;
+            options.max_partition_us = 400_000;
+            options.max_message_entries = *pick(&mut rng, &[1, 2]);
+            options.fault_weights.crash = rng.random_range(2..=4);
+            options.fault_weights.partition = rng.random_range(2..=4);
+            options.fault_weights.pause = rng.random_range(0..=1);
         }
+        options
     }
 }
 

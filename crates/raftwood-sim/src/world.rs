@@ -221,6 +221,9 @@ pub struct Simulation {
     probe: Option<(Index, Term)>,
     probes_sent: u64,
     liveness_failure: Option<String>,
+    /// Per member: (incarnation, term, commit index) when last seen
+    /// leading, for the commit-rule and durability checks.
+    leader_commits: BTreeMap<NodeId, (u64, Term, Index, raftwood_raft::ConfState)>,
     /// Violations the simulator itself found (a member that cannot
     /// restart from its disk, an error from the core).
     extra_violations: Vec<String>,
@@ -263,6 +266,7 @@ impl Simulation {
             probes_sent: 0,
             liveness_failure: None,
             extra_violations: Vec::new(),
+            leader_commits: BTreeMap::new(),
             trace,
             options,
         };
@@ -619,6 +623,78 @@ impl Simulation {
         self.safety.observe_member(id, node.incarnation, raft);
         if changed {
             self.trace(|| format!("member {id} is {:?} in term {}", now.0, now.1));
+        }
+        if self.options.check_leader_commits {
+            self.check_leader_commit(id);
+        }
+    }
+
+    /// When a leader advances its commit index: the new commit point is
+    /// an entry of the leader's own term (the commit rule, paper §5.4.2;
+    /// earlier entries are committed only through it), and it is durable
+    /// on a majority of the voters (of both halves of a joint
+    /// configuration), as the simulated disks show.
+    fn check_leader_commit(&mut self, id: NodeId) {
+        let Some(node) = self.nodes.get(&id) else {
+            return;
+        };
+        let Some(raft) = &node.raft else {
+            return;
+        };
+        if raft.role() != Role::Leader {
+            self.leader_commits.remove(&id);
+            return;
+        }
+        let conf = raft.conf_state();
+        let now = (node.incarnation, raft.term(), raft.log().committed());
+        let before = self
+            .leader_commits
+            .insert(id, (now.0, now.1, now.2, conf.clone()));
+        let Some(before) = before else {
+            return;
+        };
+        if (before.0, before.1) != (now.0, now.1) || now.2 <= before.2 {
+            return;
+        }
+        // The commit was computed under the configuration before this step
+        // or, if the step applied a change, under the new one.
+        let previous_conf = before.3;
+        let commit = now.2;
+        let Ok(term) = raft.log().term(commit) else {
+            return;
+        };
+        let mut problems = Vec::new();
+        if term != raft.term() {
+            problems.push(format!(
+                "commit rule: leader {id} of term {} advanced its commit index to {commit}, an entry of term {term}",
+                raft.term()
+            ));
+        }
+        let holds = |voter: &NodeId| {
+            self.nodes
+                .get(voter)
+                .is_some_and(|n| n.disk.durable().holds(commit, term))
+        };
+        let quorum_holds = |conf: &raftwood_raft::ConfState| {
+            [&conf.voters, &conf.voters_outgoing]
+                .into_iter()
+                .filter(|voters| !voters.is_empty())
+                .all(|voters| voters.iter().filter(|v| holds(v)).count() * 2 > voters.len())
+        };
+        if !quorum_holds(&conf) && !quorum_holds(&previous_conf) {
+            let durable: Vec<NodeId> = self
+                .nodes
+                .iter()
+                .filter(|(_, n)| n.disk.durable().holds(commit, term))
+                .map(|(&v, _)| v)
+                .collect();
+            problems.push(format!(
+                "durability: leader {id} committed {term}/{commit} but only {durable:?} hold it durably (voters {:?})",
+                conf.voters
+            ));
+        }
+        for problem in problems {
+            self.safety_violation(problem);
         }
     }
 
@@ -1239,7 +1315,7 @@ impl Simulation {
         };
         let torn = self.options.torn_writes && self.rng.random_bool(0.5);
         let torn_entries = torn.then(|| self.rng.random_range(0..4));
-        let downtime = self.rng.random_range(1_000..2_000_000);
+        let downtime = self.rng.random_range(1_000..self.options.max_downtime_us);
         let Some(node) = self.nodes.get_mut(&id) else {
             return;
         };
@@ -1367,10 +1443,15 @@ impl Simulation {
             .filter(|(_, n)| n.status != Status::Stopped)
             .map(|(&id, _)| id)
             .collect();
-        let description = self.network.partition(kind, &members, &mut self.rng);
+        let focus = if self.rng.random_bool(0.5) {
+            self.current_leader()
+        } else {
+            None
+        };
+        let description = self.network.partition(kind, &members, focus, &mut self.rng);
         self.partition_generation += 1;
         let generation = self.partition_generation;
-        let duration = self.rng.random_range(50_000..3_000_000);
+        let duration = self.rng.random_range(20_000..self.options.max_partition_us);
         self.count_fault(kind.name());
         self.trace(|| format!("partition: {description} for {duration}us"));
         self.schedule(duration, Event::Heal { generation });
