@@ -16,9 +16,13 @@ use crate::mvcc::{Mvcc, RangeEnd, ScanOptions};
 use crate::overlay::Overlay;
 use crate::proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse,
-    PutRequest, PutResponse, RangeRequest, RequestOp, ResponseHeader, ResponseOp, TxnRequest,
-    TxnResponse, compare, request_op, response_op,
+    LeaseGrantRequest, LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse, PutRequest,
+    PutResponse, RangeRequest, RequestOp, ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
+    compare, request_op, response_op,
 };
+
+/// etcd's ceiling on a lease TTL, in seconds.
+const MAX_LEASE_TTL_SECONDS: i64 = 9_000_000_000;
 use crate::proto::mvccpb::KeyValue;
 use crate::range;
 
@@ -131,7 +135,7 @@ impl<'a> Applier<'a> {
         let mut txn = self.begin();
         let result = (|| {
             // Outside a txn etcd looks the lease up first, then the key.
-            if request.lease != 0 {
+            if request.lease != 0 && !self.lease_exists(request.lease)? {
                 return Err(EtcdError::LeaseNotFound.into());
             }
             self.check_put(request)?;
@@ -192,11 +196,83 @@ impl<'a> Applier<'a> {
                 return Err(EtcdError::KeyNotFound.into());
             }
         }
-        // raftwood grants no leases yet: every lease id is unknown.
-        if request.lease != 0 {
+        if request.lease != 0 && !self.lease_exists(request.lease)? {
             return Err(EtcdError::LeaseNotFound.into());
         }
         Ok(())
+    }
+
+    fn lease_exists(&self, id: i64) -> Result<bool, KvError> {
+        Ok(self.mvcc().source.get(&encoding::lease_key(id))?.is_some())
+    }
+
+    /// A LeaseGrant: records the lease. Changes no key, so no revision.
+    pub fn lease_grant(
+        &mut self,
+        request: &LeaseGrantRequest,
+    ) -> Result<LeaseGrantResponse, RequestError> {
+        let txn = self.begin();
+        let result = (|| {
+            // etcd's lessor: id 0 is "no lease"; the TTL has a ceiling.
+            if request.id == 0 {
+                return Err(EtcdError::LeaseNotFound.into());
+            }
+            if request.ttl > MAX_LEASE_TTL_SECONDS {
+                return Err(EtcdError::LeaseTtlTooLarge.into());
+            }
+            if self.lease_exists(request.id)? {
+                return Err(EtcdError::LeaseExists.into());
+            }
+            self.overlay.put(
+                encoding::lease_key(request.id),
+                encoding::encode_meta(request.ttl).to_vec(),
+            );
+            Ok(LeaseGrantResponse {
+                header: Some(header(self.revisions.current)),
+                id: request.id,
+                ttl: request.ttl,
+                error: String::new(),
+            })
+        })();
+        self.finish(txn, result)
+    }
+
+    /// A LeaseRevoke: deletes every key attached to the lease, in key
+    /// order, at one revision, then the lease.
+    pub fn lease_revoke(
+        &mut self,
+        request: &LeaseRevokeRequest,
+    ) -> Result<LeaseRevokeResponse, RequestError> {
+        let mut txn = self.begin();
+        let result = (|| {
+            if !self.lease_exists(request.id)? {
+                return Err(EtcdError::LeaseNotFound.into());
+            }
+            let keys = self.mvcc().attached_keys(request.id)?;
+            let view = txn.view_revision();
+            for key in keys {
+                let record = self.mvcc().version_at(&key, view, view)?;
+                match record {
+                    Some(record) if record.lease == request.id => {
+                        let kv = record.into_key_value(key);
+                        self.delete_key(&mut txn, &kv);
+                    }
+                    // An attachment outlived its key: a damaged store.
+                    _ => {
+                        return Err(KvError::Corruption(format!(
+                            "lease {} holds {key:?}, which is not attached to it",
+                            request.id
+                        ))
+                        .into());
+                    }
+                }
+            }
+            self.overlay.delete(encoding::lease_key(request.id));
+            Ok(LeaseRevokeResponse {
+                header: Some(header(txn.view_revision())),
+            })
+        })();
+        self.finish(txn, result)
     }
 
     fn put_in(
@@ -218,6 +294,7 @@ impl<'a> Applier<'a> {
             value: request.value.clone(),
         };
         let mut prev_kv = None;
+        let old_lease = old.as_ref().map(|(old, _)| old.lease);
         if let Some((old, raw)) = old {
             // Invariant: no version is newer than the revision being written.
             if old.mod_revision > revision {
@@ -246,6 +323,19 @@ impl<'a> Applier<'a> {
                     .put(encoding::history_key(&request.key, old.mod_revision), raw);
             }
         }
+        if let Some(old_lease) = old_lease
+            && old_lease != 0
+            && old_lease != record.lease
+        {
+            self.overlay
+                .delete(encoding::attachment_key(old_lease, &request.key));
+        }
+        if record.lease != 0 {
+            self.overlay.put(
+                encoding::attachment_key(record.lease, &request.key),
+                Vec::new(),
+            );
+        }
         self.overlay
             .put(encoding::live_key(&request.key), record.encode());
         self.log_change(txn, encoding::ChangeKind::Put, &request.key);
@@ -266,6 +356,36 @@ impl<'a> Applier<'a> {
         txn.changed = true;
     }
 
+    /// Deletes one live key (`kv` is its current version): the version
+    /// moves to history, a tombstone marks the delete, the lease lets go.
+    fn delete_key(&mut self, txn: &mut WriteTxn, kv: &KeyValue) {
+        let revision = txn.write_revision();
+        let old = Record {
+            tombstone: false,
+            create_revision: kv.create_revision,
+            mod_revision: kv.mod_revision,
+            version: kv.version,
+            lease: kv.lease,
+            value: kv.value.clone(),
+        };
+        if old.mod_revision != revision {
+            self.overlay.put(
+                encoding::history_key(&kv.key, old.mod_revision),
+                old.encode(),
+            );
+        }
+        self.overlay.put(
+            encoding::history_key(&kv.key, revision),
+            Record::tombstone(revision).encode(),
+        );
+        self.overlay.delete(encoding::live_key(&kv.key));
+        if kv.lease != 0 {
+            self.overlay
+                .delete(encoding::attachment_key(kv.lease, &kv.key));
+        }
+        self.log_change(txn, encoding::ChangeKind::Delete, &kv.key);
+    }
+
     fn delete_range_in(
         &mut self,
         txn: &mut WriteTxn,
@@ -283,28 +403,8 @@ impl<'a> Applier<'a> {
                 with_values: true,
             },
         )?;
-        let revision = txn.write_revision();
         for kv in &scan.kvs {
-            let old = Record {
-                tombstone: false,
-                create_revision: kv.create_revision,
-                mod_revision: kv.mod_revision,
-                version: kv.version,
-                lease: kv.lease,
-                value: kv.value.clone(),
-            };
-            if old.mod_revision != revision {
-                self.overlay.put(
-                    encoding::history_key(&kv.key, old.mod_revision),
-                    old.encode(),
-                );
-            }
-            self.overlay.put(
-                encoding::history_key(&kv.key, revision),
-                Record::tombstone(revision).encode(),
-            );
-            self.overlay.delete(encoding::live_key(&kv.key));
-            self.log_change(txn, encoding::ChangeKind::Delete, &kv.key);
+            self.delete_key(txn, kv);
         }
         let deleted = scan.kvs.len() as i64;
         Ok(DeleteRangeResponse {

@@ -10,6 +10,9 @@
 //! - `r` revision log: `r | revision (u64 BE) | sub-revision (u32 BE)` →
 //!   `kind u8 | key`: every change in the order etcd numbers them, what a
 //!   watcher replays.
+//! - `e` leases: `e | id (u64 BE)` → granted TTL in seconds (i64 LE).
+//! - `a` lease attachments: `a | id (u64 BE) | key` → empty: the keys a
+//!   lease revoke deletes.
 //! - `s` store meta: `s | name` → a fixed-width integer.
 //!
 //! Values are little-endian fixed-width integers; keys that must sort use
@@ -24,6 +27,56 @@ pub const HISTORY_PREFIX: u8 = b'h';
 pub const LIVE_PREFIX: u8 = b'l';
 /// First byte of revision log keys.
 pub const REVISION_PREFIX: u8 = b'r';
+/// First byte of lease keys.
+pub const LEASE_PREFIX: u8 = b'e';
+/// First byte of lease attachment keys.
+pub const ATTACHMENT_PREFIX: u8 = b'a';
+
+/// `e | id`.
+pub fn lease_key(id: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9);
+    out.push(LEASE_PREFIX);
+    out.extend_from_slice(&(id as u64).to_be_bytes());
+    out
+}
+
+/// The lease id of a lease key.
+pub fn decode_lease_key(raw: &[u8]) -> Result<i64, KvError> {
+    match raw {
+        [LEASE_PREFIX, rest @ ..] if rest.len() == 8 => {
+            let mut id = [0u8; 8];
+            id.copy_from_slice(rest);
+            Ok(u64::from_be_bytes(id) as i64)
+        }
+        _ => Err(KvError::Corruption(format!("bad lease key {raw:?}"))),
+    }
+}
+
+/// `a | id`: the prefix of every attachment of lease `id`.
+pub fn attachment_prefix(id: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9);
+    out.push(ATTACHMENT_PREFIX);
+    out.extend_from_slice(&(id as u64).to_be_bytes());
+    out
+}
+
+/// `a | id | key`.
+pub fn attachment_key(id: i64, key: &[u8]) -> Vec<u8> {
+    let mut out = attachment_prefix(id);
+    out.extend_from_slice(key);
+    out
+}
+
+/// The first key after every attachment of lease `id`.
+pub fn attachment_end(id: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9);
+    out.push(ATTACHMENT_PREFIX);
+    match (id as u64).checked_add(1) {
+        Some(next) => out.extend_from_slice(&next.to_be_bytes()),
+        None => out[0] = ATTACHMENT_PREFIX + 1,
+    }
+    out
+}
 /// Meta key (first byte `s`) holding the store's current revision (i64 LE).
 pub const META_CURRENT_REVISION: &[u8] = b"scurrent_revision";
 /// Meta key holding the compacted revision (i64 LE).

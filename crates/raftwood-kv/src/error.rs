@@ -61,10 +61,15 @@ pub enum EtcdError {
     /// A read or compaction above the current revision.
     #[error("etcdserver: mvcc: required revision is a future revision")]
     FutureRevision,
-    /// A lease id that is not granted (raftwood has no leases yet, so any
-    /// non-zero lease).
+    /// A lease id that is not granted.
     #[error("etcdserver: requested lease not found")]
     LeaseNotFound,
+    /// A lease grant for an id that is already granted.
+    #[error("etcdserver: lease already exists")]
+    LeaseExists,
+    /// A lease grant with a TTL above etcd's maximum (9,000,000,000 s).
+    #[error("etcdserver: too large lease TTL")]
+    LeaseTtlTooLarge,
     /// A raft log entry whose payload does not decode. Not an etcd error:
     /// etcd would crash; raftwood refuses the entry on every member alike.
     #[error("raftwood: malformed request in raft log entry {index}")]
@@ -97,8 +102,11 @@ impl EtcdError {
             | EtcdError::InvalidSortOption
             | EtcdError::RequestTooLarge
             | EtcdError::EmptyRequest => Code::InvalidArgument,
-            EtcdError::Compacted | EtcdError::FutureRevision => Code::OutOfRange,
+            EtcdError::Compacted | EtcdError::FutureRevision | EtcdError::LeaseTtlTooLarge => {
+                Code::OutOfRange
+            }
             EtcdError::LeaseNotFound => Code::NotFound,
+            EtcdError::LeaseExists => Code::FailedPrecondition,
             EtcdError::UnsupportedRequest { .. } => Code::Unimplemented,
             EtcdError::MalformedEntry { .. } => Code::Internal,
         }

@@ -51,7 +51,9 @@ pub mod validate;
 
 pub use error::{Code, EtcdError, KvError, RequestError};
 pub use range::resolve_revision;
-pub use store::{ApplyOutcome, ApplyResponse, CommittedEntry, EventBatch, KvOptions, KvStore};
+pub use store::{
+    ApplyOutcome, ApplyResponse, CommittedEntry, EventBatch, KvOptions, KvStore, LeaseInfo,
+};
 pub use validate::{
     RequestLimits, validate_delete_range, validate_put, validate_range, validate_request,
     validate_txn,

@@ -228,6 +228,47 @@ impl<'a> Mvcc<'a> {
 }
 
 impl Mvcc<'_> {
+    /// The keys attached to lease `id`, in key order.
+    pub fn attached_keys(&self, id: i64) -> Result<Vec<Vec<u8>>, KvError> {
+        let prefix = encoding::attachment_prefix(id);
+        let mut cursor = self
+            .source
+            .cursor(prefix.clone(), encoding::attachment_end(id))?;
+        cursor.seek(&prefix)?;
+        let mut keys = Vec::new();
+        while cursor.valid() {
+            keys.push(cursor.key()[prefix.len()..].to_vec());
+            cursor.next()?;
+        }
+        Ok(keys)
+    }
+
+    /// The granted TTL of lease `id`, if it is granted.
+    pub fn lease_ttl(&self, id: i64) -> Result<Option<i64>, KvError> {
+        match self.source.get(&encoding::lease_key(id))? {
+            Some(raw) => Ok(Some(encoding::decode_meta(&raw)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every granted lease and its TTL, by id as stored (unsigned order).
+    pub fn leases(&self) -> Result<Vec<(i64, i64)>, KvError> {
+        let mut cursor = self.source.cursor(
+            vec![encoding::LEASE_PREFIX],
+            vec![encoding::LEASE_PREFIX + 1],
+        )?;
+        cursor.seek(&[encoding::LEASE_PREFIX])?;
+        let mut leases = Vec::new();
+        while cursor.valid() {
+            leases.push((
+                encoding::decode_lease_key(cursor.key())?,
+                encoding::decode_meta(cursor.value())?,
+            ));
+            cursor.next()?;
+        }
+        Ok(leases)
+    }
+
     /// The events of revisions `start..=current`, in etcd's order (revision,
     /// then the order of changes within it). Stops at the end of the first
     /// revision that reaches `max_events` (0: no limit), so a revision is

@@ -15,7 +15,8 @@ use crate::error::{EtcdError, KvError, RequestError};
 use crate::mvcc::Mvcc;
 use crate::overlay::Overlay;
 use crate::proto::etcdserverpb::{
-    CompactionResponse, DeleteRangeResponse, PutResponse, RangeRequest, RangeResponse, TxnResponse,
+    CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse,
+    RangeRequest, RangeResponse, TxnResponse,
 };
 use crate::proto::mvccpb::Event;
 use crate::proto::raftwoodpb::{InternalRequest, internal_request};
@@ -53,6 +54,10 @@ pub enum ApplyResponse {
     Txn(TxnResponse),
     /// A Compaction was applied.
     Compaction(CompactionResponse),
+    /// A lease was granted.
+    LeaseGrant(LeaseGrantResponse),
+    /// A lease was revoked (its keys deleted).
+    LeaseRevoke(LeaseRevokeResponse),
     /// An entry without a request: only the applied index moved.
     Noop,
     /// The entry was at or below the applied index (a replay); nothing
@@ -63,6 +68,17 @@ pub enum ApplyResponse {
 /// The outcome of one entry: a response, or etcd's refusal. The header's
 /// `revision` is filled; the server fills cluster, member and term.
 pub type ApplyOutcome = Result<ApplyResponse, EtcdError>;
+
+/// A granted lease, as [`KvStore::lease`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseInfo {
+    /// The lease id.
+    pub id: i64,
+    /// The TTL it was granted with, in seconds.
+    pub granted_ttl_seconds: i64,
+    /// The keys attached to it, in key order.
+    pub keys: Vec<Vec<u8>>,
+}
 
 /// Events returned by [`KvStore::events`].
 #[derive(Debug, Clone, PartialEq)]
@@ -288,6 +304,42 @@ impl KvStore {
         })
     }
 
+    /// Lease `id` as applied: its granted TTL (seconds) and the keys
+    /// attached to it, in key order; `None` if it is not granted. Time is
+    /// the server's business: the store neither counts down nor expires
+    /// leases; the server proposes a revoke when one runs out.
+    pub fn lease(&self, id: i64) -> Result<Option<LeaseInfo>, KvError> {
+        let view = self.view();
+        let mvcc = self.mvcc_at(&view);
+        let Some(granted_ttl_seconds) = mvcc.lease_ttl(id)? else {
+            return Ok(None);
+        };
+        Ok(Some(LeaseInfo {
+            id,
+            granted_ttl_seconds,
+            keys: mvcc.attached_keys(id)?,
+        }))
+    }
+
+    /// Every granted lease as `(id, granted TTL in seconds)`, by id (for a
+    /// server that takes over lease expiry, and for LeaseLeases).
+    pub fn leases(&self) -> Result<Vec<(i64, i64)>, KvError> {
+        let view = self.view();
+        let mut leases = self.mvcc_at(&view).leases()?;
+        leases.sort_unstable();
+        Ok(leases)
+    }
+
+    fn mvcc_at<'a>(&'a self, view: &'a View) -> Mvcc<'a> {
+        Mvcc {
+            source: Source {
+                db: &self.db,
+                snapshot: Some(&view.snapshot),
+                overlay: None,
+            },
+        }
+    }
+
     /// The revision of the last change (1 for an empty store, as etcd).
     pub fn current_revision(&self) -> i64 {
         self.view().revisions.current
@@ -379,6 +431,12 @@ fn apply_one(
         Some(internal_request::Request::Compaction(compaction)) => applier
             .compaction(compaction)
             .map(ApplyResponse::Compaction),
+        Some(internal_request::Request::LeaseGrant(grant)) => {
+            applier.lease_grant(grant).map(ApplyResponse::LeaseGrant)
+        }
+        Some(internal_request::Request::LeaseRevoke(revoke)) => {
+            applier.lease_revoke(revoke).map(ApplyResponse::LeaseRevoke)
+        }
         None => Err(EtcdError::UnsupportedRequest { index }.into()),
     }
 }

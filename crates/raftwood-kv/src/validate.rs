@@ -56,7 +56,9 @@ fn validate_with(request: &InternalRequest, max_txn_ops: usize) -> Result<(), Et
         Some(internal_request::Request::Put(put)) => validate_put(put),
         Some(internal_request::Request::DeleteRange(delete)) => validate_delete_range(delete),
         Some(internal_request::Request::Txn(txn)) => validate_txn(txn, max_txn_ops),
-        Some(internal_request::Request::Compaction(_)) => Ok(()),
+        Some(internal_request::Request::Compaction(_))
+        | Some(internal_request::Request::LeaseGrant(_))
+        | Some(internal_request::Request::LeaseRevoke(_)) => Ok(()),
         None => Err(EtcdError::EmptyRequest),
     }
 }

@@ -1021,3 +1021,125 @@ fn events_from_now_and_from_the_past() {
     );
     assert_eq!(h.store.events(3, 0, false).unwrap().events.len(), 5);
 }
+
+// ------------------------------------------------------------ Leases --
+
+fn grant(id: i64, ttl: i64) -> Request {
+    Request::LeaseGrant(raftwood_kv::proto::etcdserverpb::LeaseGrantRequest { id, ttl })
+}
+
+fn revoke(id: i64) -> Request {
+    Request::LeaseRevoke(raftwood_kv::proto::etcdserverpb::LeaseRevokeRequest { id })
+}
+
+fn put_with_lease(key: &[u8], lease: i64) -> Request {
+    Request::Put(PutRequest {
+        key: key.to_vec(),
+        value: b"v".to_vec(),
+        lease,
+        ..Default::default()
+    })
+}
+
+#[test]
+fn lease_grant_rules_and_texts() {
+    let (_dir, mut h) = harness();
+    let Ok(ApplyResponse::LeaseGrant(response)) = h.apply(grant(7, 60)) else {
+        panic!()
+    };
+    assert_eq!((response.id, response.ttl), (7, 60));
+    assert_eq!(response.header.unwrap().revision, 1, "no key changed");
+    let error = h.apply(grant(7, 10)).unwrap_err();
+    assert_eq!(error.to_string(), "etcdserver: lease already exists");
+    assert_eq!(error.code(), Code::FailedPrecondition);
+    let error = h.apply(grant(8, 9_000_000_001)).unwrap_err();
+    assert_eq!(error.to_string(), "etcdserver: too large lease TTL");
+    assert_eq!(error.code(), Code::OutOfRange);
+    assert_eq!(h.apply(grant(0, 10)).unwrap_err(), EtcdError::LeaseNotFound);
+    assert_eq!(h.store.leases().unwrap(), vec![(7, 60)]);
+    let lease = h.store.lease(7).unwrap().unwrap();
+    assert_eq!((lease.granted_ttl_seconds, lease.keys.len()), (60, 0));
+    assert_eq!(h.store.lease(8).unwrap(), None);
+}
+
+#[test]
+fn keys_attach_to_leases_and_revoke_deletes_them_at_one_revision() {
+    let (_dir, mut h) = harness();
+    h.apply(grant(1, 60)).unwrap();
+    h.apply(grant(2, 60)).unwrap();
+    h.apply(put_with_lease(b"b", 1)).unwrap(); // 2
+    h.apply(put_with_lease(b"a", 1)).unwrap(); // 3
+    h.apply(put_with_lease(b"c", 2)).unwrap(); // 4
+    h.put(b"free", b"x"); // 5
+    // Moving a key to another lease detaches it from the first.
+    h.apply(put_with_lease(b"c", 1)).unwrap(); // 6
+    h.apply(put_with_lease(b"c", 2)).unwrap(); // 7
+    assert_eq!(
+        h.store.lease(1).unwrap().unwrap().keys,
+        vec![b"a".to_vec(), b"b".to_vec()]
+    );
+    assert_eq!(h.store.lease(2).unwrap().unwrap().keys, vec![b"c".to_vec()]);
+    assert_eq!(h.range(range(b"c", b"")).kvs[0].lease, 2);
+    // A deleted key lets go of its lease.
+    h.delete(b"c", b""); // 8
+    assert!(h.store.lease(2).unwrap().unwrap().keys.is_empty());
+    let Ok(ApplyResponse::LeaseRevoke(response)) = h.apply(revoke(1)) else {
+        panic!()
+    };
+    assert_eq!(response.header.unwrap().revision, 9);
+    assert_eq!(h.get(b"a"), None);
+    assert_eq!(h.get(b"b"), None);
+    assert_eq!(h.get(b"free"), Some(b"x".to_vec()));
+    assert_eq!(h.store.lease(1).unwrap(), None);
+    // Both deletes are events of revision 9, in key order.
+    let events = h.store.events(9, 0, false).unwrap().events;
+    let keys: Vec<&[u8]> = events
+        .iter()
+        .map(|e| e.kv.as_ref().unwrap().key.as_slice())
+        .collect();
+    assert_eq!(keys, vec![b"a".as_slice(), b"b"]);
+    // Revoking a lease without keys changes no revision.
+    let Ok(ApplyResponse::LeaseRevoke(response)) = h.apply(revoke(2)) else {
+        panic!()
+    };
+    assert_eq!(response.header.unwrap().revision, 9);
+    let error = h.apply(revoke(2)).unwrap_err();
+    assert_eq!(error.to_string(), "etcdserver: requested lease not found");
+    assert_eq!(h.store.leases().unwrap(), vec![]);
+}
+
+#[test]
+fn txn_put_with_an_ungranted_lease_refuses_the_txn() {
+    let (_dir, mut h) = harness();
+    h.apply(grant(5, 60)).unwrap();
+    let with_lease = |key: &[u8], lease: i64| RequestOp {
+        request: Some(request_op::Request::RequestPut(PutRequest {
+            key: key.to_vec(),
+            value: b"v".to_vec(),
+            lease,
+            ..Default::default()
+        })),
+    };
+    let error = h
+        .apply(txn(
+            vec![],
+            vec![with_lease(b"a", 5), with_lease(b"b", 6)],
+            vec![],
+        ))
+        .unwrap_err();
+    assert_eq!(error, EtcdError::LeaseNotFound);
+    assert_eq!(h.get(b"a"), None);
+    h.apply(txn(vec![], vec![with_lease(b"a", 5)], vec![]))
+        .unwrap();
+    assert_eq!(h.store.lease(5).unwrap().unwrap().keys, vec![b"a".to_vec()]);
+    // ignore_lease keeps the lease.
+    h.apply(Request::Put(PutRequest {
+        key: b"a".to_vec(),
+        value: b"new".to_vec(),
+        ignore_lease: true,
+        ..Default::default()
+    }))
+    .unwrap();
+    assert_eq!(h.range(range(b"a", b"")).kvs[0].lease, 5);
+    assert_eq!(h.store.lease(5).unwrap().unwrap().keys, vec![b"a".to_vec()]);
+}

@@ -13,9 +13,10 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use raftwood_kv::proto::etcdserverpb::{
-    Compare, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest,
-    RangeResponse, RequestOp, ResponseHeader, ResponseOp, TxnRequest, TxnResponse, compare,
-    request_op, response_op,
+    Compare, DeleteRangeRequest, DeleteRangeResponse, LeaseGrantRequest, LeaseGrantResponse,
+    LeaseRevokeRequest, LeaseRevokeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
+    RequestOp, ResponseHeader, ResponseOp, TxnRequest, TxnResponse, compare, request_op,
+    response_op,
 };
 use raftwood_kv::proto::mvccpb::{Event, KeyValue};
 use raftwood_kv::proto::raftwoodpb::internal_request::Request;
@@ -34,6 +35,8 @@ struct Model {
     /// Every change in order: revision, key, the key as written (None for
     /// a delete).
     changes: Vec<(i64, Vec<u8>, Option<KeyValue>)>,
+    /// Granted leases: id -> TTL.
+    leases: BTreeMap<i64, i64>,
 }
 
 fn in_range(start: &[u8], end: &[u8], key: &[u8]) -> bool {
@@ -58,6 +61,7 @@ impl Model {
             compacted: -1,
             keys: BTreeMap::new(),
             changes: Vec::new(),
+            leases: BTreeMap::new(),
         }
     }
 
@@ -83,7 +87,13 @@ impl Model {
             .collect()
     }
 
-    fn write_put(&mut self, key: &[u8], value: &[u8], revision: i64) -> Option<KeyValue> {
+    fn write_put(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        lease: i64,
+        revision: i64,
+    ) -> Option<KeyValue> {
         let prev = self.latest(key);
         let kv = KeyValue {
             key: key.to_vec(),
@@ -91,7 +101,7 @@ impl Model {
             mod_revision: revision,
             version: prev.as_ref().map_or(1, |p| p.version + 1),
             value: value.to_vec(),
-            lease: 0,
+            lease,
         };
         self.keys
             .entry(key.to_vec())
@@ -186,6 +196,15 @@ impl Model {
         })
     }
 
+    /// Live keys attached to lease `id`, in key order.
+    fn attached(&self, id: i64) -> Vec<Vec<u8>> {
+        self.keys
+            .keys()
+            .filter(|k| self.latest(k).is_some_and(|kv| kv.lease == id))
+            .cloned()
+            .collect()
+    }
+
     /// The events a watcher from `start` sees, with previous versions
     /// (none for an event at the compacted revision: its predecessor is
     /// compacted away).
@@ -273,7 +292,7 @@ impl Model {
                     self.range(r, begin + i64::from(*changed)).unwrap(),
                 ),
                 request_op::Request::RequestPut(p) => {
-                    let prev = self.write_put(&p.key, &p.value, begin + 1);
+                    let prev = self.write_put(&p.key, &p.value, p.lease, begin + 1);
                     *changed = true;
                     response_op::Response::ResponsePut(PutResponse {
                         header: header(begin + 1),
@@ -312,7 +331,10 @@ impl Model {
         let begin = self.revision;
         match request {
             Request::Put(p) => {
-                let prev = self.write_put(&p.key, &p.value, begin + 1);
+                if p.lease != 0 && !self.leases.contains_key(&p.lease) {
+                    return Err(EtcdError::LeaseNotFound);
+                }
+                let prev = self.write_put(&p.key, &p.value, p.lease, begin + 1);
                 self.revision += 1;
                 Ok(ApplyResponse::Put(PutResponse {
                     header: header(begin + 1),
@@ -340,6 +362,33 @@ impl Model {
                 }
                 response.header = header(self.revision);
                 Ok(ApplyResponse::Txn(response))
+            }
+            Request::LeaseGrant(g) => {
+                if self.leases.contains_key(&g.id) {
+                    return Err(EtcdError::LeaseExists);
+                }
+                self.leases.insert(g.id, g.ttl);
+                Ok(ApplyResponse::LeaseGrant(LeaseGrantResponse {
+                    header: header(self.revision),
+                    id: g.id,
+                    ttl: g.ttl,
+                    error: String::new(),
+                }))
+            }
+            Request::LeaseRevoke(r) => {
+                if self.leases.remove(&r.id).is_none() {
+                    return Err(EtcdError::LeaseNotFound);
+                }
+                let attached = self.attached(r.id);
+                for key in &attached {
+                    self.write_delete(key, b"", begin + 1);
+                }
+                if !attached.is_empty() {
+                    self.revision += 1;
+                }
+                Ok(ApplyResponse::LeaseRevoke(LeaseRevokeResponse {
+                    header: header(self.revision),
+                }))
             }
             Request::Compaction(c) => {
                 if c.revision <= self.compacted {
@@ -516,9 +565,14 @@ fn txn_gen() -> impl Strategy<Value = Request> {
 
 fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
-        8 => (key(), value(), any::<bool>()).prop_map(|(key, value, prev_kv)| Request::Put(
-            PutRequest { key, value, prev_kv, ..Default::default() }
+        8 => (key(), value(), any::<bool>(), prop_oneof![3 => Just(0i64), 1 => 1i64..4])
+            .prop_map(|(key, value, prev_kv, lease)| Request::Put(
+                PutRequest { key, value, prev_kv, lease, ..Default::default() }
+            )),
+        1 => (1i64..4, 1i64..100).prop_map(|(id, ttl)| Request::LeaseGrant(
+            LeaseGrantRequest { id, ttl }
         )),
+        1 => (1i64..4).prop_map(|id| Request::LeaseRevoke(LeaseRevokeRequest { id })),
         3 => (key(), range_end(), any::<bool>()).prop_map(|(key, range_end, prev_kv)| {
             Request::DeleteRange(DeleteRangeRequest { key, range_end, prev_kv })
         }),
@@ -576,6 +630,23 @@ fn open_on(fs: &Arc<CrashFs>) -> KvStore {
 impl Run {
     fn store(&self) -> &KvStore {
         self.store.as_ref().unwrap()
+    }
+}
+
+/// Granted leases and the keys attached to each.
+fn check_leases(run: &Run, model: &Model) {
+    let expected: Vec<(i64, i64)> = model.leases.iter().map(|(id, ttl)| (*id, *ttl)).collect();
+    assert_eq!(run.store().leases().unwrap(), expected);
+    for id in 0..4 {
+        let lease = run.store().lease(id).unwrap();
+        match model.leases.get(&id) {
+            Some(ttl) => {
+                let lease = lease.unwrap();
+                assert_eq!(lease.granted_ttl_seconds, *ttl);
+                assert_eq!(lease.keys, model.attached(id), "keys of lease {id}");
+            }
+            None => assert_eq!(lease, None),
+        }
     }
 }
 
@@ -700,6 +771,7 @@ fn run_steps(steps: Vec<(Step, Vec<RangeRequest>)>) {
         }
         check_ranges(&run, &model, &ranges);
         check_events(&run, &model);
+        check_leases(&run, &model);
     }
 }
 

@@ -308,6 +308,8 @@ fn internal_request_numbers() {
         (Request::DeleteRange(pb::DeleteRangeRequest::default()), 3),
         (Request::Txn(pb::TxnRequest::default()), 4),
         (Request::Compaction(pb::CompactionRequest::default()), 5),
+        (Request::LeaseGrant(pb::LeaseGrantRequest::default()), 6),
+        (Request::LeaseRevoke(pb::LeaseRevokeRequest::default()), 7),
     ] {
         let internal = raftwoodpb::InternalRequest {
             id: 9,
