@@ -191,21 +191,132 @@ impl SimDisk {
     /// the term to the last entry's, with no vote — as a server's recovery
     /// must.
     pub fn initial_state(&self) -> InitialState {
+        self.recover().0
+    }
+
+    /// [`SimDisk::initial_state`], and whether recovery had to raise the
+    /// term past the durable hard state's (a torn write).
+    pub fn recover(&self) -> (InitialState, bool) {
         let durable = &self.durable;
         let mut hard_state = durable.hard_state;
         let last_term = durable
             .entries
             .last()
             .map_or(durable.snapshot.term, |e| e.term);
-        if hard_state.term < last_term {
+        let raised = hard_state.term < last_term;
+        if raised {
             hard_state.term = last_term;
             hard_state.vote = None;
         }
-        InitialState {
+        let initial = InitialState {
             hard_state,
             snapshot: durable.snapshot.clone(),
             entries: durable.entries.clone(),
             applied: durable.snapshot.index,
+        };
+        (initial, raised)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use raftwood_raft::{EntryPayload, PersistTicket};
+
+    use super::*;
+
+    fn entry(index: Index, term: Term) -> Entry {
+        Entry {
+            term,
+            index,
+            payload: EntryPayload::Command(Bytes::from(vec![index as u8])),
         }
+    }
+
+    fn request(ticket: u64, entries: Vec<Entry>, term: Term) -> PersistRequest {
+        PersistRequest {
+            ticket: PersistTicket(ticket),
+            snapshot: None,
+            entries,
+            hard_state: Some(HardState {
+                term,
+                vote: None,
+                commit: 0,
+            }),
+        }
+    }
+
+    #[test]
+    fn writes_complete_in_order_and_only_completed_ones_survive_a_crash() {
+        let mut disk = SimDisk::default();
+        let first = disk.submit(request(1, vec![entry(1, 1)], 1), None, 0, 500);
+        let second = disk.submit(request(2, vec![entry(2, 1)], 1), None, 10, 100);
+        assert_eq!(first, 500);
+        assert_eq!(second, 500, "a later write never completes first");
+        assert!(disk.complete_oldest().is_some());
+        let damage = disk.crash(None);
+        assert_eq!(damage.lost_writes, 1);
+        assert_eq!(disk.durable().last_index(), 1);
+        assert_eq!(disk.initial_state().entries.len(), 1);
+    }
+
+    #[test]
+    fn a_conflicting_write_truncates_the_tail_on_disk() {
+        let mut disk = SimDisk::default();
+        disk.submit(
+            request(1, vec![entry(1, 1), entry(2, 1), entry(3, 1)], 1),
+            None,
+            0,
+            1,
+        );
+        disk.submit(request(2, vec![entry(2, 2)], 2), None, 0, 1);
+        disk.complete_oldest();
+        disk.complete_oldest();
+        let terms: Vec<Term> = disk.durable().entries.iter().map(|e| e.term).collect();
+        assert_eq!(terms, vec![1, 2]);
+        assert!(disk.durable().holds(2, 2));
+        assert!(!disk.durable().holds(2, 1));
+        assert!(!disk.durable().holds(3, 1));
+    }
+
+    #[test]
+    fn a_torn_write_keeps_entries_without_their_hard_state_and_recovery_raises_the_term() {
+        let mut disk = SimDisk::default();
+        disk.submit(request(1, vec![entry(1, 1)], 1), None, 0, 1);
+        disk.complete_oldest();
+        // A follower moved to term 3 and appended two entries of term 3 in
+        // one request; the power fails mid-write.
+        disk.submit(request(2, vec![entry(2, 3), entry(3, 3)], 3), None, 0, 1);
+        let damage = disk.crash(Some(1));
+        assert_eq!(damage.torn_entries, 1);
+        assert_eq!(disk.durable().hard_state.term, 1);
+        let (initial, raised) = disk.recover();
+        assert!(raised);
+        assert_eq!(initial.hard_state.term, 3);
+        assert_eq!(initial.hard_state.vote, None);
+        assert_eq!(initial.entries.len(), 2);
+    }
+
+    #[test]
+    fn compaction_keeps_the_tail_and_the_snapshot_covers_the_rest() {
+        let mut disk = SimDisk::default();
+        disk.submit(
+            request(1, vec![entry(1, 1), entry(2, 1), entry(3, 2)], 2),
+            None,
+            0,
+            1,
+        );
+        disk.complete_oldest();
+        let meta = SnapshotMeta {
+            index: 2,
+            term: 1,
+            conf_state: raftwood_raft::ConfState::with_voters([1]),
+        };
+        disk.write_compaction(meta, KvStore::default());
+        assert_eq!(disk.durable().entries.len(), 1);
+        assert!(disk.durable().holds(1, 1));
+        assert!(disk.durable().holds(2, 1));
+        assert!(disk.durable().holds(3, 2));
+        assert_eq!(disk.initial_state().applied, 2);
     }
 }

@@ -1362,7 +1362,7 @@ impl Simulation {
         config.seed = config
             .seed
             .wrapping_add(incarnation.wrapping_mul(0x9e37_79b9));
-        let initial = node.disk.initial_state();
+        let (initial, term_raised) = node.disk.recover();
         match RaftNode::new(config, initial) {
             Ok(raft) => {
                 node.raft = Some(raft);
@@ -1370,6 +1370,9 @@ impl Simulation {
                 node.kv = node.disk.durable().snapshot_data.clone();
                 node.kv_applied = node.disk.durable().snapshot.index;
                 let interval = node.tick_interval_us;
+                if term_raised {
+                    self.count_fault("torn-write-term-raised-at-recovery");
+                }
                 self.trace(|| format!("restart {id}"));
                 self.schedule(
                     interval,
