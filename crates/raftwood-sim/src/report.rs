@@ -165,7 +165,7 @@ impl Summary {
         text.push_str(&format!("events:               {}\n", self.events));
         text.push_str("faults injected:\n");
         for (kind, count) in &self.faults {
-            text.push_str(&format!("  {kind:<24}{count}\n"));
+            text.push_str(&format!("  {kind:<38}{count}\n"));
         }
         text.push_str(&format!("operations invoked:   {}\n", self.operations));
         text.push_str(&format!(
@@ -182,7 +182,7 @@ impl Summary {
         ));
         text.push_str("verdicts:\n");
         for (outcome, count) in &self.outcomes {
-            text.push_str(&format!("  {:<34}{count}\n", outcome.name()));
+            text.push_str(&format!("  {:<38}{count}\n", outcome.name()));
         }
         text
     }

@@ -120,7 +120,7 @@ fn main() {
     eprintln!();
     print!("{}", summary.render());
     if !panics.is_empty() {
-        println!("  {:<34}{}", "panicked", panics.len());
+        println!("  {:<38}{}", "panicked", panics.len());
     }
     println!(
         "wall time {elapsed:.1} s on {threads} threads: {:.0} seeds/minute",

@@ -1,0 +1,355 @@
+//! Fault injection during the fault phase: crashes and restarts, pauses,
+//! partitions, clock jumps, leadership transfers, membership churn.
+
+use super::*;
+
+impl Simulation {
+    pub(super) fn fault_delay(&mut self) -> u64 {
+        let mean = self.options.mean_fault_interval_us;
+        self.rng.random_range(mean / 4..=mean * 2)
+    }
+
+    pub(super) fn count_fault(&mut self, kind: &'static str) {
+        *self.faults.entry(kind).or_default() += 1;
+    }
+
+    /// Members that are running (up or paused), ascending.
+    pub(super) fn running(&self) -> Vec<NodeId> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| matches!(n.status, Status::Up | Status::Paused))
+            .map(|(&id, _)| id)
+            .collect()
+    }
+
+    /// The member that leads the highest term, if it is up.
+    pub(super) fn current_leader(&self) -> Option<NodeId> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.status == Status::Up)
+            .filter_map(|(&id, n)| n.raft.as_ref().map(|r| (r, id)))
+            .filter(|(r, _)| r.role() == Role::Leader)
+            .max_by_key(|(r, _)| r.term())
+            .map(|(_, id)| id)
+    }
+
+    pub(super) fn inject_fault(&mut self) {
+        if self.phase != Phase::Faults {
+            return;
+        }
+        let w = self.options.fault_weights;
+        let weights = [
+            w.crash,
+            w.pause,
+            w.partition,
+            w.membership,
+            w.transfer,
+            w.clock_jump,
+        ];
+        let total: u32 = weights.iter().sum();
+        if total > 0 {
+            let mut draw = self.rng.random_range(0..total);
+            let mut choice = 0;
+            for (index, weight) in weights.iter().enumerate() {
+                if draw < *weight {
+                    choice = index;
+                    break;
+                }
+                draw -= weight;
+            }
+            match choice {
+                0 => self.fault_crash(),
+                1 => self.fault_pause(),
+                2 => self.fault_partition(),
+                3 => self.fault_membership(),
+                4 => self.fault_transfer(),
+                _ => self.fault_clock_jump(),
+            }
+        }
+        let delay = self.fault_delay();
+        self.schedule(delay, Event::NextFault);
+    }
+
+    pub(super) fn pick(&mut self, candidates: &[NodeId]) -> Option<NodeId> {
+        if candidates.is_empty() {
+            return None;
+        }
+        Some(candidates[self.rng.random_range(0..candidates.len())])
+    }
+
+    /// Half the time the leader (the member whose failure matters most),
+    /// otherwise any member in `candidates`.
+    pub(super) fn pick_preferring_leader(&mut self, candidates: &[NodeId]) -> Option<NodeId> {
+        if self.rng.random_bool(0.5)
+            && let Some(leader) = self.current_leader()
+            && candidates.contains(&leader)
+        {
+            return Some(leader);
+        }
+        self.pick(candidates)
+    }
+
+    pub(super) fn fault_crash(&mut self) {
+        let running = self.running();
+        let Some(id) = self.pick_preferring_leader(&running) else {
+            return;
+        };
+        let torn = self.options.torn_writes && self.rng.random_bool(0.5);
+        let torn_entries = torn.then(|| self.rng.random_range(0..4));
+        let downtime = self.rng.random_range(1_000..self.options.max_downtime_us);
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        let damage = node.disk.crash(torn_entries);
+        node.raft = None;
+        node.status = Status::Down;
+        node.incarnation += 1;
+        node.kv = KvStore::default();
+        node.kv_applied = 0;
+        node.proposals.clear();
+        node.reads_waiting.clear();
+        node.reads_ready.clear();
+        node.incoming_snapshots.clear();
+        node.deferred.clear();
+        let incarnation = node.incarnation;
+        self.count_fault("crash");
+        if damage.torn_entries > 0 {
+            self.count_fault("torn-write");
+        }
+        self.trace(|| {
+            format!(
+                "crash {id}: {} writes lost, {} torn entries kept; down for {downtime}us",
+                damage.lost_writes, damage.torn_entries
+            )
+        });
+        self.schedule(
+            downtime,
+            Event::Restart {
+                node: id,
+                incarnation,
+            },
+        );
+    }
+
+    pub(super) fn on_restart(&mut self, id: NodeId, incarnation: u64) {
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        if node.incarnation != incarnation || node.status != Status::Down {
+            return;
+        }
+        let mut config = node.config.clone();
+        // A new life draws new election timeouts.
+        config.seed = config
+            .seed
+            .wrapping_add(incarnation.wrapping_mul(0x9e37_79b9));
+        let (initial, term_raised) = node.disk.recover();
+        match RaftNode::new(config, initial) {
+            Ok(raft) => {
+                node.raft = Some(raft);
+                node.status = Status::Up;
+                node.kv = node.disk.durable().snapshot_data.clone();
+                node.kv_applied = node.disk.durable().snapshot.index;
+                let interval = node.tick_interval_us;
+                if term_raised {
+                    self.count_fault("torn-write-term-raised-at-recovery");
+                }
+                self.trace(|| format!("restart {id}"));
+                self.schedule(
+                    interval,
+                    Event::Tick {
+                        node: id,
+                        incarnation,
+                    },
+                );
+                self.after_step(id);
+            }
+            Err(error) => {
+                self.safety_violation(format!("member {id} cannot restart from its disk: {error}"))
+            }
+        }
+    }
+
+    pub(super) fn fault_pause(&mut self) {
+        let up: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.status == Status::Up)
+            .map(|(&id, _)| id)
+            .collect();
+        let Some(id) = self.pick(&up) else {
+            return;
+        };
+        let duration = self.rng.random_range(10_000..1_000_000);
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        node.status = Status::Paused;
+        let incarnation = node.incarnation;
+        self.count_fault("pause");
+        self.trace(|| format!("pause {id} for {duration}us"));
+        self.schedule(
+            duration,
+            Event::Resume {
+                node: id,
+                incarnation,
+            },
+        );
+    }
+
+    pub(super) fn on_resume(&mut self, id: NodeId, incarnation: u64) {
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        if node.incarnation != incarnation || node.status != Status::Paused {
+            return;
+        }
+        node.status = Status::Up;
+        let deferred = std::mem::take(&mut node.deferred);
+        self.trace(|| format!("resume {id} ({} deferred events)", deferred.len()));
+        for event in deferred {
+            self.schedule(0, event);
+        }
+    }
+
+    pub(super) fn fault_partition(&mut self) {
+        const KINDS: [PartitionKind; 5] = [
+            PartitionKind::Isolate,
+            PartitionKind::Split,
+            PartitionKind::Bridge,
+            PartitionKind::OneWayOut,
+            PartitionKind::OneWayIn,
+        ];
+        let kind = KINDS[self.rng.random_range(0..KINDS.len())];
+        let members: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.status != Status::Stopped)
+            .map(|(&id, _)| id)
+            .collect();
+        let focus = if self.rng.random_bool(0.5) {
+            self.current_leader()
+        } else {
+            None
+        };
+        let description = self.network.partition(kind, &members, focus, &mut self.rng);
+        self.partition_generation += 1;
+        let generation = self.partition_generation;
+        let duration = self.rng.random_range(20_000..self.options.max_partition_us);
+        self.count_fault(kind.name());
+        self.trace(|| format!("partition: {description} for {duration}us"));
+        self.schedule(duration, Event::Heal { generation });
+    }
+
+    pub(super) fn fault_transfer(&mut self) {
+        let Some(leader) = self.current_leader() else {
+            return;
+        };
+        let voters: Vec<NodeId> = self
+            .nodes
+            .get(&leader)
+            .and_then(|n| n.raft.as_ref())
+            .map(|r| {
+                r.conf_state()
+                    .voters
+                    .into_iter()
+                    .filter(|&v| v != leader)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Some(to) = self.pick(&voters) else {
+            return;
+        };
+        let result = self
+            .nodes
+            .get_mut(&leader)
+            .and_then(|n| n.raft.as_mut())
+            .map(|r| r.transfer_leader(to));
+        if let Some(Ok(())) = result {
+            self.count_fault("leader-transfer");
+            self.trace(|| format!("leader {leader} transfers leadership to {to}"));
+            self.after_step(leader);
+        }
+    }
+
+    pub(super) fn fault_clock_jump(&mut self) {
+        let up: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.status == Status::Up)
+            .map(|(&id, _)| id)
+            .collect();
+        let Some(id) = self.pick(&up) else {
+            return;
+        };
+        let ticks = self.rng.random_range(1..=20);
+        if let Some(raft) = self.nodes.get_mut(&id).and_then(|n| n.raft.as_mut()) {
+            for _ in 0..ticks {
+                raft.tick();
+            }
+        }
+        self.count_fault("clock-jump");
+        self.trace(|| format!("clock of {id} jumps {ticks} ticks"));
+        self.after_step(id);
+    }
+
+    /// One membership step through the leader: promote a learner, else add
+    /// a learner (a new, empty member), else remove a voter.
+    pub(super) fn fault_membership(&mut self) {
+        let Some(leader) = self.current_leader() else {
+            return;
+        };
+        let Some(conf) = self
+            .nodes
+            .get(&leader)
+            .and_then(|n| n.raft.as_ref())
+            .map(RaftNode::conf_state)
+        else {
+            return;
+        };
+        if conf.is_joint() {
+            return;
+        }
+        let (change, kind, new_member) = if let Some(&learner) = conf.learners.iter().next() {
+            (
+                ConfChange::single(ConfChangeKind::AddVoter, learner),
+                "membership-promote",
+                None,
+            )
+        } else if conf.voters.len() < self.options.max_voters {
+            let id = self.next_node_id;
+            (
+                ConfChange::single(ConfChangeKind::AddLearner, id),
+                "membership-add-learner",
+                Some(id),
+            )
+        } else {
+            let voters: Vec<NodeId> = conf.voters.iter().copied().collect();
+            let Some(removed) = self.pick(&voters) else {
+                return;
+            };
+            (
+                ConfChange::single(ConfChangeKind::RemoveNode, removed),
+                "membership-remove-voter",
+                None,
+            )
+        };
+        if conf.voters.len() <= 3 && kind == "membership-remove-voter" {
+            return;
+        }
+        let result = self
+            .nodes
+            .get_mut(&leader)
+            .and_then(|n| n.raft.as_mut())
+            .map(|r| r.propose_conf_change(change.clone()));
+        if let Some(Ok(position)) = result {
+            self.count_fault(kind);
+            self.trace(|| format!("leader {leader} proposes {change:?} at {}", position.index));
+            if let Some(id) = new_member {
+                self.next_node_id += 1;
+                self.add_node(id, DurableState::default());
+            }
+            self.after_step(leader);
+        }
+    }
+}
