@@ -1,6 +1,7 @@
 //! The raftwood command: `serve` runs one member, `dev` a local
 //! three-member cluster.
 
+mod bench;
 mod dev;
 mod serve_args;
 
@@ -26,6 +27,8 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Run a three-member cluster on loopback, data under ./raftwood-data.
     Dev(DevArgs),
+    /// Load generator for etcd's v3 API (raftwood or etcd), after etcd's `benchmark`.
+    Bench(Box<bench::BenchArgs>),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve(*args).await,
             Command::Dev(args) => dev::run(args).await,
+            Command::Bench(args) => bench::run(*args).await,
         }
     });
     match result {
