@@ -328,11 +328,32 @@ impl Simulation {
             let Some(removed) = self.pick(&voters) else {
                 return;
             };
-            (
-                ConfChange::single(ConfChangeKind::RemoveNode, removed),
-                "membership-remove-voter",
-                None,
-            )
+            if self.rng.random_bool(0.5) {
+                // Replace a voter by a new, empty one in one step, through
+                // a joint configuration left automatically (thesis §4.3).
+                let id = self.next_node_id;
+                let change = ConfChange {
+                    transition: ConfChangeTransition::JointImplicit,
+                    changes: vec![
+                        ConfChangeSingle {
+                            kind: ConfChangeKind::AddVoter,
+                            node_id: id,
+                        },
+                        ConfChangeSingle {
+                            kind: ConfChangeKind::RemoveNode,
+                            node_id: removed,
+                        },
+                    ],
+                    context: Bytes::new(),
+                };
+                (change, "membership-joint-replace-voter", Some(id))
+            } else {
+                (
+                    ConfChange::single(ConfChangeKind::RemoveNode, removed),
+                    "membership-remove-voter",
+                    None,
+                )
+            }
         };
         if conf.voters.len() <= 3 && kind == "membership-remove-voter" {
             return;

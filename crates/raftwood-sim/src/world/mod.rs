@@ -15,8 +15,8 @@ use std::collections::{BTreeMap, BinaryHeap};
 
 use bytes::Bytes;
 use raftwood_raft::{
-    ConfChange, ConfChangeKind, Config, EntryPayload, Error, Index, Message, MessageBody, NodeId,
-    RaftNode, Role, Term,
+    ConfChange, ConfChangeKind, ConfChangeSingle, ConfChangeTransition, Config, EntryPayload,
+    Error, Index, Message, MessageBody, NodeId, RaftNode, Role, Term,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
