@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use raftwood_server::config::{InitialClusterState, parse_initial_cluster};
 use raftwood_server::proto::etcdserverpb::kv_client::KvClient;
 use raftwood_server::proto::etcdserverpb::maintenance_client::MaintenanceClient;
-use raftwood_server::proto::etcdserverpb::{PutRequest, RangeRequest, StatusRequest, TxnRequest};
+use raftwood_server::proto::etcdserverpb::{
+    HashKvRequest, PutRequest, RangeRequest, StatusRequest, TxnRequest,
+};
 use raftwood_server::url::PeerUrl;
 use raftwood_server::{RunningNode, ServerConfig};
 use tonic::transport::Channel;
@@ -143,6 +145,22 @@ async fn a_three_member_cluster_serves_survives_a_leader_failure_and_restarts() 
             assert_eq!(get(client, &format!("key{i}")).await, Some(format!("v{i}")));
         }
     }
+
+    // Every member applied the same log into the same state (etcd's
+    // HashKV over every key, value and revision).
+    let mut hashes = Vec::new();
+    for port in client_ports {
+        let channel = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect_lazy();
+        let response = MaintenanceClient::new(channel)
+            .hash_kv(HashKvRequest { revision: 0 })
+            .await
+            .unwrap()
+            .into_inner();
+        hashes.push((response.hash, response.header.unwrap().revision));
+    }
+    assert!(hashes.iter().all(|h| *h == hashes[0]), "{hashes:?}");
 
     // Status agrees on the leader.
     let leader = leader_of(&nodes).await;
@@ -318,6 +336,52 @@ async fn a_follower_behind_the_compacted_log_catches_up_from_a_snapshot() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     for node in nodes.into_iter().flatten() {
+        assert_eq!(node.shutdown().await, None);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_over_the_backend_quota_get_etcds_error_and_deletes_still_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(6);
+    let (client_ports, peer_ports) = ports.split_at(3);
+    let mut configs = configs(dir.path(), client_ports, peer_ports);
+    for config in &mut configs {
+        config.quota_backend_bytes = 64 * 1024;
+    }
+    let mut nodes = Vec::new();
+    for config in &configs {
+        nodes.push(raftwood_server::start(config.clone()).await.unwrap());
+    }
+    let mut client = kv_client(client_ports[0]).await;
+    put_eventually(&mut client, "first", "small").await;
+    let big = "x".repeat(16 * 1024);
+    let mut refused = None;
+    for i in 0..64 {
+        match put(&mut client, &format!("big{i}"), &big).await {
+            Ok(_) => {}
+            Err(status) => {
+                refused = Some(status);
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("the quota never refused a write");
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+    assert_eq!(
+        refused.message(),
+        "etcdserver: mvcc: database space exceeded"
+    );
+    // Deletes free space and are accepted over the quota.
+    client
+        .delete_range(raftwood_server::proto::etcdserverpb::DeleteRangeRequest {
+            key: b"big".to_vec(),
+            range_end: b"bih".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for node in nodes {
         assert_eq!(node.shutdown().await, None);
     }
 }

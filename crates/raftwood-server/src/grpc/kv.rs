@@ -72,6 +72,19 @@ impl KvService {
         if encoded.len() as u64 > self.context.config.max_request_bytes {
             return Err(Status::invalid_argument("etcdserver: request is too large"));
         }
+        // etcd's backend quota: writes that add data are refused once the
+        // store is over --quota-backend-bytes; deletes and compactions,
+        // which free space, are still accepted.
+        let adds_data = matches!(
+            internal.request,
+            Some(internal_request::Request::Put(_) | internal_request::Request::Txn(_))
+        );
+        let quota = self.context.config.effective_quota_backend_bytes();
+        if adds_data && self.context.kv.load().db_size_bytes() + encoded.len() as u64 > quota {
+            return Err(Status::resource_exhausted(
+                "etcdserver: mvcc: database space exceeded",
+            ));
+        }
         let (reply, result) = oneshot::channel();
         self.context
             .events

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# `etcdctl check perf --load=s|m|l` against a three-member raftwood cluster
+# (`raftwood dev`, release build) and a three-member etcd 3.4 cluster
+# (Debian's etcd-server), one after the other, on loopback, fsync on.
+#
+# Usage: bench/check-perf.sh [loads...]   (default: s m l)
+# Installs etcd-server and etcd-client with apt-get if they are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+loads=("${@:-s m l}")
+read -r -a loads <<<"${loads[*]}"
+
+if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q etcd-server etcd-client >/dev/null
+fi
+systemctl stop etcd 2>/dev/null || true
+
+cargo build --release -q -p raftwood
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+export ETCDCTL_API=3
+endpoints=http://127.0.0.1:2379,http://127.0.0.1:22379,http://127.0.0.1:32379
+
+wait_ready() {
+  for _ in $(seq 1 100); do
+    if etcdctl --endpoints="$endpoints" put check-perf-ready 1 >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  echo "cluster did not come up" >&2
+  return 1
+}
+
+run_loads() {
+  local system=$1
+  for load in "${loads[@]}"; do
+    echo "== $system: etcdctl check perf --load=$load"
+    # check perf exits non-zero when the cluster fails the load; report it.
+    if etcdctl --endpoints="$endpoints" check perf --load="$load" 2>&1 | grep -v '^ *[0-9]* / [0-9]*' | tail -8; then :; fi
+  done
+}
+
+rss_of() { ps -o rss= -p "$1" | awk '{s+=$1} END {print s/1024 " MiB"}'; }
+
+# raftwood
+./target/release/raftwood dev --data-dir "$work/raftwood" >"$work/raftwood.log" 2>&1 &
+raftwood_pid=$!
+wait_ready
+run_loads raftwood
+echo "raftwood (all three members, one process) RSS: $(rss_of $raftwood_pid)"
+kill $raftwood_pid; wait $raftwood_pid 2>/dev/null || true
+
+# etcd
+cluster=infra1=http://127.0.0.1:12380,infra2=http://127.0.0.1:22380,infra3=http://127.0.0.1:32380
+pids=()
+for i in 1 2 3; do
+  client=$([ $i = 1 ] && echo 2379 || echo "${i}2379")
+  etcd --name infra$i --data-dir "$work/etcd$i" \
+    --listen-client-urls http://127.0.0.1:$client --advertise-client-urls http://127.0.0.1:$client \
+    --listen-peer-urls http://127.0.0.1:${i}2380 --initial-advertise-peer-urls http://127.0.0.1:${i}2380 \
+    --initial-cluster-token check-perf --initial-cluster "$cluster" --initial-cluster-state new \
+    >"$work/etcd$i.log" 2>&1 &
+  pids+=($!)
+done
+wait_ready
+run_loads "etcd $(etcd --version | head -1 | awk '{print $3}')"
+echo "etcd RSS per member: $(for p in "${pids[@]}"; do rss_of "$p"; done | tr '\n' ' ')"
+kill "${pids[@]}"; wait 2>/dev/null || true
