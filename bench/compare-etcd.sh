@@ -1,0 +1,271 @@
+#!/usr/bin/env bash
+# raftwood against etcd 3.4, whole system, side by side on one machine.
+#
+# For each round, a three-member raftwood cluster (`raftwood dev`, release
+# build) and a three-member etcd cluster (Debian's etcd-server) are started
+# in turn on the same loopback ports, never both at once, each with fsync
+# on and a fresh data directory on the same disk, and the same load tool
+# (`raftwood bench`, which speaks etcd's v3 gRPC API) runs the workloads of
+# issue 7 against each. The order of the two systems alternates from round
+# to round. The disk's synchronous-write latency is measured here too,
+# since it is the floor of every durable write.
+#
+# Usage: bench/compare-etcd.sh [-r rounds] [-s scale] [-o file]
+#   -r rounds  rounds per system (default 3)
+#   -s scale   multiplies every --total (default 1; 0.2 for a quick run)
+#   -o file    where the Markdown table goes as well as stdout
+#              (default target/compare-etcd/results.md)
+# Ports: CLIENT_PORTS (default 2379,22379,32379) and PEER_PORTS
+# (default 12380,22380,32380); they must be free.
+#
+# Needs: cargo, etcd and etcdctl (installed with apt-get if missing),
+# python3 (for the medians).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rounds=3
+scale=1
+out=target/compare-etcd/results.md
+while getopts "r:s:o:h" opt; do
+  case $opt in
+    r) rounds=$OPTARG ;;
+    s) scale=$OPTARG ;;
+    o) out=$OPTARG ;;
+    *) sed -n '2,23p' "$0"; exit 2 ;;
+  esac
+done
+command_line="bench/compare-etcd.sh $*"
+
+IFS=, read -r -a client_ports <<<"${CLIENT_PORTS:-2379,22379,32379}"
+IFS=, read -r -a peer_ports <<<"${PEER_PORTS:-12380,22380,32380}"
+endpoints=$(printf 'http://127.0.0.1:%s,' "${client_ports[@]}")
+endpoints=${endpoints%,}
+
+if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q etcd-server etcd-client >/dev/null; then
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q etcd-server etcd-client >/dev/null
+  fi
+fi
+# Debian's package starts an etcd on 2379 where systemd runs.
+systemctl stop etcd 2>/dev/null || true
+command -v python3 >/dev/null || { echo "python3 is needed for the summary" >&2; exit 1; }
+
+for port in "${client_ports[@]}" "${peer_ports[@]}"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is in use; stop what listens there or set CLIENT_PORTS/PEER_PORTS" >&2
+    exit 1
+  fi
+done
+
+cargo build --release -q -p raftwood
+bin=$PWD/target/release/raftwood
+# On the disk, not a tmpfs: fsync must cost what it costs.
+work=$(mktemp -d -p "$PWD/target" compare-etcd.XXXXXX)
+results=$work/results
+mkdir -p "$results" "$(dirname "$out")"
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+export ETCDCTL_API=3
+
+total() { awk -v n="$1" -v s="$scale" 'BEGIN { t = int(n * s); if (t < 1) t = 1; print t }'; }
+
+# name|global flags and subcommand. 8-byte keys, 256-byte values over
+# 100,000 keys for puts; ranges read one existing key. Writes go to the
+# leader (as etcd's own benchmark guide does); reads to every member.
+put_flags="put --key-size=8 --val-size=256 --key-space-size=100000"
+workloads=(
+  "put, 1 client|--target-leader --clients=1 --conns=1 $put_flags --total=$(total 3000)"
+  "put, 100 clients|--target-leader --clients=100 --conns=10 $put_flags --total=$(total 40000)"
+  "put, 1000 clients|--target-leader --clients=1000 --conns=100 $put_flags --total=$(total 50000)"
+  "range l, 1 client|--clients=1 --conns=1 range foo --consistency=l --total=$(total 10000)"
+  "range l, 100 clients|--clients=100 --conns=10 range foo --consistency=l --total=$(total 100000)"
+  "range s, 1 client|--clients=1 --conns=1 range foo --consistency=s --total=$(total 20000)"
+  "range s, 100 clients|--clients=100 --conns=10 range foo --consistency=s --total=$(total 100000)"
+)
+
+# Microseconds per 4 KiB O_DSYNC write (a write plus fdatasync), in place
+# in a preallocated file as a write-ahead log's segment is written.
+fdatasync_us() {
+  local file=$work/dsync-probe count=500 start end
+  dd if=/dev/zero of="$file" bs=4096 count=$count 2>/dev/null
+  sync "$file"
+  start=$(date +%s%N)
+  dd if=/dev/zero of="$file" bs=4096 count=$count oflag=dsync conv=notrunc 2>/dev/null
+  end=$(date +%s%N)
+  rm -f "$file"
+  echo $(((end - start) / count / 1000))
+}
+
+wait_ready() {
+  for _ in $(seq 1 150); do
+    if etcdctl --endpoints="$endpoints" --command-timeout=2s put bench-ready 1 >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  echo "cluster did not come up" >&2
+  return 1
+}
+
+# Peak resident memory (VmHWM) of the given processes, in MiB, summed.
+peak_rss_mib() {
+  local kib=0 pid
+  for pid in "$@"; do
+    kib=$((kib + $(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")))
+  done
+  echo $((kib / 1024))
+}
+
+run_workloads() {
+  local system=$1 round=$2 entry name args i=0
+  etcdctl --endpoints="$endpoints" put foo "$(head -c 256 /dev/zero | tr '\0' v)" >/dev/null
+  for entry in "${workloads[@]}"; do
+    name=${entry%%|*}
+    args=${entry#*|}
+    i=$((i + 1))
+    echo "   $system round $round: $name" >&2
+    # shellcheck disable=SC2086 # args are words on purpose
+    if ! "$bin" bench --endpoints="$endpoints" --json --no-progress $args \
+      >"$results/$system.$round.$i.json" 2>"$results/$system.$round.$i.err"; then
+      echo "   failed: $(tail -1 "$results/$system.$round.$i.err")" >&2
+      rm -f "$results/$system.$round.$i.json"
+    fi
+  done
+}
+
+run_raftwood() {
+  local round=$1 pid
+  cut -d' ' -f1 /proc/loadavg >"$results/raftwood.$round.load"
+  "$bin" dev --data-dir "$work/raftwood-$round" \
+    --client-ports "$(IFS=,; echo "${client_ports[*]}")" \
+    --peer-ports "$(IFS=,; echo "${peer_ports[*]}")" >"$work/raftwood-$round.log" 2>&1 &
+  pid=$!
+  wait_ready
+  run_workloads raftwood "$round"
+  # One process holds all three members.
+  peak_rss_mib "$pid" >"$results/raftwood.$round.rss"
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  rm -rf "$work/raftwood-$round"
+}
+
+run_etcd() {
+  local round=$1 i cluster="" pids=()
+  cut -d' ' -f1 /proc/loadavg >"$results/etcd.$round.load"
+  for i in 0 1 2; do
+    cluster+="infra$i=http://127.0.0.1:${peer_ports[$i]},"
+  done
+  for i in 0 1 2; do
+    etcd --name "infra$i" --data-dir "$work/etcd-$round-$i" \
+      --listen-client-urls "http://127.0.0.1:${client_ports[$i]}" \
+      --advertise-client-urls "http://127.0.0.1:${client_ports[$i]}" \
+      --listen-peer-urls "http://127.0.0.1:${peer_ports[$i]}" \
+      --initial-advertise-peer-urls "http://127.0.0.1:${peer_ports[$i]}" \
+      --initial-cluster-token compare-etcd --initial-cluster "${cluster%,}" \
+      --initial-cluster-state new >"$work/etcd-$round-$i.log" 2>&1 &
+    pids+=($!)
+  done
+  wait_ready
+  run_workloads etcd "$round"
+  peak_rss_mib "${pids[@]}" >"$results/etcd.$round.rss"
+  kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
+  rm -rf "$work"/etcd-"$round"-*
+}
+
+fdatasync_before=$(fdatasync_us)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "fdatasync (4 KiB O_DSYNC write): ${fdatasync_before} us; load average: $load_before" >&2
+for round in $(seq 1 "$rounds"); do
+  if ((round % 2 == 1)); then
+    run_raftwood "$round"; run_etcd "$round"
+  else
+    run_etcd "$round"; run_raftwood "$round"
+  fi
+done
+fdatasync_after=$(fdatasync_us)
+
+names=$(printf '%s\n' "${workloads[@]}" | cut -d'|' -f1)
+python3 - "$results" "$rounds" <<PYTHON >"$out"
+import json, os, statistics, sys
+results, rounds = sys.argv[1], int(sys.argv[2])
+names = """$names""".strip().split("\n")
+systems = ["raftwood", "etcd"]
+
+def load(system, round_, i):
+    path = os.path.join(results, f"{system}.{round_}.{i}.json")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+def fmt(value, digits=1):
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+def ratio(a, b):
+    return "–" if a is None or not b else f"{a / b:.2f}"
+
+print("| workload | raftwood req/s | etcd req/s | ratio | raftwood avg ms | etcd avg ms | ratio | raftwood p99 ms | etcd p99 ms | ratio | errors (r/e) | bench CPU % of a core (r/e) |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+spread = []
+for i, name in enumerate(names, start=1):
+    row = {}
+    for system in systems:
+        reports = [load(system, r, i) for r in range(1, rounds + 1)]
+        ok = [r for r in reports if r is not None]
+        row[system] = {
+            "rps": median([r["requests_per_second"] for r in ok]),
+            "avg": median([r["latency_ms"]["avg"] for r in ok]),
+            "p99": median([r["latency_ms"]["p99"] for r in ok]),
+            "errors": sum(r["error_count"] for r in ok),
+            "failed_runs": len(reports) - len(ok),
+            "cpu": median([(r.get("client_cpu") or {}).get("percent_of_one_core") for r in ok]),
+            "all_rps": [None if r is None else r["requests_per_second"] for r in reports],
+        }
+    r, e = row["raftwood"], row["etcd"]
+    errors = f"{r['errors']}/{e['errors']}"
+    if r["failed_runs"] or e["failed_runs"]:
+        errors += f" ({r['failed_runs']}/{e['failed_runs']} runs failed)"
+    print(f"| {name} | {fmt(r['rps'], 0)} | {fmt(e['rps'], 0)} | {ratio(r['rps'], e['rps'])} "
+          f"| {fmt(r['avg'], 2)} | {fmt(e['avg'], 2)} | {ratio(r['avg'], e['avg'])} "
+          f"| {fmt(r['p99'], 2)} | {fmt(e['p99'], 2)} | {ratio(r['p99'], e['p99'])} "
+          f"| {errors} | {fmt(r['cpu'], 0)}/{fmt(e['cpu'], 0)} |")
+    spread.append((name, r["all_rps"], e["all_rps"]))
+
+print()
+print("Throughput (req/s) of each round, raftwood then etcd:")
+print()
+print("| workload | raftwood, rounds 1.." + str(rounds) + " | etcd, rounds 1.." + str(rounds) + " |")
+print("|---|---|---|")
+for name, r, e in spread:
+    print(f"| {name} | {' / '.join(fmt(v, 0) for v in r)} | {' / '.join(fmt(v, 0) for v in e)} |")
+
+def read(system, kind):
+    values = []
+    for round_ in range(1, rounds + 1):
+        try:
+            with open(os.path.join(results, f"{system}.{round_}.{kind}")) as f:
+                values.append(f.read().strip())
+        except OSError:
+            values.append("–")
+    return ", ".join(values)
+
+print()
+print(f"Peak RSS (MiB, per round): raftwood (one process, three members) {read('raftwood', 'rss')}; "
+      f"etcd (three processes, summed) {read('etcd', 'rss')}.")
+print(f"1-minute load average when each system started, per round: raftwood {read('raftwood', 'load')}; "
+      f"etcd {read('etcd', 'load')}.")
+PYTHON
+
+{
+  echo
+  echo "Command: \`$command_line\` ($rounds rounds, scale $scale); medians of the rounds; ratio = raftwood / etcd."
+  dirty=$(git status --porcelain -- crates Cargo.toml Cargo.lock | awk '{ print $2 }' | cut -d/ -f1-2 | sort -u | tr '\n' ' ')
+  echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC'); raftwood $(git rev-parse --short HEAD)${dirty:+ plus uncommitted changes in ${dirty% }}; $(etcd --version | head -1)."
+  echo "Machine: $(nproc) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r)."
+  echo "Disk: a 4 KiB O_DSYNC write took ${fdatasync_before} us before the runs and ${fdatasync_after} us after."
+  echo "Load average at the start: $load_before."
+} >>"$out"
+cat "$out"
+echo "(written to $out)" >&2
