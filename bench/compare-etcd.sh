@@ -182,9 +182,10 @@ done
 fdatasync_after=$(fdatasync_us)
 
 names=$(printf '%s\n' "${workloads[@]}" | cut -d'|' -f1)
-python3 - "$results" "$rounds" <<PYTHON >"$out"
-import json, os, statistics, sys
-results, rounds = sys.argv[1], int(sys.argv[2])
+svg=${out%.md}.svg
+python3 - "$results" "$rounds" "$svg" <<PYTHON >"$out"
+import json, math, os, statistics, sys
+results, rounds, svg_path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 names = """$names""".strip().split("\n")
 systems = ["raftwood", "etcd"]
 
@@ -209,6 +210,7 @@ def ratio(a, b):
 print("| workload | raftwood req/s | etcd req/s | ratio | raftwood avg ms | etcd avg ms | ratio | raftwood p99 ms | etcd p99 ms | ratio | errors (r/e) | bench CPU % of a core (r/e) |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 spread = []
+chart = []
 for i, name in enumerate(names, start=1):
     row = {}
     for system in systems:
@@ -232,6 +234,7 @@ for i, name in enumerate(names, start=1):
           f"| {fmt(r['p99'], 2)} | {fmt(e['p99'], 2)} | {ratio(r['p99'], e['p99'])} "
           f"| {errors} | {fmt(r['cpu'], 0)}/{fmt(e['cpu'], 0)} |")
     spread.append((name, r["all_rps"], e["all_rps"]))
+    chart.append((name, r["rps"], e["rps"], r["avg"], e["avg"]))
 
 print()
 print("Throughput (req/s) of each round, raftwood then etcd:")
@@ -256,6 +259,47 @@ print(f"Peak RSS (MiB, per round): raftwood (one process, three members) {read('
       f"etcd (three processes, summed) {read('etcd', 'rss')}.")
 print(f"1-minute load average when each system started, per round: raftwood {read('raftwood', 'load')}; "
       f"etcd {read('etcd', 'load')}.")
+
+# The plot: median throughput (linear) and average latency (log scale),
+# one pair of bars per workload. Plain SVG, no plotting library needed.
+colors = {"raftwood": "#2b7a3d", "etcd": "#4a6fa5"}
+bar, gap, label_w, panel_w = 11, 10, 150, 330
+row_h = 2 * bar + gap
+height = 60 + row_h * len(chart) + 40
+width = label_w + 2 * (panel_w + 90) + 20
+parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+         f'font-family="sans-serif" font-size="11">',
+         f'<rect width="{width}" height="{height}" fill="white"/>',
+         '<text x="10" y="18" font-size="13">raftwood vs etcd 3.4, three members on loopback, '
+         f'medians of {rounds} rounds</text>']
+def panel(x0, title, index, transform, unit):
+    values = [v for row in chart for v in (row[index], row[index + 1]) if v]
+    top = max((transform(v) for v in values), default=1) or 1
+    low = min((transform(v) for v in values), default=0)
+    low = min(low, 0)
+    parts.append(f'<text x="{x0}" y="42" font-weight="bold">{title}</text>')
+    for k, row in enumerate(chart):
+        y = 52 + k * row_h
+        for j, system in enumerate(("raftwood", "etcd")):
+            v = row[index + j]
+            if not v:
+                continue
+            w = max(1.0, panel_w * (transform(v) - low) / (top - low))
+            yy = y + j * bar
+            parts.append(f'<rect x="{x0}" y="{yy}" width="{w:.1f}" height="{bar - 1}" fill="{colors[system]}"/>')
+            parts.append(f'<text x="{x0 + w + 3:.1f}" y="{yy + bar - 2}">{v:,.{0 if v >= 100 else 2}f}{unit}</text>')
+for k, row in enumerate(chart):
+    parts.append(f'<text x="10" y="{52 + k * row_h + bar + 4}">{row[0]}</text>')
+panel(label_w, "throughput, requests/s", 1, lambda v: v, "")
+panel(label_w + panel_w + 60, "average latency, ms (log scale)", 3,
+      lambda v: math.log10(v * 100), " ms")
+legend_y = height - 20
+for j, system in enumerate(("raftwood", "etcd")):
+    parts.append(f'<rect x="{label_w + j * 100}" y="{legend_y - 9}" width="10" height="10" fill="{colors[system]}"/>')
+    parts.append(f'<text x="{label_w + j * 100 + 14}" y="{legend_y}">{system}</text>')
+parts.append("</svg>")
+with open(svg_path, "w") as f:
+    f.write("\n".join(parts) + "\n")
 PYTHON
 
 {
@@ -268,4 +312,4 @@ PYTHON
   echo "Load average at the start: $load_before."
 } >>"$out"
 cat "$out"
-echo "(written to $out)" >&2
+echo "(written to $out; the plot to $svg)" >&2
