@@ -36,7 +36,9 @@ run_loads() {
   for load in "${loads[@]}"; do
     echo "== $system: etcdctl check perf --load=$load"
     # check perf exits non-zero when the cluster fails the load; report it.
-    if etcdctl --endpoints="$endpoints" check perf --load="$load" 2>&1 | grep -v '^ *[0-9]* / [0-9]*' | tail -8; then :; fi
+    etcdctl --endpoints="$endpoints" check perf --load="$load" 2>&1 | tr '\r' '\n' |
+      grep -E 'PASS|FAIL|Error|error' | tail -6 || true
+    echo "machine load: $(cut -d' ' -f1-3 /proc/loadavg)"
   done
 }
 
