@@ -84,16 +84,21 @@ workloads=(
 )
 
 # Microseconds per 4 KiB O_DSYNC write (a write plus fdatasync), in place
-# in a preallocated file as a write-ahead log's segment is written.
+# in a preallocated file as a write-ahead log's segment is written: the
+# median of five batches of 100 writes, with the fastest and slowest batch
+# (a shared virtual disk varies a lot).
 fdatasync_us() {
-  local file=$work/dsync-probe count=500 start end
+  local file=$work/dsync-probe count=100 start end batches=()
   dd if=/dev/zero of="$file" bs=4096 count=$count 2>/dev/null
   sync "$file"
-  start=$(date +%s%N)
-  dd if=/dev/zero of="$file" bs=4096 count=$count oflag=dsync conv=notrunc 2>/dev/null
-  end=$(date +%s%N)
+  for _ in 1 2 3 4 5; do
+    start=$(date +%s%N)
+    dd if=/dev/zero of="$file" bs=4096 count=$count oflag=dsync conv=notrunc 2>/dev/null
+    end=$(date +%s%N)
+    batches+=($(((end - start) / count / 1000)))
+  done
   rm -f "$file"
-  echo $(((end - start) / count / 1000))
+  printf '%s\n' "${batches[@]}" | sort -n | awk '{ v[NR] = $1 } END { printf "%d us (batches %d to %d us)", v[3], v[1], v[5] }'
 }
 
 wait_ready() {
@@ -171,7 +176,7 @@ run_etcd() {
 
 fdatasync_before=$(fdatasync_us)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-echo "fdatasync (4 KiB O_DSYNC write): ${fdatasync_before} us; load average: $load_before" >&2
+echo "fdatasync (4 KiB O_DSYNC write): ${fdatasync_before}; load average: $load_before" >&2
 for round in $(seq 1 "$rounds"); do
   if ((round % 2 == 1)); then
     run_raftwood "$round"; run_etcd "$round"
@@ -308,7 +313,7 @@ PYTHON
   dirty=$(git status --porcelain -- crates Cargo.toml Cargo.lock | awk '{ print $2 }' | cut -d/ -f1-2 | sort -u | tr '\n' ' ')
   echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC'); raftwood $(git rev-parse --short HEAD)${dirty:+ plus uncommitted changes in ${dirty% }}; $(etcd --version | head -1)."
   echo "Machine: $(nproc) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r)."
-  echo "Disk: a 4 KiB O_DSYNC write took ${fdatasync_before} us before the runs and ${fdatasync_after} us after."
+  echo "Disk: a 4 KiB O_DSYNC write (write + fdatasync) took ${fdatasync_before} before the runs and ${fdatasync_after} after."
   echo "Load average at the start: $load_before."
 } >>"$out"
 cat "$out"
