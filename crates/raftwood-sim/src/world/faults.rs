@@ -110,8 +110,24 @@ impl Simulation {
         node.reads_waiting.clear();
         node.reads_ready.clear();
         node.incoming_snapshots.clear();
-        node.deferred.clear();
+        // Snapshots waiting for the member (it was paused) die with it; the
+        // transport tells their senders, as for any failed stream.
+        let snapshot_senders: Vec<NodeId> = node
+            .deferred
+            .drain(..)
+            .filter_map(|event| match event {
+                Event::Deliver { message, .. }
+                    if matches!(message.body, MessageBody::InstallSnapshot { .. }) =>
+                {
+                    Some(message.from)
+                }
+                _ => None,
+            })
+            .collect();
         let incarnation = node.incarnation;
+        for sender in snapshot_senders {
+            self.report_snapshot(sender, id, false);
+        }
         self.count_fault("crash");
         if damage.torn_entries > 0 {
             self.count_fault("torn-write");

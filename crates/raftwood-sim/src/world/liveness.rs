@@ -159,6 +159,13 @@ impl Simulation {
                 )),
                 None => text.push_str(&format!("  member {id}: {:?}\n", node.status)),
             }
+            if let Some(raft) = node.raft.as_ref().filter(|r| r.role() == Role::Leader) {
+                for member in raft.tracker().members() {
+                    if let Some(progress) = raft.tracker().progress(member) {
+                        text.push_str(&format!("    progress of {member}: {progress}\n"));
+                    }
+                }
+            }
         }
         text
     }
