@@ -385,3 +385,139 @@ async fn writes_over_the_backend_quota_get_etcds_error_and_deletes_still_work() 
         assert_eq!(node.shutdown().await, None);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_see_history_then_live_changes_in_their_range() {
+    use raftwood_server::proto::etcdserverpb::watch_client::WatchClient;
+    use raftwood_server::proto::etcdserverpb::watch_request::RequestUnion;
+    use raftwood_server::proto::etcdserverpb::{
+        CompactionRequest, DeleteRangeRequest, WatchCancelRequest, WatchCreateRequest, WatchRequest,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(6);
+    let (client_ports, peer_ports) = ports.split_at(3);
+    let configs = configs(dir.path(), client_ports, peer_ports);
+    let mut nodes = Vec::new();
+    for config in &configs {
+        nodes.push(raftwood_server::start(config.clone()).await.unwrap());
+    }
+    let mut kv = kv_client(client_ports[0]).await;
+    let first = put_eventually(&mut kv, "w/a", "1").await;
+    put_eventually(&mut kv, "other", "x").await;
+    put_eventually(&mut kv, "w/b", "2").await;
+
+    // A watcher on a follower, over the prefix, from the first revision.
+    let channel = Channel::from_shared(format!("http://127.0.0.1:{}", client_ports[2]))
+        .unwrap()
+        .connect_lazy();
+    let mut watch = WatchClient::new(channel);
+    let (requests, receiver) = tokio::sync::mpsc::channel(4);
+    requests
+        .send(WatchRequest {
+            request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
+                key: b"w/".to_vec(),
+                range_end: b"w0".to_vec(),
+                start_revision: first,
+                prev_kv: true,
+                ..WatchCreateRequest::default()
+            })),
+        })
+        .await
+        .unwrap();
+    let mut responses = watch
+        .watch(tokio_stream::wrappers::ReceiverStream::new(receiver))
+        .await
+        .unwrap()
+        .into_inner();
+    let created = responses.message().await.unwrap().unwrap();
+    assert!(created.created && !created.canceled);
+    let watch_id = created.watch_id;
+
+    let mut seen: Vec<(i32, String, String)> = Vec::new();
+    let next = |seen: &mut Vec<(i32, String, String)>,
+                response: raftwood_server::proto::etcdserverpb::WatchResponse| {
+        assert_eq!(response.watch_id, watch_id);
+        for event in response.events {
+            let kv = event.kv.unwrap();
+            seen.push((
+                event.r#type,
+                String::from_utf8(kv.key).unwrap(),
+                String::from_utf8(kv.value).unwrap(),
+            ));
+        }
+    };
+    while seen.len() < 2 {
+        let response = tokio::time::timeout(Duration::from_secs(10), responses.message())
+            .await
+            .expect("history was not replayed")
+            .unwrap()
+            .unwrap();
+        next(&mut seen, response);
+    }
+    assert_eq!(
+        seen,
+        vec![(0, "w/a".into(), "1".into()), (0, "w/b".into(), "2".into())]
+    );
+
+    // Live changes: a put outside the range is not seen; a delete is.
+    put_eventually(&mut kv, "other", "y").await;
+    put_eventually(&mut kv, "w/a", "3").await;
+    kv.delete_range(DeleteRangeRequest {
+        key: b"w/b".to_vec(),
+        ..DeleteRangeRequest::default()
+    })
+    .await
+    .unwrap();
+    while seen.len() < 4 {
+        let response = tokio::time::timeout(Duration::from_secs(10), responses.message())
+            .await
+            .expect("live changes did not arrive")
+            .unwrap()
+            .unwrap();
+        next(&mut seen, response);
+    }
+    assert_eq!(seen[2], (0, "w/a".into(), "3".into()));
+    assert_eq!(seen[3].0, 1, "a delete event");
+    assert_eq!(seen[3].1, "w/b");
+
+    // Cancel; then a watch from a compacted revision is refused with the
+    // compact revision, as etcd does.
+    requests
+        .send(WatchRequest {
+            request_union: Some(RequestUnion::CancelRequest(WatchCancelRequest { watch_id })),
+        })
+        .await
+        .unwrap();
+    let canceled = responses.message().await.unwrap().unwrap();
+    assert!(canceled.canceled);
+    let revision = put_eventually(&mut kv, "w/c", "4").await;
+    kv.compact(CompactionRequest {
+        revision,
+        physical: false,
+    })
+    .await
+    .unwrap();
+    // A linearizable read on the watcher's member: it has applied the
+    // compaction before the next watch is created.
+    let mut follower = kv_client(client_ports[2]).await;
+    assert_eq!(get(&mut follower, "w/c").await, Some("4".into()));
+    requests
+        .send(WatchRequest {
+            request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
+                key: b"w/a".to_vec(),
+                start_revision: first,
+                ..WatchCreateRequest::default()
+            })),
+        })
+        .await
+        .unwrap();
+    let refused = responses.message().await.unwrap().unwrap();
+    assert!(refused.canceled);
+    assert!(refused.compact_revision >= revision, "{refused:?}");
+
+    drop(requests);
+    for node in nodes {
+        assert_eq!(node.shutdown().await, None);
+    }
+}

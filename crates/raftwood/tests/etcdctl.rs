@@ -274,6 +274,44 @@ fn etcdctl_works_against_raftwood_dev_and_data_survives_a_restart() {
     let hashes = etcdctl(&all, &["endpoint", "hashkv"]);
     assert_eq!(hashes.lines().count(), 3, "{hashes}");
 
+    // Watch: etcdctl prints each event as type, key, value.
+    let mut watcher = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={}", all[2]))
+        .args(["watch", "w", "--prefix"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = watcher.stdout.take().unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if lines_tx.send(line.unwrap_or_default()).is_err() {
+                return;
+            }
+        }
+    });
+    // The watch is in place once etcdctl is connected; retry the put until
+    // its event shows up, so a slow start cannot make the test flaky.
+    let mut printed = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while printed.len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "etcdctl watch printed {printed:?}"
+        );
+        if printed.is_empty() {
+            etcdctl(&one(0), &["put", "w1", "watched"]);
+        }
+        while let Ok(line) = lines_rx.recv_timeout(Duration::from_millis(300)) {
+            printed.push(line);
+        }
+    }
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    assert_eq!(&printed[..3], ["PUT", "w1", "watched"], "{printed:?}");
+
     // Restart: everything acknowledged is still there.
     drop(cluster);
     let cluster = start_dev(dir.path(), client, peer);
@@ -281,4 +319,5 @@ fn etcdctl_works_against_raftwood_dev_and_data_survives_a_restart() {
         etcdctl(&cluster.endpoints, &["get", "k", "--prefix"]),
         "k0\nswapped\nk1\nv1b\n"
     );
+    assert_eq!(etcdctl(&cluster.endpoints, &["get", "w1"]), "w1\nwatched\n");
 }

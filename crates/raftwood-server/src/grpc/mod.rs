@@ -8,6 +8,7 @@ mod forward;
 mod kv;
 mod maintenance;
 mod status;
+mod watch;
 
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
@@ -16,6 +17,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::node::NodeContext;
 use crate::proto::etcdserverpb::{
     cluster_server::ClusterServer, kv_server::KvServer, maintenance_server::MaintenanceServer,
+    watch_server::WatchServer,
 };
 
 pub use status::{from_etcd, no_leader};
@@ -53,7 +55,10 @@ pub async fn serve(
         .add_service(MaintenanceServer::new(
             maintenance::MaintenanceService::new(context.clone()),
         ))
-        .add_service(ClusterServer::new(cluster::ClusterService::new(context)))
+        .add_service(ClusterServer::new(cluster::ClusterService::new(
+            context.clone(),
+        )))
+        .add_service(WatchServer::new(watch::WatchService::new(context)))
         .serve_with_incoming_shutdown(incoming, async move {
             let mut shutdown = shutdown;
             let _ = shutdown.wait_for(|stop| *stop).await;
