@@ -136,11 +136,11 @@ impl Report {
         let mut text = String::new();
         let _ = writeln!(
             text,
-            "{}: {} requests, {} clients over {} connections to {}{}",
+            "{}: {}, {} over {} to {}{}",
             self.workload,
-            self.total,
-            self.clients,
-            self.conns,
+            plural(self.total, "request"),
+            plural(self.clients as u64, "client"),
+            plural(self.conns as u64, "connection"),
             self.endpoints.join(","),
             if self.target_leader { " (leader)" } else { "" }
         );
@@ -184,6 +184,15 @@ impl Report {
             }
         }
         text
+    }
+}
+
+/// "1 client", "2 clients".
+fn plural(count: u64, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
     }
 }
 
@@ -244,11 +253,14 @@ mod tests {
     #[test]
     fn text_report_says_none_without_errors() {
         let mut report = sample_report();
+        report.clients = 1;
+        report.conns = 1;
         report.errors.clear();
         report.error_count = 0;
         report.client_cpu = None;
         let text = report.to_text();
         assert!(text.contains("  errors        none\n"), "{text}");
+        assert!(text.contains(", 1 client over 1 connection to "), "{text}");
         assert!(text.contains("client CPU    unknown"), "{text}");
     }
 
