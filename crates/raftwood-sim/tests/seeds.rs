@@ -16,7 +16,7 @@ use raftwood_sim::{SimOptions, Summary, run};
 
 /// Seeds per CI run, chosen to take about 3–4 minutes on 2 cores in the
 /// test profile (see docs/testing.md for the measurement).
-const CI_SEEDS: u64 = 20_000;
+const CI_SEEDS: u64 = 24_000;
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
