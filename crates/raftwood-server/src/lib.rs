@@ -13,6 +13,7 @@ pub mod config;
 pub mod driver;
 pub mod error;
 pub mod grpc;
+pub mod lease_clock;
 pub mod membership;
 pub mod node;
 pub mod snapshot;

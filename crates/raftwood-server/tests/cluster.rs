@@ -521,3 +521,103 @@ async fn watches_see_history_then_live_changes_in_their_range() {
         assert_eq!(node.shutdown().await, None);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_attach_keys_keep_alive_revoke_and_expire() {
+    use raftwood_server::proto::etcdserverpb::lease_client::LeaseClient;
+    use raftwood_server::proto::etcdserverpb::{
+        LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(6);
+    let (client_ports, peer_ports) = ports.split_at(3);
+    let configs = configs(dir.path(), client_ports, peer_ports);
+    let mut nodes = Vec::new();
+    for config in &configs {
+        nodes.push(raftwood_server::start(config.clone()).await.unwrap());
+    }
+    let mut kv = kv_client(client_ports[1]).await;
+    put_eventually(&mut kv, "warmup", "1").await;
+    let lease_channel = |port: u16| {
+        LeaseClient::new(
+            Channel::from_shared(format!("http://127.0.0.1:{port}"))
+                .unwrap()
+                .connect_lazy(),
+        )
+    };
+    // Through a follower or the leader alike.
+    let mut leases = lease_channel(client_ports[1]);
+    let granted = leases
+        .lease_grant(LeaseGrantRequest { ttl: 60, id: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(granted.id > 0);
+    assert_eq!(granted.ttl, 60);
+    kv.put(PutRequest {
+        key: b"leased".to_vec(),
+        value: b"v".to_vec(),
+        lease: granted.id,
+        ..PutRequest::default()
+    })
+    .await
+    .unwrap();
+    let ttl = leases
+        .lease_time_to_live(LeaseTimeToLiveRequest {
+            id: granted.id,
+            keys: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ttl.granted_ttl, 60);
+    assert!(ttl.ttl > 0 && ttl.ttl <= 60, "{ttl:?}");
+    assert_eq!(ttl.keys, vec![b"leased".to_vec()]);
+    let mut answers = leases
+        .lease_keep_alive(tokio_stream::once(LeaseKeepAliveRequest { id: granted.id }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answers.message().await.unwrap().unwrap().ttl, 60);
+
+    // Revoke deletes the attached key.
+    leases
+        .lease_revoke(LeaseRevokeRequest { id: granted.id })
+        .await
+        .unwrap();
+    assert_eq!(get(&mut kv, "leased").await, None);
+    let gone = leases
+        .lease_time_to_live(LeaseTimeToLiveRequest {
+            id: granted.id,
+            keys: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(gone.ttl, -1);
+
+    // A lease nobody keeps alive expires on its own and takes its key.
+    let short = leases
+        .lease_grant(LeaseGrantRequest { ttl: 1, id: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    kv.put(PutRequest {
+        key: b"ephemeral".to_vec(),
+        value: b"v".to_vec(),
+        lease: short.id,
+        ..PutRequest::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(get(&mut kv, "ephemeral").await, Some("v".into()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(&mut kv, "ephemeral").await.is_some() {
+        assert!(Instant::now() < deadline, "the lease never expired");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for node in nodes {
+        assert_eq!(node.shutdown().await, None);
+    }
+}

@@ -274,6 +274,39 @@ fn etcdctl_works_against_raftwood_dev_and_data_survives_a_restart() {
     let hashes = etcdctl(&all, &["endpoint", "hashkv"]);
     assert_eq!(hashes.lines().count(), 3, "{hashes}");
 
+    // Leases: grant, attach, time-to-live with keys, keep-alive, revoke.
+    let granted = etcdctl(&one(1), &["lease", "grant", "100"]);
+    let lease_id = granted
+        .strip_prefix("lease ")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("unexpected grant output {granted:?}"))
+        .to_string();
+    assert_eq!(
+        granted,
+        format!("lease {lease_id} granted with TTL(100s)\n")
+    );
+    assert_eq!(
+        etcdctl(
+            &one(0),
+            &["put", "lk", "lv", &format!("--lease={lease_id}")]
+        ),
+        "OK\n"
+    );
+    let ttl = etcdctl(&one(2), &["lease", "timetolive", &lease_id, "--keys"]);
+    assert!(
+        ttl.starts_with(&format!(
+            "lease {lease_id} granted with TTL(100s), remaining("
+        )) && ttl.ends_with("s), attached keys([lk])\n"),
+        "{ttl}"
+    );
+    let kept = etcdctl(&one(2), &["lease", "keep-alive", "--once", &lease_id]);
+    assert_eq!(kept, format!("lease {lease_id} keepalived with TTL(100)\n"));
+    assert_eq!(
+        etcdctl(&one(1), &["lease", "revoke", &lease_id]),
+        format!("lease {lease_id} revoked\n")
+    );
+    assert_eq!(etcdctl(&one(0), &["get", "lk"]), "");
+
     // Watch: etcdctl prints each event as type, key, value.
     let mut watcher = Command::new("etcdctl")
         .env("ETCDCTL_API", "3")

@@ -9,33 +9,46 @@ use parking_lot::Mutex;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::proto::etcdserverpb::kv_client::KvClient;
+use crate::proto::etcdserverpb::lease_client::LeaseClient;
 
 /// Metadata key marking a forwarded request: a member that receives one
 /// and does not lead answers "no leader" instead of forwarding again, so
 /// two members with stale views never bounce a request between them.
 pub const FORWARDED_HEADER: &str = "raftwood-forwarded";
 
-/// Clients of other members' KV services, by URL (connections are reused).
+/// Connections to other members' client URLs, by URL (reused).
 #[derive(Debug, Clone, Default)]
 pub struct Forwarder {
-    clients: Arc<Mutex<HashMap<String, KvClient<Channel>>>>,
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
 }
 
 impl Forwarder {
-    /// A client for the member at `url` (connects lazily).
-    pub fn client(&self, url: &str) -> Option<KvClient<Channel>> {
-        let mut clients = self.clients.lock();
-        if let Some(client) = clients.get(url) {
-            return Some(client.clone());
+    /// A connection to the member at `url` (connects lazily).
+    pub fn channel(&self, url: &str) -> Option<Channel> {
+        let mut channels = self.channels.lock();
+        if let Some(channel) = channels.get(url) {
+            return Some(channel.clone());
         }
         let endpoint = Endpoint::from_shared(url.to_string())
             .ok()?
             .tcp_nodelay(true);
-        let client = KvClient::new(endpoint.connect_lazy())
-            .max_decoding_message_size(usize::MAX)
-            .max_encoding_message_size(usize::MAX);
-        clients.insert(url.to_string(), client.clone());
-        Some(client)
+        let channel = endpoint.connect_lazy();
+        channels.insert(url.to_string(), channel.clone());
+        Some(channel)
+    }
+
+    /// A KV client for the member at `url`.
+    pub fn client(&self, url: &str) -> Option<KvClient<Channel>> {
+        Some(
+            KvClient::new(self.channel(url)?)
+                .max_decoding_message_size(usize::MAX)
+                .max_encoding_message_size(usize::MAX),
+        )
+    }
+
+    /// A Lease client for the member at `url`.
+    pub fn lease_client(&self, url: &str) -> Option<LeaseClient<Channel>> {
+        Some(LeaseClient::new(self.channel(url)?))
     }
 }
 

@@ -31,7 +31,7 @@ fn request_timeout(context: &NodeContext) -> Duration {
 }
 
 /// Where a write went.
-enum Proposed {
+pub(super) enum Proposed {
     /// Applied here.
     Applied(ApplyResponse),
     /// Another member leads: forward to it.
@@ -56,7 +56,7 @@ impl KvService {
     }
 
     /// Proposes `request` and waits for its outcome.
-    async fn propose(
+    pub(super) async fn propose(
         &self,
         request: internal_request::Request,
         forwarded: bool,
@@ -111,7 +111,8 @@ impl KvService {
         }
     }
 
-    fn client_url_of(&self, member: u64) -> Option<String> {
+    /// The first client URL of `member`, if known.
+    pub(super) fn client_url_of(&self, member: u64) -> Option<String> {
         let membership = self.context.membership.read();
         let url = membership.members.get(&member)?.client_urls.first()?;
         Some(url.to_string())

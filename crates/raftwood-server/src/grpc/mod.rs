@@ -6,6 +6,7 @@ mod authority;
 mod cluster;
 mod forward;
 mod kv;
+mod lease;
 mod maintenance;
 mod status;
 mod watch;
@@ -16,8 +17,8 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::node::NodeContext;
 use crate::proto::etcdserverpb::{
-    cluster_server::ClusterServer, kv_server::KvServer, maintenance_server::MaintenanceServer,
-    watch_server::WatchServer,
+    cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
+    maintenance_server::MaintenanceServer, watch_server::WatchServer,
 };
 
 pub use status::{from_etcd, no_leader};
@@ -44,7 +45,10 @@ pub async fn serve(
             authority::AuthorityRewritingStream::new(tcp, authority.clone())
         })
     });
-    let kv = kv::KvService::new(context.clone(), forwarder);
+    let kv = kv::KvService::new(context.clone(), forwarder.clone());
+    let clock = std::sync::Arc::new(crate::lease_clock::LeaseClock::default());
+    let leases = lease::LeaseService::new(context.clone(), kv.clone(), forwarder, clock.clone());
+    let expiry = tokio::spawn(lease::expire_leases(context.clone(), kv.clone(), clock));
     let result = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(
@@ -59,11 +63,14 @@ pub async fn serve(
             context.clone(),
         )))
         .add_service(WatchServer::new(watch::WatchService::new(context)))
+        .add_service(LeaseServer::new(leases))
         .serve_with_incoming_shutdown(incoming, async move {
             let mut shutdown = shutdown;
             let _ = shutdown.wait_for(|stop| *stop).await;
         })
         .await;
+    expiry.abort();
+    let _ = expiry.await;
     if let Err(error) = result {
         tracing::error!(%error, "client server stopped");
     }

@@ -1,0 +1,301 @@
+//! The Lease service: grant, revoke, keep-alive, time-to-live, list.
+//!
+//! Grant and revoke are raft proposals (forwarded to the leader like any
+//! write). Keep-alive and time-to-live need the lease deadlines, which only
+//! the leader keeps (`LeaseClock`): a follower relays them to the leader.
+//! A background task on every member proposes the revoke of each lease
+//! whose deadline passed, while it leads.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::forward::{self, Forwarder};
+use super::kv::{KvService, Proposed, header};
+use super::status;
+use crate::lease_clock::LeaseClock;
+use crate::node::NodeContext;
+use crate::proto::etcdserverpb::lease_server::Lease;
+use crate::proto::etcdserverpb::{
+    LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
+    LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseStatus,
+    LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+};
+use crate::proto::raftwoodpb::internal_request;
+use raftwood_kv::ApplyResponse;
+
+/// The Lease service of one member.
+#[derive(Debug, Clone)]
+pub struct LeaseService {
+    context: NodeContext,
+    kv: KvService,
+    forwarder: Forwarder,
+    clock: Arc<LeaseClock>,
+    next_id: Arc<AtomicU64>,
+}
+
+impl LeaseService {
+    /// The service over `context`, sharing `kv`'s proposal path.
+    pub fn new(
+        context: NodeContext,
+        kv: KvService,
+        forwarder: Forwarder,
+        clock: Arc<LeaseClock>,
+    ) -> LeaseService {
+        LeaseService {
+            context,
+            kv,
+            forwarder,
+            clock,
+            next_id: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// etcd's minimum TTL: one and a half election timeouts, in whole
+    /// seconds, so a lease cannot expire during a leader change.
+    fn min_ttl_seconds(&self) -> i64 {
+        let ms = self.context.config.election_timeout_ms.saturating_mul(3) / 2;
+        i64::try_from(ms.div_ceil(1000)).unwrap_or(i64::MAX).max(1)
+    }
+
+    /// A fresh lease id, chosen before proposing (apply must not choose):
+    /// 15 bits of this member's id, 40 bits of milliseconds, 8 bits of a
+    /// counter; positive, as etcd's ids are.
+    fn new_lease_id(&self) -> i64 {
+        let millis = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let count = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = ((self.context.member_id & 0x7fff) << 48)
+            | ((millis & 0xff_ffff_ffff) << 8)
+            | (count & 0xff);
+        i64::try_from(id).unwrap_or(i64::MAX).max(1)
+    }
+
+    fn leader_url(&self) -> Option<String> {
+        let leader = self.context.status.borrow().leader?;
+        self.kv.client_url_of(leader)
+    }
+}
+
+type KeepAliveStream =
+    Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl Lease for LeaseService {
+    async fn lease_grant(
+        &self,
+        request: Request<LeaseGrantRequest>,
+    ) -> Result<Response<LeaseGrantResponse>, Status> {
+        let forwarded = forward::is_forwarded(&request);
+        let mut inner = request.into_inner();
+        inner.ttl = inner.ttl.max(self.min_ttl_seconds());
+        if inner.id == 0 {
+            inner.id = self.new_lease_id();
+        }
+        match self
+            .kv
+            .propose(internal_request::Request::LeaseGrant(inner), forwarded)
+            .await?
+        {
+            Proposed::Applied(ApplyResponse::LeaseGrant(mut response)) => {
+                let revision = response.header.as_ref().map_or(0, |h| h.revision);
+                response.header = Some(header(&self.context, revision));
+                let term = self.context.status.borrow().term;
+                self.clock
+                    .refresh(term, response.id, response.ttl, Instant::now());
+                Ok(Response::new(response))
+            }
+            Proposed::Applied(_) => Err(Status::internal("raftwood: unexpected grant answer")),
+            Proposed::Forward(url) => {
+                let mut client = self
+                    .forwarder
+                    .lease_client(&url)
+                    .ok_or_else(status::no_leader)?;
+                client.lease_grant(forward::mark(inner)).await
+            }
+        }
+    }
+
+    async fn lease_revoke(
+        &self,
+        request: Request<LeaseRevokeRequest>,
+    ) -> Result<Response<LeaseRevokeResponse>, Status> {
+        let forwarded = forward::is_forwarded(&request);
+        let inner = request.into_inner();
+        match self
+            .kv
+            .propose(internal_request::Request::LeaseRevoke(inner), forwarded)
+            .await?
+        {
+            Proposed::Applied(ApplyResponse::LeaseRevoke(mut response)) => {
+                let revision = response.header.as_ref().map_or(0, |h| h.revision);
+                response.header = Some(header(&self.context, revision));
+                Ok(Response::new(response))
+            }
+            Proposed::Applied(_) => Err(Status::internal("raftwood: unexpected revoke answer")),
+            Proposed::Forward(url) => {
+                let mut client = self
+                    .forwarder
+                    .lease_client(&url)
+                    .ok_or_else(status::no_leader)?;
+                client.lease_revoke(forward::mark(inner)).await
+            }
+        }
+    }
+
+    type LeaseKeepAliveStream = KeepAliveStream;
+
+    async fn lease_keep_alive(
+        &self,
+        request: Request<Streaming<LeaseKeepAliveRequest>>,
+    ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        let mut incoming = request.into_inner();
+        let (sender, receiver) = mpsc::channel(16);
+        let service = self.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(keep_alive)) = incoming.message().await {
+                let answer = service.keep_alive_once(keep_alive.id).await;
+                if sender.send(answer).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        request: Request<LeaseTimeToLiveRequest>,
+    ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        let forwarded = forward::is_forwarded(&request);
+        let inner = request.into_inner();
+        let status_now = *self.context.status.borrow();
+        if !status_now.is_leader {
+            if forwarded {
+                return Err(status::no_leader());
+            }
+            let url = self.leader_url().ok_or_else(status::no_leader)?;
+            let mut client = self
+                .forwarder
+                .lease_client(&url)
+                .ok_or_else(status::no_leader)?;
+            return client.lease_time_to_live(forward::mark(inner)).await;
+        }
+        let kv = self.context.kv.load();
+        let revision = kv.current_revision();
+        let lease = kv
+            .lease(inner.id)
+            .map_err(|e| Status::internal(format!("raftwood: reading lease: {e}")))?;
+        let Some(lease) = lease else {
+            // etcd answers TTL -1 for a lease that does not exist.
+            return Ok(Response::new(LeaseTimeToLiveResponse {
+                header: Some(header(&self.context, revision)),
+                id: inner.id,
+                ttl: -1,
+                granted_ttl: 0,
+                keys: Vec::new(),
+            }));
+        };
+        let remaining = self.clock.remaining_seconds(
+            status_now.term,
+            lease.id,
+            lease.granted_ttl_seconds,
+            Instant::now(),
+        );
+        Ok(Response::new(LeaseTimeToLiveResponse {
+            header: Some(header(&self.context, revision)),
+            id: lease.id,
+            ttl: remaining,
+            granted_ttl: lease.granted_ttl_seconds,
+            keys: if inner.keys { lease.keys } else { Vec::new() },
+        }))
+    }
+
+    async fn lease_leases(
+        &self,
+        _request: Request<LeaseLeasesRequest>,
+    ) -> Result<Response<LeaseLeasesResponse>, Status> {
+        let kv = self.context.kv.load();
+        let leases = kv
+            .leases()
+            .map_err(|e| Status::internal(format!("raftwood: reading leases: {e}")))?;
+        Ok(Response::new(LeaseLeasesResponse {
+            header: Some(header(&self.context, kv.current_revision())),
+            leases: leases
+                .into_iter()
+                .map(|(id, _)| LeaseStatus { id })
+                .collect(),
+        }))
+    }
+}
+
+impl LeaseService {
+    /// One keep-alive: the leader extends the deadline and answers the
+    /// granted TTL (0 if the lease does not exist, as etcd); a follower
+    /// relays it to the leader.
+    async fn keep_alive_once(&self, id: i64) -> Result<LeaseKeepAliveResponse, Status> {
+        let status_now = *self.context.status.borrow();
+        if !status_now.is_leader {
+            let url = self.leader_url().ok_or_else(status::no_leader)?;
+            let mut client = self
+                .forwarder
+                .lease_client(&url)
+                .ok_or_else(status::no_leader)?;
+            let mut answers = client
+                .lease_keep_alive(tokio_stream::once(LeaseKeepAliveRequest { id }))
+                .await?
+                .into_inner();
+            return answers.message().await?.ok_or_else(status::no_leader);
+        }
+        let kv = self.context.kv.load();
+        let revision = kv.current_revision();
+        let ttl = kv
+            .lease(id)
+            .map_err(|e| Status::internal(format!("raftwood: reading lease: {e}")))?
+            .map_or(0, |lease| lease.granted_ttl_seconds);
+        if ttl > 0 {
+            self.clock.refresh(status_now.term, id, ttl, Instant::now());
+        }
+        Ok(LeaseKeepAliveResponse {
+            header: Some(header(&self.context, revision)),
+            id,
+            ttl,
+        })
+    }
+}
+
+/// Revokes expired leases while this member leads, checking every
+/// `period`. Runs until the member stops.
+pub async fn expire_leases(context: NodeContext, kv: KvService, clock: Arc<LeaseClock>) {
+    let mut interval = tokio::time::interval(Duration::from_millis(500));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let status_now = *context.status.borrow();
+        if !status_now.is_leader {
+            continue;
+        }
+        let leases = match context.kv.load().leases() {
+            Ok(leases) => leases,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read leases");
+                continue;
+            }
+        };
+        for id in clock.expired(status_now.term, &leases, Instant::now()) {
+            let revoke = internal_request::Request::LeaseRevoke(LeaseRevokeRequest { id });
+            // A lease already revoked answers "lease not found": fine.
+            if let Err(error) = kv.propose(revoke, true).await {
+                tracing::debug!(id, %error, "lease revoke not applied");
+            }
+        }
+    }
+}
