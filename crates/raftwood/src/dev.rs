@@ -82,24 +82,28 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
         .map(|c| raftwood_server::config::join_urls(&c.advertise_client_urls))
         .collect::<Vec<_>>()
         .join(",");
-    println!("raftwood dev: a three-member cluster on loopback");
+    say("raftwood dev: a three-member cluster on loopback");
     for config in &configs {
-        println!(
+        say(&format!(
             "  {}  client {}  peer {}  data {}",
             config.name,
             raftwood_server::config::join_urls(&config.advertise_client_urls),
             raftwood_server::config::join_urls(&config.initial_advertise_peer_urls),
             config.data_dir.display()
-        );
+        ));
     }
-    println!();
-    println!("Talk to it with etcdctl (Debian package etcd-client):");
-    println!("  ETCDCTL_API=3 etcdctl --endpoints={endpoints} put hello world");
-    println!("  ETCDCTL_API=3 etcdctl --endpoints={endpoints} get hello");
-    println!("  ETCDCTL_API=3 etcdctl --endpoints={endpoints} endpoint status -w table");
-    println!("Ctrl-C stops the cluster; running `raftwood dev` again reuses the data.");
-    use std::io::Write as _;
-    let _ = std::io::stdout().flush();
+    say("");
+    say("Talk to it with etcdctl (Debian package etcd-client):");
+    say(&format!(
+        "  ETCDCTL_API=3 etcdctl --endpoints={endpoints} put hello world"
+    ));
+    say(&format!(
+        "  ETCDCTL_API=3 etcdctl --endpoints={endpoints} get hello"
+    ));
+    say(&format!(
+        "  ETCDCTL_API=3 etcdctl --endpoints={endpoints} endpoint status -w table"
+    ));
+    say("Ctrl-C stops the cluster; running `raftwood dev` again reuses the data.");
 
     let failed = {
         let watches: Vec<_> = nodes.iter().map(|n| n.context.status.clone()).collect();
@@ -122,7 +126,7 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
         _ = tokio::signal::ctrl_c() => Ok(()),
         () = failed => Err("a member stopped after a storage failure".to_string()),
     };
-    println!("raftwood dev: stopping");
+    say("raftwood dev: stopping");
     for node in nodes {
         if let Some(failure) = node.shutdown().await {
             eprintln!("raftwood dev: {failure}");
@@ -146,4 +150,14 @@ where
         std::task::Poll::Pending
     })
     .await
+}
+
+/// Prints a line to stdout. A closed stdout (the reader went away, as when
+/// piped into `head`) must not bring the cluster down, so errors are
+/// ignored — `println!` would panic.
+fn say(line: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
 }

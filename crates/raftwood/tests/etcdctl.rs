@@ -353,4 +353,22 @@ fn etcdctl_works_against_raftwood_dev_and_data_survives_a_restart() {
         "k0\nswapped\nk1\nv1b\n"
     );
     assert_eq!(etcdctl(&cluster.endpoints, &["get", "w1"]), "w1\nwatched\n");
+
+    // Ctrl-C stops `raftwood dev` cleanly (exit status 0, promptly).
+    let mut cluster = cluster;
+    let pid = cluster.child.id().to_string();
+    let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = cluster.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "raftwood dev did not stop on SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "raftwood dev exited with {status}");
 }
