@@ -12,7 +12,9 @@ use std::collections::VecDeque;
 
 use raftwood_raft::{Entry, HardState, Index, InitialState, PersistRequest, SnapshotMeta, Term};
 
-use crate::kv::KvStore;
+use std::sync::Arc;
+
+use crate::state_machine::SnapshotImage;
 
 /// What survives a crash.
 #[derive(Debug, Clone, Default)]
@@ -21,8 +23,8 @@ pub struct DurableState {
     pub hard_state: HardState,
     /// The snapshot the log starts after.
     pub snapshot: SnapshotMeta,
-    /// The state machine at `snapshot.index`.
-    pub snapshot_data: KvStore,
+    /// The state machine's checkpoint at `snapshot.index`.
+    pub snapshot_data: Arc<SnapshotImage>,
     /// Entries after the snapshot. Invariant: consecutive indexes from
     /// `snapshot.index + 1`.
     pub entries: Vec<Entry>,
@@ -50,7 +52,7 @@ impl DurableState {
 
     /// Writes the snapshot of a request (if any) and its entries, truncating
     /// a conflicting tail first; not the hard state.
-    fn write_log(&mut self, request: &PersistRequest, snapshot_data: Option<&KvStore>) {
+    fn write_log(&mut self, request: &PersistRequest, snapshot_data: Option<&Arc<SnapshotImage>>) {
         if let Some(snapshot) = &request.snapshot {
             self.snapshot = snapshot.clone();
             self.snapshot_data = snapshot_data.cloned().unwrap_or_default();
@@ -78,8 +80,8 @@ impl DurableState {
 pub struct PendingWrite {
     /// What the core asked to make durable.
     pub request: PersistRequest,
-    /// The state machine content of the request's snapshot, if it has one.
-    pub snapshot_data: Option<KvStore>,
+    /// The state machine image of the request's snapshot, if it has one.
+    pub snapshot_data: Option<Arc<SnapshotImage>>,
     /// When the simulated fsync completes.
     pub complete_at_us: u64,
 }
@@ -125,7 +127,7 @@ impl SimDisk {
     pub fn submit(
         &mut self,
         request: PersistRequest,
-        snapshot_data: Option<KvStore>,
+        snapshot_data: Option<Arc<SnapshotImage>>,
         now_us: u64,
         fsync_delay_us: u64,
     ) -> u64 {
@@ -152,7 +154,7 @@ impl SimDisk {
 
     /// Records a snapshot the node took of its own state machine (log
     /// compaction): written and synced at once, entries up to it dropped.
-    pub fn write_compaction(&mut self, snapshot: SnapshotMeta, data: KvStore) {
+    pub fn write_compaction(&mut self, snapshot: SnapshotMeta, data: Arc<SnapshotImage>) {
         let index = snapshot.index;
         self.durable.entries.retain(|e| e.index > index);
         self.durable.snapshot = snapshot;
@@ -181,8 +183,8 @@ impl SimDisk {
         damage
     }
 
-    /// What a node restarts from. The state machine is at the snapshot;
-    /// the core re-applies the committed entries after it.
+    /// What a new node starts from: the state machine is at the snapshot
+    /// (see [`SimDisk::recover`]).
     ///
     /// A torn write can leave entries of a term the durable hard state has
     /// not reached (the entries precede the hard state in a request). The
@@ -191,12 +193,17 @@ impl SimDisk {
     /// the term to the last entry's, with no vote — as a server's recovery
     /// must.
     pub fn initial_state(&self) -> InitialState {
-        self.recover().0
+        self.recover(0).0
     }
 
-    /// [`SimDisk::initial_state`], and whether recovery had to raise the
-    /// term past the durable hard state's (a torn write).
-    pub fn recover(&self) -> (InitialState, bool) {
+    /// What a node restarts from when its state machine reopened at
+    /// `state_machine_applied` (its durable applied index), and whether
+    /// recovery had to raise the term past the durable hard state's (a torn
+    /// write). As the server does, the core starts at the state machine's
+    /// applied index (or the snapshot's, if later) and hands out the
+    /// committed entries after it for replay; entries the state machine
+    /// applied were committed, so the commit index is raised to it.
+    pub fn recover(&self, state_machine_applied: Index) -> (InitialState, bool) {
         let durable = &self.durable;
         let mut hard_state = durable.hard_state;
         let last_term = durable
@@ -208,11 +215,13 @@ impl SimDisk {
             hard_state.term = last_term;
             hard_state.vote = None;
         }
+        let applied = state_machine_applied.max(durable.snapshot.index);
+        hard_state.commit = hard_state.commit.max(applied);
         let initial = InitialState {
             hard_state,
             snapshot: durable.snapshot.clone(),
             entries: durable.entries.clone(),
-            applied: durable.snapshot.index,
+            applied,
         };
         (initial, raised)
     }
@@ -290,7 +299,7 @@ mod tests {
         let damage = disk.crash(Some(1));
         assert_eq!(damage.torn_entries, 1);
         assert_eq!(disk.durable().hard_state.term, 1);
-        let (initial, raised) = disk.recover();
+        let (initial, raised) = disk.recover(0);
         assert!(raised);
         assert_eq!(initial.hard_state.term, 3);
         assert_eq!(initial.hard_state.vote, None);
@@ -312,7 +321,7 @@ mod tests {
             term: 1,
             conf_state: raftwood_raft::ConfState::with_voters([1]),
         };
-        disk.write_compaction(meta, KvStore::default());
+        disk.write_compaction(meta, Arc::default());
         assert_eq!(disk.durable().entries.len(), 1);
         assert!(disk.durable().holds(1, 1));
         assert!(disk.durable().holds(2, 1));

@@ -24,7 +24,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::kv::{Key, KvOp, KvOutput, Value};
+use crate::model::{Key, KvOp, KvOutput, Value};
 
 /// One client operation as the client saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

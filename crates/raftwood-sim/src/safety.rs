@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use raftwood_raft::{Entry, EntryPayload, Index, NodeId, PersistRequest, RaftNode, Role, Term};
 
-use crate::kv::Command;
+use crate::etcd;
 
 /// Watermarks of one member since it last started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,16 +238,16 @@ impl SafetyChecker {
             None => self.observe_committed(id, member_term, entry),
         }
         if let EntryPayload::Command(bytes) = &entry.payload
-            && let Some(command) = Command::decode(bytes)
+            && let Some(request_id) = etcd::request_id(bytes)
         {
             let at = *self
                 .applied_requests
-                .entry(command.request_id)
+                .entry(request_id)
                 .or_insert(entry.index);
             if at != entry.index {
                 self.violation(format!(
                     "duplicated command: request {} applied at index {at} and at index {}",
-                    command.request_id, entry.index
+                    request_id, entry.index
                 ));
             }
         }

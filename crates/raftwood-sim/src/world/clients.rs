@@ -153,13 +153,13 @@ impl Simulation {
                 Err(_) => Some(Reply::Retry),
             }
         } else {
-            match raft.propose(command.encode()) {
-                Ok(position) => {
+            match etcd::encode(&command).map(|payload| raft.propose(payload)) {
+                Some(Ok(position)) => {
                     node.proposals.insert(position.index, (position.term, from));
                     None
                 }
-                Err(Error::NotLeader { leader }) => Some(Reply::NotLeader(leader)),
-                Err(_) => Some(Reply::Retry),
+                Some(Err(Error::NotLeader { leader })) => Some(Reply::NotLeader(leader)),
+                Some(Err(_)) | None => Some(Reply::Retry),
             }
         };
         if let Some(reply) = reply {

@@ -100,7 +100,11 @@ impl Simulation {
         self.after_step(id);
     }
 
-    pub(super) fn on_deliver(&mut self, message: Message, snapshot_data: Option<KvStore>) {
+    pub(super) fn on_deliver(
+        &mut self,
+        message: Message,
+        snapshot_data: Option<Arc<SnapshotImage>>,
+    ) {
         let (from, to) = (message.from, message.to);
         let event = Event::Deliver {
             message,
@@ -180,10 +184,15 @@ impl Simulation {
         let Some(write) = node.disk.complete_oldest() else {
             return;
         };
+        let mut install_error = None;
         if let Some(snapshot) = &write.request.snapshot {
-            // The state machine becomes the snapshot's; proposals it covers
-            // have an unknown fate here (clients time out).
-            node.kv = write.snapshot_data.clone().unwrap_or_default();
+            // The state machine becomes the snapshot's, durably, in the same
+            // event as the raft disk; proposals it covers have an unknown
+            // fate here (clients time out).
+            let image = write.snapshot_data.clone().unwrap_or_default();
+            if let Err(error) = node.kv.install(&image) {
+                install_error = Some(error);
+            }
             node.kv_applied = snapshot.index;
             let index = snapshot.index;
             node.proposals.retain(|&at, _| at > index);
@@ -194,6 +203,9 @@ impl Simulation {
             None => Ok(()),
         };
         self.trace(|| format!("persisted {id} {ticket:?}"));
+        if let Some(error) = install_error {
+            self.safety_violation(format!("member {id} cannot install a snapshot: {error}"));
+        }
         if let Err(error) = result {
             self.core_error(id, "on_persisted", &error);
         }
@@ -426,27 +438,67 @@ impl Simulation {
 
     pub(super) fn apply_entries(&mut self, id: NodeId, entries: Vec<raftwood_raft::Entry>) {
         let mut replies = Vec::new();
+        let mut problems = Vec::new();
         let Some(node) = self.nodes.get_mut(&id) else {
             return;
         };
+        let committed: Vec<CommittedEntry<'_>> = entries
+            .iter()
+            .map(|entry| CommittedEntry {
+                index: entry.index,
+                request: match &entry.payload {
+                    EntryPayload::Command(bytes) => Some(bytes.as_ref()),
+                    EntryPayload::Empty | EntryPayload::ConfChange(_) => None,
+                },
+            })
+            .collect();
+        let outcomes = match node.kv.apply(&committed) {
+            Ok(outcomes) if outcomes.len() == entries.len() => outcomes,
+            Ok(outcomes) => {
+                let count = outcomes.len();
+                self.safety_violation(format!(
+                    "member {id}: {count} outcomes for {} entries",
+                    entries.len()
+                ));
+                return;
+            }
+            Err(error) => {
+                self.safety_violation(format!("member {id}: the state machine failed: {error}"));
+                return;
+            }
+        };
         let mut last = 0;
         let member_term = node.raft.as_ref().map_or(0, RaftNode::term);
-        for entry in &entries {
+        for (entry, outcome) in entries.iter().zip(&outcomes) {
             self.safety.observe_apply(id, member_term, entry);
             last = entry.index;
             node.kv_applied = entry.index;
-            let output = match &entry.payload {
-                EntryPayload::Command(bytes) => match Command::decode(bytes) {
-                    Some(command) => {
-                        self.first_applied_us
-                            .entry(command.request_id)
-                            .or_insert(self.now_us);
-                        Some(node.kv.apply(&command.op))
-                    }
-                    None => None,
-                },
-                EntryPayload::Empty | EntryPayload::ConfChange(_) => None,
+            let output = match outcome {
+                Ok(ApplyResponse::AlreadyApplied) => {
+                    // The core starts at the store's applied index, so it
+                    // never hands out an entry the store already holds.
+                    problems.push(format!(
+                        "member {id} was handed entry {} which its state machine had applied",
+                        entry.index
+                    ));
+                    None
+                }
+                Ok(response) => etcd::write_output(response),
+                Err(error) => {
+                    problems.push(format!(
+                        "member {id}: the state machine refused entry {}: {error}",
+                        entry.index
+                    ));
+                    None
+                }
             };
+            if let EntryPayload::Command(bytes) = &entry.payload
+                && let Some(request_id) = etcd::request_id(bytes)
+            {
+                self.first_applied_us
+                    .entry(request_id)
+                    .or_insert(self.now_us);
+            }
             // Proposals at or below this index are decided now.
             let decided: Vec<Index> = node
                 .proposals
@@ -462,18 +514,20 @@ impl Simulation {
                     // the client times out.
                     continue;
                 }
-                match output {
-                    Some(output) if term == entry.term => {
-                        replies.push((
-                            client,
-                            Reply::Done {
-                                output,
-                                position: Some((index, term)),
-                            },
-                        ));
-                    }
-                    _ => replies.push((client, Reply::Retry)),
+                if term != entry.term {
+                    // Another leader's entry took the place: not done.
+                    replies.push((client, Reply::Retry));
+                } else if let Some(output) = output {
+                    replies.push((
+                        client,
+                        Reply::Done {
+                            output,
+                            position: Some((index, term)),
+                        },
+                    ));
                 }
+                // Applied without an answer (a violation recorded above):
+                // the client times out.
             }
         }
         let result = match &mut node.raft {
@@ -483,12 +537,20 @@ impl Simulation {
         if let Err(error) = result {
             self.core_error(id, "on_applied", &error);
         }
+        for problem in problems {
+            self.safety_violation(problem);
+        }
         for (client, reply) in replies {
             self.reply(client, reply);
         }
         self.maybe_compact(id);
     }
 
+    /// Compacts a member's log once enough entries are applied: the core
+    /// drops the entries, and the state machine's checkpoint at that index
+    /// becomes the snapshot's data on the raft disk (see
+    /// `src/state_machine.rs`). Each compaction point's state digest is
+    /// compared with every other member's at the same index.
     pub(super) fn maybe_compact(&mut self, id: NodeId) {
         let threshold = self.options.compaction_threshold_entries;
         let Some(node) = self.nodes.get_mut(&id) else {
@@ -503,9 +565,36 @@ impl Simulation {
         }
         // Refused while the applied index is not yet durable; tried again
         // after the next apply.
-        if let Ok(meta) = raft.compact_log(applied) {
-            node.disk.write_compaction(meta, node.kv.clone());
-            self.trace(|| format!("member {id} compacted its log to {applied}"));
+        let Ok(meta) = raft.compact_log(applied) else {
+            return;
+        };
+        let image = node.kv.take_image();
+        let digest = node.kv.digest();
+        let (index, image, digest) = match (image, digest) {
+            (Ok((index, image)), Ok(digest)) => (index, image, digest),
+            (Err(error), _) | (_, Err(error)) => {
+                self.safety_violation(format!("member {id} cannot snapshot its state: {error}"));
+                return;
+            }
+        };
+        node.disk.write_compaction(meta, Arc::new(image));
+        if index != applied {
+            self.safety_violation(format!(
+                "member {id} compacted at {applied} but its checkpoint holds {index}"
+            ));
+            return;
+        }
+        self.trace(|| format!("member {id} compacted its log to {applied}"));
+        match self.digests_at.get(&applied) {
+            None => {
+                self.digests_at.insert(applied, (id, digest));
+            }
+            Some(&(other, expected)) if expected != digest => {
+                self.safety_violation(format!(
+                    "state machines diverged: at index {applied} member {id} has digest {digest:08x}, member {other} had {expected:08x}"
+                ));
+            }
+            Some(_) => {}
         }
     }
 
@@ -515,20 +604,27 @@ impl Simulation {
         };
         let applied = node.kv_applied;
         let mut replies = Vec::new();
+        let mut problems = Vec::new();
+        let kv = &node.kv;
         node.reads_ready.retain(|&(index, client, key)| {
-            if index <= applied {
-                replies.push((
+            if index > applied {
+                return true;
+            }
+            match kv.get(key) {
+                Ok(output) => replies.push((
                     client,
                     Reply::Done {
-                        output: KvOutput::Value(node.kv.get(key)),
+                        output,
                         position: None,
                     },
-                ));
-                false
-            } else {
-                true
+                )),
+                Err(error) => problems.push(format!("member {id} cannot serve a read: {error}")),
             }
+            false
         });
+        for problem in problems {
+            self.safety_violation(problem);
+        }
         for (client, reply) in replies {
             self.reply(client, reply);
         }

@@ -104,7 +104,7 @@ impl Simulation {
         node.raft = None;
         node.status = Status::Down;
         node.incarnation += 1;
-        node.kv = KvStore::default();
+        node.kv.crash();
         node.kv_applied = 0;
         node.proposals.clear();
         node.reads_waiting.clear();
@@ -159,13 +159,28 @@ impl Simulation {
         config.seed = config
             .seed
             .wrapping_add(incarnation.wrapping_mul(0x9e37_79b9));
-        let (initial, term_raised) = node.disk.recover();
+        // The store reopens at its durable applied index; the core starts
+        // there and hands out the committed entries after it for replay.
+        if let Err(error) = node.kv.open() {
+            self.safety_violation(format!("member {id} cannot reopen its store: {error}"));
+            return;
+        }
+        let store_applied = node.kv.durable_applied_index();
+        let snapshot_index = node.disk.durable().snapshot.index;
+        // Only the bootstrap snapshot (index 1) has no data to be at.
+        if store_applied < snapshot_index && snapshot_index > 1 {
+            self.safety_violation(format!(
+                "member {id}'s store reopened at {store_applied}, behind its snapshot at {snapshot_index}"
+            ));
+            return;
+        }
+        let (initial, term_raised) = node.disk.recover(store_applied);
+        let applied = initial.applied;
         match RaftNode::new(config, initial) {
             Ok(raft) => {
                 node.raft = Some(raft);
                 node.status = Status::Up;
-                node.kv = node.disk.durable().snapshot_data.clone();
-                node.kv_applied = node.disk.durable().snapshot.index;
+                node.kv_applied = applied;
                 let interval = node.tick_interval_us;
                 if term_raised {
                     self.count_fault("torn-write-term-raised-at-recovery");

@@ -95,17 +95,52 @@ impl Simulation {
         else {
             return;
         };
-        let reference = self.nodes.get(&leader).map(|n| n.kv.clone());
-        let converged = members.iter().all(|id| {
+        let caught_up = members.iter().all(|id| {
             self.nodes.get(id).is_some_and(|n| {
                 n.raft
                     .as_ref()
                     .is_some_and(|r| r.log().applied() >= target && r.log().committed() >= target)
                     && n.kv_applied >= target
-                    && Some(&n.kv) == reference.as_ref()
             })
         });
-        if converged && self.clients_idle() {
+        // (Waiting for clients first: a digest reads the whole store.)
+        if !caught_up || !self.clients_idle() {
+            return;
+        }
+        // Members that applied the same index must hold the same store:
+        // compare their `state_digest`s.
+        let mut states = Vec::new();
+        for id in &members {
+            if let Some(node) = self.nodes.get(id) {
+                states.push((*id, node.kv_applied, node.kv.digest()));
+            }
+        }
+        let Some((first_id, first_applied, first_digest)) = states.first().cloned() else {
+            return;
+        };
+        if states
+            .iter()
+            .any(|(_, applied, _)| *applied != first_applied)
+        {
+            return;
+        }
+        let mut problems = Vec::new();
+        for (id, _, digest) in &states {
+            match (digest, &first_digest) {
+                (Ok(digest), Ok(expected)) if digest == expected => {}
+                (Ok(digest), Ok(expected)) => problems.push(format!(
+                    "state machines diverged: at index {first_applied} member {id} has digest {digest:08x}, member {first_id} {expected:08x}"
+                )),
+                (Err(error), _) | (_, Err(error)) => {
+                    problems.push(format!("member {id}: {error}"));
+                }
+            }
+        }
+        let converged = problems.is_empty();
+        for problem in problems {
+            self.safety_violation(problem);
+        }
+        if converged {
             for id in &members {
                 if let Some(raft) = self.nodes.get(id).and_then(|n| n.raft.as_ref()) {
                     self.safety.check_acknowledged_in(*id, raft);
@@ -129,7 +164,8 @@ impl Simulation {
             .nodes
             .get_mut(&leader)
             .and_then(|n| n.raft.as_mut())
-            .map(|r| r.propose(command.encode()));
+            .zip(etcd::encode(&command))
+            .map(|(r, payload)| r.propose(payload));
         if let Some(Ok(position)) = result {
             self.probe = Some((position.index, position.term));
             self.trace(|| {

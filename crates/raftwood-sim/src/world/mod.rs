@@ -12,8 +12,10 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::Arc;
 
 use bytes::Bytes;
+use raftwood_kv::{ApplyResponse, CommittedEntry};
 use raftwood_raft::{
     ConfChange, ConfChangeKind, ConfChangeSingle, ConfChangeTransition, Config, EntryPayload,
     Error, Index, Message, MessageBody, NodeId, RaftNode, Role, Term,
@@ -22,12 +24,14 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::disk::{DurableState, SimDisk};
-use crate::kv::{Command, Key, KvOp, KvOutput, KvStore};
+use crate::etcd;
 use crate::linearizability::{Operation, check_history};
+use crate::model::{Command, Key, KvOp, KvOutput};
 use crate::network::{Fate, Network, PartitionKind};
 use crate::options::SimOptions;
 use crate::report::RunReport;
 use crate::safety::SafetyChecker;
+use crate::state_machine::{MemberKv, SnapshotImage};
 
 /// A client's request in flight: which client, which attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +62,7 @@ enum Event {
     },
     Deliver {
         message: Message,
-        snapshot_data: Option<KvStore>,
+        snapshot_data: Option<Arc<SnapshotImage>>,
     },
     PersistDone {
         node: NodeId,
@@ -143,11 +147,13 @@ struct SimNode {
     /// Bumped at every crash, so events of a previous life are ignored.
     incarnation: u64,
     disk: SimDisk,
-    kv: KvStore,
+    /// The state machine: `raftwood-kv` on the member's own filesystem.
+    kv: MemberKv,
     /// The index the state machine `kv` reflects. Not the core's applied
     /// index: the core names a snapshot from the leader applied as soon as
     /// it arrives, before its data is durable and installed here, so reads
-    /// must wait for this one.
+    /// must wait for this one. Equals `kv`'s applied index, except after
+    /// the bootstrap snapshot (index 1, no data) and while down (0).
     kv_applied: Index,
     tick_interval_us: u64,
     /// Client writes proposed here: index → (term, client).
@@ -157,7 +163,7 @@ struct SimNode {
     /// Confirmed reads waiting for the state machine to reach their index.
     reads_ready: Vec<(Index, ClientRef, Key)>,
     /// Snapshot data that arrived with InstallSnapshot, by (index, term).
-    incoming_snapshots: BTreeMap<(Index, Term), KvStore>,
+    incoming_snapshots: BTreeMap<(Index, Term), Arc<SnapshotImage>>,
     /// Events that arrived while paused, replayed on resume.
     deferred: Vec<Event>,
     /// Last (role, term) traced.
@@ -227,6 +233,10 @@ pub struct Simulation {
     /// Violations the simulator itself found (a member that cannot
     /// restart from its disk, an error from the core).
     extra_violations: Vec<String>,
+    /// The state digest each compaction point had, with the member that
+    /// first recorded it: every member that compacts at the same index
+    /// must hold the same state.
+    digests_at: BTreeMap<Index, (NodeId, u32)>,
     trace: Option<String>,
 }
 
@@ -267,6 +277,7 @@ impl Simulation {
             liveness_failure: None,
             extra_violations: Vec::new(),
             leader_commits: BTreeMap::new(),
+            digests_at: BTreeMap::new(),
             trace,
             options,
         };
@@ -290,7 +301,7 @@ impl Simulation {
                     term: 1,
                     conf_state: conf_state.clone(),
                 },
-                snapshot_data: KvStore::default(),
+                snapshot_data: Arc::default(),
                 entries: Vec::new(),
             };
             self.add_node(id, durable);
@@ -328,7 +339,12 @@ impl Simulation {
             configure(&mut config);
         }
         let disk = SimDisk::new(durable);
-        let kv = disk.durable().snapshot_data.clone();
+        // A new member's store is empty: the bootstrap snapshot (index 1)
+        // holds no data, and a member joining later starts from index 0.
+        let mut kv = MemberKv::new();
+        if let Err(error) = kv.open() {
+            self.safety_violation(format!("member {id}: {error}"));
+        }
         let kv_applied = disk.durable().snapshot.index;
         let mut node = SimNode {
             config: config.clone(),
