@@ -296,7 +296,7 @@ def panel(x0, title, index, transform, unit):
 for k, row in enumerate(chart):
     parts.append(f'<text x="10" y="{52 + k * row_h + bar + 4}">{row[0]}</text>')
 panel(label_w, "throughput, requests/s", 1, lambda v: v, "")
-panel(label_w + panel_w + 60, "average latency, ms (log scale)", 3,
+panel(label_w + panel_w + 90, "average latency, ms (log scale)", 3,
       lambda v: math.log10(v * 100), " ms")
 legend_y = height - 20
 for j, system in enumerate(("raftwood", "etcd")):
