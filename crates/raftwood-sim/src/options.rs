@@ -88,6 +88,10 @@ pub struct SimOptions {
     pub budget: Budget,
     /// Applied to every member's `Config` (tests use it to plant bugs).
     pub configure: Option<fn(&mut Config)>,
+    /// Tests only: this member's state machine applies every entry at an
+    /// index divisible by 8 as an empty one — a planted divergence between
+    /// members' stores, which the state digest checks must find.
+    pub planted_state_machine_bug: Option<u64>,
 }
 
 impl SimOptions {
@@ -143,6 +147,7 @@ impl SimOptions {
             check_leader_commits: true,
             budget: Budget::default(),
             configure: None,
+            planted_state_machine_bug: None,
         };
         // A third of the seeds are a leader-churn storm: short, frequent
         // faults aimed at the leader, small append messages, more often

@@ -442,11 +442,13 @@ impl Simulation {
         let Some(node) = self.nodes.get_mut(&id) else {
             return;
         };
+        let planted_bug = self.options.planted_state_machine_bug == Some(id);
         let committed: Vec<CommittedEntry<'_>> = entries
             .iter()
             .map(|entry| CommittedEntry {
                 index: entry.index,
                 request: match &entry.payload {
+                    EntryPayload::Command(_) if planted_bug && entry.index % 8 == 0 => None,
                     EntryPayload::Command(bytes) => Some(bytes.as_ref()),
                     EntryPayload::Empty | EntryPayload::ConfChange(_) => None,
                 },

@@ -101,6 +101,9 @@ impl Simulation {
             return;
         };
         let damage = node.disk.crash(torn_entries);
+        // Applies not yet flushed die with the store; the member replays
+        // them from its log after the restart.
+        let unflushed_applies = node.kv.applied_index() > node.kv.durable_applied_index();
         node.raft = None;
         node.status = Status::Down;
         node.incarnation += 1;
@@ -131,6 +134,9 @@ impl Simulation {
         self.count_fault("crash");
         if damage.torn_entries > 0 {
             self.count_fault("torn-write");
+        }
+        if unflushed_applies {
+            self.count_fault("crash-lost-unflushed-applies");
         }
         self.trace(|| {
             format!(
