@@ -50,9 +50,25 @@ pub enum PersistWork {
     },
 }
 
+/// Whether making `request` durable needs an fsync, given the term and
+/// vote last synced. Entries, a snapshot point and a new term or vote must
+/// survive a crash (Raft's persistent state); a hard state that changes
+/// only the commit index need not — the commit index is volatile state in
+/// Raft, re-learned from the leader, and a member that restarts with an
+/// older one starts from the state machine's applied index anyway. This is
+/// etcd's rule too, and it halves the fsyncs of a follower, whose every
+/// round otherwise carries a commit-only update.
+pub fn needs_sync(request: &PersistRequest, synced_term_vote: (u64, Option<u64>)) -> bool {
+    !request.entries.is_empty()
+        || request.snapshot.is_some()
+        || request
+            .hard_state
+            .is_some_and(|h| (h.term, h.vote) != synced_term_vote)
+}
+
 /// Runs until `work` closes. Each round takes every request queued, writes
-/// them all, syncs once and reports their tickets in order with
-/// `done`. A storage error is fail-stop: it is reported with `fatal` and
+/// them all, syncs once if any of them needs it (see [`needs_sync`]) and
+/// reports their tickets in order with `done`. A storage error is fail-stop: it is reported with `fatal` and
 /// the thread ends, so nothing after it is acknowledged.
 pub fn run_persistence(
     mut storage: impl LogStorage,
@@ -66,12 +82,25 @@ pub fn run_persistence(
 ) {
     let mut tickets = Vec::new();
     let mut snapshots = Vec::new();
+    // The term and vote the last sync made durable; `None` before the
+    // first sync, so the first hard state is always synced.
+    let mut synced_term_vote: Option<(u64, Option<u64>)> = None;
+    let mut written_term_vote: Option<(u64, Option<u64>)> = None;
     while let Ok(first) = work.recv() {
         let mut next = Some(first);
         let mut result = Ok(());
+        let mut sync = false;
         while let Some(item) = next.take() {
             match item {
                 PersistWork::Persist(request) => {
+                    let reference = written_term_vote.or(synced_term_vote);
+                    sync |= match reference {
+                        Some(term_vote) => needs_sync(&request, term_vote),
+                        None => true,
+                    };
+                    if let Some(hard_state) = request.hard_state {
+                        written_term_vote = Some((hard_state.term, hard_state.vote));
+                    }
                     if result.is_ok() {
                         result = storage.write(&request);
                     }
@@ -81,8 +110,11 @@ pub fn run_persistence(
             }
             next = work.try_recv().ok();
         }
-        if !tickets.is_empty() && result.is_ok() {
+        if sync && result.is_ok() {
             result = storage.sync();
+            if result.is_ok() {
+                synced_term_vote = written_term_vote.or(synced_term_vote);
+            }
         }
         if let Err(error) = result {
             fatal(format!("raft log write failed: {error}"));
@@ -100,5 +132,89 @@ pub fn run_persistence(
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raftwood_raft::{Entry, EntryPayload, HardState};
+
+    #[derive(Default)]
+    struct CountingStorage {
+        writes: usize,
+        syncs: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl LogStorage for CountingStorage {
+        fn write(&mut self, _request: &PersistRequest) -> Result<(), String> {
+            self.writes += 1;
+            Ok(())
+        }
+        fn sync(&mut self) -> Result<(), String> {
+            self.syncs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        }
+        fn compact(&mut self, _snapshot: &raftwood_raft::SnapshotMeta) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    fn request(ticket: u64, entry: Option<u64>, hard_state: Option<HardState>) -> PersistWork {
+        PersistWork::Persist(PersistRequest {
+            ticket: PersistTicket(ticket),
+            snapshot: None,
+            entries: entry
+                .map(|index| Entry {
+                    term: 2,
+                    index,
+                    payload: EntryPayload::Empty,
+                })
+                .into_iter()
+                .collect(),
+            hard_state,
+        })
+    }
+
+    /// Runs one request at a time through the thread; returns the syncs.
+    fn syncs_for(requests: Vec<PersistWork>) -> Vec<usize> {
+        let storage = CountingStorage::default();
+        let syncs = storage.syncs.clone();
+        let (sender, receiver) = std_mpsc::channel();
+        let (done_sender, done_receiver) = std_mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            run_persistence(
+                storage,
+                receiver,
+                |_, _| Ok(()),
+                move |tickets| {
+                    let _ = done_sender.send(tickets);
+                },
+                |reason| panic!("{reason}"),
+            );
+        });
+        let mut after_each = Vec::new();
+        for request in requests {
+            sender.send(request).unwrap();
+            done_receiver.recv().unwrap();
+            after_each.push(syncs.load(std::sync::atomic::Ordering::SeqCst));
+        }
+        drop(sender);
+        thread.join().unwrap();
+        after_each
+    }
+
+    #[test]
+    fn commit_only_updates_are_not_synced_but_entries_and_votes_are() {
+        let hard = |term, vote, commit| HardState { term, vote, commit };
+        let syncs = syncs_for(vec![
+            request(1, None, Some(hard(2, Some(1), 0))), // first hard state: sync
+            request(2, Some(1), None),                   // entries: sync
+            request(3, None, Some(hard(2, Some(1), 1))), // commit only: no sync
+            request(4, None, Some(hard(2, Some(1), 2))), // commit only: no sync
+            request(5, None, Some(hard(3, None, 2))),    // new term: sync
+            request(6, None, Some(hard(3, Some(2), 2))), // new vote: sync
+        ]);
+        assert_eq!(syncs, vec![1, 2, 2, 2, 3, 4]);
     }
 }
