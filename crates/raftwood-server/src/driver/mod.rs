@@ -30,6 +30,10 @@ pub use waiters::{ProposeError, ProposeResult, Waiters};
 
 use crate::transport::MessageSink;
 
+/// Most committed entries that may wait for the state machine before new
+/// proposals are refused (etcd's `maxGapBetweenApplyAndCommitIndex`).
+pub const MAX_COMMITTED_UNAPPLIED_ENTRIES: u64 = 5_000;
+
 /// An input to the drive loop.
 #[derive(Debug)]
 pub enum LoopEvent {
@@ -289,6 +293,17 @@ impl DriveLoop {
 
     fn propose_all(&mut self, proposals: Vec<(Bytes, oneshot::Sender<ProposeResult>)>) {
         if proposals.is_empty() {
+            return;
+        }
+        // Backpressure on the state machine (etcd's rule): when committed
+        // entries wait too long to be applied, new proposals are refused
+        // ("too many requests") instead of piling up in memory behind a
+        // slow apply (for example an LSM write stall).
+        let log = self.node.log();
+        if log.committed().saturating_sub(log.applied()) > MAX_COMMITTED_UNAPPLIED_ENTRIES {
+            for (_, reply) in proposals {
+                let _ = reply.send(Err(ProposeError::Busy));
+            }
             return;
         }
         let count = proposals.len() as u64;
