@@ -333,7 +333,7 @@ impl DriveLoop {
     fn after_events(&mut self) {
         let leader = self.node.leader();
         if leader != self.last_leader {
-            self.reads.leader_changed(leader);
+            self.reads.leader_changed();
             self.last_leader = leader;
         }
         let node = &mut self.node;

@@ -82,9 +82,9 @@ pub fn run_persistence(
 ) {
     let mut tickets = Vec::new();
     let mut snapshots = Vec::new();
-    // The term and vote the last sync made durable; `None` before the
-    // first sync, so the first hard state is always synced.
-    let mut synced_term_vote: Option<(u64, Option<u64>)> = None;
+    // The term and vote last written; `None` before the first, so the
+    // first hard state is always synced. Every write that changes them is
+    // synced in its round, so what was written is also what is durable.
     let mut written_term_vote: Option<(u64, Option<u64>)> = None;
     while let Ok(first) = work.recv() {
         let mut next = Some(first);
@@ -93,8 +93,7 @@ pub fn run_persistence(
         while let Some(item) = next.take() {
             match item {
                 PersistWork::Persist(request) => {
-                    let reference = written_term_vote.or(synced_term_vote);
-                    sync |= match reference {
+                    sync |= match written_term_vote {
                         Some(term_vote) => needs_sync(&request, term_vote),
                         None => true,
                     };
@@ -112,9 +111,6 @@ pub fn run_persistence(
         }
         if sync && result.is_ok() {
             result = storage.sync();
-            if result.is_ok() {
-                synced_term_vote = written_term_vote.or(synced_term_vote);
-            }
         }
         if let Err(error) = result {
             fatal(format!("raft log write failed: {error}"));

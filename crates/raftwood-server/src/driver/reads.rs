@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use raftwood_raft::{Index, NodeId};
+use raftwood_raft::Index;
 use tokio::sync::oneshot;
 
 /// Why a linearizable read could not be confirmed.
@@ -115,7 +115,7 @@ impl ReadBatcher {
 
     /// The member's leader changed: rounds in flight to the old leader will
     /// never be answered, so their readers go back to waiting.
-    pub fn leader_changed(&mut self, _new_leader: Option<NodeId>) {
+    pub fn leader_changed(&mut self) {
         let mut contexts: Vec<u64> = self.in_flight.keys().copied().collect();
         contexts.sort_unstable();
         for context in contexts {

@@ -74,11 +74,6 @@ impl Waiters {
         }
     }
 
-    /// Whether anyone waits for `index`.
-    pub fn contains(&self, index: Index) -> bool {
-        self.by_index.contains_key(&index)
-    }
-
     /// Every waiter learns the member stopped.
     pub fn stop(&mut self) {
         for (_, waiter) in self.by_index.drain() {

@@ -34,8 +34,9 @@ fn request_timeout(context: &NodeContext) -> Duration {
 pub(super) enum Proposed {
     /// Applied here.
     Applied(ApplyResponse),
-    /// Another member leads: forward to it.
-    Forward(String),
+    /// Another member leads: forward the request (given back, so the
+    /// caller need not keep a copy of every write) to its client URL.
+    Forward(String, internal_request::Request),
 }
 
 /// The KV service of one member.
@@ -49,10 +50,6 @@ impl KvService {
     /// The service over `context`.
     pub fn new(context: NodeContext, forwarder: Forwarder) -> KvService {
         KvService { context, forwarder }
-    }
-
-    fn header(&self, revision: i64) -> ResponseHeader {
-        header(&self.context, revision)
     }
 
     /// Proposes `request` and waits for its outcome.
@@ -103,9 +100,9 @@ impl KvService {
             Ok(Err(error)) => Err(status::from_etcd(&error)),
             Err(ProposeError::NotLeader {
                 leader: Some(leader),
-            }) if !forwarded => match self.client_url_of(leader) {
-                Some(url) => Ok(Proposed::Forward(url)),
-                None => Err(status::no_leader()),
+            }) if !forwarded => match (self.client_url_of(leader), internal.request) {
+                (Some(url), Some(request)) => Ok(Proposed::Forward(url, request)),
+                _ => Err(status::no_leader()),
             },
             Err(error) => Err(status::from_propose(&error)),
         }
@@ -159,9 +156,16 @@ pub fn header(context: &NodeContext, revision: i64) -> ResponseHeader {
     }
 }
 
+/// Gives a state machine's response this member's header, keeping the
+/// revision the state machine set.
+pub(super) fn stamp(context: &NodeContext, response_header: &mut Option<ResponseHeader>) {
+    let revision = response_header.as_ref().map_or(0, |h| h.revision);
+    *response_header = Some(header(context, revision));
+}
+
 fn unexpected(kind: &str) -> Status {
     Status::internal(format!(
-        "raftwood: the state machine answered a {kind} request with another kind"
+        "raftwood: a {kind} request came back as another kind"
     ))
 }
 
@@ -181,8 +185,7 @@ impl Kv for KvService {
             .load()
             .range(&request)
             .map_err(|e| status::from_request(&e))?;
-        let revision = response.header.as_ref().map_or(0, |h| h.revision);
-        response.header = Some(self.header(revision));
+        stamp(&self.context, &mut response.header);
         Ok(Response::new(response))
     }
 
@@ -190,16 +193,18 @@ impl Kv for KvService {
         let forwarded = forward::is_forwarded(&request);
         let inner = request.into_inner();
         match self
-            .propose(internal_request::Request::Put(inner.clone()), forwarded)
+            .propose(internal_request::Request::Put(inner), forwarded)
             .await?
         {
             Proposed::Applied(ApplyResponse::Put(mut response)) => {
-                let revision = response.header.as_ref().map_or(0, |h| h.revision);
-                response.header = Some(self.header(revision));
+                stamp(&self.context, &mut response.header);
                 Ok(Response::new(response))
             }
             Proposed::Applied(_) => Err(unexpected("put")),
-            Proposed::Forward(url) => self.forward_client(&url)?.put(forward::mark(inner)).await,
+            Proposed::Forward(url, internal_request::Request::Put(inner)) => {
+                self.forward_client(&url)?.put(forward::mark(inner)).await
+            }
+            Proposed::Forward(..) => Err(unexpected("put")),
         }
     }
 
@@ -210,23 +215,20 @@ impl Kv for KvService {
         let forwarded = forward::is_forwarded(&request);
         let inner = request.into_inner();
         match self
-            .propose(
-                internal_request::Request::DeleteRange(inner.clone()),
-                forwarded,
-            )
+            .propose(internal_request::Request::DeleteRange(inner), forwarded)
             .await?
         {
             Proposed::Applied(ApplyResponse::DeleteRange(mut response)) => {
-                let revision = response.header.as_ref().map_or(0, |h| h.revision);
-                response.header = Some(self.header(revision));
+                stamp(&self.context, &mut response.header);
                 Ok(Response::new(response))
             }
             Proposed::Applied(_) => Err(unexpected("delete")),
-            Proposed::Forward(url) => {
+            Proposed::Forward(url, internal_request::Request::DeleteRange(inner)) => {
                 self.forward_client(&url)?
                     .delete_range(forward::mark(inner))
                     .await
             }
+            Proposed::Forward(..) => Err(unexpected("delete")),
         }
     }
 
@@ -234,16 +236,18 @@ impl Kv for KvService {
         let forwarded = forward::is_forwarded(&request);
         let inner = request.into_inner();
         match self
-            .propose(internal_request::Request::Txn(inner.clone()), forwarded)
+            .propose(internal_request::Request::Txn(inner), forwarded)
             .await?
         {
             Proposed::Applied(ApplyResponse::Txn(mut response)) => {
-                let revision = response.header.as_ref().map_or(0, |h| h.revision);
-                response.header = Some(self.header(revision));
+                stamp(&self.context, &mut response.header);
                 Ok(Response::new(response))
             }
             Proposed::Applied(_) => Err(unexpected("txn")),
-            Proposed::Forward(url) => self.forward_client(&url)?.txn(forward::mark(inner)).await,
+            Proposed::Forward(url, internal_request::Request::Txn(inner)) => {
+                self.forward_client(&url)?.txn(forward::mark(inner)).await
+            }
+            Proposed::Forward(..) => Err(unexpected("txn")),
         }
     }
 
@@ -258,16 +262,16 @@ impl Kv for KvService {
             .await?
         {
             Proposed::Applied(ApplyResponse::Compaction(mut response)) => {
-                let revision = response.header.as_ref().map_or(0, |h| h.revision);
-                response.header = Some(self.header(revision));
+                stamp(&self.context, &mut response.header);
                 Ok(Response::new(response))
             }
             Proposed::Applied(_) => Err(unexpected("compaction")),
-            Proposed::Forward(url) => {
+            Proposed::Forward(url, internal_request::Request::Compaction(inner)) => {
                 self.forward_client(&url)?
                     .compact(forward::mark(inner))
                     .await
             }
+            Proposed::Forward(..) => Err(unexpected("compaction")),
         }
     }
 }

@@ -17,7 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::forward::{self, Forwarder};
-use super::kv::{KvService, Proposed, header};
+use super::kv::{KvService, Proposed, header, stamp};
 use super::status;
 use crate::lease_clock::LeaseClock;
 use crate::node::NodeContext;
@@ -106,15 +106,14 @@ impl Lease for LeaseService {
             .await?
         {
             Proposed::Applied(ApplyResponse::LeaseGrant(mut response)) => {
-                let revision = response.header.as_ref().map_or(0, |h| h.revision);
-                response.header = Some(header(&self.context, revision));
+                stamp(&self.context, &mut response.header);
                 let term = self.context.status.borrow().term;
                 self.clock
                     .refresh(term, response.id, response.ttl, Instant::now());
                 Ok(Response::new(response))
             }
             Proposed::Applied(_) => Err(Status::internal("raftwood: unexpected grant answer")),
-            Proposed::Forward(url) => {
+            Proposed::Forward(url, _) => {
                 let mut client = self
                     .forwarder
                     .lease_client(&url)
@@ -136,12 +135,11 @@ impl Lease for LeaseService {
             .await?
         {
             Proposed::Applied(ApplyResponse::LeaseRevoke(mut response)) => {
-                let revision = response.header.as_ref().map_or(0, |h| h.revision);
-                response.header = Some(header(&self.context, revision));
+                stamp(&self.context, &mut response.header);
                 Ok(Response::new(response))
             }
             Proposed::Applied(_) => Err(Status::internal("raftwood: unexpected revoke answer")),
-            Proposed::Forward(url) => {
+            Proposed::Forward(url, _) => {
                 let mut client = self
                     .forwarder
                     .lease_client(&url)

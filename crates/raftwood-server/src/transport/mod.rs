@@ -114,11 +114,6 @@ impl PeerTransport {
         self.peers.lock().insert(peer, PeerHandle { queue });
     }
 
-    /// Stops sending to `peer`.
-    pub fn remove_peer(&self, peer: NodeId) {
-        self.peers.lock().remove(&peer);
-    }
-
     /// Queues a whole frame (a snapshot chunk) for `peer`.
     pub fn send_frame(&self, peer: NodeId, frame: Frame) -> bool {
         match self.peers.lock().get(&peer) {
