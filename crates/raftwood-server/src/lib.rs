@@ -11,11 +11,13 @@
 
 pub mod config;
 pub mod driver;
+pub mod durable;
 pub mod error;
 pub mod grpc;
 pub mod lease_clock;
 pub mod membership;
 pub mod node;
+pub mod recovery;
 pub mod snapshot;
 pub mod state_dir;
 pub mod transport;

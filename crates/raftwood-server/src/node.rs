@@ -27,6 +27,7 @@ use crate::driver::{
 };
 use crate::error::ServerError;
 use crate::membership::Membership;
+use crate::recovery::reconcile;
 use crate::snapshot::SnapshotReceiver;
 use crate::state_dir::StateDir;
 use crate::transport::{self, Frame, Hello, Inbound, PeerTransport};
@@ -133,7 +134,8 @@ fn check_identity(path: &Path, member_id: NodeId, cluster_id: u64) -> Result<(),
             let parent = path.parent().unwrap_or(path);
             std::fs::create_dir_all(parent)
                 .map_err(|e| ServerError::io(format!("creating {}", parent.display()), e))?;
-            write_synced(path, expected.as_bytes())
+            crate::durable::replace_file(path, expected.as_bytes())
+                .map_err(|e| ServerError::io(format!("writing {}", path.display()), e))
         }
         Err(error) => Err(ServerError::io(
             format!("reading {}", path.display()),
@@ -142,21 +144,21 @@ fn check_identity(path: &Path, member_id: NodeId, cluster_id: u64) -> Result<(),
     }
 }
 
-/// Writes a small file durably: temp file, fsync, rename, directory fsync.
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), ServerError> {
-    use std::io::Write;
-    let temp = path.with_extension("tmp");
-    let io = |e| ServerError::io(format!("writing {}", path.display()), e);
-    let mut file = std::fs::File::create(&temp).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&temp, path).map_err(io)?;
-    if let Some(parent) = path.parent() {
-        std::fs::File::open(parent)
-            .and_then(|d| d.sync_all())
-            .map_err(io)?;
-    }
-    Ok(())
+/// Writes `snapshot` as the raft log's starting point, with `hard_state`,
+/// and syncs, before the core starts.
+fn persist_snapshot_point(
+    log_store: &mut RaftLogStore,
+    snapshot: &SnapshotMeta,
+    hard_state: HardState,
+) -> Result<(), ServerError> {
+    let request = PersistRequest {
+        ticket: PersistTicket(0),
+        snapshot: Some(snapshot.clone()),
+        entries: Vec::new(),
+        hard_state: Some(hard_state),
+    };
+    LogStorage::write(log_store, &request).map_err(ServerError::Bootstrap)?;
+    LogStorage::sync(log_store).map_err(ServerError::Bootstrap)
 }
 
 /// Starts a member. Must be called inside a tokio runtime.
@@ -203,68 +205,42 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
     let fresh = recovered.snapshot.is_none()
         && recovered.entries.is_empty()
         && recovered.hard_state == HardState::default();
-    let (hard_state, snapshot, entries) = if fresh {
+    let initial = if fresh {
         match config.initial_cluster_state {
             InitialClusterState::New => {
-                // A new cluster starts from a snapshot at index 1 naming the
-                // initial voters (docs/raft.md, "Bootstrapping").
                 let voters: Vec<NodeId> = membership.members.keys().copied().collect();
-                let snapshot = SnapshotMeta {
-                    index: 1,
-                    term: 1,
-                    conf_state: ConfState::with_voters(voters),
-                };
-                let hard_state = HardState {
-                    term: 1,
-                    vote: None,
-                    commit: 1,
-                };
-                LogStorage::write(
-                    &mut log_store,
-                    &PersistRequest {
-                        ticket: PersistTicket(0),
-                        snapshot: Some(snapshot.clone()),
-                        entries: Vec::new(),
-                        hard_state: Some(hard_state),
-                    },
-                )
-                .map_err(ServerError::Bootstrap)?;
-                LogStorage::sync(&mut log_store).map_err(ServerError::Bootstrap)?;
-                (hard_state, snapshot, Vec::new())
+                let initial = InitialState::bootstrap(ConfState::with_voters(voters));
+                persist_snapshot_point(&mut log_store, &initial.snapshot, initial.hard_state)?;
+                initial
             }
-            InitialClusterState::Existing => {
-                (HardState::default(), SnapshotMeta::default(), Vec::new())
-            }
+            // A joining member starts empty and learns the configuration
+            // from the leader's snapshot.
+            InitialClusterState::Existing => InitialState::default(),
         }
     } else {
-        let mut snapshot = recovered.snapshot.unwrap_or_default();
-        let mut entries = recovered.entries;
-        // The log may have been compacted behind a local snapshot whose
-        // point the log store did not record: the snapshot directory says
-        // what the compacted prefix stood for.
-        if let Some((local, _)) = snapshots.latest()
-            && local.index > snapshot.index
-        {
-            entries.retain(|e| e.index > local.index);
-            if entries.first().is_some_and(|e| e.index != local.index + 1) {
-                entries.clear();
-            }
-            snapshot = local;
+        let startup = reconcile(
+            recovered.hard_state,
+            recovered.snapshot.unwrap_or_default(),
+            recovered.entries,
+            kv.applied_index(),
+            dirs.installed_snapshot(),
+        );
+        if let Some(snapshot) = &startup.reset_log_to {
+            tracing::warn!(
+                index = snapshot.index,
+                "the state machine holds a snapshot the raft log did not record; resetting the log to it"
+            );
+            persist_snapshot_point(&mut log_store, snapshot, startup.initial.hard_state)?;
         }
-        (recovered.hard_state, snapshot, entries)
+        startup.initial
     };
-    // The state machine keeps its applied index durably with its data; it
-    // may be behind the log (the log is replayed from there) but never
-    // ahead of what the log committed.
-    let applied = kv.applied_index().max(snapshot.index);
-    let snapshot_index = snapshot.index;
-    let mut hard_state = hard_state;
-    hard_state.commit = hard_state.commit.max(applied);
+    let applied = initial.applied;
+    let snapshot_index = initial.snapshot.index;
     tracing::info!(
         member = %format!("{member_id:x}"),
         applied,
-        first = snapshot.index + 1,
-        last = entries.last().map_or(snapshot.index, |e| e.index),
+        first = snapshot_index + 1,
+        last = initial.entries.last().map_or(snapshot_index, |e| e.index),
         "recovered"
     );
 
@@ -275,15 +251,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
     raft_config.check_quorum = true;
     raft_config.read_only_mode = ReadOnlyMode::Safe;
     raft_config.seed = member_id ^ std::process::id() as u64;
-    let node = RaftNode::new(
-        raft_config,
-        InitialState {
-            hard_state,
-            snapshot,
-            entries,
-            applied,
-        },
-    )?;
+    let node = RaftNode::new(raft_config, initial)?;
 
     let (events_tx, events_rx) = mpsc::unbounded_channel::<LoopEvent>();
     let (status_tx, status_rx) = watch::channel(RaftStatus {

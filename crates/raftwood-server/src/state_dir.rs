@@ -12,18 +12,22 @@
 //!
 //! Durability order when a received snapshot replaces the state machine:
 //! its files are fsynced as they arrive; the directory is renamed to
-//! `kv-<index>` and `member/` fsynced; then `kv-current` is replaced by
-//! temp file + fsync + rename + fsync. A crash before the last rename
-//! leaves the old state machine live (the raft core has not heard of the
-//! snapshot yet, so it asks again); after it, the new one, whose durable
-//! applied index is the snapshot's.
+//! `kv-<index>`, its meta written beside it as `kv-<index>.raft-snapshot`
+//! and `member/` fsynced; then `kv-current` is replaced by temp file +
+//! fsync + rename + fsync. A crash before the last rename leaves the old
+//! state machine live (the raft core has not heard of the snapshot yet, so
+//! it asks again); after it, the new one, whose durable applied index is
+//! the snapshot's — possibly ahead of the raft log, if the crash came
+//! before the core persisted the snapshot point: start-up then resets the
+//! log to the installed snapshot's meta (`recovery.rs`).
 
 use std::path::{Path, PathBuf};
 
 use raftwood_kv::{KvError, KvOptions, KvStore};
 use raftwood_raft::SnapshotMeta;
 
-use crate::snapshot::{SnapshotStore, sync_dir, write_file_synced};
+use crate::durable::{replace_file, sync_dir, write_file_synced};
+use crate::snapshot::{META_FILE, SnapshotStore};
 
 const KV_CURRENT: &str = "kv-current";
 
@@ -81,23 +85,43 @@ impl StateDir {
         KvStore::open(&self.current_kv(), KvOptions::default())
     }
 
-    /// Makes the checkpoint at `source` the live state machine (see the
-    /// module comment for the durability order) and opens it.
-    pub fn install_kv(&self, source: &Path, index: u64) -> Result<KvStore, String> {
+    /// Makes the snapshot received into `received` (a checkpoint in `kv/`
+    /// and its `raft-snapshot` meta file) the live state machine (see the
+    /// module comment for the durability order) and opens it. The meta is
+    /// kept beside the state machine as `kv-<index>.raft-snapshot`, so a
+    /// restart that finds the state machine ahead of the raft log (a crash
+    /// before the core persisted the snapshot point) knows which log
+    /// position and membership it stands for.
+    pub fn install_kv(&self, received: &Path, index: u64) -> Result<KvStore, String> {
         let name = format!("kv-{index:016x}");
         let target = self.member.join(&name);
         let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
+        let meta = std::fs::read(received.join(META_FILE))
+            .map_err(|e| io("reading the snapshot's meta", e))?;
         if target.exists() {
             std::fs::remove_dir_all(&target).map_err(|e| io("clearing old target", e))?;
         }
-        std::fs::rename(source, &target).map_err(|e| io("moving the snapshot into place", e))?;
+        std::fs::rename(received.join("kv"), &target)
+            .map_err(|e| io("moving the snapshot into place", e))?;
+        write_file_synced(&self.installed_meta_path(&target), &meta)
+            .map_err(|e| io("writing the snapshot's meta", e))?;
         sync_dir(&self.member).map_err(|e| io("syncing member/", e))?;
-        let temp = self.member.join(format!("{KV_CURRENT}.tmp"));
-        write_file_synced(&temp, name.as_bytes()).map_err(|e| io("writing kv-current", e))?;
-        std::fs::rename(&temp, self.member.join(KV_CURRENT))
+        replace_file(&self.member.join(KV_CURRENT), name.as_bytes())
             .map_err(|e| io("replacing kv-current", e))?;
-        sync_dir(&self.member).map_err(|e| io("syncing member/", e))?;
         KvStore::open(&target, KvOptions::default()).map_err(|e| e.to_string())
+    }
+
+    /// The snapshot the live state machine was installed from, if it came
+    /// from a leader's snapshot.
+    pub fn installed_snapshot(&self) -> Option<SnapshotMeta> {
+        let bytes = std::fs::read(self.installed_meta_path(&self.current_kv())).ok()?;
+        crate::snapshot::decode_meta(&bytes)
+    }
+
+    fn installed_meta_path(&self, kv_dir: &Path) -> PathBuf {
+        let mut name = kv_dir.file_name().unwrap_or_default().to_os_string();
+        name.push(".raft-snapshot");
+        self.member.join(name)
     }
 
     /// Deletes state-machine directories that are no longer live (left by
@@ -111,9 +135,14 @@ impl StateDir {
             let path = entry.path();
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            let is_kv_dir = name == "kv" || name.starts_with("kv-") && name != KV_CURRENT;
-            if is_kv_dir && path != current && path.is_dir() {
+            let is_kv = name == "kv" || name.starts_with("kv-") && name != KV_CURRENT;
+            if !is_kv || path == current {
+                continue;
+            }
+            if path.is_dir() {
                 let _ = std::fs::remove_dir_all(&path);
+            } else if path != self.installed_meta_path(&current) {
+                let _ = std::fs::remove_file(&path);
             }
         }
     }

@@ -62,6 +62,29 @@ pub struct InitialState {
     pub applied: Index,
 }
 
+impl InitialState {
+    /// The state a member of a new cluster starts from: a snapshot at
+    /// index 1, term 1, whose configuration is `conf_state` (the initial
+    /// voters), committed and applied (docs/raft.md, "Bootstrapping"). The
+    /// caller persists the snapshot and hard state before starting.
+    pub fn bootstrap(conf_state: ConfState) -> InitialState {
+        InitialState {
+            hard_state: HardState {
+                term: 1,
+                vote: None,
+                commit: 1,
+            },
+            snapshot: SnapshotMeta {
+                index: 1,
+                term: 1,
+                conf_state,
+            },
+            entries: Vec::new(),
+            applied: 1,
+        }
+    }
+}
+
 /// Where a proposal landed in the log. If the entry at `index` is later
 /// applied with a different term, the proposal was lost (a new leader
 /// overwrote it) and the caller should report failure to its client.
@@ -392,5 +415,24 @@ impl RaftNode {
         let mut members: BTreeSet<NodeId> = self.tracker.members().collect();
         members.remove(&self.id());
         members
+    }
+}
+
+#[cfg(test)]
+mod bootstrap_tests {
+    use super::*;
+
+    #[test]
+    fn a_bootstrapped_member_starts_from_the_configuration_at_index_one() {
+        let node = RaftNode::new(
+            Config::new(2),
+            InitialState::bootstrap(ConfState::with_voters([1, 2, 3])),
+        )
+        .unwrap();
+        assert_eq!(node.log().snapshot().index, 1);
+        assert_eq!(node.log().committed(), 1);
+        assert_eq!(node.log().applied(), 1);
+        assert_eq!(node.term(), 1);
+        assert_eq!(node.conf_state(), ConfState::with_voters([1, 2, 3]));
     }
 }

@@ -156,12 +156,13 @@ fn install(
     }
     let store = context
         .state_dir
-        .install_kv(&dir.join("kv"), index)
+        .install_kv(&dir, index)
         .map_err(|e| format!("installing snapshot {index}: {e}"))?;
     let applied = store.applied_index();
+    // Readers may still hold the old store; its directory is deleted at
+    // the next start-up, never under them.
     context.kv.store(Arc::new(store));
     drop(current);
-    context.state_dir.remove_unused_kv_dirs();
     let _ = std::fs::remove_dir_all(&dir);
     context.last_snapshot_index = index;
     context.applied.send_replace(applied);

@@ -4,8 +4,6 @@
 //! Layout: `[magic "RWSNAP01"][u32 LE length][SnapshotMeta as encoded by
 //! raftwood_raft::codec][u32 LE crc32c of the encoded meta]`.
 
-use std::path::Path;
-
 use raftwood_raft::SnapshotMeta;
 use raftwood_raft::codec::{decode_snapshot_meta, encode_snapshot_meta};
 
@@ -40,11 +38,6 @@ pub fn decode(bytes: &[u8]) -> Option<SnapshotMeta> {
     }
     let (meta, used) = decode_snapshot_meta(encoded).ok()?;
     (used == encoded.len()).then_some(meta)
-}
-
-/// Reads the meta file of the snapshot directory `dir`.
-pub fn read(dir: &Path) -> Option<SnapshotMeta> {
-    decode(&std::fs::read(dir.join(META_FILE)).ok()?)
 }
 
 #[cfg(test)]

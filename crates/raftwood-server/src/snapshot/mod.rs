@@ -12,7 +12,7 @@ mod receive;
 mod send;
 mod store;
 
-pub use meta_file::{META_FILE, read as read_meta};
+pub use meta_file::{META_FILE, decode as decode_meta};
 pub use receive::{ReceiveError, SnapshotReceiver};
 pub use send::stream_snapshot;
-pub use store::{SnapshotStore, sync_dir, write_file_synced};
+pub use store::SnapshotStore;

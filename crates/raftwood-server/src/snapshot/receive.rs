@@ -5,7 +5,7 @@ use std::path::{Component, Path, PathBuf};
 
 use raftwood_raft::{Message, NodeId};
 
-use super::store::sync_dir;
+use crate::durable::sync_dir;
 use crate::transport::SnapshotChunk;
 
 /// Why a transfer was abandoned.

@@ -1,28 +1,16 @@
 //! Local snapshots under `member/snap/<index as 16 hex digits>/`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use raftwood_raft::SnapshotMeta;
 
 use super::meta_file;
+use crate::durable::{sync_dir, write_file_synced};
 
 /// Snapshots this member took or received.
 #[derive(Debug, Clone)]
 pub struct SnapshotStore {
     dir: PathBuf,
-}
-
-/// Fsyncs a directory, so entries created or renamed in it are durable.
-pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
-}
-
-/// Writes `bytes` to `path` and fsyncs the file.
-pub fn write_file_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file = std::fs::File::create(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }
 
 fn name_of(index: u64) -> String {
@@ -50,20 +38,6 @@ impl SnapshotStore {
     /// Where the snapshot at `index` lives.
     pub fn path_of(&self, index: u64) -> PathBuf {
         self.dir.join(name_of(index))
-    }
-
-    /// The newest complete snapshot.
-    pub fn latest(&self) -> Option<(SnapshotMeta, PathBuf)> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.dir)
-            .ok()?
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.len() == 16 && n.bytes().all(|b| b.is_ascii_hexdigit()))
-            .collect();
-        names.sort();
-        names.into_iter().rev().find_map(|name| {
-            let path = self.dir.join(&name);
-            meta_file::read(&path).map(|meta| (meta, path))
-        })
     }
 
     /// Completes the snapshot `meta` whose state-machine checkpoint was

@@ -290,17 +290,10 @@ impl Simulation {
         self.next_node_id = voters.len() as NodeId + 1;
         let conf_state = raftwood_raft::ConfState::with_voters(voters.iter().copied());
         for &id in &voters {
+            let bootstrap = raftwood_raft::InitialState::bootstrap(conf_state.clone());
             let durable = DurableState {
-                hard_state: raftwood_raft::HardState {
-                    term: 1,
-                    vote: None,
-                    commit: 1,
-                },
-                snapshot: raftwood_raft::SnapshotMeta {
-                    index: 1,
-                    term: 1,
-                    conf_state: conf_state.clone(),
-                },
+                hard_state: bootstrap.hard_state,
+                snapshot: bootstrap.snapshot,
                 snapshot_data: Arc::default(),
                 entries: Vec::new(),
             };

@@ -1,0 +1,161 @@
+//! Where a restarting member's raft core starts, from what its raft log
+//! and its state machine hold durably. A pure function, so every crash
+//! window is a unit test.
+
+use raftwood_raft::{Entry, HardState, Index, InitialState, SnapshotMeta};
+
+/// The core's starting state, and whether the log on disk must first be
+/// reset to a snapshot point it does not know of.
+#[derive(Debug, Clone)]
+pub struct Startup {
+    /// What the raft core starts from.
+    pub initial: InitialState,
+    /// A snapshot point to write to the raft log (and sync) before the core
+    /// starts: set when the state machine was replaced by a leader's
+    /// snapshot but the crash came before the core persisted its point.
+    pub reset_log_to: Option<SnapshotMeta>,
+}
+
+/// Reconciles the raft log's recovered state (`hard_state`, `snapshot`,
+/// `entries`) with the state machine's durable applied index and the meta
+/// of the snapshot it was installed from, if any.
+///
+/// - The state machine is never ahead of the log's last entry except after
+///   installing a leader's snapshot whose point the log did not record
+///   yet: the log then starts after that snapshot (its older entries are
+///   all covered by it).
+/// - The core's applied index is the state machine's, capped at the last
+///   entry the log holds: a checkpoint may hold state a little past its
+///   snapshot's index, and the entries it already holds are skipped by the
+///   state machine when handed out again (applying is idempotent by index).
+/// - The commit index is at least the applied index: applied entries were
+///   committed, and a commit index is not synced on its own.
+pub fn reconcile(
+    mut hard_state: HardState,
+    mut snapshot: SnapshotMeta,
+    mut entries: Vec<Entry>,
+    state_machine_applied: Index,
+    installed_snapshot: Option<SnapshotMeta>,
+) -> Startup {
+    let mut last = entries.last().map_or(snapshot.index, |e| e.index);
+    let mut reset_log_to = None;
+    if let Some(installed) = installed_snapshot
+        && state_machine_applied > last
+        && installed.index > snapshot.index
+    {
+        entries.clear();
+        if installed.term > hard_state.term {
+            hard_state.term = installed.term;
+            hard_state.vote = None;
+        }
+        last = installed.index;
+        snapshot = installed;
+        reset_log_to = Some(snapshot.clone());
+    }
+    let applied = state_machine_applied.min(last).max(snapshot.index);
+    hard_state.commit = hard_state.commit.max(applied);
+    Startup {
+        initial: InitialState {
+            hard_state,
+            snapshot,
+            entries,
+            applied,
+        },
+        reset_log_to,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use raftwood_raft::{ConfState, EntryPayload};
+
+    use super::*;
+
+    fn entries(range: std::ops::RangeInclusive<Index>) -> Vec<Entry> {
+        range
+            .map(|index| Entry {
+                term: 2,
+                index,
+                payload: EntryPayload::Empty,
+            })
+            .collect()
+    }
+
+    fn meta(index: Index, term: u64) -> SnapshotMeta {
+        SnapshotMeta {
+            index,
+            term,
+            conf_state: ConfState::with_voters([1, 2, 3]),
+        }
+    }
+
+    fn hard(term: u64, commit: Index) -> HardState {
+        HardState {
+            term,
+            vote: Some(1),
+            commit,
+        }
+    }
+
+    #[test]
+    fn a_state_machine_behind_the_log_replays_from_its_applied_index() {
+        let startup = reconcile(hard(2, 8), meta(1, 1), entries(2..=10), 5, None);
+        assert_eq!(startup.initial.applied, 5);
+        assert_eq!(startup.initial.hard_state.commit, 8);
+        assert_eq!(startup.initial.entries.len(), 9);
+        assert_eq!(startup.reset_log_to, None);
+    }
+
+    #[test]
+    fn the_commit_index_is_raised_to_what_was_applied() {
+        // Commit-only hard states are not synced: the log may recover an
+        // older commit index than the state machine applied.
+        let startup = reconcile(hard(2, 3), meta(1, 1), entries(2..=10), 7, None);
+        assert_eq!(startup.initial.hard_state.commit, 7);
+        assert_eq!(startup.initial.applied, 7);
+    }
+
+    #[test]
+    fn a_checkpoint_past_its_snapshot_index_is_capped_at_the_log() {
+        // A snapshot at 100 whose checkpoint holds state up to 130, and a
+        // log that only reaches 120.
+        let startup = reconcile(hard(2, 100), meta(100, 2), entries(101..=120), 130, None);
+        assert_eq!(startup.initial.applied, 120);
+        assert_eq!(startup.initial.hard_state.commit, 120);
+    }
+
+    #[test]
+    fn a_crash_after_installing_a_leaders_snapshot_resets_the_log_to_it() {
+        // The state machine was replaced by the leader's snapshot at 500
+        // (holding state up to 510), then the member crashed before the
+        // core persisted the snapshot point: the log still ends at 40.
+        let startup = reconcile(
+            hard(2, 40),
+            meta(1, 1),
+            entries(2..=40),
+            510,
+            Some(meta(500, 4)),
+        );
+        assert_eq!(startup.reset_log_to, Some(meta(500, 4)));
+        assert_eq!(startup.initial.snapshot, meta(500, 4));
+        assert!(startup.initial.entries.is_empty());
+        assert_eq!(startup.initial.applied, 500);
+        assert_eq!(startup.initial.hard_state.term, 4);
+        assert_eq!(startup.initial.hard_state.vote, None);
+        assert_eq!(startup.initial.hard_state.commit, 500);
+    }
+
+    #[test]
+    fn an_installed_snapshot_the_log_already_recorded_changes_nothing() {
+        let startup = reconcile(
+            hard(4, 520),
+            meta(500, 4),
+            entries(501..=530),
+            525,
+            Some(meta(500, 4)),
+        );
+        assert_eq!(startup.reset_log_to, None);
+        assert_eq!(startup.initial.applied, 525);
+        assert_eq!(startup.initial.entries.len(), 30);
+    }
+}
