@@ -129,3 +129,76 @@ fn sync_tree(dir: &Path) -> std::io::Result<()> {
     }
     sync_dir(dir)
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use raftwood_raft::{MessageBody, SnapshotMeta};
+
+    use super::*;
+
+    fn chunk(file: &str, offset: u64, data: &'static [u8], finish: Option<u32>) -> SnapshotChunk {
+        SnapshotChunk {
+            snapshot_index: 7,
+            file: file.into(),
+            offset,
+            data: Bytes::from_static(data),
+            finish: finish.map(|crc| {
+                (
+                    crc,
+                    Message {
+                        from: 1,
+                        to: 2,
+                        term: 3,
+                        body: MessageBody::InstallSnapshot {
+                            snapshot: SnapshotMeta::default(),
+                        },
+                    },
+                )
+            }),
+        }
+    }
+
+    #[test]
+    fn a_complete_transfer_is_assembled_and_checked() {
+        let root = tempfile::tempdir().unwrap();
+        let mut receiver = SnapshotReceiver::new(root.path().to_path_buf());
+        let crc = crc32c::crc32c_append(crc32c::crc32c(b"hello "), b"world");
+        assert!(
+            receiver
+                .receive(1, chunk("kv/a.sst", 0, b"hello ", None))
+                .unwrap()
+                .is_none()
+        );
+        let (dir, message) = receiver
+            .receive(1, chunk("kv/a.sst", 6, b"world", Some(crc)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(std::fs::read(dir.join("kv/a.sst")).unwrap(), b"hello world");
+        assert!(matches!(message.body, MessageBody::InstallSnapshot { .. }));
+    }
+
+    #[test]
+    fn a_wrong_checksum_is_refused_and_its_files_removed() {
+        let root = tempfile::tempdir().unwrap();
+        let mut receiver = SnapshotReceiver::new(root.path().to_path_buf());
+        receiver.receive(1, chunk("a", 0, b"data", None)).unwrap();
+        let result = receiver.receive(1, chunk("b", 0, b"more", Some(12345)));
+        assert!(matches!(result, Err(ReceiveError::Checksum)), "{result:?}");
+        assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_chunk_naming_a_path_outside_the_transfer_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let mut receiver = SnapshotReceiver::new(root.path().join("incoming"));
+        for bad in ["../escape", "/etc/passwd", "kv/../../x", "a/b/c"] {
+            let result = receiver.receive(1, chunk(bad, 0, b"x", None));
+            assert!(
+                matches!(result, Err(ReceiveError::UnsafePath(_))),
+                "{bad}: {result:?}"
+            );
+        }
+        assert!(!root.path().join("escape").exists());
+    }
+}
