@@ -55,11 +55,34 @@ fn configs(root: &Path, client: &[u16], peer: &[u16]) -> Vec<ServerConfig> {
         .collect()
 }
 
-async fn kv_client(port: u16) -> KvClient<Channel> {
-    let channel = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+/// Three members' settings on free ports in a fresh directory, each
+/// adjusted by `adjust`.
+fn layout(adjust: impl Fn(&mut ServerConfig)) -> (tempfile::TempDir, Vec<u16>, Vec<ServerConfig>) {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(6);
+    let (client_ports, peer_ports) = ports.split_at(3);
+    let mut configs = configs(dir.path(), client_ports, peer_ports);
+    configs.iter_mut().for_each(adjust);
+    (dir, client_ports.to_vec(), configs)
+}
+
+async fn start_all(configs: &[ServerConfig]) -> Vec<RunningNode> {
+    let mut nodes = Vec::new();
+    for config in configs {
+        nodes.push(raftwood_server::start(config.clone()).await.unwrap());
+    }
+    nodes
+}
+
+/// A lazy connection to the member serving clients on `port`.
+fn channel(port: u16) -> Channel {
+    Channel::from_shared(format!("http://127.0.0.1:{port}"))
         .unwrap()
-        .connect_lazy();
-    KvClient::new(channel)
+        .connect_lazy()
+}
+
+async fn kv_client(port: u16) -> KvClient<Channel> {
+    KvClient::new(channel(port))
 }
 
 async fn put(client: &mut KvClient<Channel>, key: &str, value: &str) -> Result<i64, tonic::Status> {
@@ -120,17 +143,12 @@ async fn leader_of(nodes: &[Option<RunningNode>]) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_three_member_cluster_serves_survives_a_leader_failure_and_restarts() {
-    let dir = tempfile::tempdir().unwrap();
-    let ports = free_ports(6);
-    let (client_ports, peer_ports) = ports.split_at(3);
-    let configs = configs(dir.path(), client_ports, peer_ports);
-    let mut nodes: Vec<Option<RunningNode>> = Vec::new();
-    for config in &configs {
-        nodes.push(Some(raftwood_server::start(config.clone()).await.unwrap()));
-    }
+    let (_dir, client_ports, configs) = layout(|_| {});
+    let mut nodes: Vec<Option<RunningNode>> =
+        start_all(&configs).await.into_iter().map(Some).collect();
     let mut clients = Vec::new();
-    for port in client_ports {
-        clients.push(kv_client(*port).await);
+    for &port in &client_ports {
+        clients.push(kv_client(port).await);
     }
 
     // Writes through every member; each sees all of them.
@@ -149,11 +167,8 @@ async fn a_three_member_cluster_serves_survives_a_leader_failure_and_restarts() 
     // Every member applied the same log into the same state (etcd's
     // HashKV over every key, value and revision).
     let mut hashes = Vec::new();
-    for port in client_ports {
-        let channel = Channel::from_shared(format!("http://127.0.0.1:{port}"))
-            .unwrap()
-            .connect_lazy();
-        let response = MaintenanceClient::new(channel)
+    for &port in &client_ports {
+        let response = MaintenanceClient::new(channel(port))
             .hash_kv(HashKvRequest { revision: 0 })
             .await
             .unwrap()
@@ -165,11 +180,8 @@ async fn a_three_member_cluster_serves_survives_a_leader_failure_and_restarts() 
     // Status agrees on the leader.
     let leader = leader_of(&nodes).await;
     let leader_id = nodes[leader].as_ref().unwrap().context.member_id;
-    for port in client_ports {
-        let channel = Channel::from_shared(format!("http://127.0.0.1:{port}"))
-            .unwrap()
-            .connect_lazy();
-        let status = MaintenanceClient::new(channel)
+    for &port in &client_ports {
+        let status = MaintenanceClient::new(channel(port))
             .status(StatusRequest {})
             .await
             .unwrap()
@@ -271,17 +283,9 @@ async fn serializable_get(port: u16, key: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_behind_the_compacted_log_catches_up_from_a_snapshot() {
-    let dir = tempfile::tempdir().unwrap();
-    let ports = free_ports(6);
-    let (client_ports, peer_ports) = ports.split_at(3);
-    let mut configs = configs(dir.path(), client_ports, peer_ports);
-    for config in &mut configs {
-        config.snapshot_count = 100;
-    }
-    let mut nodes: Vec<Option<RunningNode>> = Vec::new();
-    for config in &configs {
-        nodes.push(Some(raftwood_server::start(config.clone()).await.unwrap()));
-    }
+    let (dir, client_ports, configs) = layout(|c| c.snapshot_count = 100);
+    let mut nodes: Vec<Option<RunningNode>> =
+        start_all(&configs).await.into_iter().map(Some).collect();
     let leader = leader_of(&nodes).await;
     let follower = (leader + 1) % 3;
     let mut client = kv_client(client_ports[leader]).await;
@@ -342,17 +346,8 @@ async fn a_follower_behind_the_compacted_log_catches_up_from_a_snapshot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_over_the_backend_quota_get_etcds_error_and_deletes_still_work() {
-    let dir = tempfile::tempdir().unwrap();
-    let ports = free_ports(6);
-    let (client_ports, peer_ports) = ports.split_at(3);
-    let mut configs = configs(dir.path(), client_ports, peer_ports);
-    for config in &mut configs {
-        config.quota_backend_bytes = 64 * 1024;
-    }
-    let mut nodes = Vec::new();
-    for config in &configs {
-        nodes.push(raftwood_server::start(config.clone()).await.unwrap());
-    }
+    let (_dir, client_ports, configs) = layout(|c| c.quota_backend_bytes = 64 * 1024);
+    let nodes = start_all(&configs).await;
     let mut client = kv_client(client_ports[0]).await;
     put_eventually(&mut client, "first", "small").await;
     let big = "x".repeat(16 * 1024);
@@ -394,24 +389,15 @@ async fn watches_see_history_then_live_changes_in_their_range() {
         CompactionRequest, DeleteRangeRequest, WatchCancelRequest, WatchCreateRequest, WatchRequest,
     };
 
-    let dir = tempfile::tempdir().unwrap();
-    let ports = free_ports(6);
-    let (client_ports, peer_ports) = ports.split_at(3);
-    let configs = configs(dir.path(), client_ports, peer_ports);
-    let mut nodes = Vec::new();
-    for config in &configs {
-        nodes.push(raftwood_server::start(config.clone()).await.unwrap());
-    }
+    let (_dir, client_ports, configs) = layout(|_| {});
+    let nodes = start_all(&configs).await;
     let mut kv = kv_client(client_ports[0]).await;
     let first = put_eventually(&mut kv, "w/a", "1").await;
     put_eventually(&mut kv, "other", "x").await;
     put_eventually(&mut kv, "w/b", "2").await;
 
     // A watcher on a follower, over the prefix, from the first revision.
-    let channel = Channel::from_shared(format!("http://127.0.0.1:{}", client_ports[2]))
-        .unwrap()
-        .connect_lazy();
-    let mut watch = WatchClient::new(channel);
+    let mut watch = WatchClient::new(channel(client_ports[2]));
     let (requests, receiver) = tokio::sync::mpsc::channel(4);
     requests
         .send(WatchRequest {
@@ -529,25 +515,12 @@ async fn leases_attach_keys_keep_alive_revoke_and_expire() {
         LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest,
     };
 
-    let dir = tempfile::tempdir().unwrap();
-    let ports = free_ports(6);
-    let (client_ports, peer_ports) = ports.split_at(3);
-    let configs = configs(dir.path(), client_ports, peer_ports);
-    let mut nodes = Vec::new();
-    for config in &configs {
-        nodes.push(raftwood_server::start(config.clone()).await.unwrap());
-    }
+    let (_dir, client_ports, configs) = layout(|_| {});
+    let nodes = start_all(&configs).await;
     let mut kv = kv_client(client_ports[1]).await;
     put_eventually(&mut kv, "warmup", "1").await;
-    let lease_channel = |port: u16| {
-        LeaseClient::new(
-            Channel::from_shared(format!("http://127.0.0.1:{port}"))
-                .unwrap()
-                .connect_lazy(),
-        )
-    };
     // Through a follower or the leader alike.
-    let mut leases = lease_channel(client_ports[1]);
+    let mut leases = LeaseClient::new(channel(client_ports[1]));
     let granted = leases
         .lease_grant(LeaseGrantRequest { ttl: 60, id: 0 })
         .await

@@ -3,77 +3,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
+mod support;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::{DevCluster, free_ports};
 
-fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
-
-fn join(ports: &[u16]) -> String {
-    ports
-        .iter()
-        .map(u16::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// A running `raftwood dev`, killed on drop.
-struct Cluster {
-    child: Child,
-    endpoints: String,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_dev(data_dir: &Path) -> Cluster {
+/// A running `raftwood dev` on free ports and its client addresses.
+fn start_dev(data_dir: &Path) -> DevCluster {
     let ports = free_ports(6);
     let (client, peer) = ports.split_at(3);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_raftwood"))
-        .arg("dev")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("--client-ports")
-        .arg(join(client))
-        .arg("--peer-ports")
-        .arg(join(peer))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    loop {
-        let line = lines
-            .next()
-            .expect("raftwood dev exited before printing its banner")
-            .unwrap();
-        if line.contains("Ctrl-C stops") {
-            break;
-        }
-    }
-    let endpoints = client
-        .iter()
-        .map(|p| format!("127.0.0.1:{p}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    Cluster { child, endpoints }
+    support::start_dev(data_dir, client, peer)
 }
 
 fn bench(endpoints: &str, args: &[&str]) -> std::process::Output {
@@ -146,10 +89,10 @@ fn wait_for_writes(endpoints: &str) {
 fn put_and_range_against_a_dev_cluster() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = start_dev(dir.path());
-    wait_for_writes(&cluster.endpoints);
+    wait_for_writes(&cluster.addresses());
 
     let put = bench_json(
-        &cluster.endpoints,
+        &cluster.addresses(),
         &[
             "--clients=8",
             "--conns=2",
@@ -168,7 +111,7 @@ fn put_and_range_against_a_dev_cluster() {
     // empty, successful answer, as with etcd.
     for consistency in ["l", "s"] {
         let range = bench_json(
-            &cluster.endpoints,
+            &cluster.addresses(),
             &[
                 "--clients=4",
                 "--target-leader",
@@ -184,7 +127,7 @@ fn put_and_range_against_a_dev_cluster() {
     }
 
     let txn = bench_json(
-        &cluster.endpoints,
+        &cluster.addresses(),
         &[
             "txn-put",
             "--total=50",

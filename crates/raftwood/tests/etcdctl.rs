@@ -6,11 +6,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use support::{DevCluster, free_ports};
 
 fn ensure_etcdctl() {
     if Command::new("etcdctl").arg("version").output().is_ok() {
@@ -37,72 +40,24 @@ fn ensure_etcdctl() {
     );
 }
 
-fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
-
+/// A running `raftwood dev` whose leader accepts writes.
 struct Cluster {
-    child: Child,
+    dev: DevCluster,
     endpoints: Vec<String>,
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start_dev(data_dir: &Path, client: &[u16], peer: &[u16]) -> Cluster {
-    let join = |ports: &[u16]| {
-        ports
-            .iter()
-            .map(u16::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let mut child = Command::new(env!("CARGO_BIN_EXE_raftwood"))
-        .arg("dev")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("--client-ports")
-        .arg(join(client))
-        .arg("--peer-ports")
-        .arg(join(peer))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let mut banner = String::new();
-    loop {
-        let line = lines
-            .next()
-            .expect("raftwood dev exited before printing its banner")
-            .unwrap();
-        banner.push_str(&line);
-        banner.push('\n');
-        if line.contains("Ctrl-C stops") {
-            break;
-        }
-    }
-    assert!(banner.contains("etcdctl --endpoints="), "{banner}");
-    let endpoints = client
-        .iter()
-        .map(|p| format!("http://127.0.0.1:{p}"))
-        .collect();
-    let cluster = Cluster { child, endpoints };
+    let dev = support::start_dev(data_dir, client, peer);
+    assert!(
+        dev.banner.contains("etcdctl --endpoints="),
+        "{}",
+        dev.banner
+    );
+    let endpoints = dev.urls();
     // Wait until a leader is elected and writes succeed.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let output = etcdctl_raw(&cluster.endpoints[..1], &["put", "warmup", "1"], None);
+        let output = etcdctl_raw(&endpoints[..1], &["put", "warmup", "1"], None);
         if output.status.success() {
             break;
         }
@@ -113,7 +68,7 @@ fn start_dev(data_dir: &Path, client: &[u16], peer: &[u16]) -> Cluster {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    cluster
+    Cluster { dev, endpoints }
 }
 
 fn etcdctl_raw(endpoints: &[String], args: &[&str], stdin: Option<&str>) -> std::process::Output {
@@ -356,12 +311,12 @@ fn etcdctl_works_against_raftwood_dev_and_data_survives_a_restart() {
 
     // Ctrl-C stops `raftwood dev` cleanly (exit status 0, promptly).
     let mut cluster = cluster;
-    let pid = cluster.child.id().to_string();
+    let pid = cluster.dev.child.id().to_string();
     let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
     assert!(sent.success());
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
-        if let Some(status) = cluster.child.try_wait().unwrap() {
+        if let Some(status) = cluster.dev.child.try_wait().unwrap() {
             break status;
         }
         assert!(
