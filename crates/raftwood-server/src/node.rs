@@ -22,8 +22,8 @@ use tokio::task::JoinHandle;
 
 use crate::config::{InitialClusterState, ServerConfig};
 use crate::driver::{
-    ApplyContext, ApplyWork, DriveLoop, LogStorage, LoopEvent, LoopOutputs, PersistWork,
-    RaftStatus, Waiters, run_apply, run_persistence,
+    ApplyContext, ApplySnapshots, ApplyWork, DriveLoop, LogStorage, LoopEvent, LoopOutputs,
+    PersistWork, RaftStatus, Waiters, run_apply, run_persistence,
 };
 use crate::error::ServerError;
 use crate::membership::Membership;
@@ -326,12 +326,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
     {
         let context = ApplyContext {
             kv: kv.clone(),
-            state_dir: dirs.clone(),
             waiters: waiters.clone(),
             applied: applied_tx,
             events: events_tx.clone(),
-            snapshot_count: config.snapshot_count,
-            last_snapshot_index: snapshot_index,
+            snapshots: Some(ApplySnapshots {
+                state_dir: dirs.clone(),
+                snapshot_count: config.snapshot_count,
+                last_snapshot_index: snapshot_index,
+            }),
         };
         threads.push(
             std::thread::Builder::new()

@@ -39,57 +39,64 @@ pub enum ApplyWork {
 pub struct ApplyContext {
     /// The state machine, swapped when a snapshot is installed.
     pub kv: Arc<ArcSwap<KvStore>>,
-    /// Where state-machine directories and snapshots live.
-    pub state_dir: StateDir,
     /// Proposers waiting for their entries.
     pub waiters: Arc<Mutex<Waiters>>,
     /// Published after every batch.
     pub applied: watch::Sender<Index>,
     /// Reports to the drive loop.
     pub events: tokio::sync::mpsc::UnboundedSender<LoopEvent>,
-    /// Entries between two snapshots (`--snapshot-count`).
+    /// Snapshot taking and installing, which work on real directories;
+    /// `None` for a member that never snapshots (the simulator's, which
+    /// covers snapshots in its raft-core mode): a snapshot received then is
+    /// a fatal error.
+    pub snapshots: Option<ApplySnapshots>,
+}
+
+/// Where and how often the apply thread snapshots the state machine.
+#[derive(Debug)]
+pub struct ApplySnapshots {
+    /// Where state-machine directories and snapshots live.
+    pub state_dir: StateDir,
+    /// Entries between two snapshots (`--snapshot-count`; 0: never).
     pub snapshot_count: u64,
     /// The index of the last snapshot.
     pub last_snapshot_index: Index,
 }
 
-/// Runs until `work` closes. A storage error is fail-stop: it is reported
-/// as [`LoopEvent::Fatal`] and the thread ends.
+/// Runs until `work` closes, one [`apply_batch`] for whatever is queued.
+/// A storage error is fail-stop: it is reported as [`LoopEvent::Fatal`]
+/// and the thread ends.
 pub fn run_apply(mut context: ApplyContext, work: std_mpsc::Receiver<ApplyWork>) {
     while let Ok(first) = work.recv() {
-        let mut next = Some(first);
-        while let Some(item) = next.take() {
-            let result = match item {
-                ApplyWork::Entries(mut entries) => {
-                    // Take the entries queued behind these too: one
-                    // state-machine batch for all of them.
-                    loop {
-                        match work.try_recv() {
-                            Ok(ApplyWork::Entries(more)) => entries.extend(more),
-                            Ok(other) => {
-                                next = Some(other);
-                                break;
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    apply_entries(&mut context, entries)
-                }
-                ApplyWork::Install {
-                    dir,
-                    index,
-                    message,
-                } => install(&mut context, dir, index, message),
-            };
-            if let Err(reason) = result {
-                let _ = context.events.send(LoopEvent::Fatal(reason));
-                return;
-            }
-            if next.is_none() {
-                next = work.try_recv().ok();
+        let works: Vec<ApplyWork> = std::iter::once(first).chain(work.try_iter()).collect();
+        if let Err(reason) = apply_batch(&mut context, works) {
+            let _ = context.events.send(LoopEvent::Fatal(reason));
+            return;
+        }
+    }
+}
+
+/// The apply thread's work for one batch, in order: consecutive
+/// [`ApplyWork::Entries`] become one state-machine batch; an install is
+/// carried out between them. Reports go to `context.events`
+/// ([`LoopEvent::Applied`] after each state-machine batch). A storage
+/// error is returned (fail-stop).
+pub fn apply_batch(context: &mut ApplyContext, works: Vec<ApplyWork>) -> Result<(), String> {
+    let mut entries: Vec<Entry> = Vec::new();
+    for work in works {
+        match work {
+            ApplyWork::Entries(more) => entries.extend(more),
+            ApplyWork::Install {
+                dir,
+                index,
+                message,
+            } => {
+                apply_entries(context, std::mem::take(&mut entries))?;
+                install(context, dir, index, message)?;
             }
         }
     }
+    apply_entries(context, entries)
 }
 
 fn apply_entries(context: &mut ApplyContext, entries: Vec<Entry>) -> Result<(), String> {
@@ -120,10 +127,15 @@ fn apply_entries(context: &mut ApplyContext, entries: Vec<Entry>) -> Result<(), 
     context.applied.send_replace(last);
     let _ = context.events.send(LoopEvent::Applied(last));
 
-    if context.snapshot_count > 0 && last >= context.last_snapshot_index + context.snapshot_count {
+    let Some(snapshots) = &mut context.snapshots else {
+        return Ok(());
+    };
+    if snapshots.snapshot_count > 0
+        && last >= snapshots.last_snapshot_index + snapshots.snapshot_count
+    {
         // The checkpoint holds exactly what is applied now (this thread is
         // the only writer), so it stands for index `last`.
-        let temp = context.state_dir.snapshot_temp_dir(last);
+        let temp = snapshots.state_dir.snapshot_temp_dir(last);
         if temp.exists() {
             std::fs::remove_dir_all(&temp)
                 .map_err(|e| format!("clearing {}: {e}", temp.display()))?;
@@ -131,7 +143,7 @@ fn apply_entries(context: &mut ApplyContext, entries: Vec<Entry>) -> Result<(), 
         std::fs::create_dir_all(&temp).map_err(|e| format!("creating {}: {e}", temp.display()))?;
         kv.checkpoint(&temp.join("kv"))
             .map_err(|e| format!("state machine checkpoint failed: {e}"))?;
-        context.last_snapshot_index = last;
+        snapshots.last_snapshot_index = last;
         let _ = context.events.send(LoopEvent::SnapshotTaken {
             index: last,
             temp_dir: temp,
@@ -154,7 +166,12 @@ fn install(
         let _ = context.events.send(LoopEvent::Messages(vec![message]));
         return Ok(());
     }
-    let store = context
+    let Some(snapshots) = &mut context.snapshots else {
+        return Err(format!(
+            "snapshot {index} received by a member that takes no snapshots"
+        ));
+    };
+    let store = snapshots
         .state_dir
         .install_kv(&dir, index)
         .map_err(|e| format!("installing snapshot {index}: {e}"))?;
@@ -164,7 +181,7 @@ fn install(
     context.kv.store(Arc::new(store));
     drop(current);
     let _ = std::fs::remove_dir_all(&dir);
-    context.last_snapshot_index = index;
+    snapshots.last_snapshot_index = index;
     context.applied.send_replace(applied);
     tracing::info!(index, applied, "installed snapshot from the leader");
     let _ = context.events.send(LoopEvent::Messages(vec![message]));

@@ -23,8 +23,11 @@ use raftwood_raft::{
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use apply::{ApplyContext, ApplyWork, run_apply};
-pub use persist::{LogStorage, PersistWork, run_persistence};
+pub use apply::{ApplyContext, ApplySnapshots, ApplyWork, apply_batch, run_apply};
+pub use persist::{
+    LogStorage, PendingSnapshot, PersistBatcher, PersistWork, WrittenBatch, complete_snapshot,
+    run_persistence,
+};
 pub use reads::{ReadBatcher, ReadError, ReadReply};
 pub use waiters::{ProposeError, ProposeResult, Waiters};
 
@@ -89,6 +92,15 @@ pub enum LoopEvent {
     Fatal(String),
     /// Stop the loop.
     Shutdown,
+}
+
+/// Whether the loop goes on after a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoundOutcome {
+    /// Keep going.
+    Continue,
+    /// Shutdown was asked for, or a fatal error stopped the member.
+    Stop,
 }
 
 /// What the loop publishes after every round, for status RPCs.
@@ -156,31 +168,52 @@ impl DriveLoop {
         }
     }
 
-    /// Runs until shutdown or a fatal error, which is returned.
+    /// Runs until shutdown or a fatal error, which is returned: every
+    /// batch of events waiting in `events` is one [`DriveLoop::round`].
     pub async fn run(mut self, mut events: mpsc::UnboundedReceiver<LoopEvent>) -> Option<String> {
         let mut batch = Vec::new();
         loop {
-            batch.clear();
             if events.recv_many(&mut batch, 1024).await == 0 {
                 break;
             }
-            let mut stop = false;
-            let mut proposals = Vec::new();
-            for event in batch.drain(..) {
-                match event {
-                    LoopEvent::Propose { request, reply } => proposals.push((request, reply)),
-                    LoopEvent::Shutdown => stop = true,
-                    other => self.handle(other),
-                }
-            }
-            // Proposals of one round become one batch of entries: one
-            // append message per follower, one write for the log.
-            self.propose_all(proposals);
-            self.after_events();
-            if stop || self.failed.is_some() {
+            if self.round(std::mem::take(&mut batch)) == RoundOutcome::Stop {
                 break;
             }
         }
+        self.shut_down()
+    }
+
+    /// One round: steps every event into the core, proposes the round's
+    /// proposals as one batch, starts a ReadIndex round for waiting reads,
+    /// and hands the core's effects to the outputs. Synchronous and free of
+    /// I/O of its own, so a simulator can call it with events of its
+    /// choosing (the server's [`DriveLoop::run`] calls it once per batch of
+    /// queued events).
+    pub fn round(&mut self, events: Vec<LoopEvent>) -> RoundOutcome {
+        let mut stop = false;
+        let mut proposals = Vec::new();
+        for event in events {
+            match event {
+                LoopEvent::Propose { request, reply } => proposals.push((request, reply)),
+                LoopEvent::Shutdown => stop = true,
+                other => self.handle(other),
+            }
+        }
+        // Proposals of one round become one batch of entries: one append
+        // message per follower, one write for the log.
+        self.propose_all(proposals);
+        self.after_events();
+        if stop || self.failed.is_some() {
+            RoundOutcome::Stop
+        } else {
+            RoundOutcome::Continue
+        }
+    }
+
+    /// Ends the loop: waiting readers and proposers are told it stopped,
+    /// and the published status says no leader is known. Returns the fatal
+    /// error that stopped it, if any.
+    pub fn shut_down(mut self) -> Option<String> {
         self.reads.stop();
         self.outputs.waiters.lock().stop();
         let mut status = *self.outputs.status.borrow();
@@ -189,6 +222,17 @@ impl DriveLoop {
         status.is_leader = false;
         self.outputs.status.send_replace(status);
         self.failed
+    }
+
+    /// The raft core, to observe (a simulator checks its invariants after
+    /// every round). Inputs go through [`DriveLoop::round`] only.
+    pub fn node(&self) -> &RaftNode {
+        &self.node
+    }
+
+    /// The fatal error that stopped the loop, if one did.
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref()
     }
 
     fn handle(&mut self, event: LoopEvent) {

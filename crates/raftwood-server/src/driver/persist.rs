@@ -66,10 +66,115 @@ pub fn needs_sync(request: &PersistRequest, synced_term_vote: (u64, Option<u64>)
             .is_some_and(|h| (h.term, h.vote) != synced_term_vote)
 }
 
-/// Runs until `work` closes. Each round takes every request queued, writes
-/// them all, syncs once if any of them needs it (see [`needs_sync`]) and
-/// reports their tickets in order with `done`. A storage error is fail-stop: it is reported with `fatal` and
-/// the thread ends, so nothing after it is acknowledged.
+/// A snapshot whose log compaction waits for the batch that queued it to
+/// be durable.
+#[derive(Debug)]
+pub struct PendingSnapshot {
+    /// What the snapshot stands for.
+    pub meta: raftwood_raft::SnapshotMeta,
+    /// The checkpoint, to be completed and renamed.
+    pub temp_dir: std::path::PathBuf,
+}
+
+/// What the persistence side remembers from one batch to the next.
+#[derive(Debug, Default)]
+pub struct PersistBatcher {
+    /// The term and vote last written; `None` before the first, so the
+    /// first hard state is always synced. Every write that changes them is
+    /// synced in its batch, so what was written is also what is durable.
+    written_term_vote: Option<(u64, Option<u64>)>,
+}
+
+/// A batch whose requests are written but not yet synced: a crash now
+/// may lose any of them.
+#[derive(Debug)]
+#[must_use = "a written batch is acknowledged only after WrittenBatch::sync"]
+pub struct WrittenBatch {
+    /// Tickets of the written requests, in order.
+    tickets: Vec<PersistTicket>,
+    /// Whether any request needs an fsync (see [`needs_sync`]).
+    sync: bool,
+    /// Snapshots queued in the batch, completed after it is durable.
+    snapshots: Vec<PendingSnapshot>,
+}
+
+impl PersistBatcher {
+    /// Writes every request of one batch, in order, without syncing. A
+    /// storage error is returned (fail-stop: nothing of the batch may be
+    /// acknowledged).
+    pub fn write(
+        &mut self,
+        storage: &mut impl LogStorage,
+        works: impl IntoIterator<Item = PersistWork>,
+    ) -> Result<WrittenBatch, String> {
+        let mut batch = WrittenBatch {
+            tickets: Vec::new(),
+            sync: false,
+            snapshots: Vec::new(),
+        };
+        for work in works {
+            match work {
+                PersistWork::Persist(request) => {
+                    batch.sync |= match self.written_term_vote {
+                        Some(term_vote) => needs_sync(&request, term_vote),
+                        None => true,
+                    };
+                    if let Some(hard_state) = request.hard_state {
+                        self.written_term_vote = Some((hard_state.term, hard_state.vote));
+                    }
+                    storage
+                        .write(&request)
+                        .map_err(|error| format!("raft log write failed: {error}"))?;
+                    batch.tickets.push(request.ticket);
+                }
+                PersistWork::Snapshot { meta, temp_dir } => {
+                    batch.snapshots.push(PendingSnapshot { meta, temp_dir });
+                }
+            }
+        }
+        Ok(batch)
+    }
+}
+
+impl WrittenBatch {
+    /// Whether completing the batch takes an fsync.
+    pub fn needs_sync(&self) -> bool {
+        self.sync
+    }
+
+    /// Makes the batch durable with one sync (if any request needs it) and
+    /// returns its tickets in order, for `on_persisted`, and the snapshots
+    /// to complete next (see [`complete_snapshot`]).
+    pub fn sync(
+        self,
+        storage: &mut impl LogStorage,
+    ) -> Result<(Vec<PersistTicket>, Vec<PendingSnapshot>), String> {
+        if self.sync {
+            storage
+                .sync()
+                .map_err(|error| format!("raft log write failed: {error}"))?;
+        }
+        Ok((self.tickets, self.snapshots))
+    }
+}
+
+/// Completes a snapshot with `finish_snapshot` (its files durable) and only
+/// then drops the log behind it.
+pub fn complete_snapshot(
+    storage: &mut impl LogStorage,
+    snapshot: &PendingSnapshot,
+    finish_snapshot: impl FnOnce(&std::path::Path, &raftwood_raft::SnapshotMeta) -> Result<(), String>,
+) -> Result<(), String> {
+    finish_snapshot(&snapshot.temp_dir, &snapshot.meta)
+        .and_then(|()| storage.compact(&snapshot.meta))
+        .map_err(|error| format!("snapshot {} failed: {error}", snapshot.meta.index))
+}
+
+/// Runs until `work` closes. Each batch takes every request queued,
+/// writes them all, syncs once if any of them needs it (see
+/// [`needs_sync`]) and reports their tickets in order with `done`. A
+/// storage error is fail-stop: it is reported with `fatal` and the thread
+/// ends, so nothing after it is acknowledged.
 pub fn run_persistence(
     mut storage: impl LogStorage,
     work: std_mpsc::Receiver<PersistWork>,
@@ -80,51 +185,27 @@ pub fn run_persistence(
     mut done: impl FnMut(Vec<PersistTicket>),
     fatal: impl FnOnce(String),
 ) {
-    let mut tickets = Vec::new();
-    let mut snapshots = Vec::new();
-    // The term and vote last written; `None` before the first, so the
-    // first hard state is always synced. Every write that changes them is
-    // synced in its round, so what was written is also what is durable.
-    let mut written_term_vote: Option<(u64, Option<u64>)> = None;
+    let mut batcher = PersistBatcher::default();
     while let Ok(first) = work.recv() {
-        let mut next = Some(first);
-        let mut result = Ok(());
-        let mut sync = false;
-        while let Some(item) = next.take() {
-            match item {
-                PersistWork::Persist(request) => {
-                    sync |= match written_term_vote {
-                        Some(term_vote) => needs_sync(&request, term_vote),
-                        None => true,
-                    };
-                    if let Some(hard_state) = request.hard_state {
-                        written_term_vote = Some((hard_state.term, hard_state.vote));
-                    }
-                    if result.is_ok() {
-                        result = storage.write(&request);
-                    }
-                    tickets.push(request.ticket);
-                }
-                PersistWork::Snapshot { meta, temp_dir } => snapshots.push((meta, temp_dir)),
+        let works = std::iter::once(first).chain(work.try_iter());
+        let result = batcher
+            .write(&mut storage, works)
+            .and_then(|batch| batch.sync(&mut storage));
+        let (tickets, snapshots) = match result {
+            Ok(done) => done,
+            Err(reason) => {
+                fatal(reason);
+                return;
             }
-            next = work.try_recv().ok();
-        }
-        if sync && result.is_ok() {
-            result = storage.sync();
-        }
-        if let Err(error) = result {
-            fatal(format!("raft log write failed: {error}"));
-            return;
-        }
+        };
         if !tickets.is_empty() {
-            done(std::mem::take(&mut tickets));
+            done(tickets);
         }
         // The snapshot is complete and durable before the log behind it
         // goes.
-        for (meta, temp_dir) in snapshots.drain(..) {
-            let result = finish_snapshot(&temp_dir, &meta).and_then(|()| storage.compact(&meta));
-            if let Err(error) = result {
-                fatal(format!("snapshot {} failed: {error}", meta.index));
+        for snapshot in &snapshots {
+            if let Err(reason) = complete_snapshot(&mut storage, snapshot, &mut finish_snapshot) {
+                fatal(reason);
                 return;
             }
         }
