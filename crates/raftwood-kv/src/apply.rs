@@ -13,7 +13,7 @@ use crate::cursor::Source;
 use crate::encoding::{self, HISTORY_PREFIX, Record};
 use crate::error::{EtcdError, KvError, RequestError};
 use crate::mvcc::{Mvcc, RangeEnd, ScanOptions};
-use crate::overlay::Overlay;
+use crate::overlay::{Overlay, Undo};
 use crate::proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse,
     LeaseGrantRequest, LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse, PutRequest,
@@ -21,10 +21,14 @@ use crate::proto::etcdserverpb::{
     compare, request_op, response_op,
 };
 
-/// etcd's ceiling on a lease TTL, in seconds.
-const MAX_LEASE_TTL_SECONDS: i64 = 9_000_000_000;
 use crate::proto::mvccpb::KeyValue;
 use crate::range;
+
+/// etcd's ceiling on a lease TTL, in seconds.
+const MAX_LEASE_TTL_SECONDS: i64 = 9_000_000_000;
+
+/// Live keys a ranged delete reads at a time.
+const DELETE_CHUNK_KEYS: usize = 1024;
 
 /// The store's revisions as the apply call sees them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,8 +102,10 @@ impl<'a> Applier<'a> {
         }
     }
 
-    fn begin(&mut self) -> WriteTxn {
-        self.overlay.begin();
+    /// Starts a request. `undo`: whether it can be refused after its first
+    /// write (only a txn can: a later operation may fail).
+    fn begin(&mut self, undo: Undo) -> WriteTxn {
+        self.overlay.begin(undo);
         WriteTxn {
             begin: self.revisions.current,
             changed: false,
@@ -125,14 +131,30 @@ impl<'a> Applier<'a> {
                     );
                 }
             }
-            Err(_) => self.overlay.rollback(),
+            Err(RequestError::Refused(error)) => {
+                let undone = self.overlay.rollback();
+                // Invariant: a request begun without undo is refused
+                // before it writes. Should one break that, its half-done
+                // writes cannot be taken back: stop (fail-stop) rather
+                // than apply half a request.
+                debug_assert!(undone, "refused after writing without undo: {error}");
+                if !undone {
+                    return Err(KvError::InvalidApply(format!(
+                        "a request without undo was refused after writing: {error}"
+                    ))
+                    .into());
+                }
+            }
+            // A storage failure poisons the store: nothing of this apply
+            // reaches the engine, so there is nothing to undo.
+            Err(RequestError::Storage(_)) => {}
         }
         result
     }
 
     /// A Put outside a txn.
     pub fn put(&mut self, request: &PutRequest) -> Result<PutResponse, RequestError> {
-        let mut txn = self.begin();
+        let mut txn = self.begin(Undo::Skipped);
         let result = (|| {
             // Outside a txn etcd looks the lease up first, then the key.
             if request.lease != 0 && !self.lease_exists(request.lease)? {
@@ -149,14 +171,14 @@ impl<'a> Applier<'a> {
         &mut self,
         request: &DeleteRangeRequest,
     ) -> Result<DeleteRangeResponse, RequestError> {
-        let mut txn = self.begin();
+        let mut txn = self.begin(Undo::Skipped);
         let result = self.delete_range_in(&mut txn, request);
         self.finish(txn, result)
     }
 
     /// A Txn.
     pub fn txn(&mut self, request: &TxnRequest) -> Result<TxnResponse, RequestError> {
-        let mut txn = self.begin();
+        let mut txn = self.begin(Undo::Kept);
         let result = (|| {
             // Every compare, nested ones included, sees the state before the
             // txn; then the chosen path is checked; then it runs.
@@ -180,7 +202,7 @@ impl<'a> Applier<'a> {
         &mut self,
         request: &CompactionRequest,
     ) -> Result<CompactionResponse, RequestError> {
-        let txn = self.begin();
+        let txn = self.begin(Undo::Skipped);
         let result = self.compact(request.revision);
         self.finish(txn, result)
     }
@@ -211,7 +233,7 @@ impl<'a> Applier<'a> {
         &mut self,
         request: &LeaseGrantRequest,
     ) -> Result<LeaseGrantResponse, RequestError> {
-        let txn = self.begin();
+        let txn = self.begin(Undo::Skipped);
         let result = (|| {
             // etcd's lessor: id 0 is "no lease"; the TTL has a ceiling.
             if request.id == 0 {
@@ -243,19 +265,16 @@ impl<'a> Applier<'a> {
         &mut self,
         request: &LeaseRevokeRequest,
     ) -> Result<LeaseRevokeResponse, RequestError> {
-        let mut txn = self.begin();
+        let mut txn = self.begin(Undo::Skipped);
         let result = (|| {
             if !self.lease_exists(request.id)? {
                 return Err(EtcdError::LeaseNotFound.into());
             }
             let keys = self.mvcc().attached_keys(request.id)?;
-            let view = txn.view_revision();
             for key in keys {
-                let record = self.mvcc().version_at(&key, view, view)?;
-                match record {
-                    Some(record) if record.lease == request.id => {
-                        let kv = record.into_key_value(key);
-                        self.delete_key(&mut txn, &kv);
+                match self.mvcc().live(&key)? {
+                    Some((record, raw)) if record.lease == request.id => {
+                        self.delete_key(&mut txn, &key, raw, false)?;
                     }
                     // An attachment outlived its key: a damaged store.
                     _ => {
@@ -356,34 +375,40 @@ impl<'a> Applier<'a> {
         txn.changed = true;
     }
 
-    /// Deletes one live key (`kv` is its current version): the version
-    /// moves to history, a tombstone marks the delete, the lease lets go.
-    fn delete_key(&mut self, txn: &mut WriteTxn, kv: &KeyValue) {
+    /// Deletes one live key whose current version is the encoded record
+    /// `raw`: the version moves to history (its bytes unchanged), a
+    /// tombstone marks the delete, the lease lets go. Returns the deleted
+    /// version when `want_prev` is set.
+    fn delete_key(
+        &mut self,
+        txn: &mut WriteTxn,
+        key: &[u8],
+        raw: Vec<u8>,
+        want_prev: bool,
+    ) -> Result<Option<KeyValue>, KvError> {
         let revision = txn.write_revision();
-        let old = Record {
-            tombstone: false,
-            create_revision: kv.create_revision,
-            mod_revision: kv.mod_revision,
-            version: kv.version,
-            lease: kv.lease,
-            value: kv.value.clone(),
-        };
+        let old = Record::decode(&raw, want_prev)?;
+        // Invariant: a live entry is a put (deletes remove it).
+        if old.tombstone {
+            return Err(KvError::Corruption(format!(
+                "live entry of {key:?} is a tombstone"
+            )));
+        }
+        let lease = old.lease;
         if old.mod_revision != revision {
-            self.overlay.put(
-                encoding::history_key(&kv.key, old.mod_revision),
-                old.encode(),
-            );
+            self.overlay
+                .put(encoding::history_key(key, old.mod_revision), raw);
         }
         self.overlay.put(
-            encoding::history_key(&kv.key, revision),
+            encoding::history_key(key, revision),
             Record::tombstone(revision).encode(),
         );
-        self.overlay.delete(encoding::live_key(&kv.key));
-        if kv.lease != 0 {
-            self.overlay
-                .delete(encoding::attachment_key(kv.lease, &kv.key));
+        self.overlay.delete(encoding::live_key(key));
+        if lease != 0 {
+            self.overlay.delete(encoding::attachment_key(lease, key));
         }
-        self.log_change(txn, encoding::ChangeKind::Delete, &kv.key);
+        self.log_change(txn, encoding::ChangeKind::Delete, key);
+        Ok(want_prev.then(|| old.into_key_value(key.to_vec())))
     }
 
     fn delete_range_in(
@@ -391,30 +416,37 @@ impl<'a> Applier<'a> {
         txn: &mut WriteTxn,
         request: &DeleteRangeRequest,
     ) -> Result<DeleteRangeResponse, RequestError> {
-        let view = txn.view_revision();
-        let scan = self.mvcc().scan(
-            &request.key,
-            &RangeEnd::from_request(&request.range_end),
-            view,
-            view,
-            ScanOptions {
-                fetch_limit: None,
-                count_only: false,
-                with_values: true,
-            },
-        )?;
-        for kv in &scan.kvs {
-            self.delete_key(txn, kv);
+        let end = RangeEnd::from_request(&request.range_end);
+        let mut deleted = 0;
+        let mut prev_kvs = Vec::new();
+        let mut last: Option<Vec<u8>> = None;
+        // The range's live keys are read a chunk at a time, not all at
+        // once: a delete of a huge range (etcdctl check perf ends with one
+        // over hundreds of thousands of keys) then holds one chunk of
+        // records besides its writes. Deleting adds no live key, so each
+        // chunk resumes after the last key deleted and visits every key of
+        // the range once. (A delete changes the store at the write
+        // revision, and the view of a write is the live state.)
+        loop {
+            let chunk =
+                self.mvcc()
+                    .live_chunk(&request.key, &end, last.as_deref(), DELETE_CHUNK_KEYS)?;
+            let complete = chunk.len() < DELETE_CHUNK_KEYS;
+            for (key, raw) in chunk {
+                if let Some(prev) = self.delete_key(txn, &key, raw, request.prev_kv)? {
+                    prev_kvs.push(prev);
+                }
+                deleted += 1;
+                last = Some(key);
+            }
+            if complete {
+                break;
+            }
         }
-        let deleted = scan.kvs.len() as i64;
         Ok(DeleteRangeResponse {
             header: Some(header(txn.view_revision())),
             deleted,
-            prev_kvs: if request.prev_kv {
-                scan.kvs
-            } else {
-                Vec::new()
-            },
+            prev_kvs,
         })
     }
 

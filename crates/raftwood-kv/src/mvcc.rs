@@ -48,6 +48,9 @@ pub struct Scan {
     pub count: i64,
 }
 
+/// A live key and its encoded record.
+pub type LiveEntry = (Vec<u8>, Vec<u8>);
+
 /// Options of a scan.
 #[derive(Debug, Clone, Copy)]
 pub struct ScanOptions {
@@ -224,6 +227,51 @@ impl<'a> Mvcc<'a> {
             }
         }
         Ok(scan)
+    }
+
+    /// At most `limit` live keys of the range, in key order, with their
+    /// encoded records, starting after `after` if given (a ranged delete
+    /// reads its keys a chunk at a time, see `Applier::delete_range_in`).
+    pub fn live_chunk(
+        &self,
+        start: &[u8],
+        end: &RangeEnd,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<LiveEntry>, KvError> {
+        let mut chunk = Vec::new();
+        match end {
+            RangeEnd::Single => {
+                if after.is_none()
+                    && let Some(raw) = self.source.get(&encoding::live_key(start))?
+                {
+                    chunk.push((start.to_vec(), raw));
+                }
+                return Ok(chunk);
+            }
+            RangeEnd::Before(end) if end.as_slice() <= start => return Ok(chunk),
+            _ => {}
+        }
+        let upper = match end {
+            RangeEnd::Before(end) => encoding::live_key(end),
+            _ => vec![LIVE_PREFIX + 1],
+        };
+        let mut live = self.source.cursor(encoding::live_key(start), upper)?;
+        match after {
+            Some(after) => {
+                // The smallest live key above `after`.
+                let mut target = encoding::live_key(after);
+                target.push(0);
+                live.seek(&target)?;
+            }
+            None => live.seek(&encoding::live_key(start))?,
+        }
+        while live.valid() && chunk.len() < limit {
+            let key = encoding::user_key_of_live(live.key()).to_vec();
+            chunk.push((key, live.value().to_vec()));
+            live.next()?;
+        }
+        Ok(chunk)
     }
 }
 

@@ -4,7 +4,10 @@
 //! runs, later requests (and later operations of the same txn) must see the
 //! earlier ones' writes. The overlay holds them in key order, is read before
 //! the LSM, and becomes the batch at the end. An undo log lets a request
-//! that is refused half-way leave no trace.
+//! that is refused half-way (a txn whose third operation fails) leave no
+//! trace; requests that are refused only before their first write skip it,
+//! since it holds a copy of every key written (a delete of a huge range
+//! writes several keys per deleted key).
 
 use std::collections::BTreeMap;
 
@@ -12,23 +15,46 @@ use std::collections::BTreeMap;
 /// else the pending write (`Some(value)` or `None` for a delete).
 type Previous = Option<Option<Vec<u8>>>;
 
+/// Whether the writes of a request may have to be undone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Undo {
+    /// The request can be refused after writing: keep an undo log.
+    #[default]
+    Kept,
+    /// The request is refused, if at all, before its first write.
+    Skipped,
+}
+
 /// Pending writes: `Some(value)` a put, `None` a delete.
 #[derive(Debug, Default)]
 pub struct Overlay {
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// For each write since [`Overlay::begin`], the key and what the overlay
-    /// held for it before (`None`: nothing).
+    /// held for it before (`None`: nothing). Empty under [`Undo::Skipped`].
     undo: Vec<(Vec<u8>, Previous)>,
+    /// The undo mode of the request in progress.
+    mode: Undo,
+    /// Whether the request in progress wrote anything.
+    written: bool,
 }
 
 impl Overlay {
-    /// Starts a request: later writes can be rolled back to here.
-    pub fn begin(&mut self) {
+    /// Starts a request: under [`Undo::Kept`], later writes can be rolled
+    /// back to here.
+    pub fn begin(&mut self, mode: Undo) {
         self.undo.clear();
+        self.mode = mode;
+        self.written = false;
     }
 
-    /// Forgets everything written since [`Overlay::begin`].
-    pub fn rollback(&mut self) {
+    /// Forgets everything written since [`Overlay::begin`]. Returns false
+    /// if that is impossible: an [`Undo::Skipped`] request wrote and was
+    /// then refused, which breaks its promise (the caller must stop).
+    #[must_use]
+    pub fn rollback(&mut self) -> bool {
+        if self.mode == Undo::Skipped {
+            return !self.written;
+        }
         while let Some((key, previous)) = self.undo.pop() {
             match previous {
                 Some(previous) => {
@@ -39,18 +65,29 @@ impl Overlay {
                 }
             }
         }
+        true
+    }
+
+    /// Notes a write; `undo_key` is the key's copy under [`Undo::Kept`].
+    fn record(&mut self, undo_key: Option<Vec<u8>>, previous: Previous) {
+        self.written = true;
+        if let Some(key) = undo_key {
+            self.undo.push((key, previous));
+        }
     }
 
     /// Records a put.
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        let previous = self.writes.insert(key.clone(), Some(value));
-        self.undo.push((key, previous));
+        let undo_key = (self.mode == Undo::Kept).then(|| key.clone());
+        let previous = self.writes.insert(key, Some(value));
+        self.record(undo_key, previous);
     }
 
     /// Records a delete.
     pub fn delete(&mut self, key: Vec<u8>) {
-        let previous = self.writes.insert(key.clone(), None);
-        self.undo.push((key, previous));
+        let undo_key = (self.mode == Undo::Kept).then(|| key.clone());
+        let previous = self.writes.insert(key, None);
+        self.record(undo_key, previous);
     }
 
     /// `Some(Some(v))` written, `Some(None)` deleted, `None` untouched.
@@ -61,5 +98,11 @@ impl Overlay {
     /// The pending writes in key order.
     pub fn writes(&self) -> &BTreeMap<Vec<u8>, Option<Vec<u8>>> {
         &self.writes
+    }
+
+    /// The pending writes, consumed: moving them into the engine's batch
+    /// frees each as it goes, so a huge apply does not hold both copies.
+    pub fn into_writes(self) -> BTreeMap<Vec<u8>, Option<Vec<u8>>> {
+        self.writes
     }
 }

@@ -213,7 +213,7 @@ impl KvStore {
             return Ok(outcomes);
         }
         let mut batch = WriteBatch::new();
-        for (key, value) in overlay.writes() {
+        for (key, value) in overlay.into_writes() {
             match value {
                 Some(value) => batch.put(key, value),
                 None => batch.delete(key),

@@ -405,6 +405,90 @@ fn delete_range_with_prev_kv() {
     assert_eq!(h.store.current_revision(), 7);
 }
 
+/// A ranged delete reads its keys a chunk at a time (1,024 per chunk):
+/// a range of several chunks, some keys already in the engine and some
+/// written earlier in the same apply call, is deleted whole, at one
+/// revision, with one event per key in key order, and the history keeps
+/// every deleted value readable at the revision before.
+#[test]
+fn delete_range_over_several_chunks_deletes_every_key_once() {
+    let (_dir, mut h) = harness();
+    let key = |i: usize| format!("big/{i:05}").into_bytes();
+    let value = |i: usize| format!("value-{i}").into_bytes();
+    // 2,000 keys in the engine (one apply call each, with flushes), and
+    // 1,000 more, interleaved with them, in the apply call of the delete.
+    for i in (0..3_000).filter(|i| i % 3 != 1) {
+        h.put(&key(i), &value(i));
+    }
+    h.put(b"bih", b"before the range");
+    h.put(b"bih0", b"after the range");
+    let before = h.store.current_revision();
+    let mut requests: Vec<Vec<u8>> = (0..3_000)
+        .filter(|i| i % 3 == 1)
+        .map(|i| support::encode(put(&key(i), &value(i))))
+        .collect();
+    requests.push(support::encode(Request::DeleteRange(
+        raftwood_kv::proto::etcdserverpb::DeleteRangeRequest {
+            key: b"big/".to_vec(),
+            range_end: b"big0".to_vec(),
+            prev_kv: true,
+        },
+    )));
+    let entries: Vec<CommittedEntry<'_>> = requests
+        .iter()
+        .enumerate()
+        .map(|(offset, request)| CommittedEntry {
+            index: h.next_index + offset as u64,
+            request: Some(request),
+        })
+        .collect();
+    let mut outcomes = h.store.apply(&entries).unwrap();
+    h.next_index += entries.len() as u64;
+    let Ok(ApplyResponse::DeleteRange(response)) = outcomes.pop().unwrap() else {
+        panic!("not a delete")
+    };
+    assert_eq!(response.deleted, 3_000);
+    let deleted: Vec<Vec<u8>> = response.prev_kvs.iter().map(|kv| kv.key.clone()).collect();
+    let expected: Vec<Vec<u8>> = (0..3_000).map(key).collect();
+    assert_eq!(deleted, expected, "every key once, in key order");
+    assert!(
+        response
+            .prev_kvs
+            .iter()
+            .enumerate()
+            .all(|(i, kv)| kv.value == value(i))
+    );
+    let delete_revision = before + 1_000 + 1;
+    assert_eq!(response.header.unwrap().revision, delete_revision);
+    assert_eq!(h.store.current_revision(), delete_revision);
+    assert_eq!(h.range(range(b"big/", b"big0")).count, 0);
+    assert_eq!(h.get(b"bih"), Some(b"before the range".to_vec()));
+    assert_eq!(h.get(b"bih0"), Some(b"after the range".to_vec()));
+    let at_before = h.range(RangeRequest {
+        revision: delete_revision - 1,
+        ..range(b"big/", b"big0")
+    });
+    assert_eq!(at_before.count, 3_000);
+    assert!(
+        at_before
+            .kvs
+            .iter()
+            .enumerate()
+            .all(|(i, kv)| kv.key == key(i) && kv.value == value(i))
+    );
+    let events = h.store.events(delete_revision, usize::MAX, false).unwrap();
+    assert_eq!(events.events.len(), 3_000);
+    let event_keys: Vec<Vec<u8>> = events
+        .events
+        .iter()
+        .map(|event| event.kv.as_ref().unwrap().key.clone())
+        .collect();
+    assert_eq!(
+        event_keys, expected,
+        "one delete event per key, in key order"
+    );
+}
+
 // --------------------------------------------------------------- Txn --
 
 fn txn_response(
