@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::db::SuperVersion;
+use crate::db::{SeekCharges, SuperVersion};
 use crate::error::Result;
 use crate::iterator::InternalIterator;
 use crate::iterator::merge::MergeIterator;
@@ -39,6 +39,9 @@ pub struct DbIterator {
     skip: Vec<u8>,
     // Holds the memtables and tables alive while iterating.
     _super_version: Arc<SuperVersion>,
+    /// What each `seek` costs the level-0 tables (`None` if a seek touches
+    /// at most one table).
+    seek_charges: Option<SeekCharges>,
 }
 
 impl std::fmt::Debug for DbIterator {
@@ -58,6 +61,7 @@ impl DbIterator {
         lower_bound: Option<Vec<u8>>,
         upper_bound: Option<Vec<u8>>,
         super_version: Arc<SuperVersion>,
+        seek_charges: Option<SeekCharges>,
     ) -> Self {
         tombstones.retain(|t| t.sequence_number <= snapshot_sequence_number);
         tombstones.sort_by(|a, b| a.start.cmp(&b.start));
@@ -73,6 +77,7 @@ impl DbIterator {
             value: Vec::new(),
             skip: Vec::new(),
             _super_version: super_version,
+            seek_charges,
         }
     }
 
@@ -155,6 +160,9 @@ impl DbIterator {
             &mut self.skip,
         );
         self.inner.seek(&self.skip)?;
+        if let Some(charges) = &self.seek_charges {
+            charges.charge_one_seek();
+        }
         self.find_next_visible(false)
     }
 

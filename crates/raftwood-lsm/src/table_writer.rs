@@ -73,6 +73,7 @@ fn metadata(number: u64, summary: TableSummary) -> FileMetadata {
         num_entries: summary.num_entries,
         num_range_tombstones: summary.num_range_tombstones,
         reader: Default::default(),
+        read_cost: Default::default(),
     }
 }
 

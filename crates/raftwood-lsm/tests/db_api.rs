@@ -459,3 +459,52 @@ fn options_that_would_stall_writes_forever_are_refused() {
         "nothing was created"
     );
 }
+
+#[test]
+fn cursor_seeks_earn_a_level0_compaction_below_the_file_trigger() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        level0_compaction_trigger_files: 10,
+        ..small_options()
+    };
+    let db = Db::open(dir.path(), options).unwrap();
+    for i in 0..200u32 {
+        db.put(format!("key{i:05}"), b"old", NO_SYNC).unwrap();
+    }
+    db.flush().unwrap();
+    db.compact_range(None, None).unwrap();
+    for i in (0..200u32).step_by(2) {
+        db.put(format!("key{i:05}"), b"new", NO_SYNC).unwrap();
+    }
+    db.flush().unwrap();
+    let levels = db.stats().levels;
+    assert_eq!(levels[0].files, 1, "{levels:?}");
+    assert!(levels.iter().skip(1).any(|l| l.files > 0), "{levels:?}");
+
+    // A seek searches the level-0 table and a deeper one; the small table's
+    // budget is 100 seeks (ReadCost's floor).
+    for i in 0..150u32 {
+        let mut cursor = db.iter(ReadOptions::default()).unwrap();
+        cursor
+            .seek(format!("key{:05}", i % 200).as_bytes())
+            .unwrap();
+        assert!(cursor.valid());
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while db.stats().levels[0].files > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "level 0 was never compacted: {:?}",
+            db.stats().levels
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // Nothing was lost on the way down.
+    let entries = collect(&db, None, None);
+    assert_eq!(entries.len(), 200);
+    for (i, (key, value)) in entries.iter().enumerate() {
+        assert_eq!(key, format!("key{i:05}").as_bytes());
+        let expected: &[u8] = if i % 2 == 0 { b"new" } else { b"old" };
+        assert_eq!(value.as_slice(), expected);
+    }
+}

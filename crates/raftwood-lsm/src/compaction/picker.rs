@@ -109,7 +109,19 @@ fn build_task(
     })
 }
 
-/// Picks the most urgent compaction, if any level scores >= 1.
+/// When no level is due by size or file count: folds level 0 into level 1
+/// once a level-0 file has slowed down enough cursor seeks (see
+/// [`ReadCost`](crate::version::ReadCost)). All of level 0 goes, for the
+/// same reason as in a count-triggered compaction.
+fn pick_for_reads(version: &Version) -> Option<CompactionTask> {
+    if version.num_levels() < 2 || !version.files(0).iter().any(|f| f.seeks_exhausted()) {
+        return None;
+    }
+    build_task(version, 0, 1, version.files(0).to_vec())
+}
+
+/// Picks the most urgent compaction, if any level scores >= 1, or else a
+/// level-0 compaction that reads have earned ([`pick_for_reads`]).
 ///
 /// `cursors[level]` is the largest user key of the last file compacted out
 /// of that level; the next pick starts after it, so a level is compacted
@@ -123,7 +135,7 @@ pub fn pick_compaction(
     scores.sort_by(|a, b| b.1.total_cmp(&a.1));
     let &(level, score) = scores.first()?;
     if score < 1.0 {
-        return None;
+        return pick_for_reads(version);
     }
     if level == 0 {
         // Level-0 files overlap each other: take them all, so that the
@@ -184,6 +196,7 @@ mod tests {
             num_entries: 1,
             num_range_tombstones: 0,
             reader: Default::default(),
+            read_cost: Default::default(),
         })
     }
 
@@ -209,6 +222,34 @@ mod tests {
             (1, file(2, "a", "z", 500)),
         ]);
         assert!(pick_compaction(&v, &CONFIG, &[]).is_none());
+    }
+
+    #[test]
+    fn seeks_earn_a_level0_compaction_below_the_file_trigger() {
+        let v = version(vec![
+            (0, file(1, "a", "c", 10)),
+            (1, file(2, "a", "z", 500)),
+        ]);
+        let level0 = &v.files(0)[0];
+        let allowed = crate::version::ReadCost::allowed_seeks(level0.size_bytes);
+        for _ in 1..allowed {
+            assert!(!level0.charge_seek());
+        }
+        assert!(
+            pick_compaction(&v, &CONFIG, &[]).is_none(),
+            "budget not used up"
+        );
+        assert!(level0.charge_seek(), "the last allowed seek reports it");
+        let task = pick_compaction(&v, &CONFIG, &[]).unwrap();
+        assert_eq!((task.input_level, task.output_level), (0, 1));
+        assert_eq!(task.inputs[0].number, 1);
+        assert_eq!(task.output_level_inputs[0].number, 2);
+        // A level-1 file's seeks do not matter: its level is one source.
+        let deeper = version(vec![(1, file(3, "a", "z", 500))]);
+        for _ in 0..allowed {
+            deeper.files(1)[0].charge_seek();
+        }
+        assert!(pick_compaction(&deeper, &CONFIG, &[]).is_none());
     }
 
     #[test]

@@ -40,6 +40,17 @@ impl DbInner {
         }
     }
 
+    /// Wakes the compaction thread because reads made a compaction due
+    /// (`ReadCost`). Without background threads this does nothing: the
+    /// compaction is picked up by the next write's inline work instead of
+    /// running inside a reader's call.
+    pub(super) fn wake_compaction_for_reads(&self) {
+        if self.options.background_threads {
+            let _state = self.state.lock();
+            self.work_available.notify_all();
+        }
+    }
+
     pub(super) fn background_loop(&self, job: Job) {
         let mut state = self.state.lock();
         loop {

@@ -7,6 +7,7 @@ mod background;
 mod checkpoint;
 mod open;
 mod read;
+mod seek_charges;
 mod write;
 
 use std::collections::{BTreeSet, VecDeque};
@@ -30,6 +31,7 @@ use crate::table_cache::TableCache;
 use crate::version::{Version, VersionSet};
 
 pub use read::ReadOptions;
+pub(crate) use seek_charges::SeekCharges;
 use write::WriteQueue;
 
 /// What a read needs, swapped atomically as a whole: the active memtable,

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::{DbInner, SuperVersion};
+use super::{DbInner, SeekCharges, SuperVersion};
 use crate::db_iter::DbIterator;
 use crate::error::Result;
 use crate::iterator::InternalIterator;
@@ -96,7 +96,7 @@ impl DbInner {
         Ok(None)
     }
 
-    pub(super) fn iter(&self, options: ReadOptions<'_>) -> Result<DbIterator> {
+    pub(super) fn iter(self: &Arc<Self>, options: ReadOptions<'_>) -> Result<DbIterator> {
         let sv: Arc<SuperVersion> = self.super_version.load_full();
         let snapshot = match options.snapshot {
             Some(s) => s.sequence_number(),
@@ -122,11 +122,19 @@ impl DbInner {
             !(upper.is_some_and(|u| f.smallest_user_key() >= u)
                 || lower.is_some_and(|l| f.largest_user_key() < l))
         };
-        for file in sv.version.files(0).iter().filter(|f| in_bounds(f)) {
+        let level0_files: Vec<_> = sv
+            .version
+            .files(0)
+            .iter()
+            .filter(|f| in_bounds(f))
+            .cloned()
+            .collect();
+        for file in &level0_files {
             let table = self.tables.get(file)?;
             tombstones.extend(table.range_tombstones().iter().cloned());
             children.push(Box::new(table.iter()));
         }
+        let mut deeper_levels = 0;
         for level in 1..sv.version.num_levels() {
             let files: Vec<_> = sv
                 .version
@@ -146,7 +154,9 @@ impl DbInner {
                 Arc::clone(&self.tables),
                 files,
             )));
+            deeper_levels += 1;
         }
+        let seek_charges = SeekCharges::new(level0_files, deeper_levels, self);
         Ok(DbIterator::new(
             MergeIterator::new(children),
             snapshot,
@@ -154,6 +164,7 @@ impl DbInner {
             options.lower_bound,
             options.upper_bound,
             sv,
+            seek_charges,
         ))
     }
 }

@@ -152,6 +152,7 @@ impl VersionEdit {
                         smallest_key: d.key()?,
                         largest_key: d.key()?,
                         reader: ReaderSlot::default(),
+                        read_cost: Default::default(),
                     };
                     if file.smallest_key.len() < crate::key::TRAILER_LEN
                         || file.largest_key.len() < crate::key::TRAILER_LEN
@@ -202,6 +203,7 @@ mod tests {
                     num_entries: 10,
                     num_range_tombstones: 1,
                     reader: Default::default(),
+                    read_cost: Default::default(),
                 }),
             )],
         }

@@ -2,6 +2,7 @@
 
 use crate::key;
 use crate::table_cache::ReaderSlot;
+use crate::version::ReadCost;
 
 /// Metadata of a live table file. Immutable once the table is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +27,9 @@ pub struct FileMetadata {
     /// The file's open reader, if the table cache holds one (a cache of the
     /// cache lookup; not part of the file's description).
     pub(crate) reader: ReaderSlot,
+    /// Cursor seeks this file has slowed down (level 0 only; see
+    /// [`ReadCost`]). Not part of the file's description either.
+    pub(crate) read_cost: ReadCost,
 }
 
 impl FileMetadata {
@@ -45,6 +49,18 @@ impl FileMetadata {
         let below = largest.is_some_and(|largest| largest < self.smallest_user_key());
         let above = smallest.is_some_and(|smallest| smallest > self.largest_user_key());
         !(below || above)
+    }
+
+    /// Charges one cursor seek that had to position itself in this file as
+    /// well as in others. Returns true when that uses up the file's budget.
+    pub(crate) fn charge_seek(&self) -> bool {
+        self.read_cost.charge_seek(self.size_bytes)
+    }
+
+    /// True once cursor seeks have cost about as much as compacting the
+    /// file would.
+    pub fn seeks_exhausted(&self) -> bool {
+        self.read_cost.exhausted(self.size_bytes)
     }
 
     /// True if the file's range contains `user_key`.

@@ -5,10 +5,12 @@
 
 mod edit;
 mod file_metadata;
+mod read_cost;
 mod set;
 
 pub use edit::{MANIFEST_FORMAT_VERSION, VersionEdit};
 pub use file_metadata::FileMetadata;
+pub use read_cost::ReadCost;
 pub use set::{VersionSet, read_current, write_current};
 
 use std::collections::BTreeSet;
@@ -161,6 +163,7 @@ mod tests {
             num_entries: 1,
             num_range_tombstones: 0,
             reader: Default::default(),
+            read_cost: Default::default(),
         })
     }
 
