@@ -115,3 +115,44 @@ pub fn disk_usage_bytes(dir: &Path) -> std::io::Result<u64> {
     }
     Ok(total)
 }
+
+/// This process's I/O counters from `/proc/self/io` (all threads, including
+/// finished ones), which measure every engine's writes the same way,
+/// whatever the engine counts itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessIo {
+    /// Bytes passed to write(2)/pwrite(2) and friends (`wchar`): what the
+    /// engine handed the kernel, WAL and table writes alike.
+    pub bytes_handed_to_kernel: u64,
+    /// Bytes of page cache this process dirtied, minus those dropped before
+    /// reaching the disk (`write_bytes - cancelled_write_bytes`): what the
+    /// device was or will be asked to write, in whole pages.
+    pub bytes_to_device: u64,
+}
+
+impl ProcessIo {
+    /// The counters now; all zero where `/proc/self/io` is unreadable.
+    pub fn now() -> ProcessIo {
+        let Ok(text) = std::fs::read_to_string("/proc/self/io") else {
+            return ProcessIo::default();
+        };
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+                .and_then(|value| value.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        ProcessIo {
+            bytes_handed_to_kernel: field("wchar"),
+            bytes_to_device: field("write_bytes").saturating_sub(field("cancelled_write_bytes")),
+        }
+    }
+
+    /// What happened between `earlier` and `self`.
+    pub fn since(self, earlier: ProcessIo) -> ProcessIo {
+        ProcessIo {
+            bytes_handed_to_kernel: self.bytes_handed_to_kernel.saturating_sub(earlier.bytes_handed_to_kernel),
+            bytes_to_device: self.bytes_to_device.saturating_sub(earlier.bytes_to_device),
+        }
+    }
+}

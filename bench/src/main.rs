@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use clap::Parser;
 
-use crate::engine::{CommonConfig, Engine, Result, disk_usage_bytes, durability_note};
+use crate::engine::{CommonConfig, Engine, ProcessIo, Result, disk_usage_bytes, durability_note};
 use crate::report::{DatabaseReport, EngineReport, Run};
 use crate::workload::Params;
 
@@ -225,6 +225,10 @@ struct OpenDatabase {
     engine: Box<dyn Engine>,
     created_by: String,
     dir: PathBuf,
+    /// The process's I/O counters just before the database was opened.
+    io_at_open: ProcessIo,
+    /// Keys written to it by the workloads so far.
+    user_writes: u64,
 }
 
 fn run_engine(
@@ -254,19 +258,23 @@ fn run_engine(
             }
             let dir = engine_dir.join(workload);
             std::fs::create_dir_all(&dir)?;
+            let io_at_open = ProcessIo::now();
             let engine = engines::open(name, &dir, config).map_err(|e| format!("opening {name}: {e}"))?;
             current = Some(OpenDatabase {
                 engine,
                 created_by: workload.to_owned(),
                 dir,
+                io_at_open,
+                user_writes: 0,
             });
         }
-        let Some(open) = current.as_ref() else { unreachable!("opened above") };
+        let Some(open) = current.as_mut() else { unreachable!("opened above") };
         eprint!("{:>9} {workload:<17}", open.engine.name());
         let start = Instant::now();
         let mut measurement =
             workload::run(workload, open.engine.as_ref(), params).map_err(|e| format!("{name} {workload}: {e}"))?;
         measurement.repetition = repetition;
+        open.user_writes += measurement.user_writes;
         eprintln!(
             " {:>12.0} ops/s  p50 {:>7.1} us  p99 {:>8.1} us{}  [{:.1} s]  {}",
             measurement.ops_per_second(),
@@ -295,6 +303,8 @@ fn retire(open: OpenDatabase, params: &Params, keep: bool, repetition: usize) ->
     let start = Instant::now();
     open.engine.close()?;
     let close_elapsed = start.elapsed();
+    // After close, so that work the engine finishes on closing counts.
+    let io = ProcessIo::now().since(open.io_at_open);
     let disk_bytes_after_close = disk_usage_bytes(&open.dir)?;
     if !keep {
         std::fs::remove_dir_all(&open.dir)?;
@@ -308,5 +318,7 @@ fn retire(open: OpenDatabase, params: &Params, keep: bool, repetition: usize) ->
         logical_bytes,
         close_elapsed,
         stats,
+        user_bytes_written: open.user_writes * (workload::KEY_SIZE_BYTES + params.value_size_bytes) as u64,
+        io,
     })
 }

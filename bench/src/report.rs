@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::engine::EngineStats;
+use crate::engine::{EngineStats, ProcessIo};
 use crate::workload::{Measurement, Params};
 
 /// One database's life: which fill created it and what it looked like at the end.
@@ -19,11 +19,28 @@ pub struct DatabaseReport {
     pub logical_bytes: u64,
     pub close_elapsed: Duration,
     pub stats: Option<EngineStats>,
+    /// Keys written by the workloads times (key + value) bytes.
+    pub user_bytes_written: u64,
+    /// The process's writes from opening the database to closing it.
+    pub io: ProcessIo,
 }
 
 impl DatabaseReport {
     pub fn space_amplification(&self) -> f64 {
         self.disk_bytes as f64 / self.logical_bytes as f64
+    }
+
+    /// Bytes the engine wrote (write(2) and friends) per user byte, for any
+    /// engine; `None` if nothing was written by the workloads.
+    pub fn write_amplification(&self) -> Option<f64> {
+        (self.user_bytes_written > 0)
+            .then(|| self.io.bytes_handed_to_kernel as f64 / self.user_bytes_written as f64)
+    }
+
+    /// Bytes the device is asked to write (whole dirtied pages) per user
+    /// byte.
+    pub fn device_write_amplification(&self) -> Option<f64> {
+        (self.user_bytes_written > 0).then(|| self.io.bytes_to_device as f64 / self.user_bytes_written as f64)
     }
 }
 
@@ -240,22 +257,20 @@ pub fn text(run: &Run) -> String {
 
     let _ = writeln!(
         out,
-        "\nSpace (after the final flush; space amp = bytes on disk / (num x {} B)) and write amplification:",
+        "\nSpace (after the final flush; space amp = bytes on disk / (num x {} B)) and write amplification\n\
+         (write amp = bytes the process wrote with write(2) and friends, open to close, / bytes the workloads put;\n\
+         device = pages it dirtied, less those dropped before writeback, / the same; engine = the engine's own count):",
         16 + p.value_size_bytes
     );
     let _ = writeln!(
         out,
-        "  {:<9} {:<5} {:<11} {:>10} {:>12} {:>9} {:>9}  levels (MiB (files), L0 first)",
-        "engine", "round", "database", "disk MiB", "after close", "space amp", "write amp"
+        "  {:<9} {:<5} {:<11} {:>10} {:>12} {:>9} {:>9} {:>7} {:>7}  levels (MiB (files), L0 first)",
+        "engine", "round", "database", "disk MiB", "after close", "space amp", "write amp", "device", "engine"
     );
+    let ratio = |value: Option<f64>| value.map(|w| format!("{w:.2}")).unwrap_or_else(|| "n/a".to_owned());
     for engine in &run.engines {
         for db in &engine.databases {
-            let write_amp = db
-                .stats
-                .as_ref()
-                .and_then(|s| s.write_amplification)
-                .map(|w| format!("{w:.2}"))
-                .unwrap_or_else(|| "n/a".to_owned());
+            let engine_write_amp = ratio(db.stats.as_ref().and_then(|s| s.write_amplification));
             let levels = db
                 .stats
                 .as_ref()
@@ -270,14 +285,16 @@ pub fn text(run: &Run) -> String {
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  {:<9} {:<5} {:<11} {:>10.1} {:>12.1} {:>9.2} {:>9}  {}",
+                "  {:<9} {:<5} {:<11} {:>10.1} {:>12.1} {:>9.2} {:>9} {:>7} {:>7}  {}",
                 engine.name,
                 db.repetition + 1,
                 db.created_by,
                 mib(db.disk_bytes),
                 mib(db.disk_bytes_after_close),
                 db.space_amplification(),
-                write_amp,
+                ratio(db.write_amplification()),
+                ratio(db.device_write_amplification()),
+                engine_write_amp,
                 levels
             );
             if let Some(stats) = &db.stats {
@@ -364,14 +381,19 @@ pub fn json(run: &Run) -> String {
             }
             let _ = write!(
                 out,
-                "{{\"round\":{},\"created_by\":{},\"disk_bytes\":{},\"disk_bytes_after_close\":{},\"logical_bytes\":{},\"space_amplification\":{},\"close_seconds\":{}",
+                "{{\"round\":{},\"created_by\":{},\"disk_bytes\":{},\"disk_bytes_after_close\":{},\"logical_bytes\":{},\"space_amplification\":{},\"close_seconds\":{},\"user_bytes_written\":{},\"process_bytes_written\":{},\"process_bytes_to_device\":{},\"process_write_amplification\":{},\"process_device_write_amplification\":{}",
                 db.repetition + 1,
                 json_string(&db.created_by),
                 db.disk_bytes,
                 db.disk_bytes_after_close,
                 db.logical_bytes,
                 json_number(db.space_amplification()),
-                json_number(db.close_elapsed.as_secs_f64())
+                json_number(db.close_elapsed.as_secs_f64()),
+                db.user_bytes_written,
+                db.io.bytes_handed_to_kernel,
+                db.io.bytes_to_device,
+                db.write_amplification().map(json_number).unwrap_or_else(|| "null".to_owned()),
+                db.device_write_amplification().map(json_number).unwrap_or_else(|| "null".to_owned())
             );
             if let Some(stats) = &db.stats {
                 let _ = write!(

@@ -75,6 +75,9 @@ pub struct Measurement {
     pub notes: Vec<String>,
     /// Which round of `--repeat` this was (0-based).
     pub repetition: usize,
+    /// Keys the workload wrote (puts, counting each entry of a batch), the
+    /// denominator of write amplification.
+    pub user_writes: u64,
 }
 
 impl Measurement {
@@ -255,6 +258,7 @@ fn fill(engine: &dyn Engine, params: &Params, order: Vec<u64>, batch_size: usize
         flush_elapsed: None,
         repetition: 0,
         notes,
+        user_writes: order.len() as u64,
     })
 }
 
@@ -309,6 +313,7 @@ fn read_random_until(
         flush_elapsed: None,
         repetition: 0,
         notes,
+        user_writes: 0,
     })
 }
 
@@ -342,6 +347,7 @@ fn read_missing(engine: &dyn Engine, params: &Params) -> Result<Measurement> {
         flush_elapsed: None,
         repetition: 0,
         notes,
+        user_writes: 0,
     })
 }
 
@@ -393,6 +399,7 @@ fn seek_random(engine: &dyn Engine, params: &Params) -> Result<Measurement> {
         flush_elapsed: None,
         repetition: 0,
         notes,
+        user_writes: 0,
     })
 }
 
@@ -425,6 +432,7 @@ fn read_while_writing(engine: &dyn Engine, params: &Params) -> Result<Measuremen
     let writer_elapsed = writer_start.elapsed();
     let mut measurement = reader?;
     let writes = writes.load(Ordering::Relaxed);
+    measurement.user_writes = writes;
     measurement.notes.push(format!(
         "writer: {writes} overwrites, {:.0} ops/s",
         writes as f64 / writer_elapsed.as_secs_f64()
