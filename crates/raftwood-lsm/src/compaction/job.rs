@@ -86,7 +86,8 @@ pub fn run_compaction(
         let table = tables.get(file)?;
         outcome.bytes_read += file.size_bytes;
         tombstones.extend(table.range_tombstones().iter().cloned());
-        children.push(Box::new(table.iter()));
+        // Compaction reads each block once: leave the cache to readers.
+        children.push(Box::new(table.iter_without_filling_cache()));
     }
     let mut merged = MergeIterator::new(children);
     merged.seek_to_first()?;

@@ -30,16 +30,20 @@ pub struct TableIterator {
     /// Offset of the block `data` is on, to skip a cache lookup when a seek
     /// lands in the same block again.
     data_block_offset: Option<u64>,
+    /// Whether data blocks read from the file are added to the block cache
+    /// (false for compaction; see [`Table::iter_without_filling_cache`]).
+    fill_cache: bool,
 }
 
 impl TableIterator {
-    /// An unpositioned iterator over `table`.
-    pub fn new(table: Arc<Table>) -> TableIterator {
+    /// An unpositioned iterator over `table`; `fill_cache`: see the field.
+    pub fn new(table: Arc<Table>, fill_cache: bool) -> TableIterator {
         TableIterator {
             table,
             index: None,
             data: None,
             data_block_offset: None,
+            fill_cache,
         }
     }
 
@@ -96,7 +100,11 @@ impl TableIterator {
             data.invalidate();
             return Ok(true);
         }
-        let block = self.table.data_block(handle)?;
+        let block = if self.fill_cache {
+            self.table.data_block(handle)?
+        } else {
+            self.table.data_block_without_filling_cache(handle)?
+        };
         match &mut self.data {
             Some(data) => data.set_block(block),
             None => self.data = Some(block.iter()),

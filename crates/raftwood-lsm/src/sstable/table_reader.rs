@@ -145,7 +145,14 @@ impl Table {
 
     /// A bidirectional iterator over every point entry of the table.
     pub fn iter(self: &Arc<Self>) -> TableIterator {
-        TableIterator::new(Arc::clone(self))
+        TableIterator::new(Arc::clone(self), true)
+    }
+
+    /// An iterator that uses data blocks the cache already holds but does
+    /// not add the ones it reads: for compaction, which reads every block
+    /// once, and would otherwise evict the blocks readers use.
+    pub fn iter_without_filling_cache(self: &Arc<Self>) -> TableIterator {
+        TableIterator::new(Arc::clone(self), false)
     }
 
     /// The table's range tombstones, sorted by start ascending then sequence
@@ -163,14 +170,14 @@ impl Table {
         if let Some(filter) = self.filter_slot.read().upgrade() {
             return Ok(filter.may_contain(user_key));
         }
-        let cached = self
-            .cache
-            .get_or_insert_with(self.file_number, handle.offset, || {
-                let contents = self.read_block_contents(handle)?;
-                let filter =
-                    BloomFilter::decode(contents).map_err(|e| self.relabel(e, handle.offset))?;
-                Ok(CachedBlock::Filter(Arc::new(filter)))
-            })?;
+        let cached =
+            self.cache
+                .get_or_insert_metadata_with(self.file_number, handle.offset, || {
+                    let contents = self.read_block_contents(handle)?;
+                    let filter = BloomFilter::decode(contents)
+                        .map_err(|e| self.relabel(e, handle.offset))?;
+                    Ok(CachedBlock::Filter(Arc::new(filter)))
+                })?;
         match cached {
             CachedBlock::Filter(filter) => {
                 *self.filter_slot.write() = Arc::downgrade(&filter);
@@ -210,6 +217,19 @@ impl Table {
         self.cached_block(handle, "data", false)
     }
 
+    /// A data block from the cache if it is there, else read from the file
+    /// without caching it.
+    pub(crate) fn data_block_without_filling_cache(&self, handle: BlockHandle) -> Result<Block> {
+        match self.cache.get(self.file_number, handle.offset) {
+            Some(CachedBlock::Block(block)) => Ok(block),
+            Some(CachedBlock::Filter(_)) => Err(self.wrong_kind(handle.offset, "data")),
+            None => {
+                let contents = self.read_block_contents(handle)?;
+                Block::new(contents).map_err(|e| self.relabel(e, handle.offset))
+            }
+        }
+    }
+
     /// Offset of the index block, for error labels.
     pub(crate) fn index_offset(&self) -> u64 {
         self.footer.index.offset
@@ -241,18 +261,24 @@ impl Table {
         }
     }
 
-    /// `search_hint`: build a [`Block::with_search_hint`] (index blocks).
-    fn cached_block(&self, handle: BlockHandle, kind: &str, search_hint: bool) -> Result<Block> {
-        let cached = self
-            .cache
-            .get_or_insert_with(self.file_number, handle.offset, || {
-                let contents = self.read_block_contents(handle)?;
-                let mut block = Block::new(contents).map_err(|e| self.relabel(e, handle.offset))?;
-                if search_hint {
-                    block = block.with_search_hint();
-                }
-                Ok(CachedBlock::Block(block))
-            })?;
+    /// `is_index`: an index block, which gets a [`Block::with_search_hint`]
+    /// and is cached as metadata.
+    fn cached_block(&self, handle: BlockHandle, kind: &str, is_index: bool) -> Result<Block> {
+        let load = || {
+            let contents = self.read_block_contents(handle)?;
+            let mut block = Block::new(contents).map_err(|e| self.relabel(e, handle.offset))?;
+            if is_index {
+                block = block.with_search_hint();
+            }
+            Ok(CachedBlock::Block(block))
+        };
+        let cached = if is_index {
+            self.cache
+                .get_or_insert_metadata_with(self.file_number, handle.offset, load)?
+        } else {
+            self.cache
+                .get_or_insert_with(self.file_number, handle.offset, load)?
+        };
         match cached {
             CachedBlock::Block(block) => Ok(block),
             CachedBlock::Filter(_) => Err(self.wrong_kind(handle.offset, kind)),
