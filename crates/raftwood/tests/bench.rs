@@ -136,6 +136,20 @@ fn put_and_range_against_a_dev_cluster() {
         ],
     );
     assert_clean_report(&txn, 50);
+
+    // Every watcher sees every put: 3 watchers x 40 puts measurements.
+    let watch = bench_json(
+        &cluster.addresses(),
+        &[
+            "--clients=3",
+            "--conns=3",
+            "watch-latency",
+            "--put-total=40",
+            "--put-rate=200",
+        ],
+    );
+    assert_clean_report(&watch, 120);
+    assert_eq!(watch["workload"], "watch-latency");
 }
 
 #[test]

@@ -3,14 +3,15 @@
 //!
 //! The flags follow etcd's own `benchmark` tool: global `--endpoints`,
 //! `--conns`, `--clients`, `--target-leader`; subcommands `put`, `range`,
-//! `txn-put`. Clients share connections as with etcd's tool: client `i`
+//! `txn-put`, `watch-latency`. Clients share connections as with etcd's tool: client `i`
 //! sends on connection `i % conns`, and connection `j` goes to endpoint
 //! `j % endpoints`. The report (`report.rs`) gives throughput, latency
 //! percentiles from an HDR histogram, errors by kind and the tool's own CPU
 //! use, so a reader can see the client was not the bottleneck.
 //!
 //! One concept per file: `keys.rs` (which key request `i` touches),
-//! `workload.rs` (the request each subcommand sends), `connect.rs`
+//! `workload.rs` (the request each subcommand sends), `watch_latency.rs`
+//! (watchers and a paced writer, for `watch-latency`), `connect.rs`
 //! (endpoints, channels, the leader), `runner.rs` (clients, timing,
 //! progress), `report.rs` (the summary, as text or JSON), `cpu.rs` (the
 //! process's CPU time).
@@ -20,11 +21,13 @@ mod cpu;
 mod keys;
 mod report;
 mod runner;
+mod watch_latency;
 mod workload;
 
 use clap::{Args, Subcommand};
 
 use crate::bench::report::Report;
+use crate::bench::watch_latency::{WatchLatency, WatchLatencyArgs};
 use crate::bench::workload::{PutArgs, RangeArgs, TxnPutArgs, Workload};
 
 /// Flags of `raftwood bench` shared by every workload.
@@ -71,6 +74,15 @@ pub enum BenchCommand {
     /// Transactions of `--txn-ops` puts each, without compares.
     #[command(name = "txn-put")]
     TxnPut(TxnPutArgs),
+    /// Time from a put to its event at `--clients` watchers of the key.
+    #[command(name = "watch-latency")]
+    WatchLatency(WatchLatencyArgs),
+}
+
+/// What a run does: requests from clients, or puts seen by watchers.
+enum Job {
+    Requests(Workload),
+    WatchLatency(WatchLatency),
 }
 
 impl BenchArgs {
@@ -92,7 +104,10 @@ impl BenchArgs {
 /// Runs the benchmark and prints its report on stdout.
 pub async fn run(args: BenchArgs) -> Result<(), String> {
     args.validate()?;
-    let workload = Workload::from_command(&args.workload)?;
+    let job = match &args.workload {
+        BenchCommand::WatchLatency(watch) => Job::WatchLatency(WatchLatency::from_args(watch)?),
+        command => Job::Requests(Workload::from_command(command)?),
+    };
     let endpoints = connect::normalize_endpoints(&args.endpoints)?;
     let dial_timeout = std::time::Duration::from_secs(args.dial_timeout_seconds);
     let targets = if args.target_leader {
@@ -103,12 +118,22 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     // Only the first `conns` endpoints get a connection; report those.
     let targets: Vec<String> = targets.into_iter().take(args.conns).collect();
     let channels = connect::dial_all(&targets, args.conns, dial_timeout).await?;
-    let settings = runner::RunSettings {
-        clients: args.clients,
-        show_progress: !args.no_progress && !args.json,
+    let (name, total, outcome) = match job {
+        Job::Requests(workload) => {
+            let settings = runner::RunSettings {
+                clients: args.clients,
+                show_progress: !args.no_progress && !args.json,
+            };
+            let outcome = runner::run(&workload, &channels, &settings).await?;
+            (workload.name(), workload.total(), outcome)
+        }
+        Job::WatchLatency(watch) => {
+            let outcome = watch_latency::run(&watch, &channels, args.clients).await?;
+            let total = watch.put_total.saturating_mul(args.clients as u64);
+            ("watch-latency".to_string(), total, outcome)
+        }
     };
-    let outcome = runner::run(&workload, &channels, &settings).await?;
-    let report = Report::new(&workload, &args, &targets, &outcome);
+    let report = Report::new(name, total, &args, &targets, &outcome);
     if args.json {
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| format!("cannot encode the report: {e}"))?;

@@ -12,7 +12,6 @@ use serde::Serialize;
 
 use crate::bench::BenchArgs;
 use crate::bench::runner::Outcome;
-use crate::bench::workload::Workload;
 
 /// Latency percentiles of the successful requests, in milliseconds.
 ///
@@ -90,8 +89,11 @@ pub struct Report {
 }
 
 impl Report {
+    /// The report of `workload` (its name), which asked for `total`
+    /// measurements.
     pub fn new(
-        workload: &Workload,
+        workload: String,
+        total: u64,
         args: &BenchArgs,
         targets: &[String],
         outcome: &Outcome,
@@ -115,12 +117,12 @@ impl Report {
             cores,
         });
         Self {
-            workload: workload.name(),
+            workload,
             endpoints: targets.to_vec(),
             target_leader: args.target_leader,
             clients: args.clients,
             conns: args.conns,
-            total: workload.total(),
+            total,
             count,
             error_count: outcome.error_count(),
             errors: outcome.errors.clone(),

@@ -183,6 +183,9 @@ impl Workload {
                     total: args.total,
                 })
             }
+            BenchCommand::WatchLatency(_) => {
+                Err("watch-latency sends no request workload (see watch_latency.rs)".into())
+            }
         }
     }
 
