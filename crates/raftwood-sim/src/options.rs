@@ -92,6 +92,10 @@ pub struct SimOptions {
     /// index divisible by 8 as an empty one — a planted divergence between
     /// members' stores, which the state digest checks must find.
     pub planted_state_machine_bug: Option<u64>,
+    /// Each member is the server's own drive loop
+    /// (`raftwood_server::driver::DriveLoop`) rather than a core the
+    /// simulator drives itself; see [`SimOptions::server_loop_from_seed`].
+    pub server_loop: bool,
 }
 
 impl SimOptions {
@@ -148,6 +152,7 @@ impl SimOptions {
             budget: Budget::default(),
             configure: None,
             planted_state_machine_bug: None,
+            server_loop: false,
         };
         // A third of the seeds are a leader-churn storm: short, frequent
         // faults aimed at the leader, small append messages, more often
@@ -163,6 +168,21 @@ impl SimOptions {
             options.fault_weights.partition = rng.random_range(2..=4);
             options.fault_weights.pause = rng.random_range(0..=1);
         }
+        options
+    }
+}
+
+impl SimOptions {
+    /// The server-loop mode's run for `seed`: the settings of
+    /// [`SimOptions::from_seed`], with every member the server's drive
+    /// loop, its persistence and apply work run as timed events. Without
+    /// membership churn, and with no log compaction, as snapshots go
+    /// through real directories in the server (the raft-core mode covers
+    /// both).
+    pub fn server_loop_from_seed(seed: u64) -> SimOptions {
+        let mut options = SimOptions::from_seed(seed);
+        options.server_loop = true;
+        options.fault_weights.membership = 0;
         options
     }
 }

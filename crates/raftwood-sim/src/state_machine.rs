@@ -47,7 +47,9 @@ pub struct SnapshotImage {
 pub struct MemberKv {
     fs: Arc<CrashFs>,
     /// `None` while the member is down (crashed, not yet restarted).
-    store: Option<KvStore>,
+    /// Shared with the server-loop mode's apply side, which the simulator
+    /// drops before a crash drops this.
+    store: Option<Arc<KvStore>>,
     /// Checkpoints taken so far; names the next checkpoint directory.
     checkpoints_taken: u64,
 }
@@ -89,13 +91,18 @@ impl MemberKv {
     pub fn open(&mut self) -> Result<(), String> {
         let store = KvStore::open(Path::new(STORE_DIR), self.options())
             .map_err(|e| io("opening the store", e))?;
-        self.store = Some(store);
+        self.store = Some(Arc::new(store));
         Ok(())
+    }
+
+    /// The open store, for an apply side that holds it as the server does.
+    pub fn shared_store(&self) -> Option<Arc<KvStore>> {
+        self.store.clone()
     }
 
     fn store(&self) -> Result<&KvStore, String> {
         self.store
-            .as_ref()
+            .as_deref()
             .ok_or_else(|| "the store is not open".to_owned())
     }
 
@@ -110,13 +117,13 @@ impl MemberKv {
 
     /// The last index applied (0 while down).
     pub fn applied_index(&self) -> Index {
-        self.store.as_ref().map_or(0, KvStore::applied_index)
+        self.store.as_deref().map_or(0, KvStore::applied_index)
     }
 
     /// The last index whose effects are durable (0 while down).
     pub fn durable_applied_index(&self) -> Index {
         self.store
-            .as_ref()
+            .as_deref()
             .map_or(0, KvStore::durable_applied_index)
     }
 

@@ -28,16 +28,36 @@ struct Args {
     /// Worker threads (default: the available cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Every member is the server's own drive loop
+    /// (`raftwood_server::driver::DriveLoop`) instead of a raft core the
+    /// simulator drives itself.
+    #[arg(long)]
+    server_loop: bool,
 }
 
-fn replay_command(seed: u64) -> String {
-    format!("cargo run -p raftwood-sim --release -- --seed {seed} --trace")
+impl Args {
+    fn options(&self, seed: u64) -> SimOptions {
+        if self.server_loop {
+            SimOptions::server_loop_from_seed(seed)
+        } else {
+            SimOptions::from_seed(seed)
+        }
+    }
+
+    fn replay_command(&self, seed: u64) -> String {
+        let mode = if self.server_loop {
+            " --server-loop"
+        } else {
+            ""
+        };
+        format!("cargo run -p raftwood-sim --release --{mode} --seed {seed} --trace")
+    }
 }
 
 fn main() {
     let args = Args::parse();
     if let Some(seed) = args.seed {
-        let mut options = SimOptions::from_seed(seed);
+        let mut options = args.options(seed);
         options.trace = args.trace;
         let report = run(options);
         if let Some(trace) = &report.trace {
@@ -68,14 +88,15 @@ fn main() {
         for _ in 0..threads {
             let sender = sender.clone();
             let next = &next;
+            let args = &args;
             scope.spawn(move || {
                 loop {
                     let seed = next.fetch_add(1, Ordering::Relaxed);
                     if seed >= end {
                         break;
                     }
-                    let outcome = std::panic::catch_unwind(|| run(SimOptions::from_seed(seed)))
-                        .map_err(|panic| {
+                    let outcome =
+                        std::panic::catch_unwind(|| run(args.options(seed))).map_err(|panic| {
                             panic
                                 .downcast_ref::<String>()
                                 .cloned()
@@ -96,7 +117,7 @@ fn main() {
                         println!(
                             "seed {seed} FAILED ({}); replay: {}",
                             report.outcome().name(),
-                            replay_command(seed)
+                            args.replay_command(seed)
                         );
                         print!("{}", report.describe_failure());
                     }
@@ -105,7 +126,7 @@ fn main() {
                 Err(message) => {
                     println!(
                         "seed {seed} PANICKED: {message}; replay: {}",
-                        replay_command(seed)
+                        args.replay_command(seed)
                     );
                     panics.push(seed);
                 }
@@ -129,10 +150,14 @@ fn main() {
     if !summary.failures.is_empty() || !panics.is_empty() {
         println!("failing seeds:");
         for (seed, outcome) in &summary.failures {
-            println!("  {seed} ({}): {}", outcome.name(), replay_command(*seed));
+            println!(
+                "  {seed} ({}): {}",
+                outcome.name(),
+                args.replay_command(*seed)
+            );
         }
         for seed in &panics {
-            println!("  {seed} (panicked): {}", replay_command(*seed));
+            println!("  {seed} (panicked): {}", args.replay_command(*seed));
         }
         std::process::exit(1);
     }

@@ -136,6 +136,10 @@ impl Simulation {
                 command.op, from.client, from.attempt
             )
         });
+        if self.options.server_loop {
+            self.server_client_request(id, from, command);
+            return;
+        }
         let Some(node) = self.nodes.get_mut(&id) else {
             return;
         };

@@ -2,6 +2,8 @@
 //! persisting, sending, applying, serving reads, compacting; the
 //! per-commit checks.
 
+use raftwood_server::driver::LoopEvent;
+
 use super::*;
 
 impl Simulation {
@@ -33,7 +35,11 @@ impl Simulation {
                 message,
                 snapshot_data,
             } => self.on_deliver(message, snapshot_data),
+            Event::PersistDone { node, incarnation } if self.options.server_loop => {
+                self.on_server_persist_done(node, incarnation)
+            }
             Event::PersistDone { node, incarnation } => self.on_persist_done(node, incarnation),
+            Event::ApplyRun { node, incarnation } => self.on_server_apply(node, incarnation),
             Event::ClientRequest {
                 node,
                 from,
@@ -73,7 +79,7 @@ impl Simulation {
     pub(super) fn is_up(&self, node: NodeId) -> bool {
         self.nodes
             .get(&node)
-            .is_some_and(|n| n.status == Status::Up && n.raft.is_some())
+            .is_some_and(|n| n.status == Status::Up && n.core().is_some())
     }
 
     pub(super) fn on_tick(&mut self, id: NodeId, incarnation: u64) {
@@ -85,9 +91,8 @@ impl Simulation {
             return;
         }
         let interval = node.tick_interval_us;
-        if node.status == Status::Up
-            && let Some(raft) = &mut node.raft
-        {
+        let up = node.status == Status::Up;
+        if up && let Some(raft) = &mut node.raft {
             raft.tick();
         }
         self.schedule(
@@ -97,7 +102,11 @@ impl Simulation {
                 incarnation,
             },
         );
-        self.after_step(id);
+        if up && self.options.server_loop {
+            self.server_round(id, vec![LoopEvent::Tick]);
+        } else {
+            self.after_step(id);
+        }
     }
 
     pub(super) fn on_deliver(
@@ -129,6 +138,10 @@ impl Simulation {
             return;
         }
         self.trace(|| format!("deliver {from}->{to} {}", describe_message(&message)));
+        if self.options.server_loop {
+            self.server_round(to, vec![LoopEvent::Messages(vec![message])]);
+            return;
+        }
         let result = {
             let Some(node) = self.nodes.get_mut(&to) else {
                 return;
@@ -233,13 +246,16 @@ impl Simulation {
         let Some(node) = self.nodes.get_mut(&id) else {
             return;
         };
-        let Some(raft) = &node.raft else {
+        let Some(now) = node.core().map(|raft| (raft.role(), raft.term())) else {
             return;
         };
-        let now = (raft.role(), raft.term());
         let changed = now != node.last_traced;
         node.last_traced = now;
-        self.safety.observe_member(id, node.incarnation, raft);
+        if let Some(node) = self.nodes.get(&id)
+            && let Some(raft) = node.core()
+        {
+            self.safety.observe_member(id, node.incarnation, raft);
+        }
         if changed {
             self.trace(|| format!("member {id} is {:?} in term {}", now.0, now.1));
         }
@@ -257,7 +273,7 @@ impl Simulation {
         let Some(node) = self.nodes.get(&id) else {
             return;
         };
-        let Some(raft) = &node.raft else {
+        let Some(raft) = node.core() else {
             return;
         };
         if raft.role() != Role::Leader {

@@ -1,6 +1,8 @@
 //! Fault injection during the fault phase: crashes and restarts, pauses,
 //! partitions, clock jumps, leadership transfers, membership churn.
 
+use raftwood_server::driver::LoopEvent;
+
 use super::*;
 
 impl Simulation {
@@ -27,7 +29,7 @@ impl Simulation {
         self.nodes
             .iter()
             .filter(|(_, n)| n.status == Status::Up)
-            .filter_map(|(&id, n)| n.raft.as_ref().map(|r| (r, id)))
+            .filter_map(|(&id, n)| n.core().map(|r| (r, id)))
             .filter(|(r, _)| r.role() == Role::Leader)
             .max_by_key(|(r, _)| r.term())
             .map(|(_, id)| id)
@@ -105,6 +107,9 @@ impl Simulation {
         // them from its log after the restart.
         let unflushed_applies = node.kv.applied_index() > node.kv.durable_applied_index();
         node.raft = None;
+        // The drive loop and its apply side (which shares the store) die
+        // before the store does.
+        node.server = None;
         node.status = Status::Down;
         node.incarnation += 1;
         node.kv.crash();
@@ -182,6 +187,22 @@ impl Simulation {
         }
         let (initial, term_raised) = node.disk.recover(store_applied);
         let applied = initial.applied;
+        if self.options.server_loop {
+            let interval = node.tick_interval_us;
+            if term_raised {
+                self.count_fault("torn-write-term-raised-at-recovery");
+            }
+            self.trace(|| format!("restart {id}"));
+            self.schedule(
+                interval,
+                Event::Tick {
+                    node: id,
+                    incarnation,
+                },
+            );
+            self.server_start(id, config, initial);
+            return;
+        }
         match RaftNode::new(config, initial) {
             Ok(raft) => {
                 node.raft = Some(raft);
@@ -285,7 +306,7 @@ impl Simulation {
         let voters: Vec<NodeId> = self
             .nodes
             .get(&leader)
-            .and_then(|n| n.raft.as_ref())
+            .and_then(SimNode::core)
             .map(|r| {
                 r.conf_state()
                     .voters
@@ -297,6 +318,14 @@ impl Simulation {
         let Some(to) = self.pick(&voters) else {
             return;
         };
+        if self.options.server_loop {
+            // etcd's MoveLeader reaches the loop as an event; a refusal is
+            // only logged there, as in the server.
+            self.count_fault("leader-transfer");
+            self.trace(|| format!("leader {leader} is asked to transfer leadership to {to}"));
+            self.server_round(leader, vec![LoopEvent::TransferLeader(to)]);
+            return;
+        }
         let result = self
             .nodes
             .get_mut(&leader)
@@ -320,6 +349,13 @@ impl Simulation {
             return;
         };
         let ticks = self.rng.random_range(1..=20);
+        if self.options.server_loop {
+            self.count_fault("clock-jump");
+            self.trace(|| format!("clock of {id} jumps {ticks} ticks"));
+            let events = (0..ticks).map(|_| LoopEvent::Tick).collect();
+            self.server_round(id, events);
+            return;
+        }
         if let Some(raft) = self.nodes.get_mut(&id).and_then(|n| n.raft.as_mut()) {
             for _ in 0..ticks {
                 raft.tick();
@@ -333,6 +369,11 @@ impl Simulation {
     /// One membership step through the leader: promote a learner, else add
     /// a learner (a new, empty member), else remove a voter.
     pub(super) fn fault_membership(&mut self) {
+        if self.options.server_loop {
+            // New members start empty and need a snapshot, which the
+            // server-loop mode does not model.
+            return;
+        }
         let Some(leader) = self.current_leader() else {
             return;
         };

@@ -48,7 +48,7 @@ impl Simulation {
         let Some((conf, leader_log)) = self
             .nodes
             .get(&leader)
-            .and_then(|n| n.raft.as_ref())
+            .and_then(SimNode::core)
             .map(|r| (r.conf_state(), (r.log().committed(), r.term())))
         else {
             return;
@@ -56,7 +56,7 @@ impl Simulation {
         let probe_ok = self.probe.is_some_and(|(index, term)| {
             self.nodes
                 .get(&leader)
-                .and_then(|n| n.raft.as_ref())
+                .and_then(SimNode::core)
                 .is_some_and(|r| r.log().term(index) == Ok(term) && r.log().applied() >= index)
         });
         if !probe_ok {
@@ -66,7 +66,7 @@ impl Simulation {
                     && self
                         .nodes
                         .get(&leader)
-                        .and_then(|n| n.raft.as_ref())
+                        .and_then(SimNode::core)
                         .is_some_and(|r| r.log().term(index) == Ok(term))
             });
             if !probe_is_current {
@@ -82,6 +82,7 @@ impl Simulation {
             if !members.contains(id) && node.status != Status::Stopped && !conf.is_joint() {
                 node.status = Status::Stopped;
                 node.raft = None;
+                node.server = None;
                 node.incarnation += 1;
             }
         }
@@ -90,15 +91,14 @@ impl Simulation {
         let Some(target) = self
             .nodes
             .get(&leader)
-            .and_then(|n| n.raft.as_ref())
+            .and_then(SimNode::core)
             .map(|r| r.log().committed())
         else {
             return;
         };
         let caught_up = members.iter().all(|id| {
             self.nodes.get(id).is_some_and(|n| {
-                n.raft
-                    .as_ref()
+                n.core()
                     .is_some_and(|r| r.log().applied() >= target && r.log().committed() >= target)
                     && n.kv_applied >= target
             })
@@ -142,7 +142,7 @@ impl Simulation {
         }
         if converged {
             for id in &members {
-                if let Some(raft) = self.nodes.get(id).and_then(|n| n.raft.as_ref()) {
+                if let Some(raft) = self.nodes.get(id).and_then(SimNode::core) {
                     self.safety.check_acknowledged_in(*id, raft);
                 }
             }
@@ -160,13 +160,18 @@ impl Simulation {
                 value: self.probes_sent,
             },
         };
-        let result = self
-            .nodes
-            .get_mut(&leader)
-            .and_then(|n| n.raft.as_mut())
-            .zip(etcd::encode(&command))
-            .map(|(r, payload)| r.propose(payload));
-        if let Some(Ok(position)) = result {
+        let position = if self.options.server_loop {
+            etcd::encode(&command)
+                .and_then(|payload| self.server_propose_probe(leader, payload))
+                .map(|(index, term)| raftwood_raft::LogPosition { index, term })
+        } else {
+            self.nodes
+                .get_mut(&leader)
+                .and_then(|n| n.raft.as_mut())
+                .zip(etcd::encode(&command))
+                .and_then(|(r, payload)| r.propose(payload).ok())
+        };
+        if let Some(position) = position {
             self.probe = Some((position.index, position.term));
             self.trace(|| {
                 format!(
@@ -181,7 +186,7 @@ impl Simulation {
     pub(super) fn describe_cluster(&self) -> String {
         let mut text = String::new();
         for (id, node) in &self.nodes {
-            match &node.raft {
+            match node.core() {
                 Some(raft) => text.push_str(&format!(
                     "  member {id}: {:?} term {} role {:?} leader {:?} commit {} applied {} last {} config {:?}\n",
                     node.status,
@@ -195,7 +200,7 @@ impl Simulation {
                 )),
                 None => text.push_str(&format!("  member {id}: {:?}\n", node.status)),
             }
-            if let Some(raft) = node.raft.as_ref().filter(|r| r.role() == Role::Leader) {
+            if let Some(raft) = node.core().filter(|r| r.role() == Role::Leader) {
                 for member in raft.tracker().members() {
                     if let Some(progress) = raft.tracker().progress(member) {
                         text.push_str(&format!("    progress of {member}: {progress}\n"));

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use raftwood_kv::{ApplyResponse, CommittedEntry};
 use raftwood_raft::{
     ConfChange, ConfChangeKind, ConfChangeSingle, ConfChangeTransition, Config, EntryPayload,
-    Error, Index, Message, MessageBody, NodeId, RaftNode, Role, Term,
+    Error, Index, InitialState, Message, MessageBody, NodeId, RaftNode, ReadOnlyMode, Role, Term,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -32,6 +32,7 @@ use crate::options::SimOptions;
 use crate::report::RunReport;
 use crate::safety::SafetyChecker;
 use crate::state_machine::{MemberKv, SnapshotImage};
+use server_member::ServerMember;
 
 /// A client's request in flight: which client, which attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +66,11 @@ enum Event {
         snapshot_data: Option<Arc<SnapshotImage>>,
     },
     PersistDone {
+        node: NodeId,
+        incarnation: u64,
+    },
+    /// Server-loop mode: the apply side runs what is queued.
+    ApplyRun {
         node: NodeId,
         incarnation: u64,
     },
@@ -142,7 +148,11 @@ enum Status {
 #[derive(Debug)]
 struct SimNode {
     config: Config,
+    /// The core, driven by the simulator itself (raft-core mode).
     raft: Option<RaftNode>,
+    /// The server's drive loop around the core (server-loop mode).
+    /// Invariant: at most one of `raft` and `server` is set.
+    server: Option<Box<ServerMember>>,
     status: Status,
     /// Bumped at every crash, so events of a previous life are ignored.
     incarnation: u64,
@@ -168,6 +178,16 @@ struct SimNode {
     deferred: Vec<Event>,
     /// Last (role, term) traced.
     last_traced: (Role, Term),
+}
+
+impl SimNode {
+    /// The member's core, whichever mode drives it; `None` while down.
+    fn core(&self) -> Option<&RaftNode> {
+        match &self.server {
+            Some(server) => Some(server.drive.node()),
+            None => self.raft.as_ref(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -328,6 +348,13 @@ impl Simulation {
         config.check_quorum = self.options.check_quorum;
         config.max_message_entries = self.options.max_message_entries;
         config.seed = self.options.seed.wrapping_mul(1_000_003).wrapping_add(id);
+        if self.options.server_loop {
+            // The settings the server's start-up gives its core (node.rs).
+            config.heartbeat_interval_ticks = 1;
+            config.pre_vote = true;
+            config.check_quorum = true;
+            config.read_only_mode = ReadOnlyMode::Safe;
+        }
         if let Some(configure) = self.options.configure {
             configure(&mut config);
         }
@@ -342,6 +369,7 @@ impl Simulation {
         let mut node = SimNode {
             config: config.clone(),
             raft: None,
+            server: None,
             status: Status::Down,
             incarnation: 0,
             disk,
@@ -355,16 +383,21 @@ impl Simulation {
             deferred: Vec::new(),
             last_traced: (Role::Follower, 0),
         };
-        match RaftNode::new(config, node.disk.initial_state()) {
-            Ok(raft) => {
-                node.raft = Some(raft);
-                node.status = Status::Up;
+        let initial = node.disk.initial_state();
+        if self.options.server_loop {
+            self.nodes.insert(id, node);
+            self.server_start(id, config, initial);
+        } else {
+            match RaftNode::new(config, initial) {
+                Ok(raft) => {
+                    node.raft = Some(raft);
+                    node.status = Status::Up;
+                }
+                Err(error) => self
+                    .safety_violation(format!("member {id} cannot start from its disk: {error}")),
             }
-            Err(error) => {
-                self.safety_violation(format!("member {id} cannot start from its disk: {error}"))
-            }
+            self.nodes.insert(id, node);
         }
-        self.nodes.insert(id, node);
         let first_tick = self.rng.random_range(0..tick_interval_us);
         self.schedule(
             first_tick,
@@ -409,3 +442,5 @@ mod clients;
 mod events;
 mod faults;
 mod liveness;
+mod server_loop;
+mod server_member;

@@ -1,0 +1,366 @@
+//! The server-loop mode's events: each member is the server's own drive
+//! loop (`world/server_member.rs`), given its inputs through
+//! `DriveLoop::round`, with its persistence and apply work run here as
+//! timed events. Faults, clients, safety checks, the liveness phase and
+//! the linearizability check are the raft-core mode's.
+
+use raftwood_server::driver::{
+    ApplyWork, LoopEvent, PersistWork, ProposeError, ReadError, RoundOutcome, apply_batch,
+};
+use tokio::sync::oneshot;
+
+use super::server_member::{ServerMember, WaitingProposal, WaitingRead};
+use super::*;
+
+impl Simulation {
+    /// Starts a member's drive loop from `initial` (its state machine is
+    /// open at `initial.applied` or before).
+    pub(super) fn server_start(&mut self, id: NodeId, config: Config, initial: InitialState) {
+        let applied = initial.applied;
+        let result = RaftNode::new(config, initial);
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        let Some(store) = node.kv.shared_store() else {
+            self.safety_violation(format!("member {id} starts without a store"));
+            return;
+        };
+        match result {
+            Ok(raft) => {
+                node.server = Some(Box::new(ServerMember::new(raft, store, applied)));
+                node.status = Status::Up;
+                node.kv_applied = applied;
+                // The core may have committed entries to replay: an empty
+                // round hands them out.
+                self.server_round(id, Vec::new());
+            }
+            Err(error) => {
+                self.safety_violation(format!("member {id} cannot start from its disk: {error}"))
+            }
+        }
+    }
+
+    /// One round of a member's drive loop, then everything it queued.
+    pub(super) fn server_round(&mut self, id: NodeId, events: Vec<LoopEvent>) {
+        let Some(server) = self.nodes.get_mut(&id).and_then(|n| n.server.as_mut()) else {
+            return;
+        };
+        if server.drive.round(events) == RoundOutcome::Stop {
+            let reason = server.drive.failure().unwrap_or("shut down").to_owned();
+            self.safety_violation(format!("member {id}'s drive loop stopped: {reason}"));
+        }
+        self.server_after_round(id);
+    }
+
+    /// Carries out what a round queued: messages to the network, persist
+    /// requests to the disk (one batch in flight at a time, as on the
+    /// persistence thread), entries to the apply queue; answers clients
+    /// whose outcome arrived; checks safety.
+    pub(super) fn server_after_round(&mut self, id: NodeId) {
+        let fsync_delay = self
+            .rng
+            .random_range(self.options.fsync_min_us..=self.options.fsync_max_us);
+        let apply_delay = self.rng.random_range(0..=self.options.fsync_min_us);
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        let incarnation = node.incarnation;
+        let Some(server) = node.server.as_mut() else {
+            return;
+        };
+        let messages = server.sink.take_messages();
+        let snapshots = server.sink.take_snapshots();
+        let mut problems = Vec::new();
+        for work in server.persist_work.try_iter() {
+            match work {
+                PersistWork::Persist(request) => {
+                    self.safety
+                        .observe_persist(id, server.drive.node(), &request);
+                    server.persist_queue.push(PersistWork::Persist(request));
+                }
+                PersistWork::Snapshot { meta, .. } => problems.push(format!(
+                    "member {id} compacts to {} in the server-loop mode",
+                    meta.index
+                )),
+            }
+        }
+        let mut persist_done_in = None;
+        if server.persist_in_flight.is_none() && !server.persist_queue.is_empty() {
+            let works = std::mem::take(&mut server.persist_queue);
+            match server.batcher.write(&mut node.disk, works) {
+                Ok(batch) => {
+                    persist_done_in = Some(if batch.needs_sync() { fsync_delay } else { 0 });
+                    server.persist_in_flight = Some(batch);
+                }
+                Err(error) => problems.push(format!("member {id}: {error}")),
+            }
+        }
+        let apply_was_idle = server.apply_queue.is_empty();
+        server.apply_queue.extend(server.apply_work.try_iter());
+        let apply_now_busy = apply_was_idle && !server.apply_queue.is_empty();
+        if let Some(delay) = persist_done_in {
+            self.schedule(
+                delay,
+                Event::PersistDone {
+                    node: id,
+                    incarnation,
+                },
+            );
+        }
+        if apply_now_busy {
+            self.schedule(
+                apply_delay,
+                Event::ApplyRun {
+                    node: id,
+                    incarnation,
+                },
+            );
+        }
+        for message in snapshots {
+            problems.push(format!(
+                "member {id} streams a snapshot to {} in the server-loop mode",
+                message.to
+            ));
+        }
+        for problem in problems {
+            self.safety_violation(problem);
+        }
+        for message in messages {
+            self.send_message(id, message);
+        }
+        self.server_answer_clients(id);
+        self.serve_ready_reads(id);
+        self.observe(id);
+    }
+
+    /// The simulated fsync of the batch in flight completed: sync it,
+    /// report its tickets to the loop, start the next batch.
+    pub(super) fn on_server_persist_done(&mut self, id: NodeId, incarnation: u64) {
+        let event = Event::PersistDone {
+            node: id,
+            incarnation,
+        };
+        if self.defer_if_paused(id, &event) {
+            return;
+        }
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        if node.incarnation != incarnation || node.status != Status::Up {
+            return;
+        }
+        let Some(server) = node.server.as_mut() else {
+            return;
+        };
+        let Some(batch) = server.persist_in_flight.take() else {
+            return;
+        };
+        match batch.sync(&mut node.disk) {
+            Ok((tickets, _)) => {
+                self.trace(|| format!("persisted {id} {tickets:?}"));
+                self.server_round(id, vec![LoopEvent::Persisted(tickets)]);
+            }
+            Err(error) => self.safety_violation(format!("member {id}: {error}")),
+        }
+    }
+
+    /// The apply side runs one batch of what is queued, as the apply
+    /// thread would, and its reports go to the loop.
+    pub(super) fn on_server_apply(&mut self, id: NodeId, incarnation: u64) {
+        let event = Event::ApplyRun {
+            node: id,
+            incarnation,
+        };
+        if self.defer_if_paused(id, &event) {
+            return;
+        }
+        let now_us = self.now_us;
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        if node.incarnation != incarnation || node.status != Status::Up {
+            return;
+        }
+        let Some(server) = node.server.as_mut() else {
+            return;
+        };
+        let works = std::mem::take(&mut server.apply_queue);
+        let member_term = server.drive.node().term();
+        let store_applied = node.kv.applied_index();
+        let mut problems = Vec::new();
+        let mut entries_seen = 0;
+        for work in &works {
+            let ApplyWork::Entries(entries) = work else {
+                problems.push(format!(
+                    "member {id} installs a snapshot in the server-loop mode"
+                ));
+                continue;
+            };
+            for entry in entries {
+                if entries_seen == 0 && entry.index <= store_applied {
+                    problems.push(format!(
+                        "member {id} was handed entry {} which its state machine had applied",
+                        entry.index
+                    ));
+                }
+                entries_seen += 1;
+                self.safety.observe_apply(id, member_term, entry);
+                if let EntryPayload::Command(bytes) = &entry.payload
+                    && let Some(request_id) = etcd::request_id(bytes)
+                {
+                    self.first_applied_us.entry(request_id).or_insert(now_us);
+                    server
+                        .applied_at
+                        .insert(request_id, (entry.index, entry.term));
+                }
+            }
+        }
+        if problems.is_empty()
+            && let Err(error) = apply_batch(&mut server.apply, works)
+        {
+            problems.push(format!("member {id}: the state machine failed: {error}"));
+        }
+        node.kv_applied = node.kv.applied_index();
+        let reports: Vec<LoopEvent> =
+            std::iter::from_fn(|| server.apply_reports.try_recv().ok()).collect();
+        for problem in problems {
+            self.safety_violation(problem);
+        }
+        self.server_round(id, reports);
+    }
+
+    /// A client's request reaches a server-loop member: a write becomes
+    /// `LoopEvent::Propose`, a get `LoopEvent::ReadIndex`.
+    pub(super) fn server_client_request(&mut self, id: NodeId, from: ClientRef, command: Command) {
+        let Some(server) = self.nodes.get_mut(&id).and_then(|n| n.server.as_mut()) else {
+            return;
+        };
+        let event = if let KvOp::Get { key } = command.op {
+            let (reply, receiver) = oneshot::channel();
+            server.reads.push(WaitingRead {
+                client: from,
+                key,
+                reply: receiver,
+            });
+            LoopEvent::ReadIndex { reply }
+        } else {
+            let Some(request) = etcd::encode(&command) else {
+                self.reply(from, Reply::Retry);
+                return;
+            };
+            let (reply, receiver) = oneshot::channel();
+            server.proposals.push(WaitingProposal {
+                client: from,
+                request_id: command.request_id,
+                reply: receiver,
+            });
+            LoopEvent::Propose { request, reply }
+        };
+        self.server_round(id, vec![event]);
+    }
+
+    /// Proposers and readers whose answer arrived get it.
+    pub(super) fn server_answer_clients(&mut self, id: NodeId) {
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        let Some(server) = node.server.as_mut() else {
+            return;
+        };
+        let mut replies = Vec::new();
+        let mut problems = Vec::new();
+        let applied_at = &server.applied_at;
+        server.proposals.retain_mut(|waiting| {
+            let result = match waiting.reply.try_recv() {
+                Err(oneshot::error::TryRecvError::Empty) => return true,
+                // The loop dropped it: no answer; the client times out.
+                Err(oneshot::error::TryRecvError::Closed) => return false,
+                Ok(result) => result,
+            };
+            let reply = match result {
+                Ok(Ok(response)) => match etcd::write_output(&response) {
+                    Some(output) => Reply::Done {
+                        output,
+                        position: applied_at.get(&waiting.request_id).copied(),
+                    },
+                    None => {
+                        problems.push(format!(
+                            "member {id} answered request {} with {response:?}",
+                            waiting.request_id
+                        ));
+                        return false;
+                    }
+                },
+                Ok(Err(error)) => {
+                    problems.push(format!(
+                        "member {id}: the state machine refused request {}: {error}",
+                        waiting.request_id
+                    ));
+                    return false;
+                }
+                Err(ProposeError::NotLeader { leader }) => Reply::NotLeader(leader),
+                Err(ProposeError::LeaderChanged | ProposeError::Busy) => Reply::Retry,
+                Err(ProposeError::Stopped) => return false,
+            };
+            replies.push((waiting.client, reply));
+            false
+        });
+        let mut ready = Vec::new();
+        server.reads.retain_mut(|waiting| {
+            let result = match waiting.reply.try_recv() {
+                Err(oneshot::error::TryRecvError::Empty) => return true,
+                Err(oneshot::error::TryRecvError::Closed) => return false,
+                Ok(result) => result,
+            };
+            match result {
+                Ok(index) => ready.push((index, waiting.client, waiting.key)),
+                Err(ReadError::NoLeader) => replies.push((waiting.client, Reply::NotLeader(None))),
+                Err(ReadError::TimedOut | ReadError::Stopped) => {
+                    replies.push((waiting.client, Reply::Retry));
+                }
+            }
+            false
+        });
+        for (index, client, key) in ready {
+            node.reads_ready.push((index, client, key));
+            if let Some(trace) = &mut self.trace {
+                trace.push_str(&format!(
+                    "           member {id} read for client {} attempt {} confirmed at index {index}\n",
+                    client.client, client.attempt
+                ));
+            }
+        }
+        for problem in problems {
+            self.safety_violation(problem);
+        }
+        for (client, reply) in replies {
+            self.reply(client, reply);
+        }
+    }
+
+    /// The liveness probe, proposed through the leader's loop. Returns
+    /// where it went, if the leader took it.
+    pub(super) fn server_propose_probe(
+        &mut self,
+        leader: NodeId,
+        payload: bytes::Bytes,
+    ) -> Option<(Index, Term)> {
+        let (reply, mut receiver) = oneshot::channel();
+        let before = self.nodes.get(&leader)?.core()?.log().last_index();
+        self.server_round(
+            leader,
+            vec![LoopEvent::Propose {
+                request: payload,
+                reply,
+            }],
+        );
+        if matches!(receiver.try_recv(), Ok(Err(_))) {
+            return None;
+        }
+        let raft = self.nodes.get(&leader)?.core()?;
+        let last = raft.log().last_index();
+        (last == before + 1)
+            .then(|| raft.log().term(last).ok().map(|term| (last, term)))
+            .flatten()
+    }
+}

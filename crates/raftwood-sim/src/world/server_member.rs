@@ -1,0 +1,190 @@
+//! A member made of the server's own drive loop (`raftwood_server::driver`),
+//! for the server-loop mode: the same `DriveLoop`, persistence batches and
+//! apply batches the server runs on its threads, here run one step at a
+//! time by the simulator, on its simulated disk, network and clock.
+//!
+//! The seams the loop was written with are filled in as follows:
+//! - `MessageSink`: [`SimSink`] collects the loop's messages; the
+//!   simulator hands them to its network after every round.
+//! - `LogStorage`: the member's [`SimDisk`]. A write is pending (lost by a
+//!   crash, possibly torn) until the batch's sync, which the simulator
+//!   runs when the simulated fsync completes.
+//! - The persistence and apply channels: the simulator drains them after
+//!   every round and runs the work as timed events, with
+//!   `PersistBatcher`/`WrittenBatch` and `apply_batch`.
+//! - Proposers and readers: oneshot receivers, polled with `try_recv`.
+//!
+//! Snapshots are left out: they go through real directories (checkpoint,
+//! rename, `kv-current`), so members never compact their logs here (the
+//! raft-core mode covers snapshots), and a snapshot the loop asks to send
+//! or install is reported as a violation.
+
+use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+use raftwood_kv::KvStore;
+use raftwood_raft::{Index, Message, PersistRequest, RaftNode, SnapshotMeta, Term};
+use raftwood_server::driver::{
+    ApplyContext, ApplyWork, DriveLoop, LogStorage, LoopEvent, LoopOutputs, PersistBatcher,
+    PersistWork, ProposeResult, RaftStatus, ReadError, Waiters, WrittenBatch,
+};
+use raftwood_server::transport::MessageSink;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::ClientRef;
+use crate::disk::SimDisk;
+use crate::model::Key;
+
+impl LogStorage for SimDisk {
+    fn write(&mut self, request: &PersistRequest) -> Result<(), String> {
+        // Written, not durable: the completion time is the simulator's
+        // business (it syncs when the simulated fsync completes).
+        self.submit(request.clone(), None, 0, 0);
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), String> {
+        while self.complete_oldest().is_some() {}
+        Ok(())
+    }
+
+    fn compact(&mut self, snapshot: &SnapshotMeta) -> Result<(), String> {
+        Err(format!(
+            "log compaction to {} in the server-loop mode, which takes no snapshots",
+            snapshot.index
+        ))
+    }
+}
+
+/// What the drive loop sent, until the simulator takes it.
+#[derive(Debug, Default)]
+pub struct SimSink {
+    sent: Mutex<Vec<Message>>,
+    snapshots: Mutex<Vec<Message>>,
+}
+
+impl SimSink {
+    /// Messages sent since the last call, in order.
+    pub fn take_messages(&self) -> Vec<Message> {
+        std::mem::take(&mut *self.sent.lock())
+    }
+
+    /// Snapshot streams asked for since the last call.
+    pub fn take_snapshots(&self) -> Vec<Message> {
+        std::mem::take(&mut *self.snapshots.lock())
+    }
+}
+
+impl MessageSink for SimSink {
+    fn send(&self, messages: Vec<Message>) {
+        self.sent.lock().extend(messages);
+    }
+
+    fn send_snapshot(&self, message: Message) {
+        self.snapshots.lock().push(message);
+    }
+}
+
+/// A client write waiting for its outcome.
+#[derive(Debug)]
+pub struct WaitingProposal {
+    /// Who asked.
+    pub client: ClientRef,
+    /// The command's request id.
+    pub request_id: u64,
+    /// Where the outcome arrives.
+    pub reply: oneshot::Receiver<ProposeResult>,
+}
+
+/// A client read waiting for its ReadIndex.
+#[derive(Debug)]
+pub struct WaitingRead {
+    /// Who asked.
+    pub client: ClientRef,
+    /// The key to read once the index is applied.
+    pub key: Key,
+    /// Where the index arrives.
+    pub reply: oneshot::Receiver<Result<Index, ReadError>>,
+}
+
+/// One life of a server-loop member (a crash drops it; a restart builds a
+/// new one from the disk).
+#[derive(Debug)]
+pub struct ServerMember {
+    /// The server's drive loop around this member's core.
+    pub drive: DriveLoop,
+    /// What the loop sent.
+    pub sink: Arc<SimSink>,
+    /// Work the loop queued for the persistence thread.
+    pub persist_work: std_mpsc::Receiver<PersistWork>,
+    /// Work the loop queued for the apply thread.
+    pub apply_work: std_mpsc::Receiver<ApplyWork>,
+    /// The apply side's state, as the apply thread keeps it.
+    pub apply: ApplyContext,
+    /// Reports of the apply side to the loop.
+    pub apply_reports: mpsc::UnboundedReceiver<LoopEvent>,
+    /// The persistence side's state between batches.
+    pub batcher: PersistBatcher,
+    /// Persist requests queued behind the batch in flight.
+    pub persist_queue: Vec<PersistWork>,
+    /// The batch written and waiting for its simulated fsync.
+    pub persist_in_flight: Option<WrittenBatch>,
+    /// Apply work queued; an apply event is scheduled while non-empty.
+    pub apply_queue: Vec<ApplyWork>,
+    /// Client writes waiting for their outcome.
+    pub proposals: Vec<WaitingProposal>,
+    /// Client reads waiting for their index.
+    pub reads: Vec<WaitingRead>,
+    /// Where each client command was applied here: request id → (index,
+    /// term), to tell the safety checker which entry a client's
+    /// acknowledgement stands for.
+    pub applied_at: std::collections::BTreeMap<u64, (Index, Term)>,
+}
+
+impl ServerMember {
+    /// A drive loop around `node`, applying to `kv`.
+    pub fn new(node: RaftNode, kv: Arc<KvStore>, applied: Index) -> ServerMember {
+        let sink = Arc::new(SimSink::default());
+        let (persist_tx, persist_work) = std_mpsc::channel();
+        let (apply_tx, apply_work) = std_mpsc::channel();
+        let (status, _) = watch::channel(RaftStatus::default());
+        let waiters = Arc::new(Mutex::new(Waiters::default()));
+        let drive = DriveLoop::new(
+            node,
+            LoopOutputs {
+                network: Arc::clone(&sink) as Arc<dyn MessageSink>,
+                persist: persist_tx,
+                apply: apply_tx,
+                waiters: Arc::clone(&waiters),
+                status,
+            },
+            0,
+        );
+        let (events, apply_reports) = mpsc::unbounded_channel();
+        let (applied, _) = watch::channel(applied);
+        let apply = ApplyContext {
+            kv: Arc::new(ArcSwap::new(kv)),
+            waiters,
+            applied,
+            events,
+            snapshots: None,
+        };
+        ServerMember {
+            drive,
+            sink,
+            persist_work,
+            apply_work,
+            apply,
+            apply_reports,
+            batcher: PersistBatcher::default(),
+            persist_queue: Vec::new(),
+            persist_in_flight: None,
+            apply_queue: Vec::new(),
+            proposals: Vec::new(),
+            reads: Vec::new(),
+            applied_at: std::collections::BTreeMap::new(),
+        }
+    }
+}
