@@ -15,6 +15,7 @@
 #   -s scale   multiplies every --total (default 1; 0.2 for a quick run)
 #   -o file    where the Markdown table goes as well as stdout
 #              (default target/compare-etcd/results.md)
+#   -p file    where the plot goes (default docs/img/compare-etcd.svg)
 # Ports: CLIENT_PORTS (default 2379,22379,32379) and PEER_PORTS
 # (default 12380,22380,32380); they must be free.
 #
@@ -26,12 +27,14 @@ cd "$(dirname "$0")/.."
 rounds=3
 scale=1
 out=target/compare-etcd/results.md
-while getopts "r:s:o:h" opt; do
+svg=docs/img/compare-etcd.svg
+while getopts "r:s:o:p:h" opt; do
   case $opt in
     r) rounds=$OPTARG ;;
     s) scale=$OPTARG ;;
     o) out=$OPTARG ;;
-    *) sed -n '2,23p' "$0"; exit 2 ;;
+    p) svg=$OPTARG ;;
+    *) sed -n '2,24p' "$0"; exit 2 ;;
   esac
 done
 command_line="bench/compare-etcd.sh $*"
@@ -63,7 +66,7 @@ bin=$PWD/target/release/raftwood
 # On the disk, not a tmpfs: fsync must cost what it costs.
 work=$(mktemp -d -p "$PWD/target" compare-etcd.XXXXXX)
 results=$work/results
-mkdir -p "$results" "$(dirname "$out")"
+mkdir -p "$results" "$(dirname "$out")" "$(dirname "$svg")"
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 export ETCDCTL_API=3
 
@@ -81,6 +84,9 @@ workloads=(
   "range l, 100 clients|--clients=100 --conns=10 range foo --consistency=l --total=$(total 100000)"
   "range s, 1 client|--clients=1 --conns=1 range foo --consistency=s --total=$(total 20000)"
   "range s, 100 clients|--clients=100 --conns=10 range foo --consistency=s --total=$(total 100000)"
+  # 100 watchers of one key, 100 puts/s: req/s counts events delivered,
+  # latency is put sent -> event received at each watcher.
+  "watch, 100 watchers|--clients=100 --conns=10 watch-latency --put-total=$(total 1000) --put-rate=100"
 )
 
 # Microseconds per 4 KiB O_DSYNC write (a write plus fdatasync), in place
@@ -187,7 +193,6 @@ done
 fdatasync_after=$(fdatasync_us)
 
 names=$(printf '%s\n' "${workloads[@]}" | cut -d'|' -f1)
-svg=${out%.md}.svg
 python3 - "$results" "$rounds" "$svg" <<PYTHON >"$out"
 import json, math, os, statistics, sys
 results, rounds, svg_path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
