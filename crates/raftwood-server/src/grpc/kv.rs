@@ -275,3 +275,6 @@ impl Kv for KvService {
         }
     }
 }
+
+#[cfg(test)]
+mod forward_tests;
