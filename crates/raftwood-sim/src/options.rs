@@ -92,6 +92,11 @@ pub struct SimOptions {
     /// index divisible by 8 as an empty one — a planted divergence between
     /// members' stores, which the state digest checks must find.
     pub planted_state_machine_bug: Option<u64>,
+    /// Tests only, server-loop mode: the disk's fsync acknowledges without
+    /// making anything durable (the persistence batch reports its tickets
+    /// while its writes stay pending), which the durability checks must
+    /// find.
+    pub planted_fsync_lies: bool,
     /// Each member is the server's own drive loop
     /// (`raftwood_server::driver::DriveLoop`) rather than a core the
     /// simulator drives itself; see [`SimOptions::server_loop_from_seed`].
@@ -152,6 +157,7 @@ impl SimOptions {
             budget: Budget::default(),
             configure: None,
             planted_state_machine_bug: None,
+            planted_fsync_lies: false,
             server_loop: false,
         };
         // A third of the seeds are a leader-churn storm: short, frequent

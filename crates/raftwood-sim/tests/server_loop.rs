@@ -165,3 +165,35 @@ fn finds_follower_acknowledging_before_persisting_under_the_drive_loop() {
     );
     assert_eq!(outcome, Outcome::SafetyViolation);
 }
+
+/// A bug in the persistence path rather than the core: the disk's fsync
+/// acknowledges without making the batch durable, so the loop reports
+/// tickets for writes a crash loses. Found by the durability check of
+/// leader commits.
+#[test]
+fn finds_a_disk_whose_fsync_lies_under_the_drive_loop() {
+    let bound = 20;
+    for seed in 0..bound {
+        let mut options = SimOptions::server_loop_from_seed(seed);
+        options.planted_fsync_lies = true;
+        let report = run(options);
+        if !report.passed() {
+            println!(
+                "planted lying fsync: found at server-loop seed {seed} (bound {bound}):\n{}",
+                report.describe_failure()
+            );
+            assert_eq!(report.outcome(), Outcome::SafetyViolation);
+            assert!(
+                report
+                    .safety_violations
+                    .iter()
+                    .any(|v| v.contains("durability")),
+                "{:?}",
+                report.safety_violations
+            );
+            assert!(run(SimOptions::server_loop_from_seed(seed)).passed());
+            return;
+        }
+    }
+    panic!("a lying fsync not found by the server-loop mode in {bound} seeds");
+}

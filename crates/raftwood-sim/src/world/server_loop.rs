@@ -12,6 +12,24 @@ use tokio::sync::oneshot;
 use super::server_member::{ServerMember, WaitingProposal, WaitingRead};
 use super::*;
 
+/// A planted bug: a disk whose fsync returns at once and makes nothing
+/// durable (the writes stay pending on the member's `SimDisk`).
+struct LyingDisk;
+
+impl raftwood_server::driver::LogStorage for LyingDisk {
+    fn write(&mut self, _request: &raftwood_raft::PersistRequest) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn compact(&mut self, _snapshot: &raftwood_raft::SnapshotMeta) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 impl Simulation {
     /// Starts a member's drive loop from `initial` (its state machine is
     /// open at `initial.applied` or before).
@@ -155,7 +173,12 @@ impl Simulation {
         let Some(batch) = server.persist_in_flight.take() else {
             return;
         };
-        match batch.sync(&mut node.disk) {
+        let synced = if self.options.planted_fsync_lies {
+            batch.sync(&mut LyingDisk)
+        } else {
+            batch.sync(&mut node.disk)
+        };
+        match synced {
             Ok((tickets, _)) => {
                 self.trace(|| format!("persisted {id} {tickets:?}"));
                 self.server_round(id, vec![LoopEvent::Persisted(tickets)]);
