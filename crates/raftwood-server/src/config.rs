@@ -98,6 +98,9 @@ pub struct ServerConfig {
     pub quota_backend_bytes: u64,
     /// Largest request accepted (`--max-request-bytes`).
     pub max_request_bytes: u64,
+    /// Every this many seconds, log where writes spent their time (log
+    /// write, fsync, apply, propose -> commit; see `timings.rs`); 0: off.
+    pub log_timings_seconds: u64,
 }
 
 impl ServerConfig {
@@ -123,6 +126,7 @@ impl ServerConfig {
             snapshot_count: 100_000,
             quota_backend_bytes: 0,
             max_request_bytes: 1_572_864,
+            log_timings_seconds: 0,
         }
     }
 

@@ -20,6 +20,7 @@ pub mod node;
 pub mod recovery;
 pub mod snapshot;
 pub mod state_dir;
+pub mod timings;
 pub mod transport;
 pub mod url;
 

@@ -30,6 +30,7 @@ use crate::membership::Membership;
 use crate::recovery::reconcile;
 use crate::snapshot::SnapshotReceiver;
 use crate::state_dir::StateDir;
+use crate::timings::StageTimings;
 use crate::transport::{self, Frame, Hello, Inbound, PeerTransport};
 
 /// What the client-facing services need from a running member.
@@ -298,8 +299,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
 
     let kv = Arc::new(ArcSwap::from_pointee(kv));
     let mut threads = Vec::new();
+    let timings = (config.log_timings_seconds > 0).then(|| Arc::new(StageTimings::new()));
     let (persist_tx, persist_rx) = std_mpsc::channel::<PersistWork>();
     {
+        let persist_timings = timings.clone();
         let done_events = events_tx.clone();
         let fatal_events = events_tx.clone();
         let state_dir = dirs.clone();
@@ -317,6 +320,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
                         |reason| {
                             let _ = fatal_events.send(LoopEvent::Fatal(reason));
                         },
+                        persist_timings,
                     );
                 })
                 .map_err(|e| ServerError::io("starting the persistence thread", e))?,
@@ -324,6 +328,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
     }
     let (apply_tx, apply_rx) = std_mpsc::channel::<ApplyWork>();
     {
+        let apply_timings = timings.clone();
         let context = ApplyContext {
             kv: kv.clone(),
             waiters: waiters.clone(),
@@ -338,7 +343,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
         threads.push(
             std::thread::Builder::new()
                 .name(format!("apply-{}", config.name))
-                .spawn(move || run_apply(context, apply_rx))
+                .spawn(move || run_apply(context, apply_rx, apply_timings))
                 .map_err(|e| ServerError::io("starting the apply thread", e))?,
         );
     }
@@ -354,9 +359,27 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
         },
         (config.snapshot_count / 2).min(5_000),
     );
+    let drive = match &timings {
+        Some(timings) => drive.with_timings(timings.clone()),
+        None => drive,
+    };
     let drive = tokio::spawn(drive.run(events_rx));
 
     let mut tasks = Vec::new();
+    if let Some(timings) = timings {
+        let period = Duration::from_secs(config.log_timings_seconds);
+        let member = config.name.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut interval = tokio::time::interval(period);
+            interval.tick().await;
+            loop {
+                interval.tick().await;
+                if let Some(summary) = timings.take_summary() {
+                    tracing::info!(target: "raftwood::timings", member = %member, "timings over {}s: {summary}", period.as_secs());
+                }
+            }
+        }));
+    }
     // Time enters the loop as ticks.
     {
         let events = events_tx.clone();

@@ -26,6 +26,10 @@ pub struct DevArgs {
     /// Election timeout in milliseconds.
     #[arg(long = "election-timeout", default_value_t = 1000)]
     pub election_timeout: u64,
+    /// Log where writes spend their time (log write, fsync, apply,
+    /// propose -> commit) every this many seconds, per member; 0 is off.
+    #[arg(long = "log-timings-seconds", default_value_t = 0)]
+    pub log_timings_seconds: u64,
 }
 
 /// The three members' settings.
@@ -55,6 +59,7 @@ pub fn member_configs(args: &DevArgs) -> Result<Vec<ServerConfig>, String> {
         config.initial_cluster_token = "raftwood-dev".into();
         config.heartbeat_interval_ms = args.heartbeat_interval;
         config.election_timeout_ms = args.election_timeout;
+        config.log_timings_seconds = args.log_timings_seconds;
         config.validate().map_err(|e| e.to_string())?;
         configs.push(config);
     }

@@ -58,6 +58,11 @@ pub struct ServeArgs {
     /// Maximum client request size in bytes the server will accept.
     #[arg(long = "max-request-bytes")]
     pub max_request_bytes: Option<u64>,
+    /// Log where writes spend their time (log write, fsync, apply,
+    /// propose -> commit) every this many seconds; 0 (default) is off.
+    /// raftwood's own flag, not etcd's.
+    #[arg(long = "log-timings-seconds")]
+    pub log_timings_seconds: Option<u64>,
 }
 
 /// The settings file: the same names as the flags.
@@ -78,6 +83,7 @@ struct FileSettings {
     snapshot_count: Option<u64>,
     quota_backend_bytes: Option<u64>,
     max_request_bytes: Option<u64>,
+    log_timings_seconds: Option<u64>,
 }
 
 fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
@@ -163,6 +169,9 @@ impl ServeArgs {
         if let Some(bytes) = self.max_request_bytes.or(file.max_request_bytes) {
             config.max_request_bytes = bytes;
         }
+        if let Some(seconds) = self.log_timings_seconds.or(file.log_timings_seconds) {
+            config.log_timings_seconds = seconds;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -179,7 +188,7 @@ mod tests {
         std::fs::write(
             &file,
             "name = \"a\"\nelection-timeout = 2000\nheartbeat-interval = 200\n\
-             initial-cluster = \"a=http://127.0.0.1:2380\"\n",
+             initial-cluster = \"a=http://127.0.0.1:2380\"\nlog-timings-seconds = 5\n",
         )
         .unwrap();
         let args = ServeArgs {
@@ -191,6 +200,7 @@ mod tests {
         assert_eq!(config.name, "a");
         assert_eq!(config.election_timeout_ms, 2000);
         assert_eq!(config.heartbeat_interval_ms, 100);
+        assert_eq!(config.log_timings_seconds, 5);
         assert_eq!(config.data_dir, PathBuf::from("a.raftwood"));
 
         std::fs::write(&file, "nmae = \"typo\"\n").unwrap();

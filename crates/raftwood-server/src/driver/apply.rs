@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use super::LoopEvent;
 use super::waiters::Waiters;
 use crate::state_dir::StateDir;
+use crate::timings::{Stage, StageTimings};
 
 /// Work for the apply thread.
 #[derive(Debug)]
@@ -66,12 +67,28 @@ pub struct ApplySnapshots {
 /// Runs until `work` closes, one [`apply_batch`] for whatever is queued.
 /// A storage error is fail-stop: it is reported as [`LoopEvent::Fatal`]
 /// and the thread ends.
-pub fn run_apply(mut context: ApplyContext, work: std_mpsc::Receiver<ApplyWork>) {
+pub fn run_apply(
+    mut context: ApplyContext,
+    work: std_mpsc::Receiver<ApplyWork>,
+    timings: Option<Arc<StageTimings>>,
+) {
     while let Ok(first) = work.recv() {
         let works: Vec<ApplyWork> = std::iter::once(first).chain(work.try_iter()).collect();
+        let entries: usize = works
+            .iter()
+            .map(|work| match work {
+                ApplyWork::Entries(entries) => entries.len(),
+                ApplyWork::Install { .. } => 0,
+            })
+            .sum();
+        let started = std::time::Instant::now();
         if let Err(reason) = apply_batch(&mut context, works) {
             let _ = context.events.send(LoopEvent::Fatal(reason));
             return;
+        }
+        if let Some(timings) = &timings {
+            timings.record_duration(Stage::Apply, started.elapsed());
+            timings.record(Stage::EntriesPerApply, entries as u64);
         }
     }
 }

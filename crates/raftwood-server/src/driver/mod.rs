@@ -12,9 +12,11 @@ mod persist;
 mod reads;
 mod waiters;
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -31,6 +33,7 @@ pub use persist::{
 pub use reads::{ReadBatcher, ReadError, ReadReply};
 pub use waiters::{ProposeError, ProposeResult, Waiters};
 
+use crate::timings::{Stage, StageTimings};
 use crate::transport::MessageSink;
 
 /// Most committed entries that may wait for the state machine before new
@@ -153,6 +156,12 @@ pub struct DriveLoop {
     failed: Option<String>,
     /// Entries kept in the log behind a snapshot.
     catch_up_entries: u64,
+    /// With `--log-timings-seconds`: where stage timings go, and the last
+    /// index of each proposal round not yet committed, with the moment it
+    /// was proposed. The wall clock is read only when this is set (never
+    /// in the simulator, which drives the loop with simulated time).
+    timings: Option<Arc<StageTimings>>,
+    uncommitted_rounds: VecDeque<(Index, Instant)>,
 }
 
 impl DriveLoop {
@@ -165,7 +174,16 @@ impl DriveLoop {
             last_leader: None,
             failed: None,
             catch_up_entries,
+            timings: None,
+            uncommitted_rounds: VecDeque::new(),
         }
+    }
+
+    /// Records the leader's propose -> commit time of every proposal round
+    /// in `timings`.
+    pub fn with_timings(mut self, timings: Arc<StageTimings>) -> DriveLoop {
+        self.timings = Some(timings);
+        self
     }
 
     /// Runs until shutdown or a fatal error, which is returned: every
@@ -354,6 +372,10 @@ impl DriveLoop {
         let (requests, replies): (Vec<Bytes>, Vec<_>) = proposals.into_iter().unzip();
         match self.node.propose_many(requests) {
             Ok(last) => {
+                if self.timings.is_some() {
+                    self.uncommitted_rounds
+                        .push_back((last.index, Instant::now()));
+                }
                 let mut waiters = self.outputs.waiters.lock();
                 let first = last.index + 1 - count;
                 for (offset, reply) in replies.into_iter().enumerate() {
@@ -386,6 +408,7 @@ impl DriveLoop {
             let effects = self.node.take_effects();
             self.carry_out(effects);
         }
+        self.record_commits();
         let log = self.node.log();
         let status = RaftStatus {
             id: self.node.id(),
@@ -401,6 +424,26 @@ impl DriveLoop {
             *current = status;
             changed
         });
+    }
+
+    /// Times the proposal rounds the commit index has passed. A round
+    /// whose entries a new leader overwrote is dropped with leadership.
+    fn record_commits(&mut self) {
+        let Some(timings) = &self.timings else {
+            return;
+        };
+        if self.node.role() != Role::Leader {
+            self.uncommitted_rounds.clear();
+            return;
+        }
+        let committed = self.node.log().committed();
+        while let Some(&(index, proposed)) = self.uncommitted_rounds.front() {
+            if index > committed {
+                break;
+            }
+            timings.record_duration(Stage::ProposeToCommit, proposed.elapsed());
+            self.uncommitted_rounds.pop_front();
+        }
     }
 
     fn carry_out(&mut self, effects: Effects) {

@@ -3,7 +3,11 @@
 
 use std::sync::mpsc as std_mpsc;
 
+use std::time::Instant;
+
 use raftwood_raft::{PersistRequest, PersistTicket};
+
+use crate::timings::{Stage, StageTimings};
 
 /// The raft log's storage as the drive loop needs it. The server's
 /// implementation is `raftwood_log::RaftLogStore`; a simulator can supply
@@ -184,13 +188,23 @@ pub fn run_persistence(
     ) -> Result<(), String>,
     mut done: impl FnMut(Vec<PersistTicket>),
     fatal: impl FnOnce(String),
+    timings: Option<std::sync::Arc<StageTimings>>,
 ) {
     let mut batcher = PersistBatcher::default();
     while let Ok(first) = work.recv() {
-        let works = std::iter::once(first).chain(work.try_iter());
-        let result = batcher
-            .write(&mut storage, works)
-            .and_then(|batch| batch.sync(&mut storage));
+        let works: Vec<PersistWork> = std::iter::once(first).chain(work.try_iter()).collect();
+        let requests = works.len() as u64;
+        let started = Instant::now();
+        let result = batcher.write(&mut storage, works).and_then(|batch| {
+            let written = Instant::now();
+            let synced = batch.sync(&mut storage);
+            if let Some(timings) = &timings {
+                timings.record_duration(Stage::LogWrite, written - started);
+                timings.record_duration(Stage::LogSync, written.elapsed());
+                timings.record(Stage::RequestsPerSync, requests);
+            }
+            synced
+        });
         let (tickets, snapshots) = match result {
             Ok(done) => done,
             Err(reason) => {
@@ -259,6 +273,9 @@ mod tests {
         let syncs = storage.syncs.clone();
         let (sender, receiver) = std_mpsc::channel();
         let (done_sender, done_receiver) = std_mpsc::channel();
+        let timings = std::sync::Arc::new(StageTimings::new());
+        let thread_timings = timings.clone();
+        let count = requests.len();
         let thread = std::thread::spawn(move || {
             run_persistence(
                 storage,
@@ -268,6 +285,7 @@ mod tests {
                     let _ = done_sender.send(tickets);
                 },
                 |reason| panic!("{reason}"),
+                Some(thread_timings),
             );
         });
         let mut after_each = Vec::new();
@@ -278,6 +296,12 @@ mod tests {
         }
         drop(sender);
         thread.join().unwrap();
+        // One batch per request, each timed.
+        let summary = timings.take_summary().unwrap();
+        assert!(
+            summary.contains(&format!("log sync n={count} ")),
+            "{summary}"
+        );
         after_each
     }
 
