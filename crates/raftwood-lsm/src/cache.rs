@@ -12,7 +12,7 @@
 //! share of the budget is returned to the caller but not kept.
 //!
 //! Index and filter blocks (*metadata*) live in a partition of their own
-//! that data blocks cannot evict, up to [`METADATA_SHARE_DIVISOR`] of the
+//! that data blocks cannot evict, up to [`METADATA_SHARE_PERCENT`] of the
 //! budget; the data partition gets whatever the metadata does not use. A
 //! read needs a table's index (and, for a point read, its filter) before it
 //! can touch a data block, and the index of a 64 MiB table is hundreds of
@@ -28,8 +28,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
-use quick_cache::Weighter;
-use quick_cache::sync::Cache;
+use quick_cache::sync::{Cache, DefaultLifecycle};
+use quick_cache::{DefaultHashBuilder, OptionsBuilder, Weighter};
 
 use crate::error::Result;
 use crate::sstable::{Block, BloomFilter};
@@ -74,11 +74,19 @@ impl Weighter<BlockCacheKey, CachedBlock> for ByteSizeWeighter {
     }
 }
 
-/// Metadata (index and filter blocks) may use at most `1 /` this of the
-/// budget, so that a tree whose metadata outgrows the cache still keeps
-/// half of it for data blocks (RocksDB's default high-priority pool ratio
-/// is also one half).
-pub const METADATA_SHARE_DIVISOR: u64 = 2;
+/// Metadata (index and filter blocks) may use at most this percentage of
+/// the budget, so that a tree whose metadata outgrows the cache still
+/// keeps a quarter of it for data blocks. Half (RocksDB's default
+/// high-priority pool ratio) was too little for raftwood's indexes: at
+/// 10 M keys under 64 MiB the index and filter blocks alone need about
+/// 40 MiB, and with half of the budget they evicted each other.
+pub const METADATA_SHARE_PERCENT: u64 = 75;
+
+/// The metadata partition's budget for a cache of `capacity_bytes`.
+pub fn metadata_capacity_bytes(capacity_bytes: u64) -> u64 {
+    capacity_bytes / 100 * METADATA_SHARE_PERCENT
+        + capacity_bytes % 100 * METADATA_SHARE_PERCENT / 100
+}
 
 /// A shared, thread-safe cache of decoded blocks with a byte budget.
 pub struct BlockCache {
@@ -86,8 +94,13 @@ pub struct BlockCache {
     /// set by [`BlockCache::resize_data_partition`] after every change of
     /// the metadata partition.
     data: Cache<BlockCacheKey, CachedBlock, ByteSizeWeighter>,
-    /// Index and filter blocks; capacity `capacity_bytes /
-    /// METADATA_SHARE_DIVISOR`.
+    /// Index and filter blocks; capacity
+    /// [`metadata_capacity_bytes`]`(capacity_bytes)`. One shard: its
+    /// entries are few and large (an index block of a 64 MiB table is over
+    /// a MiB), and split over many shards, each with its slice of the
+    /// budget, they would be evicted from a full shard while others had
+    /// room. Its lookups are rare (tables hold their index and filter
+    /// through weak slots), so one lock costs nothing.
     metadata: Cache<BlockCacheKey, CachedBlock, ByteSizeWeighter>,
     /// Serialises resizes of `data`, so that the last resize always sees
     /// the latest metadata weight.
@@ -125,9 +138,26 @@ impl BlockCache {
                 ByteSizeWeighter,
             )
         };
+        let metadata_bytes = metadata_capacity_bytes(capacity_bytes);
+        let single_shard = OptionsBuilder::new()
+            .shards(1)
+            .estimated_items_capacity(256)
+            .weight_capacity(metadata_bytes)
+            .build();
+        let metadata = match single_shard {
+            Ok(options) => Cache::with_options(
+                options,
+                ByteSizeWeighter,
+                DefaultHashBuilder::default(),
+                DefaultLifecycle::default(),
+            ),
+            // Not expected (the options are valid); a sharded partition
+            // still works, only packs large blocks less well.
+            Err(_) => partition(metadata_bytes),
+        };
         BlockCache {
             data: partition(capacity_bytes),
-            metadata: partition(capacity_bytes / METADATA_SHARE_DIVISOR),
+            metadata,
             resize_lock: Mutex::new(()),
             capacity_bytes,
             hits: AtomicU64::new(0),
@@ -214,6 +244,15 @@ impl BlockCache {
     /// whole cache, so callers should not do this per read.
     pub fn remove_table(&self, file_number: u64) {
         self.data.retain(|key, _| key.0 != file_number);
+        self.metadata.retain(|key, _| key.0 != file_number);
+        self.resize_data_partition();
+    }
+
+    /// Drops the index and filter blocks of a deleted table, so that they
+    /// do not take room other tables' metadata needs until the metadata
+    /// partition's clock reaches them. Cheap: the partition holds a few
+    /// entries per live table. (Data blocks are left to age out.)
+    pub fn remove_table_metadata(&self, file_number: u64) {
         self.metadata.retain(|key, _| key.0 != file_number);
         self.resize_data_partition();
     }
@@ -352,7 +391,11 @@ mod tests {
                 .unwrap();
             assert!(cache.usage_bytes() <= capacity, "{}", cache.usage_bytes());
         }
-        assert!(cache.metadata_usage_bytes() <= capacity / METADATA_SHARE_DIVISOR);
+        assert!(cache.metadata_usage_bytes() <= metadata_capacity_bytes(capacity));
+        assert!(
+            cache.metadata_usage_bytes() > capacity / 2,
+            "one shard packs it full"
+        );
         cache.remove_table(3);
         cache.remove_table(1);
         assert_eq!(cache.metadata_usage_bytes(), 0);

@@ -22,6 +22,10 @@ pub struct TableOptions {
     /// Every this many keys a block stores a key whole (a restart point)
     /// instead of prefix-compressed against its predecessor.
     pub block_restart_interval: usize,
+    /// The same for index blocks. Index keys share long prefixes, so a
+    /// larger interval shrinks the index (which must stay cached for reads
+    /// to be fast) at the price of a short linear scan per lookup.
+    pub index_block_restart_interval: usize,
     /// Bloom filter bits per key; 0 disables the filter. Levels listed in
     /// `level_overrides` use their own setting instead.
     pub bloom_bits_per_key: u32,
@@ -49,6 +53,8 @@ pub struct LevelTableOptions {
     pub compression: Compression,
 }
 
+const INDEX_RESTART_INTERVAL: usize = 16;
+
 impl Default for TableOptions {
     fn default() -> Self {
         let shallow = LevelTableOptions {
@@ -58,6 +64,7 @@ impl Default for TableOptions {
         TableOptions {
             block_size_bytes: 4096,
             block_restart_interval: 16,
+            index_block_restart_interval: INDEX_RESTART_INTERVAL,
             bloom_bits_per_key: 10,
             compression: Compression::Lz4,
             level_overrides: vec![shallow, shallow],

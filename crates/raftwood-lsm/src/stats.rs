@@ -72,6 +72,9 @@ pub struct Stats {
     pub memtable_size_bytes: usize,
     /// Bytes used by the block cache.
     pub block_cache_usage_bytes: u64,
+    /// Of that, bytes of index and filter blocks (the cache's metadata
+    /// partition).
+    pub block_cache_metadata_bytes: u64,
     /// Block cache hits.
     pub block_cache_hits: u64,
     /// Block cache misses.

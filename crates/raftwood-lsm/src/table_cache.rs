@@ -107,6 +107,7 @@ impl TableCache {
     /// Forgets a deleted table.
     pub fn evict(&self, number: u64) {
         self.tables.remove(&number);
+        self.block_cache.remove_table_metadata(number);
     }
 
     /// The shared block cache.

@@ -378,6 +378,7 @@ impl DbInner {
             immutable_memtables,
             memtable_size_bytes: sv.mem.approximate_size_bytes(),
             block_cache_usage_bytes: cache.usage_bytes(),
+            block_cache_metadata_bytes: cache.metadata_usage_bytes(),
             block_cache_hits: cache.hits(),
             block_cache_misses: cache.misses(),
             last_sequence_number: self.visible_sequence_number.load(Ordering::Acquire),

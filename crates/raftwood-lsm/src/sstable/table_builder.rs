@@ -69,9 +69,7 @@ impl TableBuilder {
             compression: options.compression,
             pending_output: Vec::with_capacity(WRITE_CHUNK_BYTES * 2),
             data_block: BlockBuilder::new(options.block_restart_interval),
-            // Every index key is a restart point so a seek binary-searches
-            // straight to the block.
-            index_block: BlockBuilder::new(1),
+            index_block: BlockBuilder::new(options.index_block_restart_interval),
             pending_index_handle: None,
             last_key: Vec::new(),
             filter: (options.bloom_bits_per_key > 0)

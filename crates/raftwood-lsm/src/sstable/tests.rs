@@ -70,6 +70,7 @@ fn options(
     TableOptions {
         block_size_bytes,
         block_restart_interval: restart_interval,
+        index_block_restart_interval: restart_interval,
         bloom_bits_per_key: 10,
         compression,
         level_overrides: Vec::new(),
