@@ -75,7 +75,7 @@ impl Engine for Raftwood {
             summary: format!(
                 "user={} MB wal={} MB flush={} MB compaction_written={} MB compaction_read={} MB \
                  flushes={} compactions={} trivial_moves={} stalls={} slowdowns={} \
-                 write_groups={} writes={} cache_hits={} cache_misses={}",
+                 write_groups={} writes={} cache_hits={} cache_misses={} cache_used={} MiB cache_metadata={} MiB",
                 stats.user_bytes_written >> 20,
                 stats.wal_bytes_written >> 20,
                 stats.flush_bytes_written >> 20,
@@ -90,6 +90,8 @@ impl Engine for Raftwood {
                 stats.writes,
                 stats.block_cache_hits,
                 stats.block_cache_misses,
+                stats.block_cache_usage_bytes >> 20,
+                stats.block_cache_metadata_bytes >> 20,
             ),
         })
     }
