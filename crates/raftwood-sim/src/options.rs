@@ -101,6 +101,10 @@ pub struct SimOptions {
     /// (`raftwood_server::driver::DriveLoop`) rather than a core the
     /// simulator drives itself; see [`SimOptions::server_loop_from_seed`].
     pub server_loop: bool,
+    /// Server-loop mode: a member's drive loop runs its next round up to
+    /// this long after an event arrives, taking everything queued by then
+    /// as one round (0: a round per event, unless events coincide).
+    pub loop_batch_window_us: u64,
 }
 
 impl SimOptions {
@@ -159,6 +163,7 @@ impl SimOptions {
             planted_state_machine_bug: None,
             planted_fsync_lies: false,
             server_loop: false,
+            loop_batch_window_us: 0,
         };
         // A third of the seeds are a leader-churn storm: short, frequent
         // faults aimed at the leader, small append messages, more often
@@ -189,6 +194,10 @@ impl SimOptions {
         let mut options = SimOptions::from_seed(seed);
         options.server_loop = true;
         options.fault_weights.membership = 0;
+        // Drawn from a generator of its own, so the rest of the run's
+        // settings are the raft-core mode's for the same seed.
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x1009_b47c_4000_5eed);
+        options.loop_batch_window_us = *pick(&mut rng, &[0, 200, 1_000, 5_000]);
         options
     }
 }

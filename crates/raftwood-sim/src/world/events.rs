@@ -40,6 +40,7 @@ impl Simulation {
             }
             Event::PersistDone { node, incarnation } => self.on_persist_done(node, incarnation),
             Event::ApplyRun { node, incarnation } => self.on_server_apply(node, incarnation),
+            Event::LoopRound { node, incarnation } => self.on_server_loop_round(node, incarnation),
             Event::ClientRequest {
                 node,
                 from,
@@ -103,7 +104,7 @@ impl Simulation {
             },
         );
         if up && self.options.server_loop {
-            self.server_round(id, vec![LoopEvent::Tick]);
+            self.server_enqueue(id, vec![LoopEvent::Tick]);
         } else {
             self.after_step(id);
         }
@@ -139,7 +140,7 @@ impl Simulation {
         }
         self.trace(|| format!("deliver {from}->{to} {}", describe_message(&message)));
         if self.options.server_loop {
-            self.server_round(to, vec![LoopEvent::Messages(vec![message])]);
+            self.server_enqueue(to, vec![LoopEvent::Messages(vec![message])]);
             return;
         }
         let result = {

@@ -323,7 +323,7 @@ impl Simulation {
             // only logged there, as in the server.
             self.count_fault("leader-transfer");
             self.trace(|| format!("leader {leader} is asked to transfer leadership to {to}"));
-            self.server_round(leader, vec![LoopEvent::TransferLeader(to)]);
+            self.server_enqueue(leader, vec![LoopEvent::TransferLeader(to)]);
             return;
         }
         let result = self
@@ -353,7 +353,7 @@ impl Simulation {
             self.count_fault("clock-jump");
             self.trace(|| format!("clock of {id} jumps {ticks} ticks"));
             let events = (0..ticks).map(|_| LoopEvent::Tick).collect();
-            self.server_round(id, events);
+            self.server_enqueue(id, events);
             return;
         }
         if let Some(raft) = self.nodes.get_mut(&id).and_then(|n| n.raft.as_mut()) {

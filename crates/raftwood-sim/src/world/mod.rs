@@ -74,6 +74,11 @@ enum Event {
         node: NodeId,
         incarnation: u64,
     },
+    /// Server-loop mode: the drive loop runs one round of what is queued.
+    LoopRound {
+        node: NodeId,
+        incarnation: u64,
+    },
     ClientRequest {
         node: NodeId,
         from: ClientRef,

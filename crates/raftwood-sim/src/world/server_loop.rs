@@ -58,6 +58,70 @@ impl Simulation {
         }
     }
 
+    /// Queues events for a member's drive loop; its next round takes
+    /// everything queued by then, `loop_batch_window_us` at most after the
+    /// first (so, as in the server, several proposals, messages and
+    /// completions can share a round).
+    pub(super) fn server_enqueue(&mut self, id: NodeId, events: Vec<LoopEvent>) {
+        let delay = self.rng.random_range(0..=self.options.loop_batch_window_us);
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        let incarnation = node.incarnation;
+        let Some(server) = node.server.as_mut() else {
+            return;
+        };
+        server.inbox.extend(events);
+        if !server.round_scheduled {
+            server.round_scheduled = true;
+            self.schedule(
+                delay,
+                Event::LoopRound {
+                    node: id,
+                    incarnation,
+                },
+            );
+        }
+    }
+
+    /// The drive loop runs one round of everything queued.
+    pub(super) fn on_server_loop_round(&mut self, id: NodeId, incarnation: u64) {
+        let event = Event::LoopRound {
+            node: id,
+            incarnation,
+        };
+        if self.defer_if_paused(id, &event) {
+            return;
+        }
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        if node.incarnation != incarnation || node.status != Status::Up {
+            return;
+        }
+        let Some(server) = node.server.as_mut() else {
+            return;
+        };
+        server.round_scheduled = false;
+        let events = std::mem::take(&mut server.inbox);
+        let proposals = events
+            .iter()
+            .filter(|e| matches!(e, LoopEvent::Propose { .. }))
+            .count();
+        if proposals > 1 {
+            self.count_fault("rounds-with-several-proposals");
+        }
+        if events.len() > 1 {
+            self.trace(|| {
+                format!(
+                    "member {id} round of {} events, {proposals} proposals",
+                    events.len()
+                )
+            });
+        }
+        self.server_round(id, events);
+    }
+
     /// One round of a member's drive loop, then everything it queued.
     pub(super) fn server_round(&mut self, id: NodeId, events: Vec<LoopEvent>) {
         let Some(server) = self.nodes.get_mut(&id).and_then(|n| n.server.as_mut()) else {
@@ -181,7 +245,7 @@ impl Simulation {
         match synced {
             Ok((tickets, _)) => {
                 self.trace(|| format!("persisted {id} {tickets:?}"));
-                self.server_round(id, vec![LoopEvent::Persisted(tickets)]);
+                self.server_enqueue(id, vec![LoopEvent::Persisted(tickets)]);
             }
             Err(error) => self.safety_violation(format!("member {id}: {error}")),
         }
@@ -243,13 +307,17 @@ impl Simulation {
         {
             problems.push(format!("member {id}: the state machine failed: {error}"));
         }
-        node.kv_applied = node.kv.applied_index();
         let reports: Vec<LoopEvent> =
             std::iter::from_fn(|| server.apply_reports.try_recv().ok()).collect();
+        node.kv_applied = node.kv.applied_index();
         for problem in problems {
             self.safety_violation(problem);
         }
-        self.server_round(id, reports);
+        // As on the server, the apply side answers proposers and releases
+        // reads at once; the loop learns of the apply in its next round.
+        self.server_answer_clients(id);
+        self.serve_ready_reads(id);
+        self.server_enqueue(id, reports);
     }
 
     /// A client's request reaches a server-loop member: a write becomes
@@ -279,7 +347,7 @@ impl Simulation {
             });
             LoopEvent::Propose { request, reply }
         };
-        self.server_round(id, vec![event]);
+        self.server_enqueue(id, vec![event]);
     }
 
     /// Proposers and readers whose answer arrived get it.

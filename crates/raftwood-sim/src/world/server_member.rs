@@ -117,6 +117,11 @@ pub struct ServerMember {
     pub drive: DriveLoop,
     /// What the loop sent.
     pub sink: Arc<SimSink>,
+    /// Events waiting for the loop's next round, in arrival order (the
+    /// server's loop takes whatever its channel holds as one round).
+    pub inbox: Vec<LoopEvent>,
+    /// Whether a round is scheduled for the inbox.
+    pub round_scheduled: bool,
     /// Work the loop queued for the persistence thread.
     pub persist_work: std_mpsc::Receiver<PersistWork>,
     /// Work the loop queued for the apply thread.
@@ -174,6 +179,8 @@ impl ServerMember {
         ServerMember {
             drive,
             sink,
+            inbox: Vec::new(),
+            round_scheduled: false,
             persist_work,
             apply_work,
             apply,
