@@ -125,20 +125,37 @@ peak_rss_mib() {
   echo $((kib / 1024))
 }
 
+# CPU time (user + system, clock ticks) the given processes have used.
+cpu_ticks() {
+  local ticks=0 pid
+  for pid in "$@"; do
+    ticks=$((ticks + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+  done
+  echo "$ticks"
+}
+
+# run_workloads system round server-pids...: the server's CPU time during
+# each workload goes beside its report (.cpu: seconds), so CPU per request
+# can be compared — on two shared cores it is what bounds throughput.
 run_workloads() {
-  local system=$1 round=$2 entry name args i=0
+  local system=$1 round=$2 entry name args i=0 before after
+  shift 2
   etcdctl --endpoints="$endpoints" put foo "$(head -c 256 /dev/zero | tr '\0' v)" >/dev/null
   for entry in "${workloads[@]}"; do
     name=${entry%%|*}
     args=${entry#*|}
     i=$((i + 1))
     echo "   $system round $round: $name" >&2
+    before=$(cpu_ticks "$@")
     # shellcheck disable=SC2086 # args are words on purpose
     if ! "$bin" bench --endpoints="$endpoints" --json --no-progress $args \
       >"$results/$system.$round.$i.json" 2>"$results/$system.$round.$i.err"; then
       echo "   failed: $(tail -1 "$results/$system.$round.$i.err")" >&2
       rm -f "$results/$system.$round.$i.json"
     fi
+    after=$(cpu_ticks "$@")
+    awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" 'BEGIN { print t / hz }' \
+      >"$results/$system.$round.$i.cpu"
   done
 }
 
@@ -150,7 +167,7 @@ run_raftwood() {
     --peer-ports "$(IFS=,; echo "${peer_ports[*]}")" >"$work/raftwood-$round.log" 2>&1 &
   pid=$!
   wait_ready
-  run_workloads raftwood "$round"
+  run_workloads raftwood "$round" "$pid"
   # One process holds all three members.
   peak_rss_mib "$pid" >"$results/raftwood.$round.rss"
   kill "$pid"; wait "$pid" 2>/dev/null || true
@@ -174,7 +191,7 @@ run_etcd() {
     pids+=($!)
   done
   wait_ready
-  run_workloads etcd "$round"
+  run_workloads etcd "$round" "${pids[@]}"
   peak_rss_mib "${pids[@]}" >"$results/etcd.$round.rss"
   kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
   rm -rf "$work"/etcd-"$round"-*
@@ -217,8 +234,19 @@ def fmt(value, digits=1):
 def ratio(a, b):
     return "–" if a is None or not b else f"{a / b:.2f}"
 
-print("| workload | raftwood req/s | etcd req/s | ratio | raftwood avg ms | etcd avg ms | ratio | raftwood p99 ms | etcd p99 ms | ratio | errors (r/e) | bench CPU % of a core (r/e) |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+def server_cpu_us(system, round_, i, report):
+    """Server CPU per successful request, in microseconds."""
+    try:
+        with open(os.path.join(results, f"{system}.{round_}.{i}.cpu")) as f:
+            seconds = float(f.read().strip())
+    except (OSError, ValueError):
+        return None
+    if report is None or not report["count"]:
+        return None
+    return seconds * 1e6 / report["count"]
+
+print("| workload | raftwood req/s | etcd req/s | ratio | raftwood avg ms | etcd avg ms | ratio | raftwood p99 ms | etcd p99 ms | ratio | server CPU µs/req (r/e) | errors (r/e) | bench CPU % of a core (r/e) |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 spread = []
 chart = []
 for i, name in enumerate(names, start=1):
@@ -233,6 +261,7 @@ for i, name in enumerate(names, start=1):
             "errors": sum(r["error_count"] for r in ok),
             "failed_runs": len(reports) - len(ok),
             "cpu": median([(r.get("client_cpu") or {}).get("percent_of_one_core") for r in ok]),
+            "server_us": median([server_cpu_us(system, k, i, r) for k, r in enumerate(reports, start=1)]),
             "all_rps": [None if r is None else r["requests_per_second"] for r in reports],
         }
     r, e = row["raftwood"], row["etcd"]
@@ -242,6 +271,7 @@ for i, name in enumerate(names, start=1):
     print(f"| {name} | {fmt(r['rps'], 0)} | {fmt(e['rps'], 0)} | {ratio(r['rps'], e['rps'])} "
           f"| {fmt(r['avg'], 2)} | {fmt(e['avg'], 2)} | {ratio(r['avg'], e['avg'])} "
           f"| {fmt(r['p99'], 2)} | {fmt(e['p99'], 2)} | {ratio(r['p99'], e['p99'])} "
+          f"| {fmt(r['server_us'], 0)}/{fmt(e['server_us'], 0)} "
           f"| {errors} | {fmt(r['cpu'], 0)}/{fmt(e['cpu'], 0)} |")
     spread.append((name, r["all_rps"], e["all_rps"]))
     chart.append((name, r["rps"], e["rps"], r["avg"], e["avg"]))
