@@ -45,12 +45,17 @@ run_loads() {
 rss_of() { ps -o rss= -p "$1" | awk '{s+=$1} END {print s/1024 " MiB"}'; }
 
 # raftwood
-./target/release/raftwood dev --data-dir "$work/raftwood" >"$work/raftwood.log" 2>&1 &
+./target/release/raftwood dev --data-dir "$work/raftwood" --log-timings-seconds 5 >"$work/raftwood.log" 2>&1 &
 raftwood_pid=$!
 wait_ready
 run_loads raftwood
-echo "raftwood (all three members, one process) RSS: $(rss_of $raftwood_pid)"
+echo "raftwood (all three members, one process) RSS: $(rss_of $raftwood_pid), peak $(awk '/^VmHWM:/ { printf "%.0f MiB", $2 / 1024 }' /proc/$raftwood_pid/status)"
+sleep 5 # the last timings interval
 kill $raftwood_pid; wait $raftwood_pid 2>/dev/null || true
+# check perf ends with one DeleteRange of everything it wrote: its apply
+# time is the longest apply batch of each member.
+echo "raftwood: longest apply batch per member (ms): $(grep -o 'apply n=[0-9]* avg=[0-9.]* ms p50=[0-9.]* p99=[0-9.]* max=[0-9.]*' "$work/raftwood.log" |
+  awk -F'max=' '{ if ($2 > m) m = $2 } END { print m + 0 }')"
 
 # etcd
 cluster=infra1=http://127.0.0.1:12380,infra2=http://127.0.0.1:22380,infra3=http://127.0.0.1:32380
