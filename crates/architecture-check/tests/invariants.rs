@@ -34,6 +34,37 @@ fn workspace_dependency_graph_respects_architecture_invariants() {
     println!("dependency rules applied to: {applied:?}");
 }
 
+/// The simulator uses the server (and tokio's channel types) without their
+/// dependencies counting against it. Without that exception the same rule
+/// finds the runtime and networking crates the server brings in: the rule
+/// passes because of the exception, not because the traversal never
+/// reaches them.
+#[test]
+fn the_simulator_rule_passes_only_by_not_following_the_server() {
+    let metadata = MetadataCommand::new()
+        .manifest_path(workspace_root().join("Cargo.toml"))
+        .exec()
+        .expect("cargo metadata on the workspace");
+    let mut rules: Vec<_> = dependency_rules()
+        .into_iter()
+        .filter(|rule| rule.crate_name == "raftwood-sim")
+        .collect();
+    assert_eq!(rules.len(), 1);
+    let (violations, applied) = check_dependencies(&metadata, &rules);
+    assert_eq!(applied, vec!["raftwood-sim"]);
+    assert!(violations.is_empty(), "{} violations", violations.len());
+
+    rules[0].not_through.clear();
+    let (violations, _) = check_dependencies(&metadata, &rules);
+    assert!(
+        violations
+            .iter()
+            .any(|v| v.found.contains("raftwood-sim -> raftwood-server")),
+        "following the server must reach its runtime: {:?}",
+        violations.iter().map(|v| &v.found).collect::<Vec<_>>()
+    );
+}
+
 #[test]
 fn workspace_sources_respect_architecture_invariants() {
     let (violations, applied) =
