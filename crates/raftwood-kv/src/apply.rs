@@ -7,7 +7,7 @@
 //! request back if one comes later, so a refused request never leaves a
 //! trace.
 
-use raftwood_lsm::Db;
+use raftwood_lsm::{Db, WriteBatch};
 
 use crate::cursor::Source;
 use crate::encoding::{self, HISTORY_PREFIX, Record};
@@ -30,6 +30,16 @@ const MAX_LEASE_TTL_SECONDS: i64 = 9_000_000_000;
 /// Live keys a ranged delete reads at a time.
 const DELETE_CHUNK_KEYS: usize = 1024;
 
+/// Where a ranged delete writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Writes {
+    /// Into the overlay (inside a txn, whose later operations read it).
+    Overlay,
+    /// Into the overlay, or straight into an engine batch once the range
+    /// holds more than one chunk of keys (a DeleteRange of its own).
+    DirectWhenLarge,
+}
+
 /// The store's revisions as the apply call sees them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Revisions {
@@ -45,6 +55,10 @@ pub struct Applier<'a> {
     db: &'a Db,
     overlay: &'a mut Overlay,
     revisions: Revisions,
+    /// Set once a request writes straight into an engine batch instead of
+    /// the overlay (see [`Applier::delete_range`]): a copy of the overlay's
+    /// writes, then every write since. The overlay is then only read.
+    direct: Option<WriteBatch>,
 }
 
 impl std::fmt::Debug for Applier<'_> {
@@ -84,6 +98,51 @@ impl<'a> Applier<'a> {
             db,
             overlay,
             revisions,
+            direct: None,
+        }
+    }
+
+    /// The engine batch of a request that wrote straight into one: every
+    /// write of this apply so far, in order. The caller must write it
+    /// before applying anything else, with a fresh overlay.
+    pub fn take_direct(&mut self) -> Option<WriteBatch> {
+        self.direct.take()
+    }
+
+    /// From now on this request's writes go straight into an engine batch,
+    /// which starts with what the overlay holds (a few earlier entries'
+    /// writes, at most). Reads still see the overlay and the engine, not
+    /// the batch: only a request that never reads what it wrote may do
+    /// this.
+    fn write_directly(&mut self) {
+        if self.direct.is_some() {
+            return;
+        }
+        let mut batch = WriteBatch::new();
+        for (key, value) in self.overlay.writes() {
+            match value {
+                Some(value) => batch.put(key, value),
+                None => batch.delete(key),
+            };
+        }
+        self.direct = Some(batch);
+    }
+
+    fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        match &mut self.direct {
+            Some(batch) => {
+                batch.put(key, value);
+            }
+            None => self.overlay.put(key, value),
+        }
+    }
+
+    fn delete_raw(&mut self, key: Vec<u8>) {
+        match &mut self.direct {
+            Some(batch) => {
+                batch.delete(key);
+            }
+            None => self.overlay.delete(key),
         }
     }
 
@@ -125,14 +184,14 @@ impl<'a> Applier<'a> {
                 debug_assert!(self.revisions.compacted <= self.revisions.current);
                 if txn.changed {
                     self.revisions.current = txn.write_revision();
-                    self.overlay.put(
+                    self.put_raw(
                         encoding::META_CURRENT_REVISION.to_vec(),
                         encoding::encode_meta(self.revisions.current).to_vec(),
                     );
                 }
             }
             Err(RequestError::Refused(error)) => {
-                let undone = self.overlay.rollback();
+                let undone = self.overlay.rollback() && self.direct.is_none();
                 // Invariant: a request begun without undo is refused
                 // before it writes. Should one break that, its half-done
                 // writes cannot be taken back: stop (fail-stop) rather
@@ -172,7 +231,7 @@ impl<'a> Applier<'a> {
         request: &DeleteRangeRequest,
     ) -> Result<DeleteRangeResponse, RequestError> {
         let mut txn = self.begin(Undo::Skipped);
-        let result = self.delete_range_in(&mut txn, request);
+        let result = self.delete_range_in(&mut txn, request, Writes::DirectWhenLarge);
         self.finish(txn, result)
     }
 
@@ -245,7 +304,7 @@ impl<'a> Applier<'a> {
             if self.lease_exists(request.id)? {
                 return Err(EtcdError::LeaseExists.into());
             }
-            self.overlay.put(
+            self.put_raw(
                 encoding::lease_key(request.id),
                 encoding::encode_meta(request.ttl).to_vec(),
             );
@@ -286,7 +345,7 @@ impl<'a> Applier<'a> {
                     }
                 }
             }
-            self.overlay.delete(encoding::lease_key(request.id));
+            self.delete_raw(encoding::lease_key(request.id));
             Ok(LeaseRevokeResponse {
                 header: Some(header(txn.view_revision())),
             })
@@ -338,25 +397,22 @@ impl<'a> Applier<'a> {
             // one key in one revision cannot pass validation; should one
             // come, the live entry is simply replaced.)
             if old.mod_revision != revision {
-                self.overlay
-                    .put(encoding::history_key(&request.key, old.mod_revision), raw);
+                self.put_raw(encoding::history_key(&request.key, old.mod_revision), raw);
             }
         }
         if let Some(old_lease) = old_lease
             && old_lease != 0
             && old_lease != record.lease
         {
-            self.overlay
-                .delete(encoding::attachment_key(old_lease, &request.key));
+            self.delete_raw(encoding::attachment_key(old_lease, &request.key));
         }
         if record.lease != 0 {
-            self.overlay.put(
+            self.put_raw(
                 encoding::attachment_key(record.lease, &request.key),
                 Vec::new(),
             );
         }
-        self.overlay
-            .put(encoding::live_key(&request.key), record.encode());
+        self.put_raw(encoding::live_key(&request.key), record.encode());
         self.log_change(txn, encoding::ChangeKind::Put, &request.key);
         Ok(PutResponse {
             header: Some(header(revision)),
@@ -367,7 +423,7 @@ impl<'a> Applier<'a> {
     /// Records a change in the revision log (the order of events, for
     /// watchers) and marks the request as changing the store.
     fn log_change(&mut self, txn: &mut WriteTxn, kind: encoding::ChangeKind, key: &[u8]) {
-        self.overlay.put(
+        self.put_raw(
             encoding::revision_key(txn.write_revision(), txn.changes),
             encoding::encode_change(kind, key),
         );
@@ -396,16 +452,15 @@ impl<'a> Applier<'a> {
         }
         let lease = old.lease;
         if old.mod_revision != revision {
-            self.overlay
-                .put(encoding::history_key(key, old.mod_revision), raw);
+            self.put_raw(encoding::history_key(key, old.mod_revision), raw);
         }
-        self.overlay.put(
+        self.put_raw(
             encoding::history_key(key, revision),
             Record::tombstone(revision).encode(),
         );
-        self.overlay.delete(encoding::live_key(key));
+        self.delete_raw(encoding::live_key(key));
         if lease != 0 {
-            self.overlay.delete(encoding::attachment_key(lease, key));
+            self.delete_raw(encoding::attachment_key(lease, key));
         }
         self.log_change(txn, encoding::ChangeKind::Delete, key);
         Ok(want_prev.then(|| old.into_key_value(key.to_vec())))
@@ -415,6 +470,7 @@ impl<'a> Applier<'a> {
         &mut self,
         txn: &mut WriteTxn,
         request: &DeleteRangeRequest,
+        writes: Writes,
     ) -> Result<DeleteRangeResponse, RequestError> {
         let end = RangeEnd::from_request(&request.range_end);
         let mut deleted = 0;
@@ -441,6 +497,16 @@ impl<'a> Applier<'a> {
             }
             if complete {
                 break;
+            }
+            // More than a chunk: a large delete. Its writes (several per
+            // key, each deleted value copied to history) would otherwise
+            // sit in the overlay, then in the engine batch, then in the
+            // memtable; writing them straight into the batch keeps one
+            // copy fewer and skips the overlay's ordered inserts. Nothing
+            // later in this request reads them (the next chunk starts
+            // after the last key deleted).
+            if writes == Writes::DirectWhenLarge {
+                self.write_directly();
             }
         }
         Ok(DeleteRangeResponse {
@@ -577,9 +643,11 @@ impl<'a> Applier<'a> {
                 Some(request_op::Request::RequestPut(put)) => {
                     Some(response_op::Response::ResponsePut(self.put_in(txn, put)?))
                 }
-                Some(request_op::Request::RequestDeleteRange(delete)) => Some(
-                    response_op::Response::ResponseDeleteRange(self.delete_range_in(txn, delete)?),
-                ),
+                Some(request_op::Request::RequestDeleteRange(delete)) => {
+                    Some(response_op::Response::ResponseDeleteRange(
+                        self.delete_range_in(txn, delete, Writes::Overlay)?,
+                    ))
+                }
                 Some(request_op::Request::RequestTxn(inner)) => {
                     let inner_plan = nested.next().ok_or_else(plan_mismatch)?;
                     let mut response = self.run_txn(txn, inner, inner_plan)?;
@@ -608,10 +676,10 @@ impl<'a> Applier<'a> {
         let mut doomed = self.history_below(revision)?;
         doomed.extend(self.revision_log_below(revision)?);
         for key in doomed {
-            self.overlay.delete(key);
+            self.delete_raw(key);
         }
         self.revisions.compacted = revision;
-        self.overlay.put(
+        self.put_raw(
             encoding::META_COMPACTED_REVISION.to_vec(),
             encoding::encode_meta(revision).to_vec(),
         );

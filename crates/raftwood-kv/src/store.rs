@@ -180,7 +180,7 @@ impl KvStore {
         }
         let mut state = self.apply.lock();
         let mut overlay = Overlay::default();
-        let mut applier = Applier::new(&self.db, &mut overlay, state.revisions);
+        let mut revisions = state.revisions;
         let mut outcomes = Vec::with_capacity(entries.len());
         let mut last_index = state.applied_index;
         for entry in entries {
@@ -195,6 +195,7 @@ impl KvStore {
                 )));
             }
             last_index = entry.index;
+            let mut applier = Applier::new(&self.db, &mut overlay, revisions);
             let outcome = match entry.request {
                 None => Ok(ApplyResponse::Noop),
                 Some(payload) => match apply_one(&mut applier, entry.index, payload) {
@@ -206,33 +207,56 @@ impl KvStore {
                     }
                 },
             };
+            revisions = applier.revisions();
+            let direct = applier.take_direct();
             outcomes.push(outcome);
+            if let Some(direct) = direct {
+                // The request wrote straight into an engine batch (a delete
+                // of a large range, see `Applier::delete_range`), which
+                // begins with a copy of the overlay: later entries cannot
+                // read it through the overlay, so everything up to this
+                // entry is written now, as one engine write with this
+                // entry's index, and the next entries start afresh.
+                overlay = Overlay::default();
+                self.write_applied(&mut state, direct, last_index, revisions)?;
+            }
         }
-        let revisions = applier.revisions();
-        if last_index == state.applied_index {
-            return Ok(outcomes);
+        if last_index != state.applied_index {
+            let mut batch = WriteBatch::new();
+            for (key, value) in overlay.into_writes() {
+                match value {
+                    Some(value) => batch.put(key, value),
+                    None => batch.delete(key),
+                };
+            }
+            self.write_applied(&mut state, batch, last_index, revisions)?;
         }
-        let mut batch = WriteBatch::new();
-        for (key, value) in overlay.into_writes() {
-            match value {
-                Some(value) => batch.put(key, value),
-                None => batch.delete(key),
-            };
-        }
-        batch.set_applied_index(last_index);
+        Ok(outcomes)
+    }
+
+    /// Writes `batch` with the applied-index marker as one engine write,
+    /// then publishes the new read view.
+    fn write_applied(
+        &self,
+        state: &mut ApplyState,
+        mut batch: WriteBatch,
+        applied_index: u64,
+        revisions: Revisions,
+    ) -> Result<(), KvError> {
+        batch.set_applied_index(applied_index);
         if let Err(error) = self.db.write(batch, WriteOptions::default()) {
             self.poisoned.store(true, Ordering::Release);
             return Err(error.into());
         }
         state.revisions = revisions;
-        state.applied_index = last_index;
+        state.applied_index = applied_index;
         let view = Arc::new(View {
             snapshot: self.db.snapshot(),
             revisions,
-            applied_index: last_index,
+            applied_index,
         });
         *self.view.lock() = view;
-        Ok(outcomes)
+        Ok(())
     }
 
     fn view(&self) -> Arc<View> {

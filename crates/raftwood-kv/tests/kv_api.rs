@@ -434,6 +434,14 @@ fn delete_range_over_several_chunks_deletes_every_key_once() {
             prev_kv: true,
         },
     )));
+    // An entry after the delete, in the same apply call, sees it: the key
+    // starts a new generation.
+    requests.push(support::encode(Request::Put(PutRequest {
+        key: key(7),
+        value: b"again".to_vec(),
+        prev_kv: true,
+        ..Default::default()
+    })));
     let entries: Vec<CommittedEntry<'_>> = requests
         .iter()
         .enumerate()
@@ -444,6 +452,10 @@ fn delete_range_over_several_chunks_deletes_every_key_once() {
         .collect();
     let mut outcomes = h.store.apply(&entries).unwrap();
     h.next_index += entries.len() as u64;
+    let Ok(ApplyResponse::Put(again)) = outcomes.pop().unwrap() else {
+        panic!("not a put")
+    };
+    assert_eq!(again.prev_kv, None, "the put after the delete saw the key");
     let Ok(ApplyResponse::DeleteRange(response)) = outcomes.pop().unwrap() else {
         panic!("not a delete")
     };
@@ -460,8 +472,11 @@ fn delete_range_over_several_chunks_deletes_every_key_once() {
     );
     let delete_revision = before + 1_000 + 1;
     assert_eq!(response.header.unwrap().revision, delete_revision);
-    assert_eq!(h.store.current_revision(), delete_revision);
-    assert_eq!(h.range(range(b"big/", b"big0")).count, 0);
+    assert_eq!(h.store.current_revision(), delete_revision + 1);
+    let left = h.range(range(b"big/", b"big0"));
+    assert_eq!(keys(&left), [key(7).as_slice()]);
+    assert_eq!(left.kvs[0].version, 1);
+    assert_eq!(left.kvs[0].create_revision, delete_revision + 1);
     assert_eq!(h.get(b"bih"), Some(b"before the range".to_vec()));
     assert_eq!(h.get(b"bih0"), Some(b"after the range".to_vec()));
     let at_before = h.range(RangeRequest {
@@ -476,10 +491,13 @@ fn delete_range_over_several_chunks_deletes_every_key_once() {
             .enumerate()
             .all(|(i, kv)| kv.key == key(i) && kv.value == value(i))
     );
-    let events = h.store.events(delete_revision, usize::MAX, false).unwrap();
-    assert_eq!(events.events.len(), 3_000);
-    let event_keys: Vec<Vec<u8>> = events
-        .events
+    let events = h
+        .store
+        .events(delete_revision, usize::MAX, false)
+        .unwrap()
+        .events;
+    assert_eq!(events.len(), 3_001, "3,000 deletes, then the put");
+    let event_keys: Vec<Vec<u8>> = events[..3_000]
         .iter()
         .map(|event| event.kv.as_ref().unwrap().key.clone())
         .collect();
