@@ -508,3 +508,28 @@ fn cursor_seeks_earn_a_level0_compaction_below_the_file_trigger() {
         assert_eq!(value.as_slice(), expected);
     }
 }
+
+#[test]
+fn sequential_inserts_move_down_without_being_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        background_threads: false,
+        ..small_options()
+    };
+    let db = Db::open(dir.path(), options).unwrap();
+    for batch in 0..6u32 {
+        for i in 0..300u32 {
+            let key = format!("key{:06}", batch * 1000 + i);
+            db.put(&key, key.as_bytes(), NO_SYNC).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let stats = db.stats();
+    assert!(stats.trivial_moves > 0, "{stats:?}");
+    assert_eq!(stats.compaction_bytes_written, 0, "{stats:?}");
+    assert!(stats.levels[1..].iter().any(|l| l.files > 0), "{stats:?}");
+    let entries = collect(&db, None, None);
+    assert_eq!(entries.len(), 6 * 300);
+    assert!(entries.iter().all(|(k, v)| k == v));
+    assert!(entries.windows(2).all(|w| w[0].0 < w[1].0));
+}

@@ -109,6 +109,29 @@ fn build_task(
     })
 }
 
+/// A level-0 file that shares no user key with any other level-0 file nor
+/// with level 1 — sequential inserts make such files — moves down by a
+/// manifest edit alone: no other level-0 file holds a version of its keys,
+/// so the newer-above-older order between levels holds without merging,
+/// and merging would only rewrite it. The oldest such file goes first.
+fn pick_level0_trivial_move(version: &Version) -> Option<CompactionTask> {
+    if version.num_levels() < 2 {
+        return None;
+    }
+    let level0 = version.files(0);
+    let movable = level0.iter().rev().find(|file| {
+        let smallest = Some(file.smallest_user_key());
+        let largest = Some(file.largest_user_key());
+        level0
+            .iter()
+            .all(|other| Arc::ptr_eq(other, file) || !other.overlaps(smallest, largest))
+            && version.overlapping_files(1, smallest, largest).is_empty()
+    })?;
+    let task = build_task(version, 0, 1, vec![Arc::clone(movable)])?;
+    debug_assert!(task.is_trivial_move());
+    Some(task)
+}
+
 /// When no level is due by size or file count: folds level 0 into level 1
 /// once a level-0 file has slowed down enough cursor seeks (see
 /// [`ReadCost`](crate::version::ReadCost)). All of level 0 goes, for the
@@ -138,6 +161,9 @@ pub fn pick_compaction(
         return pick_for_reads(version);
     }
     if level == 0 {
+        if let Some(task) = pick_level0_trivial_move(version) {
+            return Some(task);
+        }
         // Level-0 files overlap each other: take them all, so that the
         // newer-above-older ordering between levels is kept.
         return build_task(version, 0, 1, version.files(0).to_vec());
@@ -250,6 +276,31 @@ mod tests {
             deeper.files(1)[0].charge_seek();
         }
         assert!(pick_compaction(&deeper, &CONFIG, &[]).is_none());
+    }
+
+    #[test]
+    fn disjoint_level0_files_move_down_oldest_first_without_merging() {
+        // Sequential inserts: level-0 files 1..=3 (3 newest) hold disjoint
+        // ranges; level 1 holds older, disjoint data.
+        let v = version(vec![
+            (0, file(1, "d", "f", 10)),
+            (0, file(2, "g", "i", 10)),
+            (0, file(3, "j", "l", 10)),
+            (1, file(4, "a", "c", 10)),
+        ]);
+        let task = pick_compaction(&v, &CONFIG, &[]).unwrap();
+        assert!(task.is_trivial_move());
+        assert_eq!(task.inputs[0].number, 1, "the oldest goes first");
+
+        // A level-0 file overlapping another, or level 1, is merged as usual.
+        let v = version(vec![
+            (0, file(1, "d", "f", 10)),
+            (0, file(2, "e", "i", 10)),
+            (1, file(4, "h", "z", 10)),
+        ]);
+        let task = pick_compaction(&v, &CONFIG, &[]).unwrap();
+        assert_eq!(task.inputs.len(), 2);
+        assert_eq!(task.output_level_inputs.len(), 1);
     }
 
     #[test]
