@@ -3,38 +3,17 @@
 //! different seeds give different runs.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
+mod support;
+
 use raftwood_sim::{SimOptions, run};
 
 fn trace_of(seed: u64) -> String {
-    let mut options = SimOptions::from_seed(seed);
-    options.trace = true;
-    let report = run(options);
-    assert!(
-        report.passed(),
-        "seed {seed}:\n{}",
-        report.describe_failure()
-    );
-    report.trace.unwrap()
+    support::trace_of(SimOptions::from_seed(seed))
 }
 
 #[test]
 fn the_trace_of_a_seed_is_byte_identical_across_runs() {
-    for seed in [1, 7, 42] {
-        let first = trace_of(seed);
-        let second = trace_of(seed);
-        assert!(
-            first.lines().count() > 1_000,
-            "seed {seed}: trace too short"
-        );
-        if first != second {
-            let line = first
-                .lines()
-                .zip(second.lines())
-                .position(|(a, b)| a != b)
-                .unwrap_or(0);
-            panic!("seed {seed}: traces differ from line {line}");
-        }
-    }
+    support::assert_traces_repeat(SimOptions::from_seed);
 }
 
 #[test]

@@ -9,24 +9,14 @@
 //! simulator weaker and fails the test.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
+mod support;
+
 use raftwood_raft::Config;
 use raftwood_sim::{Outcome, SimOptions, run};
-
-fn plant_commit_previous_term(config: &mut Config) {
-    config.planted_bug = Some(Config::PLANTED_COMMIT_PREVIOUS_TERM_BY_COUNTING);
-}
-
-fn plant_vote_twice(config: &mut Config) {
-    config.planted_bug = Some(Config::PLANTED_VOTE_TWICE_IN_ONE_TERM);
-}
-
-fn plant_leader_counts_early(config: &mut Config) {
-    config.planted_bug = Some(Config::PLANTED_LEADER_COUNTS_ENTRIES_BEFORE_PERSIST);
-}
-
-fn plant_follower_acks_early(config: &mut Config) {
-    config.planted_bug = Some(Config::PLANTED_FOLLOWER_ACKS_BEFORE_PERSIST);
-}
+use support::{
+    plant_commit_previous_term, plant_follower_acks_early, plant_leader_counts_early,
+    plant_vote_twice,
+};
 
 /// Runs seeds 0.. with the bug until one fails; returns the seed and what
 /// was found. Panics if none fails within `bound` seeds. With
@@ -39,23 +29,17 @@ fn first_failure(
     bound: u64,
     check_leader_commits: bool,
 ) -> (u64, Outcome) {
-    for seed in 0..bound {
+    let bugged = |seed| {
         let mut options = SimOptions::from_seed(seed);
         options.configure = Some(plant);
         options.check_leader_commits = check_leader_commits;
-        let report = run(options);
-        if !report.passed() {
-            println!(
-                "planted bug {name}: found at seed {seed} (bound {bound}): {}\n{}",
-                report.outcome().name(),
-                report.describe_failure()
-            );
-            assert_ne!(report.outcome(), Outcome::CheckerUnknown);
-            clean_seed_passes(seed);
-            return (seed, report.outcome());
-        }
-    }
-    panic!("planted bug {name} not found in {bound} seeds");
+        options
+    };
+    let (seed, report) =
+        support::first_finding(name, bound, bugged, SimOptions::from_seed, |report| {
+            !report.passed()
+        });
+    (seed, report.outcome())
 }
 
 /// The seed a bug was found in passes without it (the seeds before it

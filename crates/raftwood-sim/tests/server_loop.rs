@@ -6,19 +6,17 @@
 //! bugs planted in the core under it are found within a bounded number of
 //! seeds.
 
+mod support;
+
 use raftwood_raft::Config;
 use raftwood_sim::{Outcome, SimOptions, Summary, linearizability::Verdict, run};
+use support::{
+    plant_commit_previous_term, plant_follower_acks_early, plant_leader_counts_early,
+    plant_vote_twice,
+};
 
 fn trace_of(seed: u64) -> String {
-    let mut options = SimOptions::server_loop_from_seed(seed);
-    options.trace = true;
-    let report = run(options);
-    assert!(
-        report.passed(),
-        "seed {seed}:\n{}",
-        report.describe_failure()
-    );
-    report.trace.unwrap()
+    support::trace_of(SimOptions::server_loop_from_seed(seed))
 }
 
 #[test]
@@ -51,22 +49,7 @@ fn server_loop_seeds_pass_with_a_linearizable_history() {
 
 #[test]
 fn the_server_loop_trace_of_a_seed_is_byte_identical_across_runs() {
-    for seed in [1, 7, 42] {
-        let first = trace_of(seed);
-        let second = trace_of(seed);
-        assert!(
-            first.lines().count() > 1_000,
-            "seed {seed}: trace too short"
-        );
-        if first != second {
-            let line = first
-                .lines()
-                .zip(second.lines())
-                .position(|(a, b)| a != b)
-                .unwrap_or(0);
-            panic!("seed {seed}: traces differ from line {line}");
-        }
-    }
+    support::assert_traces_repeat(SimOptions::server_loop_from_seed);
 }
 
 #[test]
@@ -86,43 +69,19 @@ fn the_server_loop_mode_is_not_the_raft_core_mode() {
 /// Runs server-loop seeds 0.. with the bug until one fails; panics if none
 /// fails within `bound`. The failing seed must pass without the bug.
 fn first_failure(name: &str, plant: fn(&mut Config), bound: u64) -> (u64, Outcome) {
-    for seed in 0..bound {
+    let bugged = |seed| {
         let mut options = SimOptions::server_loop_from_seed(seed);
         options.configure = Some(plant);
-        let report = run(options);
-        if !report.passed() {
-            println!(
-                "planted bug {name}: found by the server-loop mode at seed {seed} (bound {bound}): {}\n{}",
-                report.outcome().name(),
-                report.describe_failure()
-            );
-            assert_ne!(report.outcome(), Outcome::CheckerUnknown);
-            let clean = run(SimOptions::server_loop_from_seed(seed));
-            assert!(
-                clean.passed(),
-                "server-loop seed {seed} fails without any planted bug:\n{}",
-                clean.describe_failure()
-            );
-            return (seed, report.outcome());
-        }
-    }
-    panic!("planted bug {name} not found by the server-loop mode in {bound} seeds");
-}
-
-fn plant_commit_previous_term(config: &mut Config) {
-    config.planted_bug = Some(Config::PLANTED_COMMIT_PREVIOUS_TERM_BY_COUNTING);
-}
-
-fn plant_vote_twice(config: &mut Config) {
-    config.planted_bug = Some(Config::PLANTED_VOTE_TWICE_IN_ONE_TERM);
-}
-
-fn plant_leader_counts_early(config: &mut Config) {
-    config.planted_bug = Some(Config::PLANTED_LEADER_COUNTS_ENTRIES_BEFORE_PERSIST);
-}
-
-fn plant_follower_acks_early(config: &mut Config) {
-    config.planted_bug = Some(Config::PLANTED_FOLLOWER_ACKS_BEFORE_PERSIST);
+        options
+    };
+    let (seed, report) = support::first_finding(
+        &format!("{name} (server-loop mode)"),
+        bound,
+        bugged,
+        SimOptions::server_loop_from_seed,
+        |report| !report.passed(),
+    );
+    (seed, report.outcome())
 }
 
 // Bounds: first failing server-loop seed as measured (9, 16, 0, 0), with
@@ -173,28 +132,25 @@ fn finds_follower_acknowledging_before_persisting_under_the_drive_loop() {
 /// leader commits.
 #[test]
 fn finds_a_disk_whose_fsync_lies_under_the_drive_loop() {
-    let bound = 20;
-    for seed in 0..bound {
+    let lying = |seed| {
         let mut options = SimOptions::server_loop_from_seed(seed);
         options.planted_fsync_lies = true;
-        let report = run(options);
-        if !report.passed() {
-            println!(
-                "planted lying fsync: found at server-loop seed {seed} (bound {bound}):\n{}",
-                report.describe_failure()
-            );
-            assert_eq!(report.outcome(), Outcome::SafetyViolation);
-            assert!(
-                report
-                    .safety_violations
-                    .iter()
-                    .any(|v| v.contains("durability")),
-                "{:?}",
-                report.safety_violations
-            );
-            assert!(run(SimOptions::server_loop_from_seed(seed)).passed());
-            return;
-        }
-    }
-    panic!("a lying fsync not found by the server-loop mode in {bound} seeds");
+        options
+    };
+    let (_, report) = support::first_finding(
+        "lying fsync (server-loop mode)",
+        20,
+        lying,
+        SimOptions::server_loop_from_seed,
+        |report| !report.passed(),
+    );
+    assert_eq!(report.outcome(), Outcome::SafetyViolation);
+    assert!(
+        report
+            .safety_violations
+            .iter()
+            .any(|v| v.contains("durability")),
+        "{:?}",
+        report.safety_violations
+    );
 }

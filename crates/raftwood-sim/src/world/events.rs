@@ -77,6 +77,23 @@ impl Simulation {
         }
     }
 
+    /// The member a timed event of `incarnation` is for, if the event
+    /// should run now: `None` if the member is paused (the event waits
+    /// with it), down, gone, or restarted since the event was scheduled.
+    pub(super) fn member_for_event(
+        &mut self,
+        id: NodeId,
+        incarnation: u64,
+        event: Event,
+    ) -> Option<&mut SimNode> {
+        if self.defer_if_paused(id, &event) {
+            return None;
+        }
+        self.nodes
+            .get_mut(&id)
+            .filter(|node| node.incarnation == incarnation && node.status == Status::Up)
+    }
+
     pub(super) fn is_up(&self, node: NodeId) -> bool {
         self.nodes
             .get(&node)
@@ -182,19 +199,16 @@ impl Simulation {
     }
 
     pub(super) fn on_persist_done(&mut self, id: NodeId, incarnation: u64) {
-        let event = Event::PersistDone {
-            node: id,
+        let Some(node) = self.member_for_event(
+            id,
             incarnation,
+            Event::PersistDone {
+                node: id,
+                incarnation,
+            },
+        ) else {
+            return;
         };
-        if self.defer_if_paused(id, &event) {
-            return;
-        }
-        let Some(node) = self.nodes.get_mut(&id) else {
-            return;
-        };
-        if node.incarnation != incarnation || node.status != Status::Up {
-            return;
-        }
         let Some(write) = node.disk.complete_oldest() else {
             return;
         };

@@ -86,19 +86,16 @@ impl Simulation {
 
     /// The drive loop runs one round of everything queued.
     pub(super) fn on_server_loop_round(&mut self, id: NodeId, incarnation: u64) {
-        let event = Event::LoopRound {
-            node: id,
+        let Some(node) = self.member_for_event(
+            id,
             incarnation,
+            Event::LoopRound {
+                node: id,
+                incarnation,
+            },
+        ) else {
+            return;
         };
-        if self.defer_if_paused(id, &event) {
-            return;
-        }
-        let Some(node) = self.nodes.get_mut(&id) else {
-            return;
-        };
-        if node.incarnation != incarnation || node.status != Status::Up {
-            return;
-        }
         let Some(server) = node.server.as_mut() else {
             return;
         };
@@ -218,26 +215,24 @@ impl Simulation {
     /// The simulated fsync of the batch in flight completed: sync it,
     /// report its tickets to the loop, start the next batch.
     pub(super) fn on_server_persist_done(&mut self, id: NodeId, incarnation: u64) {
-        let event = Event::PersistDone {
-            node: id,
+        let fsync_lies = self.options.planted_fsync_lies;
+        let Some(node) = self.member_for_event(
+            id,
             incarnation,
+            Event::PersistDone {
+                node: id,
+                incarnation,
+            },
+        ) else {
+            return;
         };
-        if self.defer_if_paused(id, &event) {
-            return;
-        }
-        let Some(node) = self.nodes.get_mut(&id) else {
-            return;
-        };
-        if node.incarnation != incarnation || node.status != Status::Up {
-            return;
-        }
         let Some(server) = node.server.as_mut() else {
             return;
         };
         let Some(batch) = server.persist_in_flight.take() else {
             return;
         };
-        let synced = if self.options.planted_fsync_lies {
+        let synced = if fsync_lies {
             batch.sync(&mut LyingDisk)
         } else {
             batch.sync(&mut node.disk)
@@ -254,20 +249,18 @@ impl Simulation {
     /// The apply side runs one batch of what is queued, as the apply
     /// thread would, and its reports go to the loop.
     pub(super) fn on_server_apply(&mut self, id: NodeId, incarnation: u64) {
+        let now_us = self.now_us;
         let event = Event::ApplyRun {
             node: id,
             incarnation,
         };
-        if self.defer_if_paused(id, &event) {
+        if self.member_for_event(id, incarnation, event).is_none() {
             return;
         }
-        let now_us = self.now_us;
+        // Borrowed by field: the batch also records into the safety checker.
         let Some(node) = self.nodes.get_mut(&id) else {
             return;
         };
-        if node.incarnation != incarnation || node.status != Status::Up {
-            return;
-        }
         let Some(server) = node.server.as_mut() else {
             return;
         };
