@@ -74,10 +74,14 @@ impl StageTimings {
     /// Empty histograms: values from 1 to an hour in microseconds, two
     /// significant digits (1 % error), a few KiB each.
     pub fn new() -> StageTimings {
+        // One per stage, in `STAGES` order (`Stage::index`); should the
+        // library refuse the bounds, no stage is recorded rather than the
+        // wrong one.
         let histograms = STAGES
             .iter()
-            .filter_map(|_| Histogram::new_with_bounds(1, 3_600_000_000, 2).ok())
-            .collect();
+            .map(|_| Histogram::new_with_bounds(1, 3_600_000_000, 2))
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap_or_default();
         StageTimings {
             histograms: Mutex::new(histograms),
         }

@@ -16,6 +16,7 @@ use raftwood_server::driver::{
     ApplyWork, DriveLoop, LogStorage, LoopEvent, LoopOutputs, MAX_COMMITTED_UNAPPLIED_ENTRIES,
     PersistBatcher, PersistWork, ProposeError, ProposeResult, RaftStatus, RoundOutcome, Waiters,
 };
+use raftwood_server::timings::StageTimings;
 use raftwood_server::transport::MessageSink;
 use tokio::sync::{oneshot, watch};
 
@@ -134,6 +135,16 @@ impl Harness {
         receivers
     }
 
+    fn elect(&mut self) {
+        for _ in 0..40 {
+            if self.drive.node().role() == Role::Leader {
+                return;
+            }
+            self.round(vec![LoopEvent::Tick]);
+        }
+        assert_eq!(self.drive.node().role(), Role::Leader);
+    }
+
     fn committed_unapplied(&self) -> u64 {
         let log = self.drive.node().log();
         log.committed() - log.applied()
@@ -147,13 +158,7 @@ fn is_busy(receiver: &mut oneshot::Receiver<ProposeResult>) -> bool {
 #[test]
 fn proposals_are_refused_as_busy_while_too_many_committed_entries_wait_for_apply() {
     let mut harness = Harness::new();
-    for _ in 0..40 {
-        if harness.drive.node().role() == Role::Leader {
-            break;
-        }
-        harness.round(vec![LoopEvent::Tick]);
-    }
-    assert_eq!(harness.drive.node().role(), Role::Leader);
+    harness.elect();
 
     // Fill the gap up to exactly the limit: every batch is accepted.
     while harness.committed_unapplied() < MAX_COMMITTED_UNAPPLIED_ENTRIES {
@@ -189,4 +194,30 @@ fn proposals_are_refused_as_busy_while_too_many_committed_entries_wait_for_apply
     assert!(accepted[0].try_recv().is_err(), "waiting for its apply");
     assert_eq!(harness.drive.node().log().last_index(), last_before + 1);
     assert!(harness.storage.writes > 0);
+}
+
+/// With timings on, the leader times each proposal round from propose to
+/// commit, once the round's last entry is committed, and never before.
+#[test]
+fn the_leader_times_each_proposal_round_from_propose_to_commit() {
+    let timings = Arc::new(StageTimings::new());
+    let mut harness = Harness::new();
+    harness.drive = harness.drive.with_timings(timings.clone());
+    harness.elect();
+    let _ = timings.take_summary();
+
+    // One round of three proposals, committed once persisted (one member).
+    harness.propose(3);
+    let summary = timings.take_summary().unwrap();
+    assert!(summary.contains("propose->commit n=1 "), "{summary}");
+
+    // A round the loop could not commit yet is not timed: a proposal
+    // whose persistence has not been reported stays uncommitted.
+    let (reply, _receiver) = oneshot::channel();
+    let outcome = harness.drive.round(vec![LoopEvent::Propose {
+        request: Bytes::from_static(b"request"),
+        reply,
+    }]);
+    assert_eq!(outcome, RoundOutcome::Continue);
+    assert_eq!(timings.take_summary(), None);
 }

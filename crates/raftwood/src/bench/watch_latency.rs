@@ -278,7 +278,6 @@ pub async fn run(
     let mut latency_us = Histogram::<u64>::new_with_bounds(1, u64::from(u32::MAX), 3)
         .map_err(|e| format!("cannot make a histogram: {e}"))?;
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
-    let failed_puts: u64 = put_errors.values().sum();
     for task in tasks {
         let result = task
             .await
@@ -306,7 +305,6 @@ pub async fn run(
         }
     }
     drop(request_senders);
-    debug_assert!(failed_puts <= workload.put_total);
     let cpu = match (CpuTimes::now(), cpu_before) {
         (Some(after), Some(before)) => Some(after.since(&before)),
         _ => None,
