@@ -3,9 +3,10 @@
 # `raftwood dev` process (three members) under `put, 100 clients`, and the
 # members' own stage timings (`--log-timings-seconds`) for the same run.
 #
-# Usage: bench/profile-put.sh [-o flamegraph.svg] [-t total]
+# Usage: bench/profile-put.sh [-o flamegraph.svg] [-t total] [-f folded]
 #   -o file   the flame graph (default docs/img/flame-put-100-clients.svg)
 #   -t total  puts in the profiled run (default 120000)
+#   -f file   also keep the folded stacks (one line per stack, for grep)
 # Ports: CLIENT_PORTS (default 2479,22479,32479), PEER_PORTS (default
 # 12480,22480,32480).
 #
@@ -16,11 +17,13 @@ cd "$(dirname "$0")/.."
 
 out=docs/img/flame-put-100-clients.svg
 total=120000
-while getopts "o:t:h" opt; do
+folded=
+while getopts "o:t:f:h" opt; do
   case $opt in
     o) out=$OPTARG ;;
     t) total=$OPTARG ;;
-    *) sed -n '2,13p' "$0"; exit 2 ;;
+    f) folded=$OPTARG ;;
+    *) sed -n '2,16p' "$0"; exit 2 ;;
   esac
 done
 
@@ -64,6 +67,7 @@ kill -INT "$pid"; wait "$pid" || true
 
 mkdir -p "$(dirname "$out")"
 perf script -i "$work/perf.data" 2>/dev/null | inferno-collapse-perf >"$work/folded"
+[ -z "$folded" ] || cp "$work/folded" "$folded"
 inferno-flamegraph --minwidth 0.2 \
   --title "raftwood dev (3 members, 1 process): put, 100 clients, $(git rev-parse --short HEAD)" \
   <"$work/folded" >"$out"

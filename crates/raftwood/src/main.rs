@@ -12,6 +12,14 @@ use clap::{Parser, Subcommand};
 use crate::dev::DevArgs;
 use crate::serve_args::ServeArgs;
 
+/// The server allocates and frees small buffers at a high rate on several
+/// threads at once (request and response messages, log entries, memtable
+/// keys): under `put, 100 clients` glibc's malloc and free were about a
+/// sixth of the CPU. mimalloc's per-thread free lists make them cheaper
+/// (measured in docs/benchmarks.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// raftwood: a distributed, strongly consistent key-value store speaking
 /// etcd's v3 API.
 #[derive(Debug, Parser)]

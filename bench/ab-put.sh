@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# A/B test of two raftwood builds under `put, 100 clients`: each round starts
+# a fresh `raftwood dev` (three members, one process) from binary A, then from
+# binary B, warms it up, and runs the same put workload. Prints each run's
+# throughput and the server's CPU time per put (user + system of the dev
+# process over the measured run), then the medians.
+#
+# CPU per put is the figure to compare: on two shared cores throughput
+# swings with whatever else runs, while the CPU a put costs moves less.
+#
+# Usage: bench/ab-put.sh [-r rounds] [-t total] binary-a binary-b
+#   -r rounds  alternating rounds (default 5)
+#   -t total   puts in each measured run (default 60000)
+# Ports: CLIENT_PORTS (default 2479,22479,32479), PEER_PORTS (default
+# 12480,22480,32480). The load tool is binary A's `raftwood bench`.
+set -euo pipefail
+
+rounds=5
+total=60000
+while getopts "r:t:h" opt; do
+  case $opt in
+    r) rounds=$OPTARG ;;
+    t) total=$OPTARG ;;
+    *) sed -n '2,16p' "$0"; exit 2 ;;
+  esac
+done
+shift $((OPTIND - 1))
+[ $# -eq 2 ] || { sed -n '2,16p' "$0"; exit 2; }
+binaries=("$(realpath "$1")" "$(realpath "$2")")
+for b in "${binaries[@]}"; do [ -x "$b" ] || { echo "not an executable: $b" >&2; exit 2; }; done
+
+IFS=, read -r -a client_ports <<<"${CLIENT_PORTS:-2479,22479,32479}"
+IFS=, read -r -a peer_ports <<<"${PEER_PORTS:-12480,22480,32480}"
+endpoints=$(printf '127.0.0.1:%s,' "${client_ports[@]}")
+endpoints=${endpoints%,}
+bench=${binaries[0]}
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+put=(put --key-size=8 --val-size=256 --key-space-size=100000)
+hz=$(getconf CLK_TCK)
+
+run() { # run label binary: prints "label throughput cpu_us_per_put"
+  local label=$1 bin=$2 pid before after json
+  "$bin" dev --data-dir "$work/data" \
+    --client-ports "$(IFS=,; echo "${client_ports[*]}")" \
+    --peer-ports "$(IFS=,; echo "${peer_ports[*]}")" >"$work/dev.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do
+    if "$bench" bench --endpoints="$endpoints" --target-leader --no-progress "${put[@]}" --total=1 2>/dev/null |
+      grep -q 'errors        none'; then break; fi
+    sleep 0.2
+  done
+  "$bench" bench --endpoints="$endpoints" --target-leader --clients=100 --conns=10 --no-progress \
+    "${put[@]}" --total=20000 >/dev/null
+  before=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+  json=$("$bench" bench --endpoints="$endpoints" --target-leader --clients=100 --conns=10 \
+    --no-progress --json "${put[@]}" --total="$total")
+  after=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+  kill -INT "$pid"; wait "$pid" 2>/dev/null || true
+  rm -rf "$work/data"
+  python3 -c '
+import json, sys
+report = json.loads(sys.argv[1])
+ticks, hz, total = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+print(sys.argv[5], round(report["requests_per_second"]), round(ticks / hz / total * 1e6, 1))
+' "$json" "$((after - before))" "$hz" "$total" "$label"
+}
+
+results=$work/results
+for round in $(seq 1 "$rounds"); do
+  run A "${binaries[0]}" | tee -a "$results"
+  run B "${binaries[1]}" | tee -a "$results"
+done
+python3 - "$results" <<'EOF'
+import statistics, sys
+rows = [line.split() for line in open(sys.argv[1])]
+for label in ("A", "B"):
+    mine = [r for r in rows if r[0] == label]
+    print(f"{label}: median {statistics.median(float(r[1]) for r in mine):.0f} puts/s, "
+          f"median {statistics.median(float(r[2]) for r in mine):.1f} us CPU per put")
+EOF
