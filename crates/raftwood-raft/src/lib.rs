@@ -45,7 +45,7 @@ pub use membership::{
     ConfChange, ConfChangeError, ConfChangeKind, ConfChangeSingle, ConfChangeTransition, ConfState,
 };
 pub use message::{Message, MessageBody, RejectHint};
-pub use node::{InitialState, LogPosition, RaftNode};
+pub use node::{InitialState, LogPosition, Proposal, RaftNode};
 pub use quorum::{JointConfig, MajorityConfig, VoteResult};
 pub use role::Role;
 pub use snapshot::SnapshotMeta;

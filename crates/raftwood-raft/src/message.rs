@@ -110,6 +110,31 @@ pub enum MessageBody {
         /// it stepped down): the requester retries.
         index: Option<Index>,
     },
+    /// A follower hands client commands to the leader it knows, which
+    /// appends them as if they had been proposed to it (thesis §6.2:
+    /// clients may contact any member; a follower passes the request on
+    /// instead of rejecting it). Nothing comes back: the follower learns
+    /// the outcome by applying the entries, which it recognises by the
+    /// request ids inside the commands (opaque to Raft).
+    ///
+    /// A member that is not the leader of the message's term drops it, and
+    /// so does a leader that refuses proposals at the moment (flow control,
+    /// leadership transfer). Dropping is safe: an entry that is never
+    /// appended is never applied, so the follower's client is answered by
+    /// the follower's own timeout ("request timed out"), an indeterminate
+    /// error, never by a false success — and no entry is appended twice for
+    /// one proposal, because the follower never re-sends.
+    ProposeRequest {
+        /// Chosen by the sender and increasing over its lifetime, across
+        /// restarts too (the caller supplies it, from a clock or a durable
+        /// counter). A leader appends a batch only if its id is above every
+        /// batch id it already took from this sender in its term, so a
+        /// duplicated (or a stale, reordered) message is never appended a
+        /// second time.
+        batch_id: u64,
+        /// The commands, appended in this order.
+        commands: Vec<Bytes>,
+    },
 }
 
 /// Why an append was rejected, so the leader can skip back a whole term at
@@ -140,6 +165,7 @@ impl MessageBody {
             MessageBody::TimeoutNow => "TimeoutNow",
             MessageBody::ReadIndexRequest { .. } => "ReadIndex",
             MessageBody::ReadIndexResponse { .. } => "ReadIndexResp",
+            MessageBody::ProposeRequest { .. } => "Prop",
         }
     }
 }

@@ -11,7 +11,7 @@ mod support;
 use bytes::Bytes;
 use raftwood_raft::{
     ConfChange, ConfChangeKind, ConfState, Config, EntryPayload, Error, Message, MessageBody,
-    NodeId, Role,
+    NodeId, Proposal, Role,
 };
 use support::cluster::{Bootstrap, Cluster};
 
@@ -694,4 +694,206 @@ fn election_timeouts_are_reproducible_from_the_seed() {
         "the draws vary: {first:?}"
     );
     assert_ne!(first, ticks_to_campaign(8), "another seed, other draws");
+}
+
+fn commands(names: &[&'static str]) -> Vec<Bytes> {
+    names
+        .iter()
+        .map(|name| Bytes::from_static(name.as_bytes()))
+        .collect()
+}
+
+/// The forwarded batch `batch_id` from `from` to `to` in `term`, as the
+/// follower would send it.
+fn propose_request(
+    from: NodeId,
+    to: NodeId,
+    term: u64,
+    batch_id: u64,
+    names: &[&'static str],
+) -> Message {
+    Message {
+        from,
+        to,
+        term,
+        body: MessageBody::ProposeRequest {
+            batch_id,
+            commands: commands(names),
+        },
+    }
+}
+
+/// Thesis §6.2: a client may contact any member; a follower passes its
+/// proposals to the leader, which appends them exactly like its own, and
+/// every member applies them.
+#[test]
+fn thesis_6_2_a_follower_passes_proposals_to_the_leader_which_appends_them() {
+    let mut cluster = three_nodes();
+    elect(&mut cluster, 1);
+    let term = cluster.raft(1).term();
+    let before = cluster.raft(1).log().last_index();
+    let proposal = cluster
+        .raft_mut(2)
+        .propose_batch(1, commands(&["a", "b"]))
+        .unwrap();
+    assert_eq!(proposal, Proposal::Forwarded { leader: 1, term });
+    assert_eq!(
+        cluster.raft(2).log().last_index(),
+        before,
+        "the follower appends nothing itself"
+    );
+    cluster.process_ready(2).unwrap();
+    let sent = cluster.in_flight(1);
+    assert!(
+        sent.iter()
+            .any(|m| matches!(&m.body, MessageBody::ProposeRequest { batch_id: 1, commands } if commands.len() == 2)),
+        "one message to the leader carries both: {sent:?}"
+    );
+    settle(&mut cluster);
+    let appended = cluster.log_entries(1);
+    let tail: Vec<(u64, u64)> = appended[appended.len() - 2..]
+        .iter()
+        .map(|e| (e.index, e.term))
+        .collect();
+    assert_eq!(tail, vec![(before + 1, term), (before + 2, term)]);
+    for id in 1..=3 {
+        assert_eq!(
+            applied_commands(&cluster, id),
+            vec!["a", "b"],
+            "member {id}"
+        );
+    }
+    // The leader itself takes the same call as a local proposal.
+    let proposal = cluster
+        .raft_mut(1)
+        .propose_batch(2, commands(&["c"]))
+        .unwrap();
+    assert!(
+        matches!(proposal, Proposal::Appended(position) if position.index == before + 3 && position.term == term),
+        "{proposal:?}"
+    );
+}
+
+/// Thesis §6.2: a member that knows no leader cannot pass a request on; it
+/// refuses at once (the client tries elsewhere) and sends nothing.
+#[test]
+fn thesis_6_2_a_follower_that_knows_no_leader_refuses_at_once() {
+    let mut cluster = three_nodes();
+    assert_eq!(cluster.raft(2).leader(), None);
+    assert_eq!(
+        cluster.raft_mut(2).propose_batch(1, commands(&["x"])),
+        Err(Error::NotLeader { leader: None })
+    );
+    cluster.process_ready(2).unwrap();
+    assert!(cluster.all_in_flight().is_empty());
+}
+
+/// A forwarded batch that reaches a member that does not lead its term is
+/// dropped: by a follower, and by a deposed leader (the message's term is
+/// stale there). Nothing is appended, so the follower's client can only
+/// time out; it never hears of a success.
+#[test]
+fn thesis_6_2_forwarded_proposals_reaching_a_non_leader_are_dropped() {
+    let mut cluster = three_nodes();
+    elect(&mut cluster, 1);
+    let old_term = cluster.raft(1).term();
+    // A follower (3) receives a batch of the current term.
+    let last_of_3 = cluster.raft(3).log().last_index();
+    cluster
+        .raft_mut(3)
+        .step(propose_request(2, 3, old_term, 1, &["to-a-follower"]))
+        .unwrap();
+    assert_eq!(cluster.raft(3).log().last_index(), last_of_3);
+    // Member 2 forwards to leader 1, but leadership moves before it
+    // arrives.
+    cluster
+        .raft_mut(2)
+        .propose_batch(2, commands(&["late"]))
+        .unwrap();
+    cluster.process_ready(2).unwrap();
+    let held = cluster.drop_in_flight(1);
+    assert!(
+        held.iter()
+            .any(|m| matches!(m.body, MessageBody::ProposeRequest { .. }))
+    );
+    cluster.raft_mut(1).transfer_leader(3).unwrap();
+    settle(&mut cluster);
+    assert_eq!(cluster.raft(3).role(), Role::Leader);
+    assert!(cluster.raft(1).term() > old_term);
+    for message in held {
+        cluster.inject(message);
+    }
+    settle(&mut cluster);
+    for id in 1..=3 {
+        assert!(
+            applied_commands(&cluster, id).is_empty(),
+            "member {id} applied {:?}",
+            applied_commands(&cluster, id)
+        );
+    }
+}
+
+/// A duplicated or overtaken batch is never appended twice: the leader
+/// takes a member's batches only with increasing ids in its term.
+#[test]
+fn thesis_6_2_a_duplicated_or_stale_forwarded_batch_is_appended_once() {
+    let mut cluster = three_nodes();
+    elect(&mut cluster, 1);
+    let term = cluster.raft(1).term();
+    let before = cluster.raft(1).log().last_index();
+    let leader = cluster.raft_mut(1);
+    leader
+        .step(propose_request(2, 1, term, 5, &["once"]))
+        .unwrap();
+    leader
+        .step(propose_request(2, 1, term, 5, &["once"]))
+        .unwrap();
+    leader
+        .step(propose_request(2, 1, term, 4, &["overtaken"]))
+        .unwrap();
+    assert_eq!(leader.log().last_index(), before + 1);
+    // Another member's ids are its own.
+    leader
+        .step(propose_request(3, 1, term, 1, &["from-3"]))
+        .unwrap();
+    assert_eq!(leader.log().last_index(), before + 2);
+    settle(&mut cluster);
+    assert_eq!(applied_commands(&cluster, 2), vec!["once", "from-3"]);
+}
+
+/// The leader refuses forwarded proposals under the same rules as its own:
+/// none while leadership is being transferred (thesis §3.10), none past the
+/// uncommitted-bytes budget.
+#[test]
+fn thesis_6_2_forwarded_proposals_obey_the_leaders_refusals() {
+    let mut configs: Vec<Config> = (1..=3).map(config).collect();
+    configs[0].max_uncommitted_bytes = 8;
+    let mut cluster = cluster_with(configs);
+    elect(&mut cluster, 1);
+    let term = cluster.raft(1).term();
+    let before = cluster.raft(1).log().last_index();
+    let leader = cluster.raft_mut(1);
+    leader
+        .step(propose_request(2, 1, term, 1, &["12345"]))
+        .unwrap();
+    assert_eq!(leader.log().last_index(), before + 1);
+    leader
+        .step(propose_request(2, 1, term, 2, &["6789"]))
+        .unwrap();
+    assert_eq!(
+        leader.log().last_index(),
+        before + 1,
+        "over the budget while the first is uncommitted"
+    );
+    settle(&mut cluster);
+    let before = cluster.raft(1).log().last_index();
+    cluster.raft_mut(1).transfer_leader(2).unwrap();
+    let leader = cluster.raft_mut(1);
+    assert_eq!(leader.lead_transferee(), Some(2));
+    leader
+        .step(propose_request(3, 1, term, 1, &["during-transfer"]))
+        .unwrap();
+    assert_eq!(leader.log().last_index(), before);
+    settle(&mut cluster);
+    assert_eq!(applied_commands(&cluster, 3), vec!["12345"]);
 }

@@ -21,6 +21,11 @@ const INSTALL_SNAPSHOT_TAG_V1: u8 = 0x59;
 const TIMEOUT_NOW_TAG_V1: u8 = 0x5a;
 const READ_INDEX_REQUEST_TAG_V1: u8 = 0x5b;
 const READ_INDEX_RESPONSE_TAG_V1: u8 = 0x5c;
+const PROPOSE_REQUEST_TAG_V1: u8 = 0x5d;
+
+/// Fewest bytes one command of a propose request takes (its `u32` length),
+/// the bound the command count is checked against before allocating.
+const COMMAND_MIN_ENCODED_BYTES: usize = 4;
 
 fn tag_of(body: &MessageBody) -> u8 {
     match body {
@@ -36,11 +41,12 @@ fn tag_of(body: &MessageBody) -> u8 {
         MessageBody::TimeoutNow => TIMEOUT_NOW_TAG_V1,
         MessageBody::ReadIndexRequest { .. } => READ_INDEX_REQUEST_TAG_V1,
         MessageBody::ReadIndexResponse { .. } => READ_INDEX_RESPONSE_TAG_V1,
+        MessageBody::ProposeRequest { .. } => PROPOSE_REQUEST_TAG_V1,
     }
 }
 
 /// Appends the encoding of `message` to `out`: a tag naming the kind
-/// (`0x51`..=`0x5c`), from (u64), to (u64), term (u64), then the kind's
+/// (`0x51`..=`0x5d`), from (u64), to (u64), term (u64), then the kind's
 /// fields in declaration order. The encoding is not self-delimiting at the
 /// top level: the transport frames it with its length.
 pub fn encode_message(message: &Message, out: &mut Vec<u8>) {
@@ -110,6 +116,13 @@ pub fn encode_message(message: &Message, out: &mut Vec<u8>) {
             put_bytes(out, context);
             put_option(out, index.as_ref(), |out, index| put_u64(out, *index));
         }
+        MessageBody::ProposeRequest { batch_id, commands } => {
+            put_u64(out, *batch_id);
+            put_len(out, commands.len());
+            for command in commands {
+                put_bytes(out, command);
+            }
+        }
     }
 }
 
@@ -124,7 +137,7 @@ pub fn decode_message(input: &[u8]) -> Result<Message, DecodeError> {
 
 fn read_message(reader: &mut Reader<'_>) -> Result<Message, DecodeError> {
     let tag = reader.u8("message tag")?;
-    if !(PRE_VOTE_REQUEST_TAG_V1..=READ_INDEX_RESPONSE_TAG_V1).contains(&tag) {
+    if !(PRE_VOTE_REQUEST_TAG_V1..=PROPOSE_REQUEST_TAG_V1).contains(&tag) {
         return Err(DecodeError::UnknownTag {
             what: "message",
             tag,
@@ -206,6 +219,15 @@ fn read_body(reader: &mut Reader<'_>, tag: u8) -> Result<MessageBody, DecodeErro
             context: reader.bytes("read index context")?,
             index: reader.option("read index", |reader| reader.u64("read index"))?,
         },
+        PROPOSE_REQUEST_TAG_V1 => {
+            let batch_id = reader.u64("propose batch id")?;
+            let count = reader.count("propose commands", COMMAND_MIN_ENCODED_BYTES)?;
+            let mut commands = Vec::with_capacity(count);
+            for _ in 0..count {
+                commands.push(reader.bytes("propose command")?);
+            }
+            MessageBody::ProposeRequest { batch_id, commands }
+        }
         _ => {
             return Err(DecodeError::UnknownTag {
                 what: "message",

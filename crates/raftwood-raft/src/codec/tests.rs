@@ -136,6 +136,8 @@ fn body_strategy() -> impl Strategy<Value = MessageBody> {
         bytes_strategy().prop_map(|context| MessageBody::ReadIndexRequest { context }),
         (bytes_strategy(), any::<Option<u64>>())
             .prop_map(|(context, index)| MessageBody::ReadIndexResponse { context, index }),
+        (any::<u64>(), vec(bytes_strategy(), 0..4))
+            .prop_map(|(batch_id, commands)| MessageBody::ProposeRequest { batch_id, commands }),
     ]
 }
 
@@ -343,6 +345,56 @@ fn absurd_entry_count_is_refused_before_allocating() {
             remaining: 0,
         })
     );
+}
+
+#[test]
+fn absurd_command_count_is_refused_before_allocating() {
+    let message = Message {
+        from: 1,
+        to: 2,
+        term: 3,
+        body: MessageBody::ProposeRequest {
+            batch_id: 4,
+            commands: Vec::new(),
+        },
+    };
+    let mut encoded = Vec::new();
+    encode_message(&message, &mut encoded);
+    let count_at = encoded.len() - 4;
+    encoded[count_at..].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert_eq!(
+        decode_message(&encoded),
+        Err(DecodeError::LengthTooLarge {
+            what: "propose commands",
+            length: u64::from(u32::MAX),
+            remaining: 0,
+        })
+    );
+}
+
+#[test]
+fn a_propose_request_is_laid_out_as_documented() {
+    let message = Message {
+        from: 1,
+        to: 2,
+        term: 3,
+        body: MessageBody::ProposeRequest {
+            batch_id: 0x0102,
+            commands: vec![Bytes::from_static(b"ab"), Bytes::new()],
+        },
+    };
+    let mut encoded = Vec::new();
+    encode_message(&message, &mut encoded);
+    let mut expected = vec![0x5d];
+    for field in [1u64, 2, 3, 0x0102] {
+        expected.extend_from_slice(&field.to_le_bytes());
+    }
+    expected.extend_from_slice(&2u32.to_le_bytes());
+    expected.extend_from_slice(&2u32.to_le_bytes());
+    expected.extend_from_slice(b"ab");
+    expected.extend_from_slice(&0u32.to_le_bytes());
+    assert_eq!(encoded, expected);
+    assert_eq!(decode_message(&encoded), Ok(message));
 }
 
 #[test]

@@ -65,6 +65,17 @@ impl RaftNode {
                 self.handle_read_index_response(context, index);
                 Ok(())
             }
+            MessageBody::ProposeRequest { .. } => {
+                // Only the leader of the message's term appends; dropping is
+                // safe (see `MessageBody::ProposeRequest`). Not passed on: two
+                // members with stale views of the leader would bounce it.
+                tracing::debug!(
+                    id = self.id(),
+                    from,
+                    "forwarded proposals reached a follower; dropped"
+                );
+                Ok(())
+            }
             MessageBody::ReadIndexRequest { context } => {
                 // Only a leader serves reads; the requester retries.
                 self.send(

@@ -1,7 +1,8 @@
 //! One Raft member as a deterministic state machine.
 //!
 //! Inputs are method calls: [`RaftNode::tick`], [`RaftNode::step`],
-//! [`RaftNode::propose`], [`RaftNode::propose_conf_change`],
+//! [`RaftNode::propose`], [`RaftNode::propose_batch`],
+//! [`RaftNode::propose_conf_change`],
 //! [`RaftNode::read_index`], [`RaftNode::transfer_leader`], and the
 //! caller's completion reports ([`RaftNode::on_persisted`],
 //! [`RaftNode::on_applied`], [`RaftNode::report_snapshot`]). Output is
@@ -23,7 +24,7 @@ mod persistence;
 mod reads;
 mod replication;
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
 use rand::SeedableRng;
@@ -96,6 +97,26 @@ pub struct LogPosition {
     pub term: Term,
 }
 
+/// What became of commands handed to [`RaftNode::propose_batch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proposal {
+    /// This member leads and appended them; the position of the last one.
+    Appended(LogPosition),
+    /// This member follows `leader`, the leader of `term`, and sent them to
+    /// it in a [`MessageBody::ProposeRequest`]. Whether they are appended
+    /// is not known here: the caller recognises them when it applies them.
+    /// They can only ever be appended in `term` (a leader takes a forwarded
+    /// batch only in the term the message names), so once the caller
+    /// applies an entry of a later term without having seen them, they
+    /// will never be applied: terms never decrease along a log.
+    Forwarded {
+        /// Where they were sent.
+        leader: NodeId,
+        /// The term they were sent in.
+        term: Term,
+    },
+}
+
 /// A record of a persist request the caller has not yet completed.
 #[derive(Debug, Clone)]
 struct OutstandingPersist {
@@ -146,6 +167,11 @@ pub struct RaftNode {
     pending_conf_index: Index,
     /// Payload bytes the leader appended in its term and has not committed.
     uncommitted_bytes: u64,
+    /// The highest `batch_id` of a forwarded proposal the leader took from
+    /// each member in its term (leader only; emptied when it becomes
+    /// leader). Invariant: a batch is appended only if its id is above the
+    /// sender's entry here, so no batch is appended twice.
+    forwarded_batch_ids: BTreeMap<NodeId, u64>,
     /// The configuration after each applied change above the snapshot, so
     /// a compaction to any applied index records the right membership.
     /// Invariant: indexes increase; the last entry is the current config.
@@ -239,6 +265,7 @@ impl RaftNode {
             lead_transferee: None,
             pending_conf_index: 0,
             uncommitted_bytes: 0,
+            forwarded_batch_ids: BTreeMap::new(),
             conf_history: vec![(snapshot.index, snapshot.conf_state)],
             config,
         };

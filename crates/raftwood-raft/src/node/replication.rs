@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 
-use super::{LogPosition, RaftNode};
+use super::{LogPosition, Proposal, RaftNode};
 use crate::entry::{Entry, EntryPayload};
 use crate::error::Error;
 use crate::ids::{Index, NodeId};
@@ -61,6 +61,7 @@ impl RaftNode {
         self.heartbeat_elapsed_ticks = 0;
         self.lead_transferee = None;
         self.uncommitted_bytes = 0;
+        self.forwarded_batch_ids.clear();
         let last_index = self.log.last_index();
         let persisted = self.log.persisted();
         let own_id = self.id();
@@ -131,9 +132,99 @@ impl RaftNode {
     }
 
     /// Proposes several commands at once (one batch of entries, one round of
-    /// messages). Returns the position of the last one.
+    /// messages). Returns the position of the last one. Only the leader
+    /// accepts them; see [`RaftNode::propose_batch`] for a caller that
+    /// wants a follower to pass them on.
     pub fn propose_many(&mut self, commands: Vec<Bytes>) -> Result<LogPosition, Error> {
         self.check_can_propose()?;
+        self.append_commands(commands)
+    }
+
+    /// Proposes several commands on whichever member this is. The leader
+    /// appends them as [`RaftNode::propose_many`] does. A follower that
+    /// knows the leader of its term sends them to it in one
+    /// [`MessageBody::ProposeRequest`] (thesis §6.2: a member contacted by
+    /// a client that does not lead passes the request on), numbered
+    /// `batch_id`, which must increase from call to call over this member's
+    /// whole life, restarts included (the leader uses it to refuse
+    /// duplicates). A member that knows no leader (a follower between
+    /// leaders, a candidate) refuses at once with [`Error::NotLeader`].
+    pub fn propose_batch(
+        &mut self,
+        batch_id: u64,
+        commands: Vec<Bytes>,
+    ) -> Result<Proposal, Error> {
+        match (self.role, self.leader) {
+            (Role::Leader, _) => self.propose_many(commands).map(Proposal::Appended),
+            (Role::Follower, Some(leader)) if leader != self.id() => {
+                let term = self.term;
+                if !commands.is_empty() {
+                    // The message depends on nothing this member holds
+                    // durably: it carries no vote and no acknowledgement,
+                    // and its term only addresses the leader of that term.
+                    // So it need not wait behind the pending persist.
+                    self.send_now(Message {
+                        from: self.id(),
+                        to: leader,
+                        term,
+                        body: MessageBody::ProposeRequest { batch_id, commands },
+                    });
+                }
+                Ok(Proposal::Forwarded { leader, term })
+            }
+            _ => Err(Error::NotLeader {
+                leader: self.leader,
+            }),
+        }
+    }
+
+    /// The leader received commands forwarded by `from` (a
+    /// [`MessageBody::ProposeRequest`] of its own term: `step_term` has
+    /// turned away the others). They are appended exactly as local
+    /// proposals, under the same refusals; a refused, duplicated or stale
+    /// batch is dropped, which the message's documentation shows is safe.
+    pub(super) fn handle_forwarded_proposals(
+        &mut self,
+        from: NodeId,
+        batch_id: u64,
+        commands: Vec<Bytes>,
+    ) {
+        if self.tracker.progress(from).is_none() {
+            tracing::debug!(
+                id = self.id(),
+                from,
+                "forwarded proposals from a non-member; dropped"
+            );
+            return;
+        }
+        let last_batch = self.forwarded_batch_ids.get(&from).copied();
+        if last_batch.is_some_and(|last| batch_id <= last) {
+            tracing::debug!(
+                id = self.id(),
+                from,
+                batch_id,
+                "forwarded proposals already seen or overtaken; dropped"
+            );
+            return;
+        }
+        self.forwarded_batch_ids.insert(from, batch_id);
+        let count = commands.len();
+        if let Err(error) = self.propose_many(commands) {
+            tracing::debug!(
+                id = self.id(),
+                from,
+                count,
+                %error,
+                "forwarded proposals refused; dropped"
+            );
+        }
+    }
+
+    /// Appends `commands` as new entries of the leader's term, within the
+    /// uncommitted-bytes budget. The caller has checked that this member may
+    /// propose.
+    fn append_commands(&mut self, commands: Vec<Bytes>) -> Result<LogPosition, Error> {
+        debug_assert_eq!(self.role, Role::Leader, "only the leader appends proposals");
         let bytes: u64 = commands.iter().map(|c| c.len() as u64).sum();
         // An oversized batch is still accepted when nothing is uncommitted,
         // so that no single proposal can be refused forever.
@@ -355,6 +446,9 @@ impl RaftNode {
                 self.handle_vote_request(&message)
             }
             MessageBody::ReadIndexRequest { context } => self.handle_forwarded_read(from, context),
+            MessageBody::ProposeRequest { batch_id, commands } => {
+                self.handle_forwarded_proposals(from, batch_id, commands);
+            }
             MessageBody::AppendRequest { .. }
             | MessageBody::Heartbeat { .. }
             | MessageBody::InstallSnapshot { .. } => {

@@ -199,6 +199,10 @@ pub fn message(message: &Message) -> String {
             let index = index.map_or_else(|| "none".to_owned(), |i| i.to_string());
             write!(out, " Context:{} Index:{index}", data(context)).ok();
         }
+        MessageBody::ProposeRequest { batch_id, commands } => {
+            let commands: Vec<String> = commands.iter().map(|c| data(c)).collect();
+            write!(out, " Batch:{batch_id} Commands:[{}]", commands.join(" ")).ok();
+        }
     }
     out
 }
