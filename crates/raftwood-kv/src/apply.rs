@@ -12,6 +12,7 @@ use raftwood_lsm::{Db, WriteBatch};
 use crate::cursor::Source;
 use crate::encoding::{self, HISTORY_PREFIX, Record};
 use crate::error::{EtcdError, KvError, RequestError};
+use crate::live_cache::LiveCache;
 use crate::mvcc::{Mvcc, RangeEnd, ScanOptions};
 use crate::overlay::{Overlay, Undo};
 use crate::proto::etcdserverpb::{
@@ -55,6 +56,9 @@ pub struct Applier<'a> {
     db: &'a Db,
     overlay: &'a mut Overlay,
     revisions: Revisions,
+    /// Live entries of the engine known from earlier applies (read after
+    /// the overlay, before the engine).
+    live_cache: &'a LiveCache,
     /// Set once a request writes straight into an engine batch instead of
     /// the overlay (see [`Applier::delete_range`]): a copy of the overlay's
     /// writes, then every write since. The overlay is then only read.
@@ -93,11 +97,18 @@ impl WriteTxn {
 
 impl<'a> Applier<'a> {
     /// An applier writing into `overlay`, starting from `revisions`.
-    pub fn new(db: &'a Db, overlay: &'a mut Overlay, revisions: Revisions) -> Self {
+    /// `live_cache`: the engine's live entries known from earlier applies.
+    pub fn new(
+        db: &'a Db,
+        overlay: &'a mut Overlay,
+        revisions: Revisions,
+        live_cache: &'a LiveCache,
+    ) -> Self {
         Applier {
             db,
             overlay,
             revisions,
+            live_cache,
             direct: None,
         }
     }
@@ -157,6 +168,7 @@ impl<'a> Applier<'a> {
                 db: self.db,
                 snapshot: None,
                 overlay: Some(self.overlay),
+                live_cache: Some(self.live_cache),
             },
         }
     }

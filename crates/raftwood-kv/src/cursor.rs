@@ -7,6 +7,7 @@ use std::ops::Bound;
 use raftwood_lsm::{Db, DbIterator, ReadOptions, Snapshot};
 
 use crate::error::KvError;
+use crate::live_cache::LiveCache;
 use crate::overlay::Overlay;
 
 /// Where a read looks: the LSM (at a snapshot, or its latest state while
@@ -19,6 +20,9 @@ pub struct Source<'a> {
     pub snapshot: Option<&'a Snapshot>,
     /// Pending writes of the apply in progress.
     pub overlay: Option<&'a Overlay>,
+    /// During apply, the engine's live entries known from earlier applies
+    /// (the engine's latest state, like `snapshot: None`).
+    pub live_cache: Option<&'a LiveCache>,
 }
 
 impl std::fmt::Debug for Source<'_> {
@@ -35,6 +39,12 @@ impl<'a> Source<'a> {
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
         if let Some(pending) = self.overlay.and_then(|o| o.get(key)) {
             return Ok(pending.map(<[u8]>::to_vec));
+        }
+        // Invariant: the cache describes the engine's latest state, so it
+        // may answer only reads of that state.
+        debug_assert!(self.live_cache.is_none() || self.snapshot.is_none());
+        if let Some(known) = self.live_cache.and_then(|cache| cache.get(key)) {
+            return Ok(known.map(<[u8]>::to_vec));
         }
         Ok(match self.snapshot {
             Some(snapshot) => self.db.get_at(key, snapshot)?,

@@ -106,6 +106,11 @@ pub fn live_key(key: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Whether a raw key is a live entry's key.
+pub fn is_live_key(raw: &[u8]) -> bool {
+    raw.first() == Some(&LIVE_PREFIX)
+}
+
 /// The user key of a live key.
 pub fn user_key_of_live(live: &[u8]) -> &[u8] {
     live.get(1..).unwrap_or(&[])

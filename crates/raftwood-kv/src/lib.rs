@@ -42,6 +42,7 @@ mod apply;
 mod cursor;
 mod encoding;
 pub mod error;
+mod live_cache;
 mod mvcc;
 mod overlay;
 pub mod proto;

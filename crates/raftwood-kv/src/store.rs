@@ -12,6 +12,7 @@ use crate::apply::{Applier, Revisions};
 use crate::cursor::Source;
 use crate::encoding;
 use crate::error::{EtcdError, KvError, RequestError};
+use crate::live_cache::LiveCache;
 use crate::mvcc::Mvcc;
 use crate::overlay::Overlay;
 use crate::proto::etcdserverpb::{
@@ -24,14 +25,30 @@ use crate::range;
 use crate::validate::{self, RequestLimits};
 
 /// Options of [`KvStore::open`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct KvOptions {
     /// The engine's options. `wal_enabled` is forced off: the raft log is
     /// the write-ahead log (see docs/kv-format.md, "Durability").
     pub lsm: Options,
     /// Limits checked by [`KvStore::validate`] before proposing.
     pub limits: RequestLimits,
+    /// Budget of the apply path's cache of live entries ([`LiveCache`]),
+    /// in bytes of keys and records; 0 turns it off.
+    pub live_cache_bytes: u64,
 }
+
+impl Default for KvOptions {
+    fn default() -> Self {
+        KvOptions {
+            lsm: Options::default(),
+            limits: RequestLimits::default(),
+            live_cache_bytes: 32 << 20,
+        }
+    }
+}
+
+/// A write of a live entry: its raw key and record (`None`: deleted).
+type LiveWrite = (Vec<u8>, Option<Vec<u8>>);
 
 /// One committed raft log entry handed to [`KvStore::apply`].
 #[derive(Debug, Clone, Copy)]
@@ -103,6 +120,7 @@ struct View {
 struct ApplyState {
     revisions: Revisions,
     applied_index: u64,
+    live_cache: LiveCache,
 }
 
 /// etcd's MVCC key-value store on raftwood-lsm, applied from a raft log.
@@ -144,6 +162,7 @@ impl KvStore {
         }
         let revisions = Revisions { current, compacted };
         let applied_index = db.applied_index();
+        let live_cache_bytes = options.live_cache_bytes;
         let view = View {
             snapshot: db.snapshot(),
             revisions,
@@ -155,6 +174,7 @@ impl KvStore {
             apply: Mutex::new(ApplyState {
                 revisions,
                 applied_index,
+                live_cache: LiveCache::new(live_cache_bytes),
             }),
             view: Mutex::new(Arc::new(view)),
             poisoned: AtomicBool::new(false),
@@ -195,7 +215,7 @@ impl KvStore {
                 )));
             }
             last_index = entry.index;
-            let mut applier = Applier::new(&self.db, &mut overlay, revisions);
+            let mut applier = Applier::new(&self.db, &mut overlay, revisions, &state.live_cache);
             let outcome = match entry.request {
                 None => Ok(ApplyResponse::Noop),
                 Some(payload) => match apply_one(&mut applier, entry.index, payload) {
@@ -218,35 +238,52 @@ impl KvStore {
                 // entry is written now, as one engine write with this
                 // entry's index, and the next entries start afresh.
                 overlay = Overlay::default();
-                self.write_applied(&mut state, direct, last_index, revisions)?;
+                // The batch's live keys were not noted one by one.
+                self.write_applied(&mut state, direct, last_index, revisions, None)?;
             }
         }
         if last_index != state.applied_index {
             let mut batch = WriteBatch::new();
+            let mut live_writes = Vec::new();
             for (key, value) in overlay.into_writes() {
-                match value {
-                    Some(value) => batch.put(key, value),
-                    None => batch.delete(key),
+                match &value {
+                    Some(value) => batch.put(&key, value),
+                    None => batch.delete(&key),
                 };
+                if encoding::is_live_key(&key) {
+                    live_writes.push((key, value));
+                }
             }
-            self.write_applied(&mut state, batch, last_index, revisions)?;
+            self.write_applied(&mut state, batch, last_index, revisions, Some(live_writes))?;
         }
         Ok(outcomes)
     }
 
     /// Writes `batch` with the applied-index marker as one engine write,
-    /// then publishes the new read view.
+    /// then publishes the new read view. `live_writes`: the batch's writes
+    /// of live entries, for the [`LiveCache`]; `None` if they are unknown,
+    /// which empties it.
     fn write_applied(
         &self,
         state: &mut ApplyState,
         mut batch: WriteBatch,
         applied_index: u64,
         revisions: Revisions,
+        live_writes: Option<Vec<LiveWrite>>,
     ) -> Result<(), KvError> {
         batch.set_applied_index(applied_index);
         if let Err(error) = self.db.write(batch, WriteOptions::default()) {
             self.poisoned.store(true, Ordering::Release);
             return Err(error.into());
+        }
+        // Only now, with the write in the engine (see live_cache.rs).
+        match live_writes {
+            Some(writes) => {
+                for (key, value) in writes {
+                    state.live_cache.set(&key, value.as_deref());
+                }
+            }
+            None => state.live_cache.clear(),
         }
         state.revisions = revisions;
         state.applied_index = applied_index;
@@ -271,6 +308,7 @@ impl KvStore {
                 db: &self.db,
                 snapshot: Some(&view.snapshot),
                 overlay: None,
+                live_cache: None,
             },
         };
         range::serve(
@@ -312,6 +350,7 @@ impl KvStore {
                 db: &self.db,
                 snapshot: Some(&view.snapshot),
                 overlay: None,
+                live_cache: None,
             },
         };
         // As etcd's watch: no start revision means "from now on".
@@ -360,6 +399,7 @@ impl KvStore {
                 db: &self.db,
                 snapshot: Some(&view.snapshot),
                 overlay: None,
+                live_cache: None,
             },
         }
     }

@@ -442,6 +442,14 @@ fn delete_range_over_several_chunks_deletes_every_key_once() {
         prev_kv: true,
         ..Default::default()
     })));
+    // So does a put of a key last written by an earlier apply call, whose
+    // live entry the apply path had cached before the delete removed it.
+    requests.push(support::encode(Request::Put(PutRequest {
+        key: key(6),
+        value: b"again".to_vec(),
+        prev_kv: true,
+        ..Default::default()
+    })));
     let entries: Vec<CommittedEntry<'_>> = requests
         .iter()
         .enumerate()
@@ -452,10 +460,30 @@ fn delete_range_over_several_chunks_deletes_every_key_once() {
         .collect();
     let mut outcomes = h.store.apply(&entries).unwrap();
     h.next_index += entries.len() as u64;
+    let Ok(ApplyResponse::Put(again_cached)) = outcomes.pop().unwrap() else {
+        panic!("not a put")
+    };
+    assert_eq!(
+        again_cached.prev_kv, None,
+        "the put after the delete saw the key"
+    );
     let Ok(ApplyResponse::Put(again)) = outcomes.pop().unwrap() else {
         panic!("not a put")
     };
     assert_eq!(again.prev_kv, None, "the put after the delete saw the key");
+    // And a later apply call, for another key cached before the delete.
+    let ApplyResponse::Put(later) = h
+        .apply(Request::Put(PutRequest {
+            key: key(9),
+            value: b"later".to_vec(),
+            prev_kv: true,
+            ..Default::default()
+        }))
+        .unwrap()
+    else {
+        panic!("not a put")
+    };
+    assert_eq!(later.prev_kv, None, "a later put saw the deleted key");
     let Ok(ApplyResponse::DeleteRange(response)) = outcomes.pop().unwrap() else {
         panic!("not a delete")
     };
@@ -472,11 +500,16 @@ fn delete_range_over_several_chunks_deletes_every_key_once() {
     );
     let delete_revision = before + 1_000 + 1;
     assert_eq!(response.header.unwrap().revision, delete_revision);
-    assert_eq!(h.store.current_revision(), delete_revision + 1);
+    assert_eq!(h.store.current_revision(), delete_revision + 3);
     let left = h.range(range(b"big/", b"big0"));
-    assert_eq!(keys(&left), [key(7).as_slice()]);
-    assert_eq!(left.kvs[0].version, 1);
-    assert_eq!(left.kvs[0].create_revision, delete_revision + 1);
+    assert_eq!(
+        keys(&left),
+        [key(6).as_slice(), key(7).as_slice(), key(9).as_slice()]
+    );
+    for (kv, revision) in left.kvs.iter().zip([2, 1, 3]) {
+        assert_eq!(kv.version, 1, "{kv:?}");
+        assert_eq!(kv.create_revision, delete_revision + revision, "{kv:?}");
+    }
     assert_eq!(h.get(b"bih"), Some(b"before the range".to_vec()));
     assert_eq!(h.get(b"bih0"), Some(b"after the range".to_vec()));
     let at_before = h.range(RangeRequest {
@@ -496,7 +529,7 @@ fn delete_range_over_several_chunks_deletes_every_key_once() {
         .events(delete_revision, usize::MAX, false)
         .unwrap()
         .events;
-    assert_eq!(events.len(), 3_001, "3,000 deletes, then the put");
+    assert_eq!(events.len(), 3_003, "3,000 deletes, then the puts");
     let event_keys: Vec<Vec<u8>> = events[..3_000]
         .iter()
         .map(|event| event.kv.as_ref().unwrap().key.clone())

@@ -20,7 +20,7 @@ use raftwood_kv::proto::etcdserverpb::{
 };
 use raftwood_kv::proto::mvccpb::{Event, KeyValue};
 use raftwood_kv::proto::raftwoodpb::internal_request::Request;
-use raftwood_kv::{ApplyResponse, CommittedEntry, EtcdError, KvStore};
+use raftwood_kv::{ApplyResponse, CommittedEntry, EtcdError, KvOptions, KvStore};
 use raftwood_lsm::fs::{CrashFs, CrashMode};
 
 // ---------------------------------------------------------------- model --
@@ -618,8 +618,9 @@ const DIR: &str = "/kv";
 static RESTARTS_WITH_DURABLE_PREFIX: std::sync::atomic::AtomicU64 =
     std::sync::atomic::AtomicU64::new(0);
 
-fn open_on(fs: &Arc<CrashFs>) -> KvStore {
+fn open_on(fs: &Arc<CrashFs>, live_cache_bytes: u64) -> KvStore {
     let mut options = support::options();
+    options.live_cache_bytes = live_cache_bytes;
     // Tiny memtables: flushes happen on their own, so a crash keeps a
     // durable prefix of the log and loses the rest.
     options.lsm.memtable_size_bytes = 1024;
@@ -693,9 +694,11 @@ fn check_ranges(run: &Run, model: &Model, ranges: &[RangeRequest]) {
     }
 }
 
-fn run_steps(steps: Vec<(Step, Vec<RangeRequest>)>) {
+/// `live_cache_bytes`: the apply path's cache of live entries, off, tiny
+/// (constant eviction) or large; answers must not depend on it.
+fn run_steps(steps: Vec<(Step, Vec<RangeRequest>)>, live_cache_bytes: u64) {
     let fs = Arc::new(CrashFs::new());
-    let store = open_on(&fs);
+    let store = open_on(&fs, live_cache_bytes);
     let mut run = Run {
         fs,
         store: Some(store),
@@ -742,7 +745,7 @@ fn run_steps(steps: Vec<(Step, Vec<RangeRequest>)>) {
                 run.fs.crash_after_operations(0);
                 drop(run.store.take());
                 run.fs.crash(CrashMode::DropUnsynced);
-                let store = open_on(&run.fs);
+                let store = open_on(&run.fs, live_cache_bytes);
                 assert_eq!(
                     store.applied_index(),
                     durable,
@@ -784,9 +787,10 @@ proptest! {
 
     #[test]
     fn store_matches_model(
-        steps in prop::collection::vec((step(), prop::collection::vec(range_request(), 0..4)), 1..60)
+        steps in prop::collection::vec((step(), prop::collection::vec(range_request(), 0..4)), 1..60),
+        live_cache_bytes in prop_oneof![Just(0u64), Just(400), Just(32 << 20)],
     ) {
-        run_steps(steps);
+        run_steps(steps, live_cache_bytes);
     }
 }
 
@@ -809,7 +813,7 @@ fn model_runs_exercise_recovery_from_a_durable_prefix() {
         }
     }
     let before = RESTARTS_WITH_DURABLE_PREFIX.load(std::sync::atomic::Ordering::Relaxed);
-    run_steps(steps);
+    run_steps(steps, KvOptions::default().live_cache_bytes);
     let after = RESTARTS_WITH_DURABLE_PREFIX.load(std::sync::atomic::Ordering::Relaxed);
     assert!(after > before, "no restart found a durable prefix");
 }
