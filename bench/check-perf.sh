@@ -4,6 +4,8 @@
 # (Debian's etcd-server), one after the other, on loopback, fsync on.
 #
 # Usage: bench/check-perf.sh [loads...]   (default: s m l)
+# RAFTWOOD_BIN=path runs that binary instead of building this tree's (to
+# measure an earlier build side by side); SKIP_ETCD=1 skips the etcd half.
 # Installs etcd-server and etcd-client with apt-get if they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +18,11 @@ if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
 fi
 systemctl stop etcd 2>/dev/null || true
 
-cargo build --release -q -p raftwood
+raftwood_bin=${RAFTWOOD_BIN:-}
+if [ -z "$raftwood_bin" ]; then
+  cargo build --release -q -p raftwood
+  raftwood_bin=./target/release/raftwood
+fi
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 export ETCDCTL_API=3
@@ -45,7 +51,7 @@ run_loads() {
 rss_of() { ps -o rss= -p "$1" | awk '{s+=$1} END {print s/1024 " MiB"}'; }
 
 # raftwood
-./target/release/raftwood dev --data-dir "$work/raftwood" --log-timings-seconds 5 >"$work/raftwood.log" 2>&1 &
+"$raftwood_bin" dev --data-dir "$work/raftwood" --log-timings-seconds 5 >"$work/raftwood.log" 2>&1 &
 raftwood_pid=$!
 wait_ready
 run_loads raftwood
@@ -56,6 +62,8 @@ kill $raftwood_pid; wait $raftwood_pid 2>/dev/null || true
 # time is the longest apply batch of each member.
 echo "raftwood: longest apply batch of any member (ms): $(grep -o 'apply n=[0-9]* avg=[0-9.]* ms p50=[0-9.]* p99=[0-9.]* max=[0-9.]*' "$work/raftwood.log" |
   awk -F'max=' '{ if ($2 > m) m = $2 } END { print m + 0 }')"
+
+if [ -n "${SKIP_ETCD:-}" ]; then exit 0; fi
 
 # etcd
 cluster=infra1=http://127.0.0.1:12380,infra2=http://127.0.0.1:22380,infra3=http://127.0.0.1:32380

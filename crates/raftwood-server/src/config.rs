@@ -188,6 +188,20 @@ impl ServerConfig {
         u32::try_from(ticks).unwrap_or(u32::MAX).max(2)
     }
 
+    /// How long a client request may wait for raft before "request timed
+    /// out" (etcd: 5 s plus twice the election timeout).
+    pub fn request_timeout_ms(&self) -> u64 {
+        5_000 + 2 * self.election_timeout_ms
+    }
+
+    /// Ticks a proposal forwarded to the leader may wait to be applied
+    /// here: the request timeout less one election timeout, so that the
+    /// drive loop answers "request timed out, possibly due to previous
+    /// leader failure" before the gRPC layer's own deadline fires.
+    pub fn forward_timeout_ticks(&self) -> u64 {
+        (self.request_timeout_ms() - self.election_timeout_ms) / self.heartbeat_interval_ms.max(1)
+    }
+
     /// The quota in effect (etcd's default when 0 is given).
     pub fn effective_quota_backend_bytes(&self) -> u64 {
         if self.quota_backend_bytes == 0 {

@@ -18,6 +18,7 @@ pub mod lease_clock;
 pub mod membership;
 pub mod node;
 pub mod recovery;
+pub mod request_id;
 pub mod snapshot;
 pub mod state_dir;
 pub mod timings;

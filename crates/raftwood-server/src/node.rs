@@ -22,12 +22,13 @@ use tokio::task::JoinHandle;
 
 use crate::config::{InitialClusterState, ServerConfig};
 use crate::driver::{
-    ApplyContext, ApplySnapshots, ApplyWork, DriveLoop, LogStorage, LoopEvent, LoopOutputs,
-    PersistWork, RaftStatus, Waiters, run_apply, run_persistence,
+    ApplyContext, ApplySnapshots, ApplyWork, DriveLoop, ForwardSettings, LogStorage, LoopEvent,
+    LoopOutputs, PersistWork, RaftStatus, Waiters, run_apply, run_persistence,
 };
 use crate::error::ServerError;
 use crate::membership::Membership;
 use crate::recovery::reconcile;
+use crate::request_id::RequestIds;
 use crate::snapshot::SnapshotReceiver;
 use crate::state_dir::StateDir;
 use crate::timings::StageTimings;
@@ -53,6 +54,8 @@ pub struct NodeContext {
     pub status: watch::Receiver<RaftStatus>,
     /// The state machine's applied index.
     pub applied: watch::Receiver<Index>,
+    /// Ids for the requests this member proposes.
+    pub request_ids: Arc<RequestIds>,
 }
 
 /// A running member.
@@ -358,7 +361,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
             status: status_tx,
         },
         (config.snapshot_count / 2).min(5_000),
-    );
+    )
+    .with_forwarding(ForwardSettings {
+        // Above every batch id of an earlier life: one id per round, far
+        // fewer rounds than microseconds.
+        first_batch_id: now_since_epoch().as_micros() as u64,
+        timeout_ticks: config.forward_timeout_ticks(),
+    });
     let drive = match &timings {
         Some(timings) => drive.with_timings(timings.clone()),
         None => drive,
@@ -466,6 +475,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
         events: events_tx,
         status: status_rx,
         applied: applied_rx,
+        request_ids: Arc::new(RequestIds::new(
+            member_id,
+            now_since_epoch().as_millis() as u64,
+        )),
     };
     let mut client_addresses = Vec::new();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -489,4 +502,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
         stop: stop_tx,
         threads,
     })
+}
+
+/// Wall-clock time since the Unix epoch (zero if the clock is before it):
+/// what request ids and forwarded batch ids start from.
+fn now_since_epoch() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
 }

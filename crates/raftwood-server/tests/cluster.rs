@@ -594,3 +594,204 @@ async fn leases_attach_keys_keep_alive_revoke_and_expire() {
         assert_eq!(node.shutdown().await, None);
     }
 }
+
+/// A member other than `leader` that is running.
+fn a_follower(nodes: &[Option<RunningNode>], leader: usize) -> usize {
+    (0..nodes.len())
+        .find(|&i| i != leader && nodes[i].is_some())
+        .unwrap()
+}
+
+/// Waits until member `i` knows a leader.
+async fn knows_leader(nodes: &[Option<RunningNode>], i: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while nodes[i]
+        .as_ref()
+        .unwrap()
+        .context
+        .status
+        .borrow()
+        .leader
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "member {i} never learned the leader"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Writes sent to a follower reach the leader inside raft (a
+/// `ProposeRequest`), and the follower answers from its own apply: the
+/// answer's header names the follower, which a relayed answer (the
+/// leader's) would not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_through_a_follower_go_through_raft_and_it_answers_them_itself() {
+    use raftwood_server::proto::etcdserverpb::lease_client::LeaseClient;
+    use raftwood_server::proto::etcdserverpb::{
+        Compare, LeaseGrantRequest, LeaseLeasesRequest, RequestOp, compare, request_op,
+    };
+
+    let (_dir, client_ports, configs) = layout(|_| {});
+    let nodes: Vec<Option<RunningNode>> = start_all(&configs).await.into_iter().map(Some).collect();
+    let leader = leader_of(&nodes).await;
+    let follower = a_follower(&nodes, leader);
+    knows_leader(&nodes, follower).await;
+    let follower_id = nodes[follower].as_ref().unwrap().context.member_id;
+    let mut via_follower = kv_client(client_ports[follower]).await;
+    let mut via_leader = kv_client(client_ports[leader]).await;
+
+    let first = put_eventually(&mut via_follower, "fk", "v1").await;
+    let second = via_follower
+        .put(PutRequest {
+            key: b"fk".to_vec(),
+            value: b"v2".to_vec(),
+            prev_kv: true,
+            ..PutRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let header = second.header.unwrap();
+    assert_eq!(header.revision, first + 1, "the next revision");
+    assert_eq!(header.member_id, follower_id, "answered by the follower");
+    let prev = second.prev_kv.unwrap();
+    assert_eq!(prev.value, b"v1");
+    assert_eq!(prev.mod_revision, first);
+    assert_eq!(get(&mut via_leader, "fk").await, Some("v2".into()));
+    assert_eq!(get(&mut via_follower, "fk").await, Some("v2".into()));
+
+    // A txn: compare-and-swap on the value just written.
+    let swap = |expected: &str, new: &str| TxnRequest {
+        compare: vec![Compare {
+            result: compare::CompareResult::Equal as i32,
+            target: compare::CompareTarget::Value as i32,
+            key: b"fk".to_vec(),
+            target_union: Some(compare::TargetUnion::Value(expected.as_bytes().to_vec())),
+            ..Compare::default()
+        }],
+        success: vec![RequestOp {
+            request: Some(request_op::Request::RequestPut(PutRequest {
+                key: b"fk".to_vec(),
+                value: new.as_bytes().to_vec(),
+                ..PutRequest::default()
+            })),
+        }],
+        failure: Vec::new(),
+    };
+    let swapped = via_follower
+        .txn(swap("v2", "v3"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(swapped.succeeded);
+    let header = swapped.header.unwrap();
+    assert_eq!(
+        (header.revision, header.member_id),
+        (first + 2, follower_id)
+    );
+    let refused = via_follower
+        .txn(swap("v2", "v4"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!refused.succeeded, "the value is v3 now");
+    assert_eq!(get(&mut via_leader, "fk").await, Some("v3".into()));
+
+    // A lease granted through the follower exists on the leader.
+    let granted = LeaseClient::new(channel(client_ports[follower]))
+        .lease_grant(LeaseGrantRequest { ttl: 60, id: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(granted.id > 0);
+    assert_eq!(granted.ttl, 60);
+    assert_eq!(granted.header.unwrap().member_id, follower_id);
+    let leases = LeaseClient::new(channel(client_ports[leader]))
+        .lease_leases(LeaseLeasesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        leases.leases.iter().any(|l| l.id == granted.id),
+        "{leases:?}"
+    );
+
+    for node in nodes.into_iter().flatten() {
+        assert_eq!(node.shutdown().await, None);
+    }
+}
+
+/// A write a follower forwarded to a leader that can no longer append it:
+/// with the cluster unable to elect anyone, the follower times it out
+/// with etcd's "possibly due to previous leader failure" error; when a new
+/// leader is elected instead, the follower fails it as soon as it applies
+/// the new term's first entry ("leader changed"), long before the
+/// timeout. Either way the write is never applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_forwarded_to_a_stopped_leader_fails_by_timeout_or_at_the_new_term() {
+    // Election timeouts of 1-2 s: the follower keeps believing in the
+    // stopped leader while the test sends the write.
+    let (_dir, client_ports, configs) = layout(|config| {
+        config.heartbeat_interval_ms = 100;
+        config.election_timeout_ms = 1_000;
+    });
+    let mut nodes: Vec<Option<RunningNode>> =
+        start_all(&configs).await.into_iter().map(Some).collect();
+    let leader = leader_of(&nodes).await;
+    let follower = a_follower(&nodes, leader);
+    let other = 3 - leader - follower;
+    let mut via_follower = kv_client(client_ports[follower]).await;
+    put_eventually(&mut via_follower, "warmup", "1").await;
+
+    // The other follower and then the leader stop: no quorum is left.
+    assert_eq!(nodes[other].take().unwrap().shutdown().await, None);
+    assert_eq!(nodes[leader].take().unwrap().shutdown().await, None);
+    let started = Instant::now();
+    let error = put(&mut via_follower, "lost", "x").await.unwrap_err();
+    let waited = started.elapsed();
+    assert_eq!(error.code(), tonic::Code::Unavailable);
+    assert_eq!(
+        error.message(),
+        "etcdserver: request timed out, possibly due to previous leader failure"
+    );
+    // The loop's deadline (request timeout less one election timeout:
+    // 6 s) comes before the gRPC layer's 7 s.
+    assert!(waited >= Duration::from_millis(5_500), "{waited:?}");
+    assert!(waited < Duration::from_millis(7_000), "{waited:?}");
+
+    // Both come back; once all know the leader, that leader stops and a
+    // write goes to a follower at once.
+    nodes[other] = Some(
+        raftwood_server::start(configs[other].clone())
+            .await
+            .unwrap(),
+    );
+    nodes[leader] = Some(
+        raftwood_server::start(configs[leader].clone())
+            .await
+            .unwrap(),
+    );
+    put_eventually(&mut via_follower, "back", "1").await;
+    let leader = leader_of(&nodes).await;
+    for i in 0..3 {
+        knows_leader(&nodes, i).await;
+    }
+    let follower = a_follower(&nodes, leader);
+    let mut via_follower = kv_client(client_ports[follower]).await;
+    put_eventually(&mut via_follower, "connected", "1").await;
+    assert_eq!(nodes[leader].take().unwrap().shutdown().await, None);
+    let started = Instant::now();
+    let error = put(&mut via_follower, "lost-too", "x").await.unwrap_err();
+    assert_eq!(error.code(), tonic::Code::Unavailable);
+    assert_eq!(error.message(), "etcdserver: leader changed");
+    assert!(started.elapsed() < Duration::from_millis(5_500));
+
+    put_eventually(&mut via_follower, "after", "1").await;
+    assert_eq!(get(&mut via_follower, "lost").await, None);
+    assert_eq!(get(&mut via_follower, "lost-too").await, None);
+    for node in nodes.into_iter().flatten() {
+        assert_eq!(node.shutdown().await, None);
+    }
+}

@@ -10,11 +10,13 @@ use std::sync::mpsc as std_mpsc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use raftwood_raft::{
-    ConfState, Config, Index, InitialState, Message, PersistRequest, RaftNode, Role, SnapshotMeta,
+    ConfState, Config, Index, InitialState, Message, MessageBody, PersistRequest, RaftNode, Role,
+    SnapshotMeta,
 };
 use raftwood_server::driver::{
-    ApplyWork, DriveLoop, LogStorage, LoopEvent, LoopOutputs, MAX_COMMITTED_UNAPPLIED_ENTRIES,
-    PersistBatcher, PersistWork, ProposeError, ProposeResult, RaftStatus, RoundOutcome, Waiters,
+    ApplyWork, DriveLoop, ForwardSettings, LogStorage, LoopEvent, LoopOutputs,
+    MAX_COMMITTED_UNAPPLIED_ENTRIES, PersistBatcher, PersistWork, ProposeError, ProposeResult,
+    RaftStatus, RoundOutcome, Waiters,
 };
 use raftwood_server::timings::StageTimings;
 use raftwood_server::transport::MessageSink;
@@ -126,6 +128,7 @@ impl Harness {
         for _ in 0..count {
             let (reply, receiver) = oneshot::channel();
             events.push(LoopEvent::Propose {
+                id: 0,
                 request: Bytes::from_static(b"request"),
                 reply,
             });
@@ -215,9 +218,183 @@ fn the_leader_times_each_proposal_round_from_propose_to_commit() {
     // whose persistence has not been reported stays uncommitted.
     let (reply, _receiver) = oneshot::channel();
     let outcome = harness.drive.round(vec![LoopEvent::Propose {
+        id: 0,
         request: Bytes::from_static(b"request"),
         reply,
     }]);
     assert_eq!(outcome, RoundOutcome::Continue);
     assert_eq!(timings.take_summary(), None);
+}
+
+/// A network that keeps what it is given.
+#[derive(Default)]
+struct RecordingSink {
+    sent: Mutex<Vec<Message>>,
+}
+
+impl MessageSink for RecordingSink {
+    fn send(&self, messages: Vec<Message>) {
+        self.sent.lock().extend(messages);
+    }
+    fn send_snapshot(&self, _message: Message) {
+        panic!("no snapshot expected");
+    }
+}
+
+/// Member 1 of three, whose loop forwards with batch ids from 500 and
+/// times forwarded proposals out after 5 ticks.
+fn follower_loop() -> (DriveLoop, Arc<RecordingSink>, Arc<Mutex<Waiters>>) {
+    follower_loop_with(Config::new(1))
+}
+
+fn follower_loop_with(config: Config) -> (DriveLoop, Arc<RecordingSink>, Arc<Mutex<Waiters>>) {
+    let node = RaftNode::new(
+        config,
+        InitialState::bootstrap(ConfState::with_voters([1, 2, 3])),
+    )
+    .unwrap();
+    let (persist, _) = std_mpsc::channel();
+    let (apply, _) = std_mpsc::channel();
+    let (status, _) = watch::channel(RaftStatus::default());
+    let network = Arc::new(RecordingSink::default());
+    let waiters = Arc::new(Mutex::new(Waiters::default()));
+    let drive = DriveLoop::new(
+        node,
+        LoopOutputs {
+            network: network.clone(),
+            persist,
+            apply,
+            waiters: waiters.clone(),
+            status,
+        },
+        0,
+    )
+    .with_forwarding(ForwardSettings {
+        first_batch_id: 500,
+        timeout_ticks: 5,
+    });
+    (drive, network, waiters)
+}
+
+/// `InternalRequest { id }` with an empty request: all the loop and the
+/// waiters look at.
+fn request_with_id(id: u8) -> Bytes {
+    Bytes::from(vec![0x08, id])
+}
+
+fn propose(id: u8) -> (LoopEvent, oneshot::Receiver<ProposeResult>) {
+    let (reply, receiver) = oneshot::channel();
+    let event = LoopEvent::Propose {
+        id: u64::from(id),
+        request: request_with_id(id),
+        reply,
+    };
+    (event, receiver)
+}
+
+#[test]
+fn a_follower_that_knows_no_leader_refuses_a_write_at_once() {
+    let (mut drive, network, waiters) = follower_loop();
+    let (event, mut receiver) = propose(7);
+    drive.round(vec![event]);
+    assert_eq!(
+        receiver.try_recv().unwrap(),
+        Err(ProposeError::NotLeader { leader: None })
+    );
+    assert!(network.sent.lock().is_empty());
+    assert_eq!(waiters.lock().forwarded_count(), 0);
+}
+
+/// Member 2 leads term 2 (a heartbeat tells member 1).
+fn learn_that_member_2_leads(drive: &mut DriveLoop, network: &RecordingSink) {
+    drive.round(vec![LoopEvent::Messages(vec![Message {
+        from: 2,
+        to: 1,
+        term: 2,
+        body: MessageBody::Heartbeat {
+            commit: 1,
+            read_context: None,
+        },
+    }])]);
+    assert_eq!(drive.node().leader(), Some(2));
+    network.sent.lock().clear();
+}
+
+#[test]
+fn a_follower_splits_a_large_round_into_messages_under_the_size_limit() {
+    let (mut drive, network, waiters) = follower_loop_with(Config {
+        max_message_bytes: 4,
+        ..Config::new(1)
+    });
+    learn_that_member_2_leads(&mut drive, &network);
+    let (events, _replies): (Vec<_>, Vec<_>) = [1, 2, 3].map(propose).into_iter().unzip();
+    drive.round(events);
+    let batches: Vec<(u64, usize)> = network
+        .sent
+        .lock()
+        .iter()
+        .filter_map(|m| match &m.body {
+            MessageBody::ProposeRequest { batch_id, commands } => Some((*batch_id, commands.len())),
+            _ => None,
+        })
+        .collect();
+    // Two-byte requests, four bytes per message: 2 + 1, each its own id.
+    assert_eq!(batches, vec![(500, 2), (501, 1)]);
+    assert_eq!(waiters.lock().forwarded_count(), 3);
+}
+
+#[test]
+fn a_follower_forwards_writes_to_the_leader_in_raft_and_times_them_out() {
+    let (mut drive, network, waiters) = follower_loop();
+    learn_that_member_2_leads(&mut drive, &network);
+
+    let (first, mut first_reply) = propose(7);
+    let (second, mut second_reply) = propose(8);
+    drive.round(vec![first, second]);
+    let sent = std::mem::take(&mut *network.sent.lock());
+    let forwarded: Vec<&Message> = sent
+        .iter()
+        .filter(|m| matches!(m.body, MessageBody::ProposeRequest { .. }))
+        .collect();
+    assert_eq!(forwarded.len(), 1, "one message for the round: {sent:?}");
+    assert_eq!((forwarded[0].to, forwarded[0].term), (2, 2));
+    match &forwarded[0].body {
+        MessageBody::ProposeRequest { batch_id, commands } => {
+            assert_eq!(*batch_id, 500);
+            assert_eq!(commands, &vec![request_with_id(7), request_with_id(8)]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(waiters.lock().forwarded_count(), 2);
+    assert!(first_reply.try_recv().is_err(), "waiting for its apply");
+
+    // The next round's batch takes the next id.
+    let (third, mut third_reply) = propose(9);
+    drive.round(vec![LoopEvent::Tick, third]);
+    let sent = std::mem::take(&mut *network.sent.lock());
+    assert!(
+        sent.iter()
+            .any(|m| matches!(m.body, MessageBody::ProposeRequest { batch_id: 501, .. }))
+    );
+
+    // Never applied: after 5 ticks the first two fail, the third (sent a
+    // tick later) one tick after them.
+    for _ in 0..4 {
+        drive.round(vec![LoopEvent::Tick]);
+    }
+    assert_eq!(
+        first_reply.try_recv().unwrap(),
+        Err(ProposeError::ForwardTimedOut)
+    );
+    assert_eq!(
+        second_reply.try_recv().unwrap(),
+        Err(ProposeError::ForwardTimedOut)
+    );
+    assert!(third_reply.try_recv().is_err());
+    drive.round(vec![LoopEvent::Tick]);
+    assert_eq!(
+        third_reply.try_recv().unwrap(),
+        Err(ProposeError::ForwardTimedOut)
+    );
+    assert_eq!(waiters.lock().forwarded_count(), 0);
 }

@@ -27,6 +27,10 @@ pub struct RunReport {
     pub operations_checked: usize,
     /// Writes acknowledged to clients.
     pub acknowledged_writes: usize,
+    /// Of the writes acknowledged, those answered by a member that did not
+    /// lead when the request reached it: it forwarded the proposal to the
+    /// leader inside raft (server-loop mode only; 0 in the raft-core mode).
+    pub forwarded_writes_acknowledged: usize,
     /// Entries seen committed.
     pub committed_entries: usize,
     /// Safety violations (the first few).

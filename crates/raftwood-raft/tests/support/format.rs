@@ -200,7 +200,7 @@ pub fn message(message: &Message) -> String {
             write!(out, " Context:{} Index:{index}", data(context)).ok();
         }
         MessageBody::ProposeRequest { batch_id, commands } => {
-            let commands: Vec<String> = commands.iter().map(|c| data(c)).collect();
+            let commands: Vec<String> = commands.iter().map(data).collect();
             write!(out, " Batch:{batch_id} Commands:[{}]", commands.join(" ")).ok();
         }
     }

@@ -138,7 +138,11 @@ fn apply_entries(context: &mut ApplyContext, entries: Vec<Entry>) -> Result<(), 
     {
         let mut waiters = context.waiters.lock();
         for (entry, outcome) in entries.iter().zip(outcomes) {
-            waiters.complete(entry.index, entry.term, move || outcome);
+            let command = match &entry.payload {
+                EntryPayload::Command(data) => Some(data.as_ref()),
+                EntryPayload::Empty | EntryPayload::ConfChange(_) => None,
+            };
+            waiters.complete(entry.index, entry.term, command, move || outcome);
         }
     }
     context.applied.send_replace(last);
@@ -196,6 +200,9 @@ fn install(
     // Readers may still hold the old store; its directory is deleted at
     // the next start-up, never under them.
     context.kv.store(Arc::new(store));
+    // Forwarded proposals inside the snapshot will not be applied one by
+    // one here: their clients cannot be told what happened.
+    context.waiters.lock().snapshot_installed();
     drop(current);
     let _ = std::fs::remove_dir_all(&dir);
     snapshots.last_snapshot_index = index;

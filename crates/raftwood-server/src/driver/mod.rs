@@ -21,7 +21,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use raftwood_raft::{
-    Effects, Index, Message, MessageBody, NodeId, PersistTicket, RaftNode, Role, Term,
+    Effects, Index, Message, MessageBody, NodeId, PersistTicket, Proposal, RaftNode, Role, Term,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -47,8 +47,15 @@ pub enum LoopEvent {
     Tick,
     /// Messages from peers.
     Messages(Vec<Message>),
-    /// A client's write: the encoded state-machine request.
+    /// A client's write: the encoded state-machine request. On a follower
+    /// it is forwarded to the leader inside raft and answered when this
+    /// member applies it, recognised by `id`.
     Propose {
+        /// The request's id (`InternalRequest.id`, as encoded in
+        /// `request`): unique among this member's requests across restarts
+        /// (`request_id.rs`). 0 means none: such a request is proposed only
+        /// on the leader, never forwarded.
+        id: u64,
         /// The request, as the state machine decodes it.
         request: Bytes,
         /// Where the outcome goes once the entry is applied.
@@ -96,6 +103,10 @@ pub enum LoopEvent {
     /// Stop the loop.
     Shutdown,
 }
+
+/// A proposal as a round collects it: request id, encoded request, and
+/// where its outcome goes.
+type PendingProposal = (u64, Bytes, oneshot::Sender<ProposeResult>);
 
 /// Whether the loop goes on after a round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,13 +173,38 @@ pub struct DriveLoop {
     /// in the simulator, which drives the loop with simulated time).
     timings: Option<Arc<StageTimings>>,
     uncommitted_rounds: VecDeque<(Index, Instant)>,
+    /// Ticks seen since the loop started: the clock of forwarded
+    /// proposals' deadlines.
+    ticks: u64,
+    /// Ticks a forwarded proposal may wait to be applied here.
+    forward_timeout_ticks: u64,
+    /// The `batch_id` of the next batch of proposals handed to the core.
+    /// Invariant: above every batch id this member used before, in this
+    /// life or an earlier one (see [`DriveLoop::with_forwarding`]).
+    next_batch_id: u64,
+}
+
+/// The proposal-forwarding settings of a [`DriveLoop`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwardSettings {
+    /// The first batch id this life uses; it must exceed every batch id of
+    /// the member's earlier lives (the leader drops a forwarded batch whose
+    /// id is not above the last it took from the member in its term). The
+    /// server starts from the wall clock in microseconds: a life uses one
+    /// id per round, far fewer than one per microsecond.
+    pub first_batch_id: u64,
+    /// Ticks after which a forwarded proposal not yet applied here fails
+    /// with `ProposeError::ForwardTimedOut`. The server uses its request
+    /// timeout less one election timeout, so the loop's specific answer
+    /// comes before the gRPC layer's generic one.
+    pub timeout_ticks: u64,
 }
 
 impl DriveLoop {
     /// A loop around `node`.
     pub fn new(node: RaftNode, outputs: LoopOutputs, catch_up_entries: u64) -> DriveLoop {
+        let node_election_ticks = node.config().election_timeout_ticks;
         DriveLoop {
-            node,
             outputs,
             reads: ReadBatcher::default(),
             last_leader: None,
@@ -176,7 +212,20 @@ impl DriveLoop {
             catch_up_entries,
             timings: None,
             uncommitted_rounds: VecDeque::new(),
+            ticks: 0,
+            // Long enough for a busy cluster to commit, short enough that a
+            // dropped proposal's client hears back well within a minute.
+            forward_timeout_ticks: u64::from(node_election_ticks) * 4,
+            next_batch_id: 1,
+            node,
         }
+    }
+
+    /// Sets how forwarded proposals are numbered and timed out.
+    pub fn with_forwarding(mut self, settings: ForwardSettings) -> DriveLoop {
+        self.next_batch_id = settings.first_batch_id.max(1);
+        self.forward_timeout_ticks = settings.timeout_ticks.max(1);
+        self
     }
 
     /// Records the leader's propose -> commit time of every proposal round
@@ -212,7 +261,7 @@ impl DriveLoop {
         let mut proposals = Vec::new();
         for event in events {
             match event {
-                LoopEvent::Propose { request, reply } => proposals.push((request, reply)),
+                LoopEvent::Propose { id, request, reply } => proposals.push((id, request, reply)),
                 LoopEvent::Shutdown => stop = true,
                 other => self.handle(other),
             }
@@ -257,6 +306,11 @@ impl DriveLoop {
         let result = match event {
             LoopEvent::Tick => {
                 self.node.tick();
+                self.ticks += 1;
+                let mut waiters = self.outputs.waiters.lock();
+                if waiters.forwarded_count() > 0 {
+                    waiters.expire_forwarded(self.ticks);
+                }
                 Ok(())
             }
             LoopEvent::Messages(messages) => {
@@ -353,7 +407,7 @@ impl DriveLoop {
         }
     }
 
-    fn propose_all(&mut self, proposals: Vec<(Bytes, oneshot::Sender<ProposeResult>)>) {
+    fn propose_all(&mut self, proposals: Vec<PendingProposal>) {
         if proposals.is_empty() {
             return;
         }
@@ -363,22 +417,80 @@ impl DriveLoop {
         // slow apply (for example an LSM write stall).
         let log = self.node.log();
         if log.committed().saturating_sub(log.applied()) > MAX_COMMITTED_UNAPPLIED_ENTRIES {
-            for (_, reply) in proposals {
+            for (_, _, reply) in proposals {
                 let _ = reply.send(Err(ProposeError::Busy));
             }
             return;
         }
+        // Only requests with an id can be recognised when applied here; the
+        // others go through only if this member leads.
+        let (proposals, anonymous): (Vec<_>, Vec<_>) =
+            proposals.into_iter().partition(|(id, _, _)| *id != 0);
+        if !anonymous.is_empty() {
+            if self.node.role() == Role::Leader {
+                self.propose_batch(anonymous);
+            } else {
+                let leader = self.node.leader();
+                for (_, _, reply) in anonymous {
+                    let _ = reply.send(Err(ProposeError::NotLeader { leader }));
+                }
+            }
+        }
+        if proposals.is_empty() {
+            return;
+        }
+        if self.node.role() == Role::Leader {
+            self.propose_batch(proposals);
+            return;
+        }
+        // A follower's batch travels as one message: keep each under the
+        // core's message size, as the leader's appends are.
+        let limit = self.node.config().max_message_bytes;
+        let mut chunk = Vec::new();
+        let mut chunk_bytes = 0u64;
+        for proposal in proposals {
+            let bytes = proposal.1.len() as u64;
+            if !chunk.is_empty() && chunk_bytes + bytes > limit {
+                self.propose_batch(std::mem::take(&mut chunk));
+                chunk_bytes = 0;
+            }
+            chunk_bytes += bytes;
+            chunk.push(proposal);
+        }
+        if !chunk.is_empty() {
+            self.propose_batch(chunk);
+        }
+    }
+
+    /// Hands one batch to the core: appended here if this member leads,
+    /// otherwise sent to the leader (thesis §6.2), and the proposers wait
+    /// by index or by request id accordingly.
+    fn propose_batch(&mut self, proposals: Vec<PendingProposal>) {
         let count = proposals.len() as u64;
-        let (requests, replies): (Vec<Bytes>, Vec<_>) = proposals.into_iter().unzip();
-        match self.node.propose_many(requests) {
-            Ok(last) => {
+        let requests: Vec<Bytes> = proposals.iter().map(|(_, r, _)| r.clone()).collect();
+        let batch_id = self.next_batch_id;
+        self.next_batch_id += 1;
+        match self.node.propose_batch(batch_id, requests) {
+            Ok(Proposal::Forwarded { term, .. }) => {
+                let deadline = self.ticks + self.forward_timeout_ticks;
+                let mut waiters = self.outputs.waiters.lock();
+                for (id, request, reply) in proposals {
+                    debug_assert_eq!(
+                        crate::request_id::request_id_of(&request),
+                        Some(id),
+                        "a proposal's id is the one its bytes carry"
+                    );
+                    waiters.register_forwarded(id, term, request, reply, deadline);
+                }
+            }
+            Ok(Proposal::Appended(last)) => {
                 if self.timings.is_some() {
                     self.uncommitted_rounds
                         .push_back((last.index, Instant::now()));
                 }
                 let mut waiters = self.outputs.waiters.lock();
                 let first = last.index + 1 - count;
-                for (offset, reply) in replies.into_iter().enumerate() {
+                for (offset, (_, _, reply)) in proposals.into_iter().enumerate() {
                     waiters.register(first + offset as u64, last.term, reply);
                 }
             }
@@ -389,7 +501,7 @@ impl DriveLoop {
                     }
                     _ => ProposeError::Busy,
                 };
-                for reply in replies {
+                for (_, _, reply) in proposals {
                     let _ = reply.send(Err(error.clone()));
                 }
             }

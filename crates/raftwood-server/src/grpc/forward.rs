@@ -1,6 +1,8 @@
-//! Forwarding writes from a follower to the leader. The follower acts as
-//! the client's proxy: it re-sends the request to the leader's client URL
-//! (learned from the leader's peer hello) and returns the leader's answer.
+//! Relaying the lease requests that only the leader can answer —
+//! keep-alive and time-to-live read the leader's lease deadlines
+//! (`LeaseClock`) — from a follower to the leader's client URL (learned
+//! from the leader's peer hello). Writes are not relayed here: a follower
+//! forwards them inside raft (`MessageBody::ProposeRequest`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,12 +10,11 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::proto::etcdserverpb::kv_client::KvClient;
 use crate::proto::etcdserverpb::lease_client::LeaseClient;
 
-/// Metadata key marking a forwarded request: a member that receives one
-/// and does not lead answers "no leader" instead of forwarding again, so
-/// two members with stale views never bounce a request between them.
+/// Metadata key marking a relayed request: a member that receives one and
+/// does not lead answers "no leader" instead of relaying it again, so two
+/// members with stale views never bounce a request between them.
 pub const FORWARDED_HEADER: &str = "raftwood-forwarded";
 
 /// Connections to other members' client URLs, by URL (reused).
@@ -35,15 +36,6 @@ impl Forwarder {
         let channel = endpoint.connect_lazy();
         channels.insert(url.to_string(), channel.clone());
         Some(channel)
-    }
-
-    /// A KV client for the member at `url`.
-    pub fn client(&self, url: &str) -> Option<KvClient<Channel>> {
-        Some(
-            KvClient::new(self.channel(url)?)
-                .max_decoding_message_size(usize::MAX)
-                .max_encoding_message_size(usize::MAX),
-        )
     }
 
     /// A Lease client for the member at `url`.

@@ -1,9 +1,11 @@
 //! The KV service: Range, Put, DeleteRange, Txn, Compact.
 //!
-//! Writes become raft proposals (forwarded to the leader when this member
-//! does not lead); linearizable reads wait for a ReadIndex round and for
-//! the state machine to apply up to its index, then read locally;
-//! serializable reads read locally at once.
+//! Writes become raft proposals on whichever member receives them: a
+//! follower's drive loop forwards them to the leader inside raft and
+//! answers when it applies them itself (`driver/waiters.rs`); linearizable
+//! reads wait for a ReadIndex round and for the state machine to apply up
+//! to its index, then read locally; serializable reads read locally at
+//! once.
 
 use std::time::Duration;
 
@@ -13,9 +15,8 @@ use raftwood_kv::ApplyResponse;
 use tokio::sync::oneshot;
 use tonic::{Request, Response, Status};
 
-use super::forward::{self, Forwarder};
 use super::status;
-use crate::driver::{LoopEvent, ProposeError};
+use crate::driver::LoopEvent;
 use crate::node::NodeContext;
 use crate::proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
@@ -27,39 +28,51 @@ use crate::proto::raftwoodpb::{InternalRequest, internal_request};
 /// How long a request may wait for raft before "request timed out"
 /// (etcd: 5 s plus twice the election timeout).
 fn request_timeout(context: &NodeContext) -> Duration {
-    Duration::from_millis(5_000 + 2 * context.config.election_timeout_ms)
-}
-
-/// Where a write went.
-pub(super) enum Proposed {
-    /// Applied here.
-    Applied(ApplyResponse),
-    /// Another member leads: forward the request (given back, so the
-    /// caller need not keep a copy of every write) to its client URL.
-    Forward(String, internal_request::Request),
+    Duration::from_millis(context.config.request_timeout_ms())
 }
 
 /// The KV service of one member.
 #[derive(Debug, Clone)]
 pub struct KvService {
     context: NodeContext,
-    forwarder: Forwarder,
 }
 
 impl KvService {
     /// The service over `context`.
-    pub fn new(context: NodeContext, forwarder: Forwarder) -> KvService {
-        KvService { context, forwarder }
+    pub fn new(context: NodeContext) -> KvService {
+        KvService { context }
     }
 
-    /// Proposes `request` and waits for its outcome.
+    /// Proposes `request` with a fresh id and waits for its outcome, on
+    /// the leader or a follower alike.
     pub(super) async fn propose(
         &self,
         request: internal_request::Request,
-        forwarded: bool,
-    ) -> Result<Proposed, Status> {
+    ) -> Result<ApplyResponse, Status> {
+        self.propose_with_id(request, self.context.request_ids.next())
+            .await
+    }
+
+    /// Proposes `request` only if this member leads when the drive loop
+    /// takes it ("no leader" otherwise): for proposals whose reason holds
+    /// only on the leader, such as the revoke of a lease whose deadline
+    /// the leader's clock says passed.
+    pub(super) async fn propose_if_leader(
+        &self,
+        request: internal_request::Request,
+    ) -> Result<ApplyResponse, Status> {
+        // Without an id the drive loop cannot recognise the entry when a
+        // follower applies it, so it never forwards it.
+        self.propose_with_id(request, 0).await
+    }
+
+    async fn propose_with_id(
+        &self,
+        request: internal_request::Request,
+        id: u64,
+    ) -> Result<ApplyResponse, Status> {
         let internal = InternalRequest {
-            id: 0,
+            id,
             request: Some(request),
         };
         if let Err(error) = self.context.kv.load().validate(&internal) {
@@ -86,24 +99,22 @@ impl KvService {
         self.context
             .events
             .send(LoopEvent::Propose {
+                id: internal.id,
                 request: encoded,
                 reply,
             })
             .map_err(|_| status::stopped())?;
+        // The drive loop answers a forwarded proposal before this deadline
+        // (`ServerConfig::forward_timeout_ticks`); this one only guards
+        // against a loop that stopped answering.
         let outcome = match tokio::time::timeout(request_timeout(&self.context), result).await {
             Err(_) => return Err(status::timed_out()),
             Ok(Err(_)) => return Err(status::stopped()),
             Ok(Ok(outcome)) => outcome,
         };
         match outcome {
-            Ok(Ok(response)) => Ok(Proposed::Applied(response)),
+            Ok(Ok(response)) => Ok(response),
             Ok(Err(error)) => Err(status::from_etcd(&error)),
-            Err(ProposeError::NotLeader {
-                leader: Some(leader),
-            }) if !forwarded => match (self.client_url_of(leader), internal.request) {
-                (Some(url), Some(request)) => Ok(Proposed::Forward(url, request)),
-                _ => Err(status::no_leader()),
-            },
             Err(error) => Err(status::from_propose(&error)),
         }
     }
@@ -135,14 +146,6 @@ impl KvService {
             Ok(Err(_)) => Err(status::stopped()),
             Ok(Ok(_)) => Ok(()),
         }
-    }
-
-    fn forward_client(
-        &self,
-        url: &str,
-    ) -> Result<crate::proto::etcdserverpb::kv_client::KvClient<tonic::transport::Channel>, Status>
-    {
-        self.forwarder.client(url).ok_or_else(status::no_leader)
     }
 }
 
@@ -190,21 +193,13 @@ impl Kv for KvService {
     }
 
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
-        let forwarded = forward::is_forwarded(&request);
-        let inner = request.into_inner();
-        match self
-            .propose(internal_request::Request::Put(inner), forwarded)
-            .await?
-        {
-            Proposed::Applied(ApplyResponse::Put(mut response)) => {
+        let request = internal_request::Request::Put(request.into_inner());
+        match self.propose(request).await? {
+            ApplyResponse::Put(mut response) => {
                 stamp(&self.context, &mut response.header);
                 Ok(Response::new(response))
             }
-            Proposed::Applied(_) => Err(unexpected("put")),
-            Proposed::Forward(url, internal_request::Request::Put(inner)) => {
-                self.forward_client(&url)?.put(forward::mark(inner)).await
-            }
-            Proposed::Forward(..) => Err(unexpected("put")),
+            _ => Err(unexpected("put")),
         }
     }
 
@@ -212,42 +207,24 @@ impl Kv for KvService {
         &self,
         request: Request<DeleteRangeRequest>,
     ) -> Result<Response<DeleteRangeResponse>, Status> {
-        let forwarded = forward::is_forwarded(&request);
-        let inner = request.into_inner();
-        match self
-            .propose(internal_request::Request::DeleteRange(inner), forwarded)
-            .await?
-        {
-            Proposed::Applied(ApplyResponse::DeleteRange(mut response)) => {
+        let request = internal_request::Request::DeleteRange(request.into_inner());
+        match self.propose(request).await? {
+            ApplyResponse::DeleteRange(mut response) => {
                 stamp(&self.context, &mut response.header);
                 Ok(Response::new(response))
             }
-            Proposed::Applied(_) => Err(unexpected("delete")),
-            Proposed::Forward(url, internal_request::Request::DeleteRange(inner)) => {
-                self.forward_client(&url)?
-                    .delete_range(forward::mark(inner))
-                    .await
-            }
-            Proposed::Forward(..) => Err(unexpected("delete")),
+            _ => Err(unexpected("delete")),
         }
     }
 
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
-        let forwarded = forward::is_forwarded(&request);
-        let inner = request.into_inner();
-        match self
-            .propose(internal_request::Request::Txn(inner), forwarded)
-            .await?
-        {
-            Proposed::Applied(ApplyResponse::Txn(mut response)) => {
+        let request = internal_request::Request::Txn(request.into_inner());
+        match self.propose(request).await? {
+            ApplyResponse::Txn(mut response) => {
                 stamp(&self.context, &mut response.header);
                 Ok(Response::new(response))
             }
-            Proposed::Applied(_) => Err(unexpected("txn")),
-            Proposed::Forward(url, internal_request::Request::Txn(inner)) => {
-                self.forward_client(&url)?.txn(forward::mark(inner)).await
-            }
-            Proposed::Forward(..) => Err(unexpected("txn")),
+            _ => Err(unexpected("txn")),
         }
     }
 
@@ -255,26 +232,16 @@ impl Kv for KvService {
         &self,
         request: Request<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
-        let forwarded = forward::is_forwarded(&request);
-        let inner = request.into_inner();
-        match self
-            .propose(internal_request::Request::Compaction(inner), forwarded)
-            .await?
-        {
-            Proposed::Applied(ApplyResponse::Compaction(mut response)) => {
+        let request = internal_request::Request::Compaction(request.into_inner());
+        match self.propose(request).await? {
+            ApplyResponse::Compaction(mut response) => {
                 stamp(&self.context, &mut response.header);
                 Ok(Response::new(response))
             }
-            Proposed::Applied(_) => Err(unexpected("compaction")),
-            Proposed::Forward(url, internal_request::Request::Compaction(inner)) => {
-                self.forward_client(&url)?
-                    .compact(forward::mark(inner))
-                    .await
-            }
-            Proposed::Forward(..) => Err(unexpected("compaction")),
+            _ => Err(unexpected("compaction")),
         }
     }
 }
 
 #[cfg(test)]
-mod forward_tests;
+mod propose_tests;

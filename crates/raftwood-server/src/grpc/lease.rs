@@ -1,8 +1,9 @@
 //! The Lease service: grant, revoke, keep-alive, time-to-live, list.
 //!
-//! Grant and revoke are raft proposals (forwarded to the leader like any
-//! write). Keep-alive and time-to-live need the lease deadlines, which only
-//! the leader keeps (`LeaseClock`): a follower relays them to the leader.
+//! Grant and revoke are raft proposals (a follower forwards them to the
+//! leader inside raft, like any write). Keep-alive and time-to-live need
+//! the lease deadlines, which only the leader keeps (`LeaseClock`): a
+//! follower relays them to the leader's client URL over gRPC.
 //! A background task on every member proposes the revoke of each lease
 //! whose deadline passed, while it leads.
 
@@ -17,7 +18,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::forward::{self, Forwarder};
-use super::kv::{KvService, Proposed, header, stamp};
+use super::kv::{KvService, header, stamp};
 use super::status;
 use crate::lease_clock::LeaseClock;
 use crate::node::NodeContext;
@@ -94,7 +95,6 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseGrantRequest>,
     ) -> Result<Response<LeaseGrantResponse>, Status> {
-        let forwarded = forward::is_forwarded(&request);
         let mut inner = request.into_inner();
         inner.ttl = inner.ttl.max(self.min_ttl_seconds());
         if inner.id == 0 {
@@ -102,24 +102,20 @@ impl Lease for LeaseService {
         }
         match self
             .kv
-            .propose(internal_request::Request::LeaseGrant(inner), forwarded)
+            .propose(internal_request::Request::LeaseGrant(inner))
             .await?
         {
-            Proposed::Applied(ApplyResponse::LeaseGrant(mut response)) => {
+            ApplyResponse::LeaseGrant(mut response) => {
                 stamp(&self.context, &mut response.header);
+                // Only the leader's clock counts (a follower's entry here
+                // is never read: keep-alive and time-to-live go to the
+                // leader, and a new leader gives every lease a full TTL).
                 let term = self.context.status.borrow().term;
                 self.clock
                     .refresh(term, response.id, response.ttl, Instant::now());
                 Ok(Response::new(response))
             }
-            Proposed::Applied(_) => Err(Status::internal("raftwood: unexpected grant answer")),
-            Proposed::Forward(url, _) => {
-                let mut client = self
-                    .forwarder
-                    .lease_client(&url)
-                    .ok_or_else(status::no_leader)?;
-                client.lease_grant(forward::mark(inner)).await
-            }
+            _ => Err(Status::internal("raftwood: unexpected grant answer")),
         }
     }
 
@@ -127,25 +123,17 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
-        let forwarded = forward::is_forwarded(&request);
         let inner = request.into_inner();
         match self
             .kv
-            .propose(internal_request::Request::LeaseRevoke(inner), forwarded)
+            .propose(internal_request::Request::LeaseRevoke(inner))
             .await?
         {
-            Proposed::Applied(ApplyResponse::LeaseRevoke(mut response)) => {
+            ApplyResponse::LeaseRevoke(mut response) => {
                 stamp(&self.context, &mut response.header);
                 Ok(Response::new(response))
             }
-            Proposed::Applied(_) => Err(Status::internal("raftwood: unexpected revoke answer")),
-            Proposed::Forward(url, _) => {
-                let mut client = self
-                    .forwarder
-                    .lease_client(&url)
-                    .ok_or_else(status::no_leader)?;
-                client.lease_revoke(forward::mark(inner)).await
-            }
+            _ => Err(Status::internal("raftwood: unexpected revoke answer")),
         }
     }
 
@@ -290,8 +278,10 @@ pub async fn expire_leases(context: NodeContext, kv: KvService, clock: Arc<Lease
         };
         for id in clock.expired(status_now.term, &leases, Instant::now()) {
             let revoke = internal_request::Request::LeaseRevoke(LeaseRevokeRequest { id });
-            // A lease already revoked answers "lease not found": fine.
-            if let Err(error) = kv.propose(revoke, true).await {
+            // A lease already revoked answers "lease not found": fine. A
+            // member that lost leadership meanwhile must not have the
+            // revoke forwarded: the new leader gave the lease a full TTL.
+            if let Err(error) = kv.propose_if_leader(revoke).await {
                 tracing::debug!(id, %error, "lease revoke not applied");
             }
         }

@@ -45,7 +45,7 @@ pub async fn serve(
             authority::AuthorityRewritingStream::new(tcp, authority.clone())
         })
     });
-    let kv = kv::KvService::new(context.clone(), forwarder.clone());
+    let kv = kv::KvService::new(context.clone());
     let clock = std::sync::Arc::new(crate::lease_clock::LeaseClock::default());
     let leases = lease::LeaseService::new(context.clone(), kv.clone(), forwarder, clock.clone());
     let expiry = tokio::spawn(lease::expire_leases(context.clone(), kv.clone(), clock));

@@ -17,6 +17,14 @@ pub fn timed_out() -> Status {
     Status::unavailable("etcdserver: request timed out")
 }
 
+/// "etcdserver: request timed out, possibly due to previous leader
+/// failure" (etcd's `ErrGRPCTimeoutDueToLeaderFail`, code Unavailable): a
+/// write forwarded to the leader was not seen applied in time. It may
+/// still be applied; clients treat the outcome as unknown.
+pub fn timed_out_leader_fail() -> Status {
+    Status::unavailable("etcdserver: request timed out, possibly due to previous leader failure")
+}
+
 /// "etcdserver: leader changed".
 pub fn leader_changed() -> Status {
     Status::unavailable("etcdserver: leader changed")
@@ -59,6 +67,7 @@ pub fn from_propose(error: &ProposeError) -> Status {
         ProposeError::NotLeader { .. } => no_leader(),
         ProposeError::LeaderChanged => leader_changed(),
         ProposeError::Busy => too_many_requests(),
+        ProposeError::ForwardTimedOut => timed_out_leader_fail(),
         ProposeError::Stopped => stopped(),
     }
 }

@@ -258,6 +258,7 @@ impl Simulation {
             unknown_narrowed,
             operations_checked: check.operations_checked,
             acknowledged_writes: self.safety.acknowledged_len(),
+            forwarded_writes_acknowledged: self.forwarded_writes_acknowledged,
             committed_entries: self.safety.committed_len(),
             safety_violations,
             liveness_failure: self.liveness_failure,

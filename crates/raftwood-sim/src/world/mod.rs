@@ -246,6 +246,9 @@ pub struct Simulation {
     first_applied_us: BTreeMap<u64, u64>,
     safety: SafetyChecker,
     faults: BTreeMap<&'static str, u64>,
+    /// Writes acknowledged by a member that did not lead when the client's
+    /// request reached it (server-loop mode: forwarded inside raft).
+    forwarded_writes_acknowledged: usize,
     phase: Phase,
     liveness_deadline_us: u64,
     /// The liveness probe: (index, term) where it was proposed.
@@ -295,6 +298,7 @@ impl Simulation {
             first_applied_us: BTreeMap::new(),
             safety: SafetyChecker::new(),
             faults: BTreeMap::new(),
+            forwarded_writes_acknowledged: 0,
             phase: Phase::Faults,
             liveness_deadline_us: 0,
             probe: None,

@@ -45,7 +45,12 @@ impl Simulation {
         };
         match result {
             Ok(raft) => {
-                node.server = Some(Box::new(ServerMember::new(raft, store, applied)));
+                node.server = Some(Box::new(ServerMember::new(
+                    raft,
+                    store,
+                    applied,
+                    self.now_us,
+                )));
                 node.status = Status::Up;
                 node.kv_applied = applied;
                 // The core may have committed entries to replay: an empty
@@ -333,12 +338,18 @@ impl Simulation {
                 return;
             };
             let (reply, receiver) = oneshot::channel();
+            let at_follower = server.drive.node().role() != raftwood_raft::Role::Leader;
             server.proposals.push(WaitingProposal {
                 client: from,
                 request_id: command.request_id,
+                at_follower,
                 reply: receiver,
             });
-            LoopEvent::Propose { request, reply }
+            LoopEvent::Propose {
+                id: command.request_id,
+                request,
+                reply,
+            }
         };
         self.server_enqueue(id, vec![event]);
     }
@@ -353,6 +364,7 @@ impl Simulation {
         };
         let mut replies = Vec::new();
         let mut problems = Vec::new();
+        let mut forwarded_acknowledged = 0;
         let applied_at = &server.applied_at;
         server.proposals.retain_mut(|waiting| {
             let result = match waiting.reply.try_recv() {
@@ -363,10 +375,13 @@ impl Simulation {
             };
             let reply = match result {
                 Ok(Ok(response)) => match etcd::write_output(&response) {
-                    Some(output) => Reply::Done {
-                        output,
-                        position: applied_at.get(&waiting.request_id).copied(),
-                    },
+                    Some(output) => {
+                        forwarded_acknowledged += usize::from(waiting.at_follower);
+                        Reply::Done {
+                            output,
+                            position: applied_at.get(&waiting.request_id).copied(),
+                        }
+                    }
                     None => {
                         problems.push(format!(
                             "member {id} answered request {} with {response:?}",
@@ -383,8 +398,12 @@ impl Simulation {
                     return false;
                 }
                 Err(ProposeError::NotLeader { leader }) => Reply::NotLeader(leader),
+                // Definite failures: the request was never appended, or can
+                // never be applied any more, so sending it again is safe.
                 Err(ProposeError::LeaderChanged | ProposeError::Busy) => Reply::Retry,
-                Err(ProposeError::Stopped) => return false,
+                // Unknown fate (a forwarded proposal may still be applied):
+                // no answer, the client times out and never resends it.
+                Err(ProposeError::ForwardTimedOut | ProposeError::Stopped) => return false,
             };
             replies.push((waiting.client, reply));
             false
@@ -414,6 +433,7 @@ impl Simulation {
                 ));
             }
         }
+        self.forwarded_writes_acknowledged += forwarded_acknowledged;
         for problem in problems {
             self.safety_violation(problem);
         }
@@ -434,6 +454,8 @@ impl Simulation {
         self.server_round(
             leader,
             vec![LoopEvent::Propose {
+                // No id: only the leader may take it, never forwarded.
+                id: 0,
                 request: payload,
                 reply,
             }],

@@ -27,8 +27,8 @@ use parking_lot::Mutex;
 use raftwood_kv::KvStore;
 use raftwood_raft::{Index, Message, PersistRequest, RaftNode, SnapshotMeta, Term};
 use raftwood_server::driver::{
-    ApplyContext, ApplyWork, DriveLoop, LogStorage, LoopEvent, LoopOutputs, PersistBatcher,
-    PersistWork, ProposeResult, RaftStatus, ReadError, Waiters, WrittenBatch,
+    ApplyContext, ApplyWork, DriveLoop, ForwardSettings, LogStorage, LoopEvent, LoopOutputs,
+    PersistBatcher, PersistWork, ProposeResult, RaftStatus, ReadError, Waiters, WrittenBatch,
 };
 use raftwood_server::transport::MessageSink;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -94,6 +94,9 @@ pub struct WaitingProposal {
     pub client: ClientRef,
     /// The command's request id.
     pub request_id: u64,
+    /// Whether the member did not lead when the request arrived (so the
+    /// loop forwarded it, or refused it).
+    pub at_follower: bool,
     /// Where the outcome arrives.
     pub reply: oneshot::Receiver<ProposeResult>,
 }
@@ -149,8 +152,17 @@ pub struct ServerMember {
 }
 
 impl ServerMember {
-    /// A drive loop around `node`, applying to `kv`.
-    pub fn new(node: RaftNode, kv: Arc<KvStore>, applied: Index) -> ServerMember {
+    /// A drive loop around `node`, applying to `kv`, started at simulated
+    /// time `now_us`.
+    pub fn new(node: RaftNode, kv: Arc<KvStore>, applied: Index, now_us: u64) -> ServerMember {
+        // As the server's batch ids come from the wall clock, these come
+        // from simulated time, so a restarted member's forwarded batches
+        // are above its earlier life's (up to 1,024 rounds per simulated
+        // microsecond).
+        let forwarding = ForwardSettings {
+            first_batch_id: now_us.saturating_mul(1_024) + 1,
+            timeout_ticks: u64::from(node.config().election_timeout_ticks) * 4,
+        };
         let sink = Arc::new(SimSink::default());
         let (persist_tx, persist_work) = std_mpsc::channel();
         let (apply_tx, apply_work) = std_mpsc::channel();
@@ -166,7 +178,8 @@ impl ServerMember {
                 status,
             },
             0,
-        );
+        )
+        .with_forwarding(forwarding);
         let (events, apply_reports) = mpsc::unbounded_channel();
         let (applied, _) = watch::channel(applied);
         let apply = ApplyContext {
