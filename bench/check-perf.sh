@@ -37,13 +37,27 @@ wait_ready() {
   return 1
 }
 
+# The highest store revision any member reports.
+revision() {
+  etcdctl --endpoints="$endpoints" endpoint status -w json 2>/dev/null |
+    grep -o '"revision":[0-9]*' | cut -d: -f2 | sort -n | tail -1
+}
+
 run_loads() {
   local system=$1
   for load in "${loads[@]}"; do
     echo "== $system: etcdctl check perf --load=$load"
+    local before after
+    before=$(revision)
     # check perf exits non-zero when the cluster fails the load; report it.
     etcdctl --endpoints="$endpoints" check perf --load="$load" 2>&1 | tr '\r' '\n' |
       grep -E 'PASS|FAIL|Error|error' | tail -6 || true
+    # Every put of the run took one revision (its final delete one more),
+    # so the writes per second can be told even when check perf stops at
+    # its clean-up (a DeleteRange that times out prints no results).
+    sleep 2
+    after=$(revision)
+    echo "writes by revision: $((after - before)) in the 60 s run = $(((after - before) / 60)) writes/s"
     echo "machine load: $(cut -d' ' -f1-3 /proc/loadavg)"
   done
 }
