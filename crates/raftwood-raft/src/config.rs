@@ -81,6 +81,10 @@ pub enum PlantedBug {
     LeaderCountsEntriesBeforePersist,
     /// A follower acknowledges appended entries before they are durable.
     FollowerAcksBeforePersist,
+    /// The leader appends every forwarded batch it receives, without the
+    /// batch-id check: a duplicated `ProposeRequest` commits one client's
+    /// command twice.
+    AppendDuplicateForwardedBatches,
 }
 
 #[cfg(feature = "planted-bugs")]
@@ -96,6 +100,9 @@ impl Config {
     /// See [`PlantedBug::FollowerAcksBeforePersist`].
     pub const PLANTED_FOLLOWER_ACKS_BEFORE_PERSIST: PlantedBug =
         PlantedBug::FollowerAcksBeforePersist;
+    /// See [`PlantedBug::AppendDuplicateForwardedBatches`].
+    pub const PLANTED_APPEND_DUPLICATE_FORWARDED_BATCHES: PlantedBug =
+        PlantedBug::AppendDuplicateForwardedBatches;
 
     /// Whether `bug` is planted.
     pub(crate) fn has_planted_bug(&self, bug: PlantedBug) -> bool {

@@ -11,8 +11,8 @@ mod support;
 use raftwood_raft::Config;
 use raftwood_sim::{Outcome, SimOptions, Summary, linearizability::Verdict, run};
 use support::{
-    plant_commit_previous_term, plant_follower_acks_early, plant_leader_counts_early,
-    plant_vote_twice,
+    plant_commit_previous_term, plant_duplicate_forwarded_batches, plant_follower_acks_early,
+    plant_leader_counts_early, plant_vote_twice,
 };
 
 fn trace_of(seed: u64) -> String {
@@ -94,8 +94,8 @@ fn first_failure(name: &str, plant: fn(&mut Config), bound: u64) -> (u64, Outcom
     (seed, report.outcome())
 }
 
-// Bounds: first failing server-loop seed as measured (9, 16, 0, 0), with
-// room to spare.
+// Bounds: first failing server-loop seed as measured (9, 16, 0, 0, and
+// 13 for the duplicated forwarded batch), with room to spare.
 
 #[test]
 fn finds_commit_of_previous_term_entry_by_counting_under_the_drive_loop() {
@@ -122,6 +122,20 @@ fn finds_leader_counting_its_entries_before_persisting_under_the_drive_loop() {
         "leader counts its entries before persisting",
         plant_leader_counts_early,
         20,
+    );
+    assert_eq!(outcome, Outcome::SafetyViolation);
+}
+
+/// The network duplicates messages; a leader that appended a follower's
+/// forwarded batch once per copy would commit a client's command twice
+/// (the safety checker's "duplicated command"). The batch-id check is what
+/// prevents it.
+#[test]
+fn finds_a_duplicated_forwarded_batch_appended_twice_under_the_drive_loop() {
+    let (_, outcome) = first_failure(
+        "leader appends a duplicated forwarded batch",
+        plant_duplicate_forwarded_batches,
+        40,
     );
     assert_eq!(outcome, Outcome::SafetyViolation);
 }

@@ -198,7 +198,17 @@ impl RaftNode {
             return;
         }
         let last_batch = self.forwarded_batch_ids.get(&from).copied();
-        if last_batch.is_some_and(|last| batch_id <= last) {
+        #[allow(unused_mut, reason = "changed only with planted bugs")]
+        let mut seen = last_batch.is_some_and(|last| batch_id <= last);
+        // Planted bug: append duplicates too.
+        #[cfg(feature = "planted-bugs")]
+        if self
+            .config
+            .has_planted_bug(crate::config::PlantedBug::AppendDuplicateForwardedBatches)
+        {
+            seen = false;
+        }
+        if seen {
             tracing::debug!(
                 id = self.id(),
                 from,

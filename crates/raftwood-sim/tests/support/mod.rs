@@ -58,6 +58,10 @@ pub fn plant_follower_acks_early(config: &mut Config) {
     config.planted_bug = Some(Config::PLANTED_FOLLOWER_ACKS_BEFORE_PERSIST);
 }
 
+pub fn plant_duplicate_forwarded_batches(config: &mut Config) {
+    config.planted_bug = Some(Config::PLANTED_APPEND_DUPLICATE_FORWARDED_BATCHES);
+}
+
 /// Runs seeds 0.. of `bugged` (the mode's options with a bug planted)
 /// until `found` says a report found it; returns that seed and report.
 /// Panics if none does within `bound` seeds. The seed must pass with
