@@ -195,11 +195,16 @@ impl ServerConfig {
     }
 
     /// Ticks a proposal forwarded to the leader may wait to be applied
-    /// here: the request timeout less one election timeout, so that the
-    /// drive loop answers "request timed out, possibly due to previous
-    /// leader failure" before the gRPC layer's own deadline fires.
+    /// here: the request timeout less two ticks, so that it gets as long
+    /// as a write on the leader, and the drive loop still answers "request
+    /// timed out, possibly due to previous leader failure" just before the
+    /// gRPC layer's own deadline fires (a deadline registered between two
+    /// ticks expires one tick early at most).
     pub fn forward_timeout_ticks(&self) -> u64 {
-        (self.request_timeout_ms() - self.election_timeout_ms) / self.heartbeat_interval_ms.max(1)
+        let tick_ms = self.heartbeat_interval_ms.max(1);
+        (self.request_timeout_ms() / tick_ms)
+            .saturating_sub(2)
+            .max(1)
     }
 
     /// The quota in effect (etcd's default when 0 is given).
@@ -234,6 +239,18 @@ mod tests {
         assert!(parse_initial_cluster("a").is_err());
         assert!(parse_initial_cluster("").is_err());
         assert!(parse_initial_cluster("a=ftp://x:1").is_err());
+    }
+
+    #[test]
+    fn a_forwarded_write_times_out_just_before_the_request_timeout() {
+        let mut config = ServerConfig::new("a", PathBuf::from("/tmp/x"));
+        // etcd's defaults: 100 ms ticks, 1 s election timeout.
+        assert_eq!(config.request_timeout_ms(), 7_000);
+        assert_eq!(config.forward_timeout_ticks(), 68);
+        config.heartbeat_interval_ms = 20;
+        config.election_timeout_ms = 200;
+        assert_eq!(config.request_timeout_ms(), 5_400);
+        assert_eq!(config.forward_timeout_ticks() * 20, 5_360);
     }
 
     #[test]

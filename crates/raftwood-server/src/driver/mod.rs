@@ -195,8 +195,8 @@ pub struct ForwardSettings {
     pub first_batch_id: u64,
     /// Ticks after which a forwarded proposal not yet applied here fails
     /// with `ProposeError::ForwardTimedOut`. The server uses its request
-    /// timeout less one election timeout, so the loop's specific answer
-    /// comes before the gRPC layer's generic one.
+    /// timeout less two ticks, so the loop's specific answer comes just
+    /// before the gRPC layer's generic one.
     pub timeout_ticks: u64,
 }
 
