@@ -244,4 +244,4 @@ impl Kv for KvService {
 }
 
 #[cfg(test)]
-mod propose_tests;
+pub(super) mod propose_tests;

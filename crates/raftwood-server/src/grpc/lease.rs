@@ -287,3 +287,67 @@ pub async fn expire_leases(context: NodeContext, kv: KvService, clock: Arc<Lease
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The relay guard of the lease requests only the leader answers: a
+    //! time-to-live relayed by another member, reaching a member that does
+    //! not lead either, is answered "no leader" instead of being relayed
+    //! again (two members with stale views would bounce it), and a member
+    //! that knows no leader answers the same at once. No socket is opened.
+
+    use tonic::Code;
+
+    use super::*;
+    use crate::driver::RaftStatus;
+    use crate::grpc::kv::propose_tests::{ME, context_with};
+
+    fn service_on_a_follower_of(leader: Option<u64>) -> LeaseService {
+        let (context, _loop_side) = context_with(RaftStatus {
+            id: ME,
+            leader,
+            term: 3,
+            ..RaftStatus::default()
+        });
+        // Member 2's client URL is known, with nothing listening: a relay
+        // would fail with a transport error, not "no leader".
+        let nobody: crate::url::PeerUrl = "http://127.0.0.1:1".parse().expect("a url");
+        context.membership.write().members.insert(
+            2,
+            crate::membership::Member {
+                id: 2,
+                name: "m2".into(),
+                peer_urls: Vec::new(),
+                client_urls: vec![nobody],
+                is_learner: false,
+            },
+        );
+        let kv = KvService::new(context.clone());
+        LeaseService::new(context, kv, Forwarder::default(), Arc::default())
+    }
+
+    fn assert_no_leader(result: Result<Response<LeaseTimeToLiveResponse>, Status>) {
+        match result {
+            Err(status) => {
+                assert_eq!(status.code(), Code::Unavailable);
+                assert_eq!(status.message(), "etcdserver: no leader");
+            }
+            Ok(response) => panic!("answered by a member that does not lead: {response:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_relayed_time_to_live_reaching_a_non_leader_is_not_relayed_again() {
+        // Member 2 leads as far as this member knows.
+        let service = service_on_a_follower_of(Some(2));
+        let request = forward::mark(LeaseTimeToLiveRequest { id: 1, keys: false });
+        assert_no_leader(service.lease_time_to_live(request).await);
+    }
+
+    #[tokio::test]
+    async fn a_time_to_live_at_a_member_that_knows_no_leader_is_refused() {
+        let service = service_on_a_follower_of(None);
+        let request = Request::new(LeaseTimeToLiveRequest { id: 1, keys: false });
+        assert_no_leader(service.lease_time_to_live(request).await);
+    }
+}

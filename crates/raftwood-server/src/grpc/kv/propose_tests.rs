@@ -26,18 +26,17 @@ use crate::proto::raftwoodpb::internal_request;
 use crate::request_id::{RequestIds, request_id_of};
 
 /// The member this service runs on.
-const ME: u64 = 0x5eed_0001;
+pub(crate) const ME: u64 = 0x5eed_0001;
 
 /// What the played drive loop saw of each proposal: the event's id, and
 /// the id read back from the encoded bytes.
 type SeenIds = Vec<(u64, Option<u64>)>;
 
-/// A service whose drive loop answers every proposal with `answer`, and
-/// reports the id of each proposal it received (from the event, and as
-/// read back from the bytes).
-fn service_whose_loop_answers(
-    answer: ProposeError,
-) -> (KvService, tokio::task::JoinHandle<SeenIds>) {
+/// A context for member `ME` (whose client URL is unknown), with its
+/// drive-loop channel and the given published status.
+pub(crate) fn context_with(
+    status: RaftStatus,
+) -> (NodeContext, mpsc::UnboundedReceiver<LoopEvent>) {
     let fs = Arc::new(CrashFs::new());
     let mut options = KvOptions::default();
     options.lsm.fs = Arc::clone(&fs) as Arc<dyn FileSystem>;
@@ -54,18 +53,8 @@ fn service_whose_loop_answers(
             is_learner: false,
         },
     );
-    let (events, mut loop_side) = mpsc::unbounded_channel();
-    let answering = tokio::spawn(async move {
-        let mut seen = Vec::new();
-        while let Some(event) = loop_side.recv().await {
-            if let LoopEvent::Propose { id, request, reply } = event {
-                seen.push((id, request_id_of(&request)));
-                let _ = reply.send(Err(answer.clone()));
-            }
-        }
-        seen
-    });
-    let (_, status) = watch::channel(RaftStatus::default());
+    let (events, loop_side) = mpsc::unbounded_channel();
+    let (_, status) = watch::channel(status);
     let (_, applied) = watch::channel(0);
     let context = NodeContext {
         config: Arc::new(ServerConfig::new("m1", "/unused".into())),
@@ -81,6 +70,26 @@ fn service_whose_loop_answers(
         applied,
         request_ids: Arc::new(RequestIds::new(ME, 1_000)),
     };
+    (context, loop_side)
+}
+
+/// A service whose drive loop answers every proposal with `answer`, and
+/// reports the id of each proposal it received (from the event, and as
+/// read back from the bytes).
+fn service_whose_loop_answers(
+    answer: ProposeError,
+) -> (KvService, tokio::task::JoinHandle<SeenIds>) {
+    let (context, mut loop_side) = context_with(RaftStatus::default());
+    let answering = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(event) = loop_side.recv().await {
+            if let LoopEvent::Propose { id, request, reply } = event {
+                seen.push((id, request_id_of(&request)));
+                let _ = reply.send(Err(answer.clone()));
+            }
+        }
+        seen
+    });
     (KvService::new(context), answering)
 }
 
