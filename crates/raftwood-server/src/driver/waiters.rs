@@ -180,17 +180,17 @@ impl Waiters {
     /// entries are applied in log order — so it would have come first.
     /// Failing it is therefore never a false "failed".
     fn fail_forwarded_before(&mut self, term: Term) {
-        if self.forwarded.values().all(|w| w.term >= term) {
-            return;
-        }
-        self.forwarded.retain(|_, waiter| {
-            if waiter.term >= term {
-                return true;
+        let lost: Vec<u64> = self
+            .forwarded
+            .iter()
+            .filter(|(_, waiter)| waiter.term < term)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in lost {
+            if let Some(waiter) = self.forwarded.remove(&id) {
+                let _ = waiter.reply.send(Err(ProposeError::LeaderChanged));
             }
-            let reply = std::mem::replace(&mut waiter.reply, oneshot::channel().0);
-            let _ = reply.send(Err(ProposeError::LeaderChanged));
-            false
-        });
+        }
     }
 
     /// Drive-loop time reached `now_tick`: forwarded proposals past their
