@@ -27,6 +27,7 @@ pub fn open(name: &str, dir: &Path, config: &CommonConfig) -> Result<Box<dyn Eng
         "sled" => Box::new(sled::Sled::open(dir, config)?),
         #[cfg(feature = "rocksdb")]
         "rocksdb" => Box::new(rocksdb::Rocks::open(dir, config)?),
+        #[cfg(not(feature = "rocksdb"))]
         "rocksdb" => return Err("this build has no RocksDB: rebuild with `--features rocksdb`".into()),
         other => return Err(format!("unknown engine {other:?}; known: {:?}", available()).into()),
     })
