@@ -73,10 +73,11 @@ impl LiveCache {
     }
 
     /// Records that the engine now holds `record` (or, for `None`, nothing)
-    /// under `live_key`. Call only after the write is in the engine.
-    pub fn set(&mut self, live_key: &[u8], record: Option<&[u8]>) {
+    /// under `live_key`. Call only after the write is in the engine. Takes
+    /// the buffers the batch was built from, so a put costs no copy here.
+    pub fn set(&mut self, live_key: Vec<u8>, record: Option<Vec<u8>>) {
         if let Some(entries) = &mut self.entries {
-            entries.insert(live_key.to_vec(), record.map(<[u8]>::to_vec));
+            entries.insert(live_key, record);
         }
     }
 
@@ -98,11 +99,11 @@ mod tests {
     fn tells_present_absent_and_unknown_apart() {
         let mut cache = LiveCache::new(1 << 20);
         assert_eq!(cache.get(b"la"), None);
-        cache.set(b"la", Some(b"record"));
-        cache.set(b"lb", None);
+        cache.set(b"la".to_vec(), Some(b"record".to_vec()));
+        cache.set(b"lb".to_vec(), None);
         assert_eq!(cache.get(b"la"), Some(Some(&b"record"[..])));
         assert_eq!(cache.get(b"lb"), Some(None));
-        cache.set(b"la", None);
+        cache.set(b"la".to_vec(), None);
         assert_eq!(cache.get(b"la"), Some(None));
         cache.clear();
         assert_eq!(cache.get(b"la"), None);
@@ -112,7 +113,7 @@ mod tests {
     #[test]
     fn zero_budget_caches_nothing() {
         let mut cache = LiveCache::new(0);
-        cache.set(b"la", Some(b"record"));
+        cache.set(b"la".to_vec(), Some(b"record".to_vec()));
         assert_eq!(cache.get(b"la"), None);
     }
 
@@ -122,7 +123,7 @@ mod tests {
         let mut cache = LiveCache::new(budget);
         let value = vec![7u8; 300];
         for i in 0..10_000u32 {
-            cache.set(&i.to_be_bytes(), Some(&value));
+            cache.set(i.to_be_bytes().to_vec(), Some(value.clone()));
         }
         let weight = cache.entries.as_ref().unwrap().weight();
         assert!(weight <= budget, "{weight} bytes cached of {budget}");

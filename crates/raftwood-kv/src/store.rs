@@ -280,7 +280,7 @@ impl KvStore {
         match live_writes {
             Some(writes) => {
                 for (key, value) in writes {
-                    state.live_cache.set(&key, value.as_deref());
+                    state.live_cache.set(key, value);
                 }
             }
             None => state.live_cache.clear(),
