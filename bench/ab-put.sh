@@ -29,27 +29,18 @@ shift $((OPTIND - 1))
 binaries=("$(realpath "$1")" "$(realpath "$2")")
 for b in "${binaries[@]}"; do [ -x "$b" ] || { echo "not an executable: $b" >&2; exit 2; }; done
 
-IFS=, read -r -a client_ports <<<"${CLIENT_PORTS:-2479,22479,32479}"
-IFS=, read -r -a peer_ports <<<"${PEER_PORTS:-12480,22480,32480}"
-endpoints=$(printf '127.0.0.1:%s,' "${client_ports[@]}")
-endpoints=${endpoints%,}
+# shellcheck source=bench/lib/dev-cluster.sh
+. "$(dirname "$0")/lib/dev-cluster.sh"
 bench=${binaries[0]}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
-put=(put --key-size=8 --val-size=256 --key-space-size=100000)
 hz=$(getconf CLK_TCK)
 
 run() { # run label binary: prints "label throughput cpu_us_per_put"
   local label=$1 bin=$2 pid before after json
-  "$bin" dev --data-dir "$work/data" \
-    --client-ports "$(IFS=,; echo "${client_ports[*]}")" \
-    --peer-ports "$(IFS=,; echo "${peer_ports[*]}")" >"$work/dev.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 1 100); do
-    if "$bench" bench --endpoints="$endpoints" --target-leader --no-progress "${put[@]}" --total=1 2>/dev/null |
-      grep -q 'errors        none'; then break; fi
-    sleep 0.2
-  done
+  start_dev "$bin" "$work/data" "$work/dev.log"
+  pid=$dev_pid
+  wait_put_ready "$bench"
   "$bench" bench --endpoints="$endpoints" --target-leader --clients=100 --conns=10 --no-progress \
     "${put[@]}" --total=20000 >/dev/null
   before=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")

@@ -31,27 +31,17 @@ command -v perf >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y 
 export PATH="$HOME/.cargo/bin:$PATH"
 command -v inferno-flamegraph >/dev/null || cargo install -q --locked inferno
 
-IFS=, read -r -a client_ports <<<"${CLIENT_PORTS:-2479,22479,32479}"
-IFS=, read -r -a peer_ports <<<"${PEER_PORTS:-12480,22480,32480}"
-endpoints=$(printf '127.0.0.1:%s,' "${client_ports[@]}")
-endpoints=${endpoints%,}
+# shellcheck source=bench/lib/dev-cluster.sh
+. bench/lib/dev-cluster.sh
 
 cargo build --release -q -p raftwood
 bin=$PWD/target/release/raftwood
 work=$(mktemp -d -p "$PWD/target" profile-put.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
-"$bin" dev --data-dir "$work/data" \
-  --client-ports "$(IFS=,; echo "${client_ports[*]}")" \
-  --peer-ports "$(IFS=,; echo "${peer_ports[*]}")" \
-  --log-timings-seconds 5 >"$work/raftwood.log" 2>&1 &
-pid=$!
-put=(put --key-size=8 --val-size=256 --key-space-size=100000)
-for _ in $(seq 1 100); do
-  if "$bin" bench --endpoints="$endpoints" --target-leader --no-progress "${put[@]}" --total=1 2>/dev/null |
-    grep -q 'errors        none'; then break; fi
-  sleep 0.2
-done
+start_dev "$bin" "$work/data" "$work/raftwood.log" --log-timings-seconds 5
+pid=$dev_pid
+wait_put_ready "$bin"
 # Warm up (leader elected, memtables and caches filled), then profile the
 # middle of a run: perf starts 2 s in and records 8 s.
 "$bin" bench --endpoints="$endpoints" --target-leader --clients=100 --conns=10 --no-progress \
