@@ -24,6 +24,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use prost::Message as _;
+
 const COUNTER_BITS: u32 = 48;
 const COUNTER_MASK: u64 = (1 << COUNTER_BITS) - 1;
 
@@ -54,46 +56,22 @@ impl RequestIds {
     }
 }
 
-/// The `id` field (number 1, a varint) of an encoded `InternalRequest`,
-/// found without decoding the rest: the apply thread looks at every entry
-/// a follower applies, and a full decode would copy every value. `None`
-/// if the field is absent (id 0) or the bytes are not a well-formed
-/// protobuf message up to it.
-pub fn request_id_of(encoded: &[u8]) -> Option<u64> {
-    let mut input = encoded;
-    while !input.is_empty() {
-        let key = read_varint(&mut input)?;
-        let field = key >> 3;
-        match key & 7 {
-            0 => {
-                let value = read_varint(&mut input)?;
-                if field == 1 {
-                    return Some(value);
-                }
-            }
-            1 => input = input.get(8..)?,
-            2 => {
-                let len = usize::try_from(read_varint(&mut input)?).ok()?;
-                input = input.get(len..)?;
-            }
-            5 => input = input.get(4..)?,
-            _ => return None,
-        }
-    }
-    None
+/// The `id` field alone of an `InternalRequest`. Decoding an entry into
+/// it reads the id and skips every other field without copying it (prost
+/// keeps no unknown fields).
+#[derive(Clone, PartialEq, prost::Message)]
+struct RequestIdOnly {
+    #[prost(uint64, tag = "1")]
+    id: u64,
 }
 
-fn read_varint(input: &mut &[u8]) -> Option<u64> {
-    let mut value = 0u64;
-    for shift in (0..64).step_by(7) {
-        let (&byte, rest) = input.split_first()?;
-        *input = rest;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Some(value);
-        }
-    }
-    None
+/// The `id` field of an encoded `InternalRequest`, without decoding the
+/// request: the apply thread looks at every entry a follower applies, and
+/// a full decode would copy every value. `None` if the id is 0 (absent) or
+/// the bytes are not a well-formed protobuf message.
+pub fn request_id_of(encoded: &[u8]) -> Option<u64> {
+    let id = RequestIdOnly::decode(encoded).ok()?.id;
+    (id != 0).then_some(id)
 }
 
 #[cfg(test)]
