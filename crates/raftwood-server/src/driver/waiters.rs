@@ -180,16 +180,8 @@ impl Waiters {
     /// entries are applied in log order — so it would have come first.
     /// Failing it is therefore never a false "failed".
     fn fail_forwarded_before(&mut self, term: Term) {
-        let lost: Vec<u64> = self
-            .forwarded
-            .iter()
-            .filter(|(_, waiter)| waiter.term < term)
-            .map(|(&id, _)| id)
-            .collect();
-        for id in lost {
-            if let Some(waiter) = self.forwarded.remove(&id) {
-                let _ = waiter.reply.send(Err(ProposeError::LeaderChanged));
-            }
+        for (_, waiter) in self.forwarded.extract_if(|_, waiter| waiter.term < term) {
+            let _ = waiter.reply.send(Err(ProposeError::LeaderChanged));
         }
     }
 
