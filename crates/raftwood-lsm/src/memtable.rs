@@ -1,28 +1,31 @@
-//! The memtable: recent writes in a concurrent skiplist, ordered by internal
-//! key, plus the range tombstones written since it was created.
+//! The memtable: recent writes in a skiplist ordered by internal key, plus
+//! the range tombstones written since it was created.
 //!
 //! A memtable is mutable while it is the Db's active memtable; once frozen it
 //! is only read (and flushed to a level-0 table). Readers never take a lock
-//! on the point entries: the skiplist is lock-free.
+//! on the point entries: the skiplist (`skiplist.rs`) has one writer at a
+//! time — the write-group leader, or recovery — and lock-free readers, and
+//! keeps keys and values inline in an arena (`arena.rs`).
 
-mod mem_key;
+mod arena;
+mod search_key;
+mod skiplist;
 
-use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 
-use crossbeam_skiplist::SkipMap;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
-pub use mem_key::MemKey;
-
+use self::arena::{Addr, ArenaFull};
+use self::search_key::SearchKey;
+use self::skiplist::{SkipList, SkipListWriter};
 use crate::error::{Error, Result};
 use crate::iterator::InternalIterator;
-use crate::key::{self, MAX_SEQUENCE_NUMBER, RangeTombstone, ValueKind};
+use crate::key::{self, MAX_SEQUENCE_NUMBER, RangeTombstone, TRAILER_LEN, ValueKind};
 
-/// Bytes a skiplist node costs beyond its key and value (pointers, tower,
-/// refcount). An estimate; it only decides when to freeze.
-const ENTRY_OVERHEAD_BYTES: usize = 64;
+/// Bytes a range tombstone costs beyond its two keys (an estimate; it only
+/// decides when to freeze).
+const RANGE_TOMBSTONE_OVERHEAD_BYTES: usize = 64;
 
 /// A point entry found by [`MemTable::get`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,11 +43,16 @@ pub struct Found {
 pub struct MemTable {
     /// The WAL that holds this memtable's writes (0 when the WAL is off).
     wal_number: u64,
-    /// Values are `Arc`s so that an iterator can hold its current value
-    /// without copying it.
-    entries: SkipMap<MemKey, Arc<[u8]>>,
+    entries: SkipList,
+    /// The skiplist's writer state. Inserts take this lock; it is never
+    /// contended (the write path has one leader at a time), and makes the
+    /// one-writer rule a fact rather than a promise.
+    writer: Mutex<SkipListWriter>,
     range_tombstones: RwLock<Vec<RangeTombstone>>,
+    /// Bytes of the arena's nodes and of the range tombstones.
     approximate_size_bytes: AtomicUsize,
+    /// Point entries inserted.
+    entry_count: AtomicUsize,
     /// Largest sequence number inserted. Invariant: monotonically increasing.
     largest_sequence_number: AtomicU64,
     /// Largest applied-index marker among the batches inserted (0 if none).
@@ -54,11 +62,14 @@ pub struct MemTable {
 impl MemTable {
     /// An empty memtable whose writes are logged in WAL `wal_number`.
     pub fn new(wal_number: u64) -> Self {
+        let (entries, writer) = SkipList::new();
         MemTable {
             wal_number,
-            entries: SkipMap::new(),
+            entries,
+            writer: Mutex::new(writer),
             range_tombstones: RwLock::new(Vec::new()),
             approximate_size_bytes: AtomicUsize::new(0),
+            entry_count: AtomicUsize::new(0),
             largest_sequence_number: AtomicU64::new(0),
             applied_index: AtomicU64::new(0),
         }
@@ -69,22 +80,55 @@ impl MemTable {
         self.wal_number
     }
 
-    /// Inserts a point entry. Sequence numbers are unique, so keys never collide.
-    pub fn insert(&self, user_key: &[u8], sequence_number: u64, kind: ValueKind, value: &[u8]) {
-        self.approximate_size_bytes.fetch_add(
-            user_key.len() + key::TRAILER_LEN + value.len() + ENTRY_OVERHEAD_BYTES,
-            AtomicOrdering::Relaxed,
-        );
-        let internal = MemKey::new(user_key, key::pack_trailer(sequence_number, kind));
-        self.entries.insert(internal, Arc::from(value));
+    /// Inserts a point entry. Sequence numbers are unique, so keys never
+    /// collide. Fails only if the arena has no room left, which takes a
+    /// single write batch of many GiB (the write path freezes a full
+    /// memtable between batches).
+    pub fn insert(
+        &self,
+        user_key: &[u8],
+        sequence_number: u64,
+        kind: ValueKind,
+        value: &[u8],
+    ) -> Result<()> {
+        // Counted before the insert: see `has_no_writes`.
+        let estimate = user_key.len() + value.len() + 64;
+        self.approximate_size_bytes
+            .fetch_add(estimate, AtomicOrdering::Relaxed);
+        let mut writer = self.writer.lock();
+        let node_bytes = self
+            .entries
+            .insert(
+                &mut writer,
+                user_key,
+                key::pack_trailer(sequence_number, kind),
+                value,
+            )
+            .map_err(|ArenaFull| {
+                Error::InvalidArgument(format!(
+                    "the memtable's arena is full ({} bytes): a single write batch is too large",
+                    writer.allocated_bytes()
+                ))
+            })?;
+        drop(writer);
+        // Replace the estimate with what the node took.
+        if node_bytes >= estimate {
+            self.approximate_size_bytes
+                .fetch_add(node_bytes - estimate, AtomicOrdering::Relaxed);
+        } else {
+            self.approximate_size_bytes
+                .fetch_sub(estimate - node_bytes, AtomicOrdering::Relaxed);
+        }
+        self.entry_count.fetch_add(1, AtomicOrdering::Relaxed);
         self.largest_sequence_number
             .fetch_max(sequence_number, AtomicOrdering::Release);
+        Ok(())
     }
 
     /// Records a range tombstone.
     pub fn insert_range_tombstone(&self, start: &[u8], end: &[u8], sequence_number: u64) {
         self.approximate_size_bytes.fetch_add(
-            start.len() + end.len() + ENTRY_OVERHEAD_BYTES,
+            start.len() + end.len() + RANGE_TOMBSTONE_OVERHEAD_BYTES,
             AtomicOrdering::Relaxed,
         );
         self.range_tombstones.write().push(RangeTombstone {
@@ -108,28 +152,30 @@ impl MemTable {
 
     /// The newest point entry for `user_key` with sequence number <= `snapshot`.
     pub fn get(&self, user_key: &[u8], snapshot_sequence_number: u64) -> Result<Option<Found>> {
-        let target = MemKey::new(
+        let target = SearchKey::new(
             user_key,
             key::pack_trailer(
                 snapshot_sequence_number.min(MAX_SEQUENCE_NUMBER),
                 ValueKind::FOR_SEEK,
             ),
         );
-        let Some(entry) = self.entries.lower_bound(Bound::Included(&target)) else {
+        let Some(addr) = self.entries.first_at_or_after(&target) else {
             return Ok(None);
         };
-        let found = entry.key();
-        if !found.has_user_key(user_key) {
+        let node = self.entries.node(addr);
+        if !node.has_user_key(user_key) {
             return Ok(None);
         }
-        let trailer = found.trailer();
+        let trailer = node.trailer();
         let kind = ValueKind::from_u8((trailer & 0xff) as u8).ok_or_else(|| {
             Error::corruption("memtable", format!("unknown kind byte {}", trailer & 0xff))
         })?;
+        let mut value = Vec::new();
+        node.append_value(&mut value);
         Ok(Some(Found {
             sequence_number: trailer >> 8,
             kind,
-            value: entry.value().to_vec(),
+            value,
         }))
     }
 
@@ -161,31 +207,38 @@ impl MemTable {
     /// True if nothing was inserted, judged by one atomic load (no lock).
     ///
     /// Every insert adds to `approximate_size_bytes` before it touches the
-    /// skiplist or the tombstones, and a write becomes visible only after its
-    /// inserts (its sequence number is published with Release and read with
-    /// Acquire); so a reader that loads the visible sequence number first
-    /// and then finds this true has missed no write it can see.
+    /// skiplist or the tombstones (and never brings it back to zero), and a
+    /// write becomes visible only after its inserts (its sequence number is
+    /// published with Release and read with Acquire); so a reader that loads
+    /// the visible sequence number first and then finds this true has
+    /// missed no write it can see.
     pub fn has_no_writes(&self) -> bool {
         self.approximate_size_bytes.load(AtomicOrdering::Relaxed) == 0
     }
 
     /// True if nothing was inserted.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty() && self.range_tombstones.read().is_empty()
+        self.entries.first().is_none() && self.range_tombstones.read().is_empty()
     }
 
     /// Number of point entries.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entry_count.load(AtomicOrdering::Relaxed)
     }
 
     /// Visits every point entry in order (used by flush), passing the
-    /// encoded internal key.
+    /// encoded internal key and the value.
     pub fn for_each(&self, mut visit: impl FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
-        let mut encoded = Vec::new();
-        for entry in self.entries.iter() {
-            entry.key().encode_into(&mut encoded);
-            visit(&encoded, entry.value())?;
+        let mut encoded_key = Vec::new();
+        let mut value = Vec::new();
+        let mut at = self.entries.first();
+        while let Some(addr) = at {
+            let node = self.entries.node(addr);
+            encode_internal_key(node, &mut encoded_key);
+            value.clear();
+            node.append_value(&mut value);
+            visit(&encoded_key, &value)?;
+            at = self.entries.next(addr);
         }
         Ok(())
     }
@@ -195,32 +248,48 @@ impl MemTable {
         MemTableIterator {
             table: Arc::clone(self),
             current: None,
-            encoded_key: Vec::new(),
+            key: Vec::new(),
+            value: Vec::new(),
         }
     }
 }
 
+/// Replaces `out` with the node's encoded internal key (user key + trailer).
+fn encode_internal_key(node: skiplist::Node<'_>, out: &mut Vec<u8>) {
+    out.clear();
+    out.reserve(node.user_key_len() + TRAILER_LEN);
+    node.append_user_key(out);
+    out.extend_from_slice(&node.trailer().to_le_bytes());
+}
+
 /// A cursor over a memtable.
 ///
-/// It holds a copy of the current key and a reference to the current value
-/// so that it owns no borrow of the skiplist (whose entries borrow the map);
-/// each step is therefore one O(log n) skiplist search from the current key.
-/// Short keys are copied without allocating (see [`MemKey`]).
+/// It holds the memtable (so the arena outlives it) and the address of its
+/// node, with the key and value copied out: `next` follows the node's
+/// level-0 link, `prev` searches for the last key before the current one
+/// (the list has no back links), as LevelDB's memtable iterator does.
 #[derive(Debug)]
 pub struct MemTableIterator {
     table: Arc<MemTable>,
-    current: Option<(MemKey, Arc<[u8]>)>,
+    current: Option<Addr>,
     /// The current key encoded as an internal key (what `key()` returns);
     /// reused across steps.
-    encoded_key: Vec<u8>,
+    key: Vec<u8>,
+    /// The current value; reused across steps.
+    value: Vec<u8>,
 }
 
 impl MemTableIterator {
-    fn set(&mut self, entry: Option<crossbeam_skiplist::map::Entry<'_, MemKey, Arc<[u8]>>>) {
-        self.current = entry.map(|e| (e.key().clone(), Arc::clone(e.value())));
-        match &self.current {
-            Some((key, _)) => key.encode_into(&mut self.encoded_key),
-            None => self.encoded_key.clear(),
+    fn set(&mut self, at: Option<Addr>) {
+        self.current = at;
+        self.value.clear();
+        match at {
+            Some(addr) => {
+                let node = self.table.entries.node(addr);
+                encode_internal_key(node, &mut self.key);
+                node.append_value(&mut self.value);
+            }
+            None => self.key.clear(),
         }
     }
 }
@@ -231,53 +300,60 @@ impl InternalIterator for MemTableIterator {
     }
 
     fn seek_to_first(&mut self) -> Result<()> {
-        let table = Arc::clone(&self.table);
-        self.set(table.entries.front());
+        let at = self.table.entries.first();
+        self.set(at);
         Ok(())
     }
 
     fn seek_to_last(&mut self) -> Result<()> {
-        let table = Arc::clone(&self.table);
-        self.set(table.entries.back());
+        let at = self.table.entries.last();
+        self.set(at);
         Ok(())
     }
 
     fn seek(&mut self, target: &[u8]) -> Result<()> {
-        let table = Arc::clone(&self.table);
-        let target = MemKey::from_encoded(target);
-        self.set(table.entries.lower_bound(Bound::Included(&target)));
+        let at = self
+            .table
+            .entries
+            .first_at_or_after(&SearchKey::from_encoded(target));
+        self.set(at);
         Ok(())
     }
 
     fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
-        let table = Arc::clone(&self.table);
-        let target = MemKey::from_encoded(target);
-        self.set(table.entries.upper_bound(Bound::Included(&target)));
+        let at = self
+            .table
+            .entries
+            .last_at_or_before(&SearchKey::from_encoded(target));
+        self.set(at);
         Ok(())
     }
 
     fn next(&mut self) -> Result<()> {
-        let table = Arc::clone(&self.table);
-        if let Some((current, _)) = self.current.take() {
-            self.set(table.entries.lower_bound(Bound::Excluded(&current)));
+        if let Some(addr) = self.current {
+            let at = self.table.entries.next(addr);
+            self.set(at);
         }
         Ok(())
     }
 
     fn prev(&mut self) -> Result<()> {
-        let table = Arc::clone(&self.table);
-        if let Some((current, _)) = self.current.take() {
-            self.set(table.entries.upper_bound(Bound::Excluded(&current)));
+        if self.current.is_some() {
+            let at = self
+                .table
+                .entries
+                .last_less_than(&SearchKey::from_encoded(&self.key));
+            self.set(at);
         }
         Ok(())
     }
 
     fn key(&self) -> &[u8] {
-        &self.encoded_key
+        &self.key
     }
 
     fn value(&self) -> &[u8] {
-        self.current.as_ref().map(|(_, v)| &v[..]).unwrap_or(&[])
+        &self.value
     }
 }
 
@@ -288,10 +364,10 @@ mod tests {
     #[test]
     fn get_sees_newest_visible_version() {
         let m = MemTable::new(1);
-        m.insert(b"k", 1, ValueKind::Value, b"v1");
-        m.insert(b"k", 3, ValueKind::Value, b"v3");
-        m.insert(b"k", 5, ValueKind::Deletion, b"");
-        m.insert(b"l", 2, ValueKind::Value, b"l2");
+        m.insert(b"k", 1, ValueKind::Value, b"v1").unwrap();
+        m.insert(b"k", 3, ValueKind::Value, b"v3").unwrap();
+        m.insert(b"k", 5, ValueKind::Deletion, b"").unwrap();
+        m.insert(b"l", 2, ValueKind::Value, b"l2").unwrap();
         assert_eq!(m.get(b"k", 0).unwrap(), None);
         assert_eq!(m.get(b"k", 2).unwrap().unwrap().value, b"v1");
         assert_eq!(m.get(b"k", 4).unwrap().unwrap().value, b"v3");
@@ -304,7 +380,7 @@ mod tests {
     fn iterator_walks_both_ways() {
         let m = Arc::new(MemTable::new(1));
         for (i, k) in [b"a", b"b", b"c"].iter().enumerate() {
-            m.insert(*k, i as u64 + 1, ValueKind::Value, *k);
+            m.insert(*k, i as u64 + 1, ValueKind::Value, *k).unwrap();
         }
         let mut it = m.iter();
         it.seek_to_first().unwrap();
@@ -329,5 +405,62 @@ mod tests {
         assert_eq!(m.max_covering_tombstone(b"c", 9), 0);
         assert_eq!(m.max_covering_tombstone(b"c", 10), 10);
         assert_eq!(m.max_covering_tombstone(b"m", 10), 0);
+    }
+
+    #[test]
+    fn gets_at_a_published_sequence_number_see_whole_batches() {
+        // One writer inserts batches of three keys with one round number;
+        // readers load the published sequence number and read the three
+        // keys at it: they must agree (what the Db's snapshots rely on).
+        let m = Arc::new(MemTable::new(1));
+        let published = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (m, published, stop) =
+                    (Arc::clone(&m), Arc::clone(&published), Arc::clone(&stop));
+                std::thread::spawn(move || {
+                    let mut checks = 0u64;
+                    while !stop.load(AtomicOrdering::Relaxed) || checks == 0 {
+                        let snapshot = published.load(AtomicOrdering::Acquire);
+                        for writer in 0..3 {
+                            let read = |part: &str| {
+                                m.get(format!("w{writer}/{part}").as_bytes(), snapshot)
+                                    .unwrap()
+                                    .map(|f| f.value)
+                            };
+                            let (a, b, c) = (read("a"), read("b"), read("c"));
+                            assert!(
+                                a == b && b == c,
+                                "torn batch at {snapshot}: {a:?} {b:?} {c:?}"
+                            );
+                        }
+                        checks += 1;
+                    }
+                    checks
+                })
+            })
+            .collect();
+        let mut sequence_number = 0;
+        for round in 0..3000u64 {
+            for writer in 0..3 {
+                let value = format!("{round:08}");
+                for part in ["a", "b", "c"] {
+                    sequence_number += 1;
+                    m.insert(
+                        format!("w{writer}/{part}").as_bytes(),
+                        sequence_number,
+                        ValueKind::Value,
+                        value.as_bytes(),
+                    )
+                    .unwrap();
+                }
+                published.store(sequence_number, AtomicOrdering::Release);
+            }
+        }
+        stop.store(true, AtomicOrdering::Relaxed);
+        for reader in readers {
+            assert!(reader.join().unwrap() > 0);
+        }
     }
 }

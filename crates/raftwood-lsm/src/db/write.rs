@@ -61,9 +61,11 @@ pub(crate) fn apply_to_memtable(
     for (sequence_number, op) in (first_sequence_number..).zip(batch.ops()) {
         match op? {
             BatchOp::Put { key, value } => {
-                mem.insert(key, sequence_number, ValueKind::Value, value)
+                mem.insert(key, sequence_number, ValueKind::Value, value)?
             }
-            BatchOp::Delete { key } => mem.insert(key, sequence_number, ValueKind::Deletion, &[]),
+            BatchOp::Delete { key } => {
+                mem.insert(key, sequence_number, ValueKind::Deletion, &[])?
+            }
             BatchOp::DeleteRange { start, end } => {
                 mem.insert_range_tombstone(start, end, sequence_number)
             }
@@ -282,7 +284,13 @@ impl DbInner {
         let mut sequence_number = first;
         for writer in group {
             let batch = &writer.borrow().batch;
-            apply_to_memtable(&mem, batch, sequence_number)?;
+            if let Err(e) = apply_to_memtable(&mem, batch, sequence_number) {
+                // The WAL holds the group and the memtable only part of it:
+                // fail-stop, so reopening replays the WAL into a new one.
+                let mut state = self.state.lock();
+                self.poison(&mut state, &e);
+                return Err(e);
+            }
             sequence_number += batch.len() as u64;
         }
         let last = first + total_ops - 1;

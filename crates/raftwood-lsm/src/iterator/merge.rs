@@ -214,7 +214,9 @@ mod tests {
         for i in 0..50u64 {
             let table = if i % 3 == 0 { &a } else { &b };
             let k = format!("k{:03}", i / 2);
-            table.insert(k.as_bytes(), i + 1, ValueKind::Value, b"v");
+            table
+                .insert(k.as_bytes(), i + 1, ValueKind::Value, b"v")
+                .unwrap();
             expected.push(internal_key(k.as_bytes(), i + 1, ValueKind::Value));
         }
         expected.sort_by(|x, y| compare_internal_keys(x, y));

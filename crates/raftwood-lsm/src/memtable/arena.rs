@@ -1,0 +1,208 @@
+//! [`Arena`]: the memtable's memory — an append-only store of 64-bit words
+//! that one writer fills while any number of readers read, without locks
+//! and without unsafe code.
+//!
+//! Why words of `AtomicU64`: a reader may look at a node while the writer
+//! is filling the next one in the same chunk, so every word must be an
+//! atomic for that to be defined behaviour in safe Rust. The writer stores
+//! a node's words with `Relaxed` and then publishes the node by storing its
+//! address with `Release` (see `skiplist.rs`); a reader that loaded the
+//! address with `Acquire` sees every word. On x86-64 and AArch64 a relaxed
+//! atomic load or store is an ordinary `mov`/`ldr`/`str`, so the words cost
+//! what plain memory costs.
+//!
+//! Memory comes in chunks that never move or shrink: a chunk is allocated
+//! once (its slot is a `OnceLock`), lives until the arena is dropped, and
+//! an address is `(slot << 32) | word offset`. Chunks start small (a
+//! memtable in a test holds a few entries) and double up to
+//! [`MAX_CHUNK_WORDS`]; an entry too large for a regular chunk gets a chunk
+//! of its own, so a 64 MiB value wastes nothing.
+
+use std::sync::OnceLock;
+use std::sync::atomic::AtomicU64;
+
+/// The address of a word: chunk slot in the high 32 bits, word offset in
+/// the low 32. [`NULL`] (slot 0, offset 0) is never handed out.
+pub(crate) type Addr = u64;
+
+/// The address that names nothing (the end of a skiplist level).
+pub(crate) const NULL: Addr = 0;
+
+/// Chunk slots per arena. With regular chunks of [`MAX_CHUNK_WORDS`] the
+/// arena holds 16 GiB, far past any memtable (the write path freezes one at
+/// `Options::memtable_size_bytes`); only a single write batch of many GiB
+/// could exhaust it, and that is refused with an error.
+const CHUNK_SLOTS: usize = 4096;
+
+/// Words of the first chunk (4 KiB).
+const FIRST_CHUNK_WORDS: usize = 512;
+
+/// Regular chunks stop doubling at 4 MiB.
+const MAX_CHUNK_WORDS: usize = 512 * 1024;
+
+/// An allocation larger than this gets a chunk of its own rather than
+/// leaving the rest of a regular chunk unused.
+const DEDICATED_CHUNK_THRESHOLD_WORDS: usize = MAX_CHUNK_WORDS / 4;
+
+/// The chunks. Shared by the writer and the readers.
+#[derive(Debug)]
+pub(crate) struct Arena {
+    chunks: Box<[OnceLock<Box<[AtomicU64]>>]>,
+}
+
+/// The writer's allocation state; only the one writer holds it (the
+/// memtable keeps it behind its writer lock).
+///
+/// Invariant: `used <= capacity`, and `capacity` is the length of the chunk
+/// in slot `current` (0 before the first chunk).
+#[derive(Debug)]
+pub(crate) struct ArenaCursor {
+    /// Slot of the regular chunk being filled.
+    current: usize,
+    /// Words of that chunk handed out.
+    used: usize,
+    /// Words of that chunk.
+    capacity: usize,
+    /// The next unused slot.
+    next_slot: usize,
+    /// Size of the next regular chunk.
+    next_chunk_words: usize,
+    /// Words allocated in all chunks (what the arena costs in memory).
+    allocated_words: usize,
+}
+
+/// The arena has no slot left for another chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ArenaFull;
+
+impl Arena {
+    /// An arena with no chunk allocated yet.
+    pub(crate) fn new() -> (Arena, ArenaCursor) {
+        let arena = Arena {
+            chunks: (0..CHUNK_SLOTS).map(|_| OnceLock::new()).collect(),
+        };
+        let cursor = ArenaCursor {
+            current: 0,
+            used: 0,
+            capacity: 0,
+            // Slot 0's first word is never handed out, so that NULL names
+            // nothing; the first chunk goes into slot 0 all the same.
+            next_slot: 0,
+            next_chunk_words: FIRST_CHUNK_WORDS,
+            allocated_words: 0,
+        };
+        (arena, cursor)
+    }
+
+    /// Allocates `words` zeroed words that do not cross a chunk boundary.
+    ///
+    /// Only the writer calls this (it holds the only `ArenaCursor`).
+    pub(crate) fn allocate(
+        &self,
+        cursor: &mut ArenaCursor,
+        words: usize,
+    ) -> Result<Addr, ArenaFull> {
+        assert!(words > 0, "an allocation of no words");
+        if words > DEDICATED_CHUNK_THRESHOLD_WORDS {
+            // Word 0 of slot 0 is NULL, so a dedicated chunk in slot 0
+            // starts one word in.
+            let skip = usize::from(cursor.next_slot == 0);
+            let slot = self.new_chunk(cursor, words + skip)?;
+            return Ok(address(slot, skip));
+        }
+        if cursor.capacity - cursor.used < words {
+            let chunk_words = cursor.next_chunk_words;
+            cursor.next_chunk_words = (chunk_words * 2).min(MAX_CHUNK_WORDS);
+            let slot = self.new_chunk(cursor, chunk_words)?;
+            cursor.current = slot;
+            cursor.capacity = chunk_words;
+            // Word 0 of slot 0 stays unused: its address is NULL.
+            cursor.used = usize::from(slot == 0);
+        }
+        let addr = address(cursor.current, cursor.used);
+        cursor.used += words;
+        debug_assert!(cursor.used <= cursor.capacity);
+        Ok(addr)
+    }
+
+    fn new_chunk(&self, cursor: &mut ArenaCursor, words: usize) -> Result<usize, ArenaFull> {
+        let slot = cursor.next_slot;
+        if slot >= CHUNK_SLOTS {
+            return Err(ArenaFull);
+        }
+        // Word offsets are 32 bits; no chunk comes near that (the largest
+        // is one entry, and keys and values are limited far below 32 GiB).
+        assert!(words <= u32::MAX as usize, "a chunk of {words} words");
+        let chunk: Box<[AtomicU64]> = (0..words).map(|_| AtomicU64::new(0)).collect();
+        // Only the writer sets slots, each once, in order.
+        let set = self.chunks[slot].set(chunk);
+        assert!(set.is_ok(), "arena slot {slot} set twice");
+        cursor.next_slot = slot + 1;
+        cursor.allocated_words += words;
+        Ok(slot)
+    }
+
+    /// The words from `addr` to the end of its chunk.
+    ///
+    /// Panics if `addr` was never allocated: addresses come only from
+    /// `allocate` and from nodes published after their chunk was set.
+    #[inline]
+    pub(crate) fn words_from(&self, addr: Addr) -> &[AtomicU64] {
+        let (slot, offset) = ((addr >> 32) as usize, (addr & 0xffff_ffff) as usize);
+        let Some(chunk) = self.chunks[slot].get() else {
+            panic!("arena address {addr:#x} names a chunk that was never allocated");
+        };
+        &chunk[offset..]
+    }
+}
+
+impl ArenaCursor {
+    /// Bytes of all chunks allocated so far.
+    pub(crate) fn allocated_bytes(&self) -> usize {
+        self.allocated_words * 8
+    }
+}
+
+fn address(slot: usize, offset: usize) -> Addr {
+    ((slot as u64) << 32) | offset as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn allocations_are_disjoint_and_never_null() {
+        let (arena, mut cursor) = Arena::new();
+        let mut seen = Vec::new();
+        for words in [
+            1,
+            3,
+            500,
+            8,
+            FIRST_CHUNK_WORDS,
+            DEDICATED_CHUNK_THRESHOLD_WORDS + 1,
+            2,
+        ] {
+            let addr = arena.allocate(&mut cursor, words).unwrap();
+            assert_ne!(addr, NULL);
+            assert!(arena.words_from(addr).len() >= words);
+            for word in &arena.words_from(addr)[..words] {
+                assert_eq!(word.load(Ordering::Relaxed), 0, "allocations overlap");
+                word.store(u64::MAX, Ordering::Relaxed);
+            }
+            seen.push(addr);
+        }
+        // The dedicated chunk did not take over the regular one.
+        assert_eq!(seen[6] >> 32, seen[4] >> 32);
+        assert!(cursor.allocated_bytes() >= (DEDICATED_CHUNK_THRESHOLD_WORDS + 1) * 8);
+    }
+
+    #[test]
+    fn a_full_arena_says_so() {
+        let (arena, mut cursor) = Arena::new();
+        cursor.next_slot = CHUNK_SLOTS;
+        assert_eq!(arena.allocate(&mut cursor, 1), Err(ArenaFull));
+    }
+}
