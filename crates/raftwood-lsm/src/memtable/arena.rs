@@ -111,7 +111,12 @@ impl Arena {
             return Ok(address(slot, skip));
         }
         if cursor.capacity - cursor.used < words {
-            let chunk_words = cursor.next_chunk_words;
+            // Double until the allocation fits (it is at most a quarter of
+            // the largest regular chunk, so this ends).
+            let mut chunk_words = cursor.next_chunk_words;
+            while chunk_words < words {
+                chunk_words *= 2;
+            }
             cursor.next_chunk_words = (chunk_words * 2).min(MAX_CHUNK_WORDS);
             let slot = self.new_chunk(cursor, chunk_words)?;
             cursor.current = slot;
@@ -121,7 +126,10 @@ impl Arena {
         }
         let addr = address(cursor.current, cursor.used);
         cursor.used += words;
-        debug_assert!(cursor.used <= cursor.capacity);
+        assert!(
+            cursor.used <= cursor.capacity,
+            "allocated past the end of a chunk"
+        );
         Ok(addr)
     }
 
@@ -197,6 +205,18 @@ mod tests {
         // The dedicated chunk did not take over the regular one.
         assert_eq!(seen[6] >> 32, seen[4] >> 32);
         assert!(cursor.allocated_bytes() >= (DEDICATED_CHUNK_THRESHOLD_WORDS + 1) * 8);
+    }
+
+    #[test]
+    fn an_allocation_larger_than_the_next_chunk_gets_a_chunk_that_fits() {
+        let (arena, mut cursor) = Arena::new();
+        for words in [2051, 10, 40_000, DEDICATED_CHUNK_THRESHOLD_WORDS, 3] {
+            let addr = arena.allocate(&mut cursor, words).unwrap();
+            assert!(
+                arena.words_from(addr).len() >= words,
+                "{words} words do not fit"
+            );
+        }
     }
 
     #[test]

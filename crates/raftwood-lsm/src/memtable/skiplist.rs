@@ -446,7 +446,14 @@ mod tests {
         #[test]
         fn behaves_like_an_ordered_map(
             entries in proptest::collection::vec(
-                (proptest::collection::vec(0u8..4, 0..20), proptest::collection::vec(any::<u8>(), 0..40)),
+                (
+                    proptest::collection::vec(0u8..4, 0..20),
+                    // Mostly small values, some larger than the first chunks.
+                    prop_oneof![
+                        9 => proptest::collection::vec(any::<u8>(), 0..40),
+                        1 => proptest::collection::vec(any::<u8>(), 4000..20_000),
+                    ],
+                ),
                 0..300,
             ),
             probes in proptest::collection::vec((proptest::collection::vec(0u8..4, 0..20), 0u64..400), 0..50),
