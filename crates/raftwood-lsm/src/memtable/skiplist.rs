@@ -89,7 +89,7 @@ impl SkipList {
     pub(crate) fn new() -> (SkipList, SkipListWriter) {
         let (arena, mut cursor) = Arena::new();
         // The first allocation of a fresh arena cannot fail.
-        let head = match arena.allocate(&mut cursor, HEADER_WORDS + MAX_HEIGHT) {
+        let head = match arena.allocate(&mut cursor, HEADER_WORDS + MAX_HEIGHT, 1) {
             Ok(addr) => addr,
             Err(ArenaFull) => unreachable!("a fresh arena is full"),
         };
@@ -143,7 +143,11 @@ impl SkipList {
         let key_words = user_key.len().div_ceil(8);
         let value_words = value.len().div_ceil(8);
         let node_words = HEADER_WORDS + height + key_words + value_words;
-        let addr = self.arena.allocate(&mut writer.cursor, node_words)?;
+        // A search reads the header, the tower and the key.
+        let hot_words = HEADER_WORDS + height + key_words;
+        let addr = self
+            .arena
+            .allocate(&mut writer.cursor, node_words, hot_words)?;
         let words = &self.arena.words_from(addr)[..node_words];
 
         // Fill the node; nobody can reach it yet, so Relaxed suffices.
