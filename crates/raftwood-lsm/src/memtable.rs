@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 
 use parking_lot::{Mutex, RwLock};
 
+pub use self::arena::ChunkPool;
 use self::arena::{Addr, ArenaFull};
 use self::search_key::SearchKey;
 use self::skiplist::{SkipList, SkipListWriter};
@@ -62,7 +63,13 @@ pub struct MemTable {
 impl MemTable {
     /// An empty memtable whose writes are logged in WAL `wal_number`.
     pub fn new(wal_number: u64) -> Self {
-        let (entries, writer) = SkipList::new();
+        MemTable::with_chunk_pool(wal_number, None)
+    }
+
+    /// An empty memtable whose arena takes its regular chunks from `pool`
+    /// and gives them back when the memtable is dropped.
+    pub fn with_chunk_pool(wal_number: u64, pool: Option<Arc<ChunkPool>>) -> Self {
+        let (entries, writer) = SkipList::new(pool);
         MemTable {
             wal_number,
             entries,
@@ -462,5 +469,39 @@ mod tests {
         for reader in readers {
             assert!(reader.join().unwrap() > 0);
         }
+    }
+
+    #[test]
+    fn a_memtable_on_recycled_chunks_shows_none_of_the_old_entries() {
+        let pool = Arc::new(ChunkPool::new(8 << 20));
+        let old = MemTable::with_chunk_pool(1, Some(Arc::clone(&pool)));
+        for i in 0..100_000u64 {
+            let key = format!("old{i:08}");
+            old.insert(key.as_bytes(), i + 1, ValueKind::Value, &[7u8; 100])
+                .unwrap();
+        }
+        drop(old);
+        assert_eq!(pool.len(), 2, "the old memtable's chunks were not pooled");
+        let new = Arc::new(MemTable::with_chunk_pool(2, Some(Arc::clone(&pool))));
+        // Reverse order: every insert searches, over nodes in reused memory.
+        for i in (0..100_000u64).rev() {
+            let key = format!("new{i:08}");
+            let value = key.repeat(4);
+            new.insert(key.as_bytes(), i + 1, ValueKind::Value, value.as_bytes())
+                .unwrap();
+        }
+        assert!(pool.len() < 2, "the new memtable took no pooled chunk");
+        assert_eq!(new.get(b"old00000005", 1 << 40).unwrap(), None);
+        let mut it = new.iter();
+        it.seek_to_first().unwrap();
+        let mut count = 0u64;
+        while it.valid() {
+            let expected = format!("new{count:08}");
+            assert_eq!(key::user_key(it.key()), expected.as_bytes());
+            assert_eq!(it.value(), expected.repeat(4).as_bytes());
+            count += 1;
+            it.next().unwrap();
+        }
+        assert_eq!(count, 100_000);
     }
 }

@@ -23,7 +23,7 @@ use crate::batch::WriteBatch;
 use crate::error::{Error, Result};
 use crate::fs::{FileLock, FileSystem};
 use crate::log::LogWriter;
-use crate::memtable::MemTable;
+use crate::memtable::{ChunkPool, MemTable};
 use crate::options::{Options, WriteOptions};
 use crate::snapshot::{Snapshot, SnapshotList};
 use crate::stats::{Counters, LevelStats, Stats};
@@ -107,6 +107,8 @@ pub(crate) struct DbInner {
     /// Mirrors `state.background_error.is_some()` so that the write path can
     /// check it without the state lock. Set once, never cleared.
     poisoned: AtomicBool,
+    /// Arena chunks of flushed memtables, for the next ones.
+    memtable_chunks: Arc<ChunkPool>,
 }
 
 /// An open database. Cheap to share: `Db` is `Send + Sync`; clone the

@@ -17,7 +17,7 @@ use crate::cache::BlockCache;
 use crate::error::{Error, Result};
 use crate::filename::{self, FileKind};
 use crate::log::{LogReader, LogWriter};
-use crate::memtable::MemTable;
+use crate::memtable::{ChunkPool, MemTable};
 use crate::options::{Options, WalRecovery};
 use crate::snapshot::SnapshotList;
 use crate::stats::Counters;
@@ -267,7 +267,13 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<DbInner> {
     edit.last_sequence_number = Some(last_sequence_number);
     versions.log_and_apply(edit)?;
 
-    let mem = Arc::new(MemTable::new(wal.number));
+    // One memtable's worth of arena chunks is recycled from a flushed
+    // memtable to the next one.
+    let memtable_chunks = Arc::new(ChunkPool::new(options.memtable_size_bytes));
+    let mem = Arc::new(MemTable::with_chunk_pool(
+        wal.number,
+        Some(Arc::clone(&memtable_chunks)),
+    ));
     let version = versions.current();
     let num_levels = versions.num_levels();
     let state = State {
@@ -306,6 +312,7 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<DbInner> {
         counters: Counters::default(),
         closed: AtomicBool::new(false),
         poisoned: AtomicBool::new(false),
+        memtable_chunks,
         options,
     };
     {

@@ -392,7 +392,9 @@ impl DbInner {
                 }
             }
         }
-        let frozen = std::mem::replace(&mut state.mem, Arc::new(MemTable::new(new_wal_number)));
+        let fresh =
+            MemTable::with_chunk_pool(new_wal_number, Some(Arc::clone(&self.memtable_chunks)));
+        let frozen = std::mem::replace(&mut state.mem, Arc::new(fresh));
         if !frozen.is_empty() || frozen.applied_index() > 0 {
             state.imm.push_back(frozen);
         }

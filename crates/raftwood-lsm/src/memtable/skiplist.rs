@@ -35,7 +35,9 @@
 use std::cmp::Ordering;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 
-use super::arena::{Addr, Arena, ArenaCursor, ArenaFull, NULL};
+use std::sync::Arc;
+
+use super::arena::{Addr, Arena, ArenaCursor, ArenaFull, ChunkPool, NULL};
 use super::search_key::{SearchKey, compare_stored, key_word};
 
 /// Tallest tower. With a branching factor of 4, twelve levels keep
@@ -85,15 +87,23 @@ pub(crate) struct Node<'a> {
 }
 
 impl SkipList {
-    /// An empty list and its writer.
-    pub(crate) fn new() -> (SkipList, SkipListWriter) {
-        let (arena, mut cursor) = Arena::new();
+    /// An empty list and its writer, its arena drawing on `pool`.
+    pub(crate) fn new(pool: Option<Arc<ChunkPool>>) -> (SkipList, SkipListWriter) {
+        let (arena, mut cursor) = Arena::new(pool);
         // The first allocation of a fresh arena cannot fail.
         let head = match arena.allocate(&mut cursor, HEADER_WORDS + MAX_HEIGHT, 1) {
             Ok(addr) => addr,
             Err(ArenaFull) => unreachable!("a fresh arena is full"),
         };
-        arena.words_from(head)[META_WORD].store((MAX_HEIGHT as u64) << 32, AtomicOrdering::Relaxed);
+        // Every word a reader can read is stored explicitly: a recycled
+        // chunk is not zeroed.
+        let head_words = arena.words_from(head);
+        head_words[TRAILER_WORD].store(0, AtomicOrdering::Relaxed);
+        head_words[META_WORD].store((MAX_HEIGHT as u64) << 32, AtomicOrdering::Relaxed);
+        head_words[VALUE_LEN_WORD].store(0, AtomicOrdering::Relaxed);
+        for next in &head_words[HEADER_WORDS..HEADER_WORDS + MAX_HEIGHT] {
+            next.store(NULL, AtomicOrdering::Relaxed);
+        }
         let list = SkipList {
             arena,
             head,
@@ -467,7 +477,7 @@ mod tests {
             if ascending {
                 entries.sort();
             }
-            let (list, mut writer) = SkipList::new();
+            let (list, mut writer) = SkipList::new(None);
             let mut model = BTreeMap::new();
             for (sequence_number, (user_key, value)) in entries.iter().enumerate() {
                 let trailer = ((sequence_number as u64 + 1) << 8) | 1;
@@ -504,7 +514,7 @@ mod tests {
         // One writer inserts ascending and random keys while readers walk
         // the list: every node they reach must be complete (its value is
         // derived from its key) and the walk must be in order.
-        let (list, mut writer) = SkipList::new();
+        let (list, mut writer) = SkipList::new(None);
         let list = Arc::new(list);
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let readers: Vec<_> = (0..2)
