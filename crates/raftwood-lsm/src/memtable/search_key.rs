@@ -95,12 +95,13 @@ pub(crate) fn key_word(chunk: &[u8]) -> u64 {
 }
 
 /// Compares a stored key (its words, length and trailer) with `key`, in
-/// internal-key order. `stored_words` yields the stored key's words.
+/// internal-key order. `stored_words` yields the stored key's words;
+/// `stored_trailer` is called only if the user keys are equal.
 #[inline]
 pub(crate) fn compare_stored(
     stored_words: impl Iterator<Item = u64>,
     stored_user_key_len: usize,
-    stored_trailer: u64,
+    stored_trailer: impl FnOnce() -> u64,
     key: &SearchKey,
 ) -> Ordering {
     for (stored, wanted) in stored_words.zip(key.words()) {
@@ -111,7 +112,7 @@ pub(crate) fn compare_stored(
     }
     stored_user_key_len
         .cmp(&key.user_key_len)
-        .then_with(|| key.trailer.cmp(&stored_trailer))
+        .then_with(|| key.trailer.cmp(&stored_trailer()))
 }
 
 #[cfg(test)]
@@ -130,7 +131,7 @@ mod tests {
     }
 
     fn compare(a: &SearchKey, b: &SearchKey) -> Ordering {
-        compare_stored(a.words().iter().copied(), a.user_key_len, a.trailer, b)
+        compare_stored(a.words().iter().copied(), a.user_key_len, || a.trailer, b)
     }
 
     proptest! {

@@ -17,11 +17,15 @@
 //! ```text
 //! 0                trailer: (sequence_number << 8) | kind
 //! 1                user_key_len (low 32 bits) | height << 32
-//! 2                value_len
-//! 3 .. 3+height    next node at levels 0 .. height-1 (arena address, NULL at the end)
+//! 2 .. 2+height    next node at levels 0 .. height-1 (arena address, NULL at the end)
 //! then             the user key as big-endian words, zero-padded (see `search_key.rs`)
+//! then             value_len
 //! then             the value as little-endian words, zero-padded
 //! ```
+//!
+//! What a search reads (header, tower, key) comes first and is placed
+//! within one cache line when it fits (`Arena::allocate`); the value's
+//! length is read only with the value.
 //!
 //! Publication (the one ordering rule): the writer stores every word of a
 //! new node, including its own next pointers, with `Relaxed`, then links
@@ -52,8 +56,7 @@ pub(crate) const MAX_HEIGHT: usize = 24;
 
 const TRAILER_WORD: usize = 0;
 const META_WORD: usize = 1;
-const VALUE_LEN_WORD: usize = 2;
-const HEADER_WORDS: usize = 3;
+const HEADER_WORDS: usize = 2;
 
 /// The list, shared by the writer and the readers.
 #[derive(Debug)]
@@ -106,7 +109,6 @@ impl SkipList {
         let head_words = arena.words_from(head);
         head_words[TRAILER_WORD].store(0, AtomicOrdering::Relaxed);
         head_words[META_WORD].store((MAX_HEIGHT as u64) << 32, AtomicOrdering::Relaxed);
-        head_words[VALUE_LEN_WORD].store(0, AtomicOrdering::Relaxed);
         for next in &head_words[HEADER_WORDS..HEADER_WORDS + MAX_HEIGHT] {
             next.store(NULL, AtomicOrdering::Relaxed);
         }
@@ -158,7 +160,7 @@ impl SkipList {
         let height = random_height(&mut writer.rng);
         let key_words = user_key.len().div_ceil(8);
         let value_words = value.len().div_ceil(8);
-        let node_words = HEADER_WORDS + height + key_words + value_words;
+        let node_words = HEADER_WORDS + height + key_words + 1 + value_words;
         // A search reads the header, the tower and the key.
         let hot_words = HEADER_WORDS + height + key_words;
         let addr = self
@@ -172,9 +174,10 @@ impl SkipList {
             user_key.len() as u64 | (height as u64) << 32,
             AtomicOrdering::Relaxed,
         );
-        words[VALUE_LEN_WORD].store(value.len() as u64, AtomicOrdering::Relaxed);
         let (tower, payload) = words[HEADER_WORDS..].split_at(height);
-        let (key_slots, value_slots) = payload.split_at(key_words);
+        let (key_slots, value_part) = payload.split_at(key_words);
+        let (value_len_slot, value_slots) = value_part.split_at(1);
+        value_len_slot[0].store(value.len() as u64, AtomicOrdering::Relaxed);
         for (slot, chunk) in key_slots.iter().zip(user_key.chunks(8)) {
             slot.store(key_word(chunk), AtomicOrdering::Relaxed);
         }
@@ -377,12 +380,16 @@ impl<'a> Node<'a> {
     /// This node's key compared with `key`, in internal-key order.
     #[inline]
     pub(crate) fn compare(&self, key: &SearchKey) -> Ordering {
+        // One load of the meta word (atomic loads are not merged by the
+        // compiler); the trailer is loaded only if the user keys tie.
+        let meta = self.meta();
+        let user_key_len = (meta & 0xffff_ffff) as usize;
+        let start = HEADER_WORDS + (meta >> 32) as usize;
+        let key_words = &self.words[start..start + user_key_len.div_ceil(8)];
         compare_stored(
-            self.key_words()
-                .iter()
-                .map(|w| w.load(AtomicOrdering::Relaxed)),
-            self.user_key_len(),
-            self.trailer(),
+            key_words.iter().map(|w| w.load(AtomicOrdering::Relaxed)),
+            user_key_len,
+            || self.trailer(),
             key,
         )
     }
@@ -409,8 +416,9 @@ impl<'a> Node<'a> {
 
     /// Appends the value's bytes to `out`.
     pub(crate) fn append_value(&self, out: &mut Vec<u8>) {
-        let len = self.words[VALUE_LEN_WORD].load(AtomicOrdering::Relaxed) as usize;
-        let start = HEADER_WORDS + self.height() + self.user_key_len().div_ceil(8);
+        let value_len_word = HEADER_WORDS + self.height() + self.user_key_len().div_ceil(8);
+        let len = self.words[value_len_word].load(AtomicOrdering::Relaxed) as usize;
+        let start = value_len_word + 1;
         let begin = out.len();
         out.reserve(len.next_multiple_of(8));
         for word in &self.words[start..start + len.div_ceil(8)] {
