@@ -12,12 +12,12 @@ mod search_key;
 mod skiplist;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 
 use parking_lot::{Mutex, RwLock};
 
 pub use self::arena::ChunkPool;
-use self::arena::{Addr, ArenaFull};
+use self::arena::{Addr, ArenaFull, SLOTS_BEFORE_FULL};
 use self::search_key::SearchKey;
 use self::skiplist::{SkipList, SkipListWriter};
 use crate::error::{Error, Result};
@@ -54,6 +54,8 @@ pub struct MemTable {
     approximate_size_bytes: AtomicUsize,
     /// Point entries inserted.
     entry_count: AtomicUsize,
+    /// Set once the arena has used `SLOTS_BEFORE_FULL` chunk slots.
+    arena_nearly_full: AtomicBool,
     /// Largest sequence number inserted. Invariant: monotonically increasing.
     largest_sequence_number: AtomicU64,
     /// Largest applied-index marker among the batches inserted (0 if none).
@@ -77,6 +79,7 @@ impl MemTable {
             range_tombstones: RwLock::new(Vec::new()),
             approximate_size_bytes: AtomicUsize::new(0),
             entry_count: AtomicUsize::new(0),
+            arena_nearly_full: AtomicBool::new(false),
             largest_sequence_number: AtomicU64::new(0),
             applied_index: AtomicU64::new(0),
         }
@@ -88,9 +91,10 @@ impl MemTable {
     }
 
     /// Inserts a point entry. Sequence numbers are unique, so keys never
-    /// collide. Fails only if the arena has no room left, which takes a
-    /// single write batch of many GiB (the write path freezes a full
-    /// memtable between batches).
+    /// collide. Fails only if the arena has no chunk slot left, which the
+    /// write path and recovery prevent by freezing a memtable once
+    /// [`MemTable::is_full`] (between batches) and by limiting a batch's
+    /// size.
     pub fn insert(
         &self,
         user_key: &[u8],
@@ -117,6 +121,9 @@ impl MemTable {
                     writer.allocated_bytes()
                 ))
             })?;
+        if writer.arena_slots_used() >= SLOTS_BEFORE_FULL {
+            self.arena_nearly_full.store(true, AtomicOrdering::Relaxed);
+        }
         drop(writer);
         // Replace the estimate with what the node took.
         if node_bytes >= estimate {
@@ -204,6 +211,15 @@ impl MemTable {
     /// Estimated memory used, in bytes.
     pub fn approximate_size_bytes(&self) -> usize {
         self.approximate_size_bytes.load(AtomicOrdering::Relaxed)
+    }
+
+    /// True once the memtable should take no further batch: it holds
+    /// `size_limit_bytes` (the database's `memtable_size_bytes`), or its
+    /// arena has used most of its chunk slots (many values over 1 MiB
+    /// each take one slot apiece).
+    pub fn is_full(&self, size_limit_bytes: usize) -> bool {
+        self.approximate_size_bytes() >= size_limit_bytes
+            || self.arena_nearly_full.load(AtomicOrdering::Relaxed)
     }
 
     /// Largest sequence number inserted so far.
@@ -503,5 +519,30 @@ mod tests {
             it.next().unwrap();
         }
         assert_eq!(count, 100_000);
+    }
+
+    #[test]
+    fn a_memtable_whose_arena_used_most_slots_is_full_but_takes_the_batch_in_hand() {
+        let m = MemTable::new(1);
+        m.insert(b"a", 1, ValueKind::Value, b"1").unwrap();
+        assert!(!m.is_full(64 << 20));
+        m.writer.lock().skip_arena_slots(arena::SLOTS_BEFORE_FULL);
+        // A large value takes a dedicated chunk: one more slot.
+        m.insert(b"b", 2, ValueKind::Value, &vec![7u8; 2 << 20])
+            .unwrap();
+        assert!(
+            m.is_full(64 << 20),
+            "full by slots, far below the byte limit"
+        );
+        // The rest of the batch still fits.
+        m.insert(b"c", 3, ValueKind::Value, &vec![8u8; 2 << 20])
+            .unwrap();
+        assert_eq!(m.get(b"c", 3).unwrap().unwrap().value.len(), 2 << 20);
+        // Past every slot, an insert fails with an error, not a panic.
+        m.writer.lock().skip_arena_slots(4096);
+        assert!(
+            m.insert(b"d", 4, ValueKind::Value, &vec![9u8; 2 << 20])
+                .is_err()
+        );
     }
 }

@@ -302,3 +302,51 @@ fn a_failed_flush_poisons_writes_until_reopen() {
     let db = Db::open(Path::new(DB), options(&fs)).unwrap();
     assert_eq!(contents(&db).len(), 20);
 }
+
+#[test]
+fn recovery_writes_a_table_each_time_the_replayed_memtable_is_full() {
+    // WALs holding many memtables' worth (here: one large memtable, reopened
+    // with a small limit) are replayed into several level-0 tables rather
+    // than one memtable that must hold them all.
+    let fs = CrashFs::new();
+    let large = Options {
+        memtable_size_bytes: 1 << 20,
+        ..options(&fs)
+    };
+    let db = Db::open(Path::new(DB), large).unwrap();
+    let value = vec![b'v'; 200];
+    for i in 0..1500u32 {
+        db.put(
+            format!("key{i:06}"),
+            &value,
+            WriteOptions {
+                sync: i % 100 == 99,
+            },
+        )
+        .unwrap();
+    }
+    assert_eq!(db.stats().flushes, 0, "the data must still be in the WAL");
+    drop(db);
+    fs.crash(CrashMode::DropUnsynced);
+
+    let small = Options {
+        memtable_size_bytes: 32 << 10,
+        level0_compaction_trigger_files: 100,
+        level0_slowdown_writes_files: 100,
+        level0_stop_writes_files: 200,
+        ..options(&fs)
+    };
+    let db = Db::open(Path::new(DB), small).unwrap();
+    let level0_files = db.stats().levels[0].files;
+    assert!(
+        level0_files >= 8,
+        "recovery wrote {level0_files} level-0 tables"
+    );
+    for i in 0..1500u32 {
+        assert_eq!(
+            db.get(format!("key{i:06}")).unwrap(),
+            Some(value.clone()),
+            "key{i:06}"
+        );
+    }
+}

@@ -16,6 +16,7 @@ use crate::batch::WriteBatch;
 use crate::cache::BlockCache;
 use crate::error::{Error, Result};
 use crate::filename::{self, FileKind};
+use crate::fs::FileSystem;
 use crate::log::{LogReader, LogWriter};
 use crate::memtable::{ChunkPool, MemTable};
 use crate::options::{Options, WalRecovery};
@@ -191,7 +192,12 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<DbInner> {
         })
         .collect();
     wal_numbers.sort_unstable();
-    let recovered = Arc::new(MemTable::new(0));
+    // The WALs are replayed into a memtable that is written to a level-0
+    // table whenever it is full, as the write path would have frozen it:
+    // several WALs' worth (up to `max_immutable_memtables + 1` memtables)
+    // must not have to fit in one.
+    let mut edit = VersionEdit::default();
+    let mut recovered = MemTable::new(0);
     let mut last_sequence_number = versions.last_sequence_number();
     for (i, &number) in wal_numbers.iter().enumerate() {
         let path = filename::wal_path(dir, number);
@@ -200,6 +206,10 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<DbInner> {
             LogReader::new(bytes, options.wal_recovery).with_file_name(path.display().to_string());
         while let Some(record) = reader.next_record()? {
             let (batch, first_sequence_number) = WriteBatch::decode(record)?;
+            if recovered.is_full(options.memtable_size_bytes) {
+                let full = std::mem::replace(&mut recovered, MemTable::new(0));
+                write_recovered_memtable(&fs, dir, &options, &mut versions, &full, &mut edit)?;
+            }
             apply_to_memtable(&recovered, &batch, first_sequence_number)?;
             if !batch.is_empty() {
                 last_sequence_number =
@@ -226,7 +236,6 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<DbInner> {
         }
     }
 
-    let mut edit = VersionEdit::default();
     let wal = if options.wal_enabled {
         let number = versions.new_file_number();
         let file = fs.create_file(&filename::wal_path(dir, number))?;
@@ -247,23 +256,7 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<DbInner> {
             record_ends: Vec::new(),
         }
     };
-    if !recovered.is_empty() {
-        let mut writer = TableWriter::new(
-            Arc::clone(&fs),
-            dir.to_path_buf(),
-            options.table.for_level(0),
-            u64::MAX,
-            recovered.range_tombstones(),
-        );
-        let mut allocate = || versions.new_file_number();
-        recovered.for_each(|key, value| writer.add(key, value, &mut allocate))?;
-        for file in writer.finish(&mut allocate)? {
-            edit.added_files.push((0, Arc::new(file)));
-        }
-        if recovered.applied_index() > 0 {
-            edit.applied_index = Some(recovered.applied_index());
-        }
-    }
+    write_recovered_memtable(&fs, dir, &options, &mut versions, &recovered, &mut edit)?;
     edit.last_sequence_number = Some(last_sequence_number);
     versions.log_and_apply(edit)?;
 
@@ -320,4 +313,41 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<DbInner> {
         inner.delete_obsolete_files(&mut state)?;
     }
     Ok(inner)
+}
+
+/// Writes a memtable replayed from the WALs to level-0 tables and records
+/// them (and its applied-index marker) in `edit`, which recovery logs once
+/// at the end. Memtables are written oldest first, so their tables' file
+/// numbers ascend with their data's age, as level 0 expects.
+fn write_recovered_memtable(
+    fs: &Arc<dyn FileSystem>,
+    dir: &Path,
+    options: &Options,
+    versions: &mut VersionSet,
+    recovered: &MemTable,
+    edit: &mut VersionEdit,
+) -> Result<()> {
+    if recovered.is_empty() {
+        return Ok(());
+    }
+    let mut writer = TableWriter::new(
+        Arc::clone(fs),
+        dir.to_path_buf(),
+        options.table.for_level(0),
+        u64::MAX,
+        recovered.range_tombstones(),
+    );
+    let mut allocate = || versions.new_file_number();
+    recovered.for_each(|key, value| writer.add(key, value, &mut allocate))?;
+    for file in writer.finish(&mut allocate)? {
+        edit.added_files.push((0, Arc::new(file)));
+    }
+    if recovered.applied_index() > 0 {
+        edit.applied_index = Some(
+            recovered
+                .applied_index()
+                .max(edit.applied_index.unwrap_or(0)),
+        );
+    }
+    Ok(())
 }

@@ -30,6 +30,11 @@ use crate::stats::Counters;
 /// already amortises the fsync; larger ones only add latency).
 const MAX_GROUP_BYTES: usize = 1 << 20;
 
+/// The largest write batch accepted. A memtable takes whole batches, and
+/// this bound is what lets one that is nearly full still take the next
+/// batch (see `memtable/arena.rs`, `SLOTS_BEFORE_FULL`).
+pub const MAX_BATCH_BYTES: usize = 2 << 30;
+
 /// The WAL record buffer keeps at most this much capacity between groups.
 const RETAINED_RECORD_BUFFER_BYTES: usize = 1 << 20;
 
@@ -79,6 +84,12 @@ pub(crate) fn apply_to_memtable(
 
 impl DbInner {
     fn validate(&self, batch: &WriteBatch) -> Result<()> {
+        if batch.size_bytes() > MAX_BATCH_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "a write batch of {} bytes exceeds the limit of {MAX_BATCH_BYTES} bytes",
+                batch.size_bytes()
+            )));
+        }
         let check_key = |key: &[u8]| {
             if key.len() > self.options.max_key_size_bytes {
                 return Err(Error::KeyTooLarge {
@@ -312,7 +323,7 @@ impl DbInner {
         // slowdown trigger there is nothing to decide.
         if !self.poisoned.load(Ordering::Acquire) {
             let sv = self.super_version.load();
-            if sv.mem.approximate_size_bytes() < self.options.memtable_size_bytes
+            if !sv.mem.is_full(self.options.memtable_size_bytes)
                 && sv.version.files(0).len() < self.options.level0_slowdown_writes_files
             {
                 return Ok(Arc::clone(&sv.mem));
@@ -333,7 +344,7 @@ impl DbInner {
                 state = self.state.lock();
                 continue;
             }
-            if state.mem.approximate_size_bytes() < self.options.memtable_size_bytes {
+            if !state.mem.is_full(self.options.memtable_size_bytes) {
                 return Ok(Arc::clone(&state.mem));
             }
             if state.imm.len() >= self.options.max_immutable_memtables

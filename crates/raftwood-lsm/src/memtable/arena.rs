@@ -39,11 +39,18 @@ pub(crate) type Addr = u64;
 /// The address that names nothing (the end of a skiplist level).
 pub(crate) const NULL: Addr = 0;
 
-/// Chunk slots per arena. With regular chunks of [`MAX_CHUNK_WORDS`] the
-/// arena holds 16 GiB, far past any memtable (the write path freezes one at
-/// `Options::memtable_size_bytes`); only a single write batch of many GiB
-/// could exhaust it, and that is refused with an error.
+/// Chunk slots per arena. Every regular chunk (up to 4 MiB) and every
+/// dedicated chunk (one entry over 1 MiB) takes one.
 const CHUNK_SLOTS: usize = 4096;
+
+/// Once this many slots are used, the memtable counts as full (see
+/// `MemTable::is_full`) and is frozen before the next write batch, whatever
+/// its size in bytes. A batch may then still take up to
+/// `CHUNK_SLOTS - SLOTS_BEFORE_FULL` slots: with write batches limited to
+/// `MAX_BATCH_BYTES` (2 GiB; `db/write.rs`), at most 2048 dedicated chunks
+/// of over 1 MiB and 512 regular ones, so an insert never finds the arena
+/// full.
+pub(crate) const SLOTS_BEFORE_FULL: usize = 1024;
 
 /// Words of the first chunk (4 KiB).
 const FIRST_CHUNK_WORDS: usize = 512;
@@ -123,6 +130,8 @@ pub(crate) struct ArenaCursor {
     next_chunk_words: usize,
     /// Words allocated in all chunks (what the arena costs in memory).
     allocated_words: usize,
+    /// Words skipped to keep allocations' hot words within a cache line.
+    padding_words: usize,
     /// Word offset of chunk `current`'s first word within its cache line.
     line_phase_words: usize,
 }
@@ -148,15 +157,20 @@ impl Arena {
             next_slot: 0,
             next_chunk_words: FIRST_CHUNK_WORDS,
             allocated_words: 0,
+            padding_words: 0,
             line_phase_words: 0,
         };
         (arena, cursor)
     }
 
-    /// Allocates `words` zeroed words that do not cross a chunk boundary,
+    /// Allocates `words` words that do not cross a chunk boundary,
     /// placed so that their first `hot_words` do not cross a 64-byte cache
     /// line when they fit in one (a skiplist search reads a node's header,
     /// tower and key: one cache miss instead of two).
+    ///
+    /// The words are not zeroed: a chunk recycled from the pool holds an
+    /// old arena's words. The caller stores every word it will let a reader
+    /// read.
     ///
     /// Only the writer calls this (it holds the only `ArenaCursor`).
     pub(crate) fn allocate(
@@ -197,7 +211,9 @@ impl Arena {
             // Word 0 of slot 0 stays unused: its address is NULL.
             cursor.used = usize::from(slot == 0);
         }
-        cursor.used += padding(cursor);
+        let padding_words = padding(cursor);
+        cursor.used += padding_words;
+        cursor.padding_words += padding_words;
         let addr = address(cursor.current, cursor.used);
         cursor.used += words;
         assert!(
@@ -269,6 +285,22 @@ impl ArenaCursor {
     /// Bytes of all chunks allocated so far.
     pub(crate) fn allocated_bytes(&self) -> usize {
         self.allocated_words * 8
+    }
+
+    /// Bytes skipped so far to align allocations to cache lines.
+    pub(crate) fn padding_bytes(&self) -> usize {
+        self.padding_words * 8
+    }
+
+    /// Chunk slots taken so far.
+    pub(crate) fn slots_used(&self) -> usize {
+        self.next_slot
+    }
+
+    /// Pretends `slots` more slots were taken (tests of the full arena).
+    #[cfg(test)]
+    pub(crate) fn skip_slots(&mut self, slots: usize) {
+        self.next_slot += slots;
     }
 }
 

@@ -136,7 +136,8 @@ impl SkipList {
     }
 
     /// Inserts `user_key` with `trailer` and `value`. Internal keys must be
-    /// unique (sequence numbers are); returns the bytes the node took.
+    /// unique (sequence numbers are); returns the bytes the node took,
+    /// with the padding that aligned it.
     pub(crate) fn insert(
         &self,
         writer: &mut SkipListWriter,
@@ -163,9 +164,11 @@ impl SkipList {
         let node_words = HEADER_WORDS + height + key_words + 1 + value_words;
         // A search reads the header, the tower and the key.
         let hot_words = HEADER_WORDS + height + key_words;
+        let padding_before = writer.cursor.padding_bytes();
         let addr = self
             .arena
             .allocate(&mut writer.cursor, node_words, hot_words)?;
+        let padding_bytes = writer.cursor.padding_bytes() - padding_before;
         let words = &self.arena.words_from(addr)[..node_words];
 
         // Fill the node; nobody can reach it yet, so Relaxed suffices.
@@ -220,7 +223,7 @@ impl SkipList {
         for slot in &mut writer.predecessors_after_last[..height] {
             *slot = addr;
         }
-        Ok(node_words * 8)
+        Ok(node_words * 8 + padding_bytes)
     }
 
     /// True if `key` belongs immediately after the last inserted node, so
@@ -337,6 +340,17 @@ impl SkipListWriter {
     /// Bytes the arena has allocated.
     pub(crate) fn allocated_bytes(&self) -> usize {
         self.cursor.allocated_bytes()
+    }
+
+    /// Chunk slots the arena has taken.
+    pub(crate) fn arena_slots_used(&self) -> usize {
+        self.cursor.slots_used()
+    }
+
+    /// Pretends the arena took `slots` more slots (tests of the full arena).
+    #[cfg(test)]
+    pub(crate) fn skip_arena_slots(&mut self, slots: usize) {
+        self.cursor.skip_slots(slots);
     }
 }
 
