@@ -196,8 +196,12 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<DbInner> {
     // table whenever it is full, as the write path would have frozen it:
     // several WALs' worth (up to `max_immutable_memtables + 1` memtables)
     // must not have to fit in one.
+    // One memtable's worth of arena chunks is recycled from a flushed
+    // memtable to the next one, from recovery on.
+    let memtable_chunks = Arc::new(ChunkPool::new(options.memtable_size_bytes));
+    let recovered_memtable = || MemTable::with_chunk_pool(0, Some(Arc::clone(&memtable_chunks)));
     let mut edit = VersionEdit::default();
-    let mut recovered = MemTable::new(0);
+    let mut recovered = recovered_memtable();
     let mut last_sequence_number = versions.last_sequence_number();
     for (i, &number) in wal_numbers.iter().enumerate() {
         let path = filename::wal_path(dir, number);
@@ -207,8 +211,10 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<DbInner> {
         while let Some(record) = reader.next_record()? {
             let (batch, first_sequence_number) = WriteBatch::decode(record)?;
             if recovered.is_full(options.memtable_size_bytes) {
-                let full = std::mem::replace(&mut recovered, MemTable::new(0));
-                write_recovered_memtable(&fs, dir, &options, &mut versions, &full, &mut edit)?;
+                write_recovered_memtable(&fs, dir, &options, &mut versions, &recovered, &mut edit)?;
+                // Dropped before its successor fills, so its chunks go
+                // back to the pool first.
+                recovered = recovered_memtable();
             }
             apply_to_memtable(&recovered, &batch, first_sequence_number)?;
             if !batch.is_empty() {
@@ -257,12 +263,10 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<DbInner> {
         }
     };
     write_recovered_memtable(&fs, dir, &options, &mut versions, &recovered, &mut edit)?;
+    drop(recovered);
     edit.last_sequence_number = Some(last_sequence_number);
     versions.log_and_apply(edit)?;
 
-    // One memtable's worth of arena chunks is recycled from a flushed
-    // memtable to the next one.
-    let memtable_chunks = Arc::new(ChunkPool::new(options.memtable_size_bytes));
     let mem = Arc::new(MemTable::with_chunk_pool(
         wal.number,
         Some(Arc::clone(&memtable_chunks)),
