@@ -33,7 +33,7 @@ const MAX_GROUP_BYTES: usize = 1 << 20;
 /// The largest write batch accepted. A memtable takes whole batches, and
 /// this bound is what lets one that is nearly full still take the next
 /// batch (see `memtable/arena.rs`, `SLOTS_BEFORE_FULL`).
-pub const MAX_BATCH_BYTES: usize = 2 << 30;
+pub(crate) const MAX_BATCH_BYTES: usize = 2 << 30;
 
 /// The WAL record buffer keeps at most this much capacity between groups.
 const RETAINED_RECORD_BUFFER_BYTES: usize = 1 << 20;

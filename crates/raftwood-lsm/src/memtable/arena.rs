@@ -130,8 +130,6 @@ pub(crate) struct ArenaCursor {
     next_chunk_words: usize,
     /// Words allocated in all chunks (what the arena costs in memory).
     allocated_words: usize,
-    /// Words skipped to keep allocations' hot words within a cache line.
-    padding_words: usize,
     /// Word offset of chunk `current`'s first word within its cache line.
     line_phase_words: usize,
 }
@@ -157,7 +155,6 @@ impl Arena {
             next_slot: 0,
             next_chunk_words: FIRST_CHUNK_WORDS,
             allocated_words: 0,
-            padding_words: 0,
             line_phase_words: 0,
         };
         (arena, cursor)
@@ -172,13 +169,15 @@ impl Arena {
     /// old arena's words. The caller stores every word it will let a reader
     /// read.
     ///
+    /// Returns the address and the words skipped before it to align it.
+    ///
     /// Only the writer calls this (it holds the only `ArenaCursor`).
     pub(crate) fn allocate(
         &self,
         cursor: &mut ArenaCursor,
         words: usize,
         hot_words: usize,
-    ) -> Result<Addr, ArenaFull> {
+    ) -> Result<(Addr, usize), ArenaFull> {
         assert!(words > 0, "an allocation of no words");
         assert!(hot_words <= words);
         if words > DEDICATED_CHUNK_THRESHOLD_WORDS {
@@ -186,7 +185,7 @@ impl Arena {
             // starts one word in.
             let skip = usize::from(cursor.next_slot == 0);
             let (slot, _) = self.new_chunk(cursor, words + skip)?;
-            return Ok(address(slot, skip));
+            return Ok((address(slot, skip), 0));
         }
         let padding = |cursor: &ArenaCursor| {
             let line_offset = (cursor.line_phase_words + cursor.used) % WORDS_PER_LINE;
@@ -213,14 +212,13 @@ impl Arena {
         }
         let padding_words = padding(cursor);
         cursor.used += padding_words;
-        cursor.padding_words += padding_words;
         let addr = address(cursor.current, cursor.used);
         cursor.used += words;
         assert!(
             cursor.used <= cursor.capacity,
             "allocated past the end of a chunk"
         );
-        Ok(addr)
+        Ok((addr, padding_words))
     }
 
     /// Allocates a chunk in the next slot; returns the slot and the word
@@ -287,11 +285,6 @@ impl ArenaCursor {
         self.allocated_words * 8
     }
 
-    /// Bytes skipped so far to align allocations to cache lines.
-    pub(crate) fn padding_bytes(&self) -> usize {
-        self.padding_words * 8
-    }
-
     /// Chunk slots taken so far.
     pub(crate) fn slots_used(&self) -> usize {
         self.next_slot
@@ -326,7 +319,7 @@ mod tests {
             DEDICATED_CHUNK_THRESHOLD_WORDS + 1,
             2,
         ] {
-            let addr = arena.allocate(&mut cursor, words, 1).unwrap();
+            let (addr, _) = arena.allocate(&mut cursor, words, 1).unwrap();
             assert_ne!(addr, NULL);
             assert!(arena.words_from(addr).len() >= words);
             for word in &arena.words_from(addr)[..words] {
@@ -344,7 +337,7 @@ mod tests {
     fn an_allocation_larger_than_the_next_chunk_gets_a_chunk_that_fits() {
         let (arena, mut cursor) = Arena::new(None);
         for words in [2051, 10, 40_000, DEDICATED_CHUNK_THRESHOLD_WORDS, 3] {
-            let addr = arena.allocate(&mut cursor, words, 1).unwrap();
+            let (addr, _) = arena.allocate(&mut cursor, words, 1).unwrap();
             assert!(
                 arena.words_from(addr).len() >= words,
                 "{words} words do not fit"
@@ -357,7 +350,7 @@ mod tests {
         let (arena, mut cursor) = Arena::new(None);
         for (words, hot_words) in [(3, 3), (20, 6), (7, 7), (12, 8), (30, 5), (9, 9), (2, 2)] {
             for _ in 0..10 {
-                let addr = arena.allocate(&mut cursor, words, hot_words).unwrap();
+                let (addr, _) = arena.allocate(&mut cursor, words, hot_words).unwrap();
                 let start = arena.words_from(addr).as_ptr() as usize;
                 let end = start + hot_words * 8 - 1;
                 if hot_words <= WORDS_PER_LINE {

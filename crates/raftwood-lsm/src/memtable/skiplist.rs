@@ -37,9 +37,8 @@
 //! (the level that holds every node) before any level above.
 
 use std::cmp::Ordering;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
-
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 
 use super::arena::{Addr, Arena, ArenaCursor, ArenaFull, ChunkPool, NULL};
 use super::search_key::{SearchKey, compare_stored, key_word};
@@ -101,7 +100,7 @@ impl SkipList {
         let (arena, mut cursor) = Arena::new(pool);
         // The first allocation of a fresh arena cannot fail.
         let head = match arena.allocate(&mut cursor, HEADER_WORDS + MAX_HEIGHT, 1) {
-            Ok(addr) => addr,
+            Ok((addr, _)) => addr,
             Err(ArenaFull) => unreachable!("a fresh arena is full"),
         };
         // Every word a reader can read is stored explicitly: a recycled
@@ -164,11 +163,9 @@ impl SkipList {
         let node_words = HEADER_WORDS + height + key_words + 1 + value_words;
         // A search reads the header, the tower and the key.
         let hot_words = HEADER_WORDS + height + key_words;
-        let padding_before = writer.cursor.padding_bytes();
-        let addr = self
-            .arena
-            .allocate(&mut writer.cursor, node_words, hot_words)?;
-        let padding_bytes = writer.cursor.padding_bytes() - padding_before;
+        let (addr, padding_words) =
+            self.arena
+                .allocate(&mut writer.cursor, node_words, hot_words)?;
         let words = &self.arena.words_from(addr)[..node_words];
 
         // Fill the node; nobody can reach it yet, so Relaxed suffices.
@@ -223,7 +220,7 @@ impl SkipList {
         for slot in &mut writer.predecessors_after_last[..height] {
             *slot = addr;
         }
-        Ok(node_words * 8 + padding_bytes)
+        Ok((node_words + padding_words) * 8)
     }
 
     /// True if `key` belongs immediately after the last inserted node, so
@@ -387,8 +384,15 @@ impl<'a> Node<'a> {
 
     #[inline]
     fn key_words(&self) -> &'a [AtomicU64] {
-        let start = HEADER_WORDS + self.height();
-        &self.words[start..start + self.user_key_len().div_ceil(8)]
+        self.key_words_of(self.meta())
+    }
+
+    /// The key's words, given the node's meta word (already loaded).
+    #[inline]
+    fn key_words_of(&self, meta: u64) -> &'a [AtomicU64] {
+        let start = HEADER_WORDS + (meta >> 32) as usize;
+        let user_key_len = (meta & 0xffff_ffff) as usize;
+        &self.words[start..start + user_key_len.div_ceil(8)]
     }
 
     /// This node's key compared with `key`, in internal-key order.
@@ -397,12 +401,11 @@ impl<'a> Node<'a> {
         // One load of the meta word (atomic loads are not merged by the
         // compiler); the trailer is loaded only if the user keys tie.
         let meta = self.meta();
-        let user_key_len = (meta & 0xffff_ffff) as usize;
-        let start = HEADER_WORDS + (meta >> 32) as usize;
-        let key_words = &self.words[start..start + user_key_len.div_ceil(8)];
         compare_stored(
-            key_words.iter().map(|w| w.load(AtomicOrdering::Relaxed)),
-            user_key_len,
+            self.key_words_of(meta)
+                .iter()
+                .map(|w| w.load(AtomicOrdering::Relaxed)),
+            (meta & 0xffff_ffff) as usize,
             || self.trailer(),
             key,
         )
