@@ -7,6 +7,15 @@ pub struct LogOptions {
     /// before the next write. A segment exceeds it by at most one write
     /// (a write never spans two segments).
     pub segment_size_bytes: u64,
+    /// The active segment is kept filled with zeros this far past its last
+    /// write (never past `segment_size_bytes`), and the zeros are synced
+    /// with the write that extends them. Writes then overwrite blocks that
+    /// are already allocated and durable, so the `fdatasync` after them
+    /// flushes data only, not the file size through the filesystem's
+    /// journal (`FileSystem`'s `zero_extend` says why). Recovery reads a run
+    /// of zeros at the end of the newest segment as the end of the log.
+    /// 0 turns it off: every write then grows the file.
+    pub zero_ahead_bytes: u64,
     /// What recovery does about damage that is not a torn tail.
     pub recovery_mode: RecoveryMode,
 }
@@ -15,6 +24,7 @@ impl Default for LogOptions {
     fn default() -> Self {
         LogOptions {
             segment_size_bytes: 64 * 1024 * 1024,
+            zero_ahead_bytes: 1024 * 1024,
             recovery_mode: RecoveryMode::Strict,
         }
     }

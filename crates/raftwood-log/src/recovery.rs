@@ -260,6 +260,11 @@ fn replay_segment(
     while position < data.len() {
         let (header, payload) = match read_record(data, position) {
             Ok(record) => record,
+            // The newest segment is kept zero-filled ahead of its writes
+            // (`LogOptions::zero_ahead_bytes`): zeros to its end are where
+            // the log ends, not damage. (A segment with a successor is read
+            // only up to the length the successor vouches for.)
+            Err(_) if limit.is_none() && data[position..].iter().all(|&b| b == 0) => break,
             Err(error) => {
                 let detail = match error {
                     FrameError::Incomplete => "incomplete record".to_owned(),

@@ -56,6 +56,9 @@ pub struct RaftLogStore {
     closed: VecDeque<SegmentInfo>,
     active: SegmentInfo,
     active_file: Box<dyn WritableFile>,
+    /// The active segment's size: it holds zeros from the append position
+    /// (`active_file.len()`) up to here, once they are synced.
+    active_zeroed_to: u64,
     /// True if something was appended since the last successful sync.
     unsynced: bool,
     /// The segment holding the newest `InstallSnapshot` record; every
@@ -110,12 +113,13 @@ impl RaftLogStore {
                 .map_err(|e| LogError::io(format!("removing {}", path.display()), e))?;
             sync_dir(fs.as_ref(), dir)?;
         }
-        let (active, active_file) = create_segment(
+        let (active, active_file, active_zeroed_to) = create_segment(
             fs.as_ref(),
             dir,
             next_sequence,
             previous_valid_bytes,
             &state,
+            &options,
         )?;
         // The new segment is durable; leftovers of an interrupted
         // compaction can go.
@@ -144,6 +148,7 @@ impl RaftLogStore {
                 .collect(),
             active,
             active_file,
+            active_zeroed_to,
             unsynced: false,
             last_reset_sequence,
             poisoned: None,
@@ -390,6 +395,7 @@ impl RaftLogStore {
                 &self.payload,
             );
         }
+        self.zero_ahead(base + self.buffer.len() as u64)?;
         if let Err(error) = self.active_file.append(&self.buffer) {
             return Err(self.poison(
                 format!("appending to {}", self.active.path.display()),
@@ -397,6 +403,29 @@ impl RaftLogStore {
             ));
         }
         self.unsynced = true;
+        Ok(())
+    }
+
+    /// Before a write that ends at byte `end` of the active segment: if it
+    /// would run past the zeros, writes `zero_ahead_bytes` more past its end
+    /// (see `LogOptions::zero_ahead_bytes`). They become durable with the
+    /// write's sync, which is then the one sync in `zero_ahead_bytes` of
+    /// log that commits a new file size.
+    fn zero_ahead(&mut self, end: u64) -> Result<(), LogError> {
+        if end <= self.active_zeroed_to {
+            return Ok(());
+        }
+        let target = zero_target(end, &self.options);
+        if target <= end {
+            return Ok(());
+        }
+        if let Err(error) = self.active_file.zero_extend(target) {
+            return Err(self.poison(
+                format!("zero-extending {}", self.active.path.display()),
+                error,
+            ));
+        }
+        self.active_zeroed_to = target;
         Ok(())
     }
 
@@ -434,8 +463,9 @@ impl RaftLogStore {
             self.active.sequence + 1,
             self.active_file.len(),
             &self.state,
+            &self.options,
         );
-        let (segment, file) = match created {
+        let (segment, file, zeroed_to) = match created {
             Ok(created) => created,
             Err(error) => {
                 self.poisoned = Some(error.to_string());
@@ -444,6 +474,7 @@ impl RaftLogStore {
         };
         let previous = std::mem::replace(&mut self.active, segment);
         self.active_file = file;
+        self.active_zeroed_to = zeroed_to;
         self.closed.push_back(previous);
         Ok(())
     }
@@ -550,16 +581,26 @@ fn sync_dir(fs: &dyn FileSystem, dir: &Path) -> Result<(), LogError> {
         .map_err(|e| LogError::io(format!("syncing directory {}", dir.display()), e))
 }
 
-/// Creates segment `sequence` holding only its header, and makes both its
-/// content and its directory entry durable before anything else is written
-/// to it.
+/// How far to zero the active segment for a write ending at `end`:
+/// `zero_ahead_bytes` past it, but not past the segment size. At or below
+/// `end` means "do not zero".
+fn zero_target(end: u64, options: &LogOptions) -> u64 {
+    end.saturating_add(options.zero_ahead_bytes)
+        .min(options.segment_size_bytes)
+}
+
+/// Creates segment `sequence` holding only its header (and the first zeros
+/// ahead of it), and makes both its content and its directory entry
+/// durable before anything else is written to it. Returns the segment, its
+/// file and the file's size.
 fn create_segment(
     fs: &dyn FileSystem,
     dir: &Path,
     sequence: u64,
     previous_valid_bytes: u64,
     state: &LogState,
-) -> Result<(SegmentInfo, Box<dyn WritableFile>), LogError> {
+    options: &LogOptions,
+) -> Result<(SegmentInfo, Box<dyn WritableFile>, u64), LogError> {
     let path = dir.join(segment_file_name(sequence));
     let mut file = fs
         .create_file(&path)
@@ -582,6 +623,9 @@ fn create_segment(
     );
     file.append(&framed)
         .map_err(|e| LogError::io(format!("appending to {}", path.display()), e))?;
+    let zeroed_to = zero_target(file.len(), options).max(file.len());
+    file.zero_extend(zeroed_to)
+        .map_err(|e| LogError::io(format!("zero-extending {}", path.display()), e))?;
     file.sync_data()
         .map_err(|e| LogError::io(format!("syncing {}", path.display()), e))?;
     sync_dir(fs, dir)?;
@@ -592,5 +636,6 @@ fn create_segment(
             max_entry_index: None,
         },
         file,
+        zeroed_to,
     ))
 }

@@ -470,3 +470,133 @@ fn the_store_can_move_to_a_persistence_thread() {
     assert_send::<RaftLogStore>();
     assert_send::<LogError>();
 }
+
+/// The active segment's file, its size and the bytes a recovery reads.
+fn active_segment(fs: &raftwood_lsm::fs::CrashFs) -> (std::path::PathBuf, Vec<u8>) {
+    let name = fs
+        .list_dir(Path::new(DIR))
+        .unwrap()
+        .into_iter()
+        .filter(|name| name.ends_with(".log"))
+        .max()
+        .unwrap();
+    let path = Path::new(DIR).join(name);
+    let bytes = fs.read_raw(&path).unwrap();
+    (path, bytes)
+}
+
+#[test]
+fn the_active_segment_is_zero_filled_ahead_of_its_writes() {
+    let fs = crash_fs();
+    let options = LogOptions {
+        zero_ahead_bytes: 1000,
+        ..LogOptions::default()
+    };
+    let (mut store, _) = open(&fs, &options).unwrap();
+    // A new segment is its header (under 200 bytes) and 1,000 durable
+    // zeros.
+    let (path, bytes) = active_segment(&fs);
+    assert!((1000..1200).contains(&bytes.len()), "{}", bytes.len());
+    assert!(bytes[200..].iter().all(|&b| b == 0));
+    assert_eq!(fs.durable_raw(&path).unwrap(), bytes);
+
+    // Writes overwrite the zeros without growing the file, until one would
+    // run past them: that one zeros 1,000 bytes past its own end.
+    let mut expected = Vec::new();
+    let mut sizes = Vec::new();
+    for i in 1..=40 {
+        let e = entry(i, 1, &"v".repeat(60));
+        expected.push(e.clone());
+        store
+            .write(&request(vec![e], Some(hard_state(1, Some(1), i))))
+            .unwrap();
+        store.sync().unwrap();
+        sizes.push(fs.file_size(&path).unwrap());
+    }
+    let growths = sizes.windows(2).filter(|w| w[1] > w[0]).count();
+    assert!(
+        (1..=5).contains(&growths),
+        "the file grows once per 1,000 bytes of log, not per write: {sizes:?}"
+    );
+
+    // What was synced survives a power cut, zeros and all, and recovery
+    // stops at the zeros.
+    drop(store);
+    fs.crash(CrashMode::DropUnsynced);
+    let (store, recovered) = open(&fs, &options).unwrap();
+    assert_eq!(recovered.entries, expected);
+    assert_eq!(recovered.hard_state, hard_state(1, Some(1), 40));
+    assert_eq!(store.last_index(), 40);
+}
+
+#[test]
+fn zero_ahead_stops_at_the_segment_size_and_can_be_turned_off() {
+    for (zero_ahead_bytes, segment_size_bytes) in [(0, 4096), (100_000, 700)] {
+        let fs = crash_fs();
+        let options = LogOptions {
+            zero_ahead_bytes,
+            segment_size_bytes,
+            ..LogOptions::default()
+        };
+        let (mut store, _) = open(&fs, &options).unwrap();
+        let mut sizes = vec![active_segment(&fs).1.len() as u64];
+        for i in 1..=5 {
+            store
+                .write(&request(
+                    vec![entry(i, 1, "abc")],
+                    Some(hard_state(1, None, i)),
+                ))
+                .unwrap();
+            store.sync().unwrap();
+            sizes.push(active_segment(&fs).1.len() as u64);
+        }
+        if zero_ahead_bytes == 0 {
+            assert!(
+                sizes.windows(2).all(|w| w[1] > w[0]),
+                "every write grows the file when turned off: {sizes:?}"
+            );
+        } else {
+            assert!(
+                sizes.iter().all(|&size| size == segment_size_bytes),
+                "zeros up to the segment size only: {sizes:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn zeros_then_a_valid_record_in_the_newest_segment_are_corruption() {
+    // Write, then splice zeros in front of the last write's records: a
+    // valid record after a zero run is damage, not the end of the log.
+    let fs = crash_fs();
+    let options = LogOptions::default();
+    let (mut store, _) = open(&fs, &options).unwrap();
+    store
+        .write(&request(
+            vec![entry(1, 1, "first")],
+            Some(hard_state(1, None, 1)),
+        ))
+        .unwrap();
+    store.sync().unwrap();
+    let (path, before) = active_segment(&fs);
+    let first_end = before.iter().rposition(|&b| b != 0).unwrap() + 1;
+    store
+        .write(&request(
+            vec![entry(2, 1, "second")],
+            Some(hard_state(1, None, 2)),
+        ))
+        .unwrap();
+    store.sync().unwrap();
+    drop(store);
+    let (_, after) = active_segment(&fs);
+    let second_end = after.iter().rposition(|&b| b != 0).unwrap() + 1;
+    // Zero the start of the second write's first header.
+    let mut damaged = after.clone();
+    damaged[first_end..first_end + 8].fill(0);
+    assert!(second_end > first_end + 8);
+    fs.write_raw(&path, &damaged).unwrap();
+    assert!(matches!(
+        open(&fs, &options),
+        Err(LogError::Corruption { .. })
+    ));
+}

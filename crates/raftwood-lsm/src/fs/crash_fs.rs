@@ -11,6 +11,10 @@
 //! - `append` changes only the visible content; `sync_data` makes the file's
 //!   whole current content durable (it does not make its directory entry
 //!   durable), and so does `sync_file` on its path.
+//! - `zero_extend` gives a file a tail of zeros after its appended bytes;
+//!   appends then overwrite the tail from its start. The tail is durable
+//!   after the next sync; a crash keeps the durable tail's zeros wherever
+//!   the unsynced appends that overwrote them are lost (or torn).
 //! - `create_file`, `create_dir_all`, `rename`, `remove_file` and
 //!   `hard_link` change only the visible entry sets; `sync_dir(parent)` makes
 //!   the parent's current entry set durable. A crash reverts every directory
@@ -94,6 +98,15 @@ struct FileNode {
     /// last sync: the disk still holds the old bytes, not a prefix of
     /// `content`. `None` when the durable content is `content[..durable_len]`.
     truncated_durable: Option<Vec<u8>>,
+    /// The file's size as `zero_extend` left it: a process reads zeros from
+    /// `content.len()` up to here. Appends overwrite them (the append
+    /// position is `content.len()`).
+    zeroed_to: usize,
+    /// The same for the durable file: after a crash it reads zeros from the
+    /// end of the surviving content up to here.
+    /// Invariant: 0 whenever `truncated_durable` is set (the old zeros are
+    /// part of its bytes).
+    durable_zeroed_to: usize,
 }
 
 impl FileNode {
@@ -104,9 +117,51 @@ impl FileNode {
         }
     }
 
+    /// What a crash would keep if the durable content is kept whole: the
+    /// durable bytes, then the durable zero tail.
+    fn durable_with_zeros(&self) -> Vec<u8> {
+        let mut bytes = self.durable().to_vec();
+        if self.durable_zeroed_to > bytes.len() {
+            bytes.resize(self.durable_zeroed_to, 0);
+        }
+        bytes
+    }
+
+    /// The file's size as a process sees it.
+    fn visible_len(&self) -> usize {
+        self.content.len().max(self.zeroed_to)
+    }
+
+    /// The file as a process reads it: the content, then the zero tail.
+    fn visible(&self) -> Vec<u8> {
+        let mut bytes = self.content.clone();
+        bytes.resize(self.visible_len(), 0);
+        bytes
+    }
+
+    /// Bytes `start..end` of the file as a process reads it.
+    /// Precondition: `start <= end <= visible_len()`.
+    fn visible_range(&self, start: usize, end: usize) -> Vec<u8> {
+        debug_assert!(start <= end && end <= self.visible_len());
+        let mut bytes = Vec::with_capacity(end - start);
+        let from_content = self.content.len().clamp(start, end);
+        bytes.extend_from_slice(&self.content[start.min(from_content)..from_content]);
+        bytes.resize(end - start, 0);
+        bytes
+    }
+
+    /// Makes everything a process reads durable: content and zero tail.
+    fn make_durable(&mut self) {
+        self.truncated_durable = None;
+        self.durable_len = self.content.len();
+        self.durable_zeroed_to = self.zeroed_to;
+        self.check_invariants();
+    }
+
     fn check_invariants(&self) {
         debug_assert!(self.durable_len <= self.content.len());
         debug_assert!(self.truncated_durable.is_none() || self.durable_len == 0);
+        debug_assert!(self.truncated_durable.is_none() || self.durable_zeroed_to == 0);
     }
 }
 
@@ -392,16 +447,18 @@ impl State {
                 Node::File(file) => {
                     match (mode, rng.as_mut()) {
                         (CrashMode::KeepUnsynced, _) => {}
-                        (CrashMode::TornTail { .. }, Some(rng)) => tear_file(file, rng),
+                        (CrashMode::TornTail { .. }, Some(rng)) => {
+                            tear_file(file, rng);
+                            file.zeroed_to = file.durable_zeroed_to;
+                        }
                         _ => {
                             let durable = file.durable().to_vec();
                             file.content = durable;
+                            file.zeroed_to = file.durable_zeroed_to;
                         }
                     }
                     // Whatever survived is on disk now.
-                    file.truncated_durable = None;
-                    file.durable_len = file.content.len();
-                    file.check_invariants();
+                    file.make_durable();
                 }
             }
         }
@@ -544,11 +601,12 @@ impl CrashFs {
         self.state.lock().faults = Faults::default();
     }
 
-    /// The visible content of a file, or `None` if `path` is not a file.
+    /// The visible content of a file (with any zero tail), or `None` if
+    /// `path` is not a file.
     pub fn read_raw(&self, path: &Path) -> Option<Vec<u8>> {
         let state = self.state.lock();
         let inode = state.lookup(&components(path).ok()?)?;
-        state.file(inode).map(|file| file.content.clone())
+        state.file(inode).map(FileNode::visible)
     }
 
     /// The content of a file that would survive a `DropUnsynced` crash if
@@ -556,7 +614,7 @@ impl CrashFs {
     pub fn durable_raw(&self, path: &Path) -> Option<Vec<u8>> {
         let state = self.state.lock();
         let inode = state.lookup(&components(path).ok()?)?;
-        state.file(inode).map(|file| file.durable().to_vec())
+        state.file(inode).map(FileNode::durable_with_zeros)
     }
 
     /// Sets a file's visible and durable content to `bytes`, creating the
@@ -580,9 +638,8 @@ impl CrashFs {
             )
         })?;
         file.content = bytes.to_vec();
-        file.durable_len = bytes.len();
-        file.truncated_durable = None;
-        file.check_invariants();
+        file.zeroed_to = 0;
+        file.make_durable();
         if let Some(dir) = state.dir_mut(parent) {
             dir.visible.insert(name.clone(), inode);
             dir.durable.insert(name, inode);
@@ -603,6 +660,12 @@ impl CrashFs {
             .ok_or_else(|| not_found("flipping a bit in", path))?;
         let offset = usize::try_from(byte_offset).unwrap_or(usize::MAX);
         let mask = 1u8 << bit;
+        if offset >= file.content.len() && offset < file.zeroed_to {
+            return Err(Error::InvalidArgument(format!(
+                "offset {byte_offset} of {} is in its zero-extended tail; use write_raw",
+                path.display()
+            )));
+        }
         match file.content.get_mut(offset) {
             Some(byte) => *byte ^= mask,
             None => {
@@ -691,12 +754,15 @@ impl FileSystem for CrashFs {
                                 "is a directory",
                             )
                         })?;
-                        if file.truncated_durable.is_none() && file.durable_len > 0 {
-                            file.truncated_durable =
-                                Some(file.content[..file.durable_len].to_vec());
+                        if file.truncated_durable.is_none()
+                            && (file.durable_len > 0 || file.durable_zeroed_to > 0)
+                        {
+                            file.truncated_durable = Some(file.durable_with_zeros());
                         }
                         file.content.clear();
                         file.durable_len = 0;
+                        file.zeroed_to = 0;
+                        file.durable_zeroed_to = 0;
                         file.check_invariants();
                         inode
                     }
@@ -724,7 +790,7 @@ impl FileSystem for CrashFs {
         let inode = state.lookup_file(path, "opening")?;
         let size = state
             .file(inode)
-            .map_or(0, |file| file.content.len() as u64);
+            .map_or(0, |file| file.visible_len() as u64);
         Ok(Arc::new(CrashRandomAccessFile {
             state: Arc::clone(&self.state),
             inode,
@@ -737,10 +803,7 @@ impl FileSystem for CrashFs {
     fn read_file(&self, path: &Path) -> Result<Vec<u8>> {
         let state = self.state.lock();
         let inode = state.lookup_file(path, "reading")?;
-        Ok(state
-            .file(inode)
-            .map(|file| file.content.clone())
-            .unwrap_or_default())
+        Ok(state.file(inode).map(FileNode::visible).unwrap_or_default())
     }
 
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {
@@ -841,9 +904,7 @@ impl FileSystem for CrashFs {
                 let file = state
                     .file_mut(inode)
                     .ok_or_else(|| not_found("syncing", path))?;
-                file.truncated_durable = None;
-                file.durable_len = file.content.len();
-                file.check_invariants();
+                file.make_durable();
                 Ok(())
             },
         )
@@ -875,7 +936,7 @@ impl FileSystem for CrashFs {
         let inode = state.lookup_file(path, "reading metadata of")?;
         Ok(state
             .file(inode)
-            .map_or(0, |file| file.content.len() as u64))
+            .map_or(0, |file| file.visible_len() as u64))
     }
 
     fn lock_file(&self, path: &Path) -> Result<Box<dyn FileLock>> {
@@ -973,9 +1034,32 @@ impl WritableFile for CrashWritableFile {
                 let file = state
                     .file_mut(inode)
                     .ok_or_else(|| not_found("syncing", path))?;
-                file.truncated_durable = None;
-                file.durable_len = file.content.len();
-                file.check_invariants();
+                file.make_durable();
+                Ok(())
+            },
+        )
+    }
+
+    fn zero_extend(&mut self, len: u64) -> Result<()> {
+        let mut state = self.state.lock();
+        if state.epoch != self.epoch {
+            return Err(stale_handle(&self.path));
+        }
+        let (inode, path) = (self.inode, &self.path);
+        let len = usize::try_from(len).map_err(|_| {
+            Error::InvalidArgument(format!(
+                "cannot zero-extend {} to {len} bytes",
+                path.display()
+            ))
+        })?;
+        state.mutate(
+            OpKind::Write,
+            || format!("zero-extending {}", path.display()),
+            |state| {
+                let file = state
+                    .file_mut(inode)
+                    .ok_or_else(|| not_found("zero-extending", path))?;
+                file.zeroed_to = file.zeroed_to.max(len);
                 Ok(())
             },
         )
@@ -1012,16 +1096,15 @@ impl RandomAccessFile for CrashRandomAccessFile {
         if state.epoch != self.epoch {
             return Err(stale_handle(&self.path));
         }
-        let content = state
+        let file = state
             .file(self.inode)
-            .map(|file| file.content.as_slice())
             .ok_or_else(|| not_found("reading", &self.path))?;
         let end = offset.checked_add(len as u64);
-        let limit = self.size.min(content.len() as u64);
+        let limit = self.size.min(file.visible_len() as u64);
         match end {
             Some(end) if end <= limit => {
-                // Both bounds fit in usize: they are at most `content.len()`.
-                Ok(content[offset as usize..end as usize].to_vec())
+                // Both bounds fit in usize: they are at most the file's size.
+                Ok(file.visible_range(offset as usize, end as usize))
             }
             _ => Err(Error::corruption(
                 self.path.display().to_string(),
@@ -1098,6 +1181,94 @@ mod tests {
         fs.crash(CrashMode::DropUnsynced);
         assert_eq!(fs.read_file(p("/db/a")).unwrap(), b"synced");
         assert_eq!(fs.file_size(p("/db/a")).unwrap(), 6);
+    }
+
+    #[test]
+    fn appends_overwrite_a_zero_tail_and_a_crash_keeps_its_durable_zeros() {
+        let fs = fs_with_db();
+        let mut file = write_file(&fs, "/db/a", b"head", false);
+        file.zero_extend(12).unwrap();
+        file.sync_data().unwrap();
+        fs.sync_dir(p("/db")).unwrap();
+        assert_eq!(fs.read_file(p("/db/a")).unwrap(), b"head\0\0\0\0\0\0\0\0");
+        assert_eq!(fs.file_size(p("/db/a")).unwrap(), 12);
+        assert_eq!(file.len(), 4, "zeros do not move the append position");
+
+        // An append overwrites the tail from its start; extending past the
+        // tail grows the file.
+        file.append(b"-body-").unwrap();
+        assert_eq!(fs.read_file(p("/db/a")).unwrap(), b"head-body-\0\0");
+        let reader = fs.open_random_access(p("/db/a")).unwrap();
+        assert_eq!(reader.size(), 12);
+        assert_eq!(reader.read_exact_at(8, 4).unwrap(), b"y-\0\0");
+        assert!(reader.read_exact_at(9, 4).is_err());
+
+        // Unsynced appends over durable zeros are lost, the zeros stay; an
+        // unsynced extension of the tail is lost too.
+        file.zero_extend(40).unwrap();
+        assert_eq!(fs.file_size(p("/db/a")).unwrap(), 40);
+        assert_eq!(fs.durable_raw(p("/db/a")).unwrap(), b"head\0\0\0\0\0\0\0\0");
+        fs.crash(CrashMode::DropUnsynced);
+        assert_eq!(fs.read_file(p("/db/a")).unwrap(), b"head\0\0\0\0\0\0\0\0");
+
+        // After a sync the appended bytes are durable and so is the tail.
+        let mut file = fs.create_file(p("/db/b")).unwrap();
+        fs.sync_dir(p("/db")).unwrap();
+        file.zero_extend(8).unwrap();
+        file.append(b"abc").unwrap();
+        file.sync_data().unwrap();
+        fs.crash(CrashMode::DropUnsynced);
+        assert_eq!(fs.read_file(p("/db/b")).unwrap(), b"abc\0\0\0\0\0");
+
+        // Re-creating a file truncates its tail; until the next sync the
+        // old bytes, zeros included, are what the disk holds.
+        let file = fs.create_file(p("/db/b")).unwrap();
+        assert_eq!(fs.file_size(p("/db/b")).unwrap(), 0);
+        assert_eq!(fs.durable_raw(p("/db/b")).unwrap(), b"abc\0\0\0\0\0");
+        drop(file);
+        fs.crash(CrashMode::DropUnsynced);
+        assert_eq!(fs.read_file(p("/db/b")).unwrap(), b"abc\0\0\0\0\0");
+    }
+
+    #[test]
+    fn a_torn_tail_over_durable_zeros_is_a_prefix_then_zeros() {
+        for seed in 0..64 {
+            let fs = fs_with_db();
+            let mut file = write_file(&fs, "/db/a", b"head", false);
+            file.zero_extend(64).unwrap();
+            file.sync_data().unwrap();
+            fs.sync_dir(p("/db")).unwrap();
+            file.append(&[0xaa; 20]).unwrap();
+            fs.crash(CrashMode::TornTail { seed });
+            let after = fs.read_file(p("/db/a")).unwrap();
+            assert_eq!(
+                after.len(),
+                64,
+                "seed {seed}: the durable tail keeps the size"
+            );
+            assert_eq!(&after[..4], b"head", "seed {seed}");
+            // Past the garbled bytes (at most 20 here), zeros up to the end.
+            assert!(
+                after[24..].iter().all(|&b| b == 0),
+                "seed {seed}: {after:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn zero_extend_is_a_write_for_fault_injection() {
+        let fs = fs_with_db();
+        let mut file = write_file(&fs, "/db/a", b"x", true);
+        fs.set_fail_writes(true);
+        assert!(file.zero_extend(100).is_err());
+        fs.clear_faults();
+        assert_eq!(fs.file_size(p("/db/a")).unwrap(), 1);
+        assert!(fs.flip_bit(p("/db/a"), 0, 0).is_ok());
+        file.zero_extend(100).unwrap();
+        assert!(
+            fs.flip_bit(p("/db/a"), 50, 0).is_err(),
+            "a bit in the zero tail"
+        );
     }
 
     #[test]

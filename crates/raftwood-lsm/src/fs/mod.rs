@@ -66,7 +66,22 @@ pub trait WritableFile: Send + Sync + Debug {
     fn append(&mut self, data: &[u8]) -> Result<()>;
     /// Makes everything appended so far durable (fdatasync).
     fn sync_data(&mut self) -> Result<()>;
-    /// Bytes appended so far (the file's length).
+    /// Writes zero bytes after the file's end up to `len` bytes of file,
+    /// without moving the append position: later appends overwrite them.
+    /// Like an append, not durable until `sync_data`. Does nothing if the
+    /// file already reaches `len`.
+    ///
+    /// Why: an append that extends a file changes its size, so every
+    /// `fdatasync` after it commits metadata through the filesystem's
+    /// journal as well as the data. Overwriting blocks that are already
+    /// allocated, written and durable needs only the data (on ext4 here, an
+    /// fdatasync of a 4 KiB overwrite takes 90-120 µs against 150-170 µs for
+    /// an append). Space reserved with `fallocate` does not help: its
+    /// blocks are "unwritten", and the first write to them is a metadata
+    /// change too.
+    fn zero_extend(&mut self, len: u64) -> Result<()>;
+    /// Bytes appended so far: the append position, which the zeros written
+    /// by `zero_extend` do not move.
     fn len(&self) -> u64;
     /// True if nothing has been appended.
     fn is_empty(&self) -> bool {

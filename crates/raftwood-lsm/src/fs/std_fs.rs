@@ -33,6 +33,7 @@ impl FileSystem for StdFs {
             file,
             path: path.to_path_buf(),
             len: 0,
+            zeroed_to: 0,
         }))
     }
 
@@ -139,8 +140,15 @@ impl FileSystem for StdFs {
 struct StdWritableFile {
     file: File,
     path: PathBuf,
+    /// The append position: the file cursor.
     len: u64,
+    /// The file's size as `zero_extend` left it; the bytes from `len` to
+    /// here are zeros. Invariant: only meaningful while above `len`.
+    zeroed_to: u64,
 }
+
+/// Zeros written per `write_at` call by `zero_extend`.
+const ZERO_BLOCK_BYTES: usize = 64 * 1024;
 
 impl WritableFile for StdWritableFile {
     fn append(&mut self, data: &[u8]) -> Result<()> {
@@ -155,6 +163,22 @@ impl WritableFile for StdWritableFile {
         self.file
             .sync_data()
             .map_err(|e| Error::io(ctx("syncing", &self.path), e))
+    }
+
+    fn zero_extend(&mut self, len: u64) -> Result<()> {
+        static ZEROS: [u8; ZERO_BLOCK_BYTES] = [0; ZERO_BLOCK_BYTES];
+        // Writes at the file's current end; the cursor, which appends use,
+        // stays where it is.
+        let mut at = self.zeroed_to.max(self.len);
+        while at < len {
+            let n = usize::try_from(len - at).map_or(ZERO_BLOCK_BYTES, |n| n.min(ZERO_BLOCK_BYTES));
+            self.file
+                .write_all_at(&ZEROS[..n], at)
+                .map_err(|e| Error::io(ctx("zero-extending", &self.path), e))?;
+            at += n as u64;
+        }
+        self.zeroed_to = self.zeroed_to.max(len);
+        Ok(())
     }
 
     fn len(&self) -> u64 {
@@ -214,5 +238,29 @@ mod tests {
         StdFs.sync_file(&path).unwrap();
         assert_eq!(StdFs.read_file(&path).unwrap(), b"data");
         assert!(StdFs.sync_file(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn appends_overwrite_the_zeros_of_zero_extend() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a");
+        let mut file = StdFs.create_file(&path).unwrap();
+        file.append(b"head").unwrap();
+        // More than one block of zeros, so the loop runs more than once.
+        let len = ZERO_BLOCK_BYTES as u64 * 2 + 10;
+        file.zero_extend(len).unwrap();
+        assert_eq!(file.len(), 4);
+        assert_eq!(StdFs.file_size(&path).unwrap(), len);
+        file.append(b"-body").unwrap();
+        file.zero_extend(8).unwrap(); // already longer: nothing changes
+        file.sync_data().unwrap();
+        let bytes = StdFs.read_file(&path).unwrap();
+        assert_eq!(bytes.len() as u64, len);
+        assert_eq!(&bytes[..9], b"head-body");
+        assert!(bytes[9..].iter().all(|&b| b == 0));
+        // An append past the zeros grows the file.
+        file.append(&vec![7u8; len as usize]).unwrap();
+        assert_eq!(StdFs.file_size(&path).unwrap(), len + 9);
+        assert_eq!(file.len(), len + 9);
     }
 }

@@ -40,6 +40,9 @@ impl WritableFile for MemFile {
         *self.synced.lock().unwrap() = true;
         Ok(())
     }
+    fn zero_extend(&mut self, _len: u64) -> Result<()> {
+        unreachable!("table writing never preallocates")
+    }
     fn len(&self) -> u64 {
         self.bytes.lock().unwrap().len() as u64
     }
