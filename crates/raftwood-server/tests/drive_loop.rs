@@ -62,6 +62,8 @@ struct Harness {
     batcher: PersistBatcher,
     /// Entries handed to the apply side (and never applied).
     handed_to_apply: Index,
+    /// The status the loop publishes.
+    status: watch::Receiver<RaftStatus>,
 }
 
 impl Harness {
@@ -73,7 +75,7 @@ impl Harness {
         .unwrap();
         let (persist_tx, persist) = std_mpsc::channel();
         let (apply_tx, apply) = std_mpsc::channel();
-        let (status, _) = watch::channel(RaftStatus::default());
+        let (status, status_rx) = watch::channel(RaftStatus::default());
         let drive = DriveLoop::new(
             node,
             LoopOutputs {
@@ -87,6 +89,7 @@ impl Harness {
         );
         Harness {
             drive,
+            status: status_rx,
             persist,
             apply,
             storage: AcceptingStorage::default(),
@@ -397,4 +400,20 @@ fn a_follower_forwards_writes_to_the_leader_in_raft_and_times_them_out() {
         Err(ProposeError::ForwardTimedOut)
     );
     assert_eq!(waiters.lock().forwarded_count(), 0);
+}
+
+#[test]
+fn the_status_wakes_receivers_for_a_new_leader_but_not_for_each_commit() {
+    let mut harness = Harness::new();
+    harness.elect();
+    assert!(harness.status.has_changed().unwrap(), "a new leader wakes");
+    let elected = *harness.status.borrow_and_update();
+    assert!(elected.is_leader);
+
+    let _replies = harness.propose(3);
+    // The commit index moved and can be read, but nobody was woken for it.
+    assert!(!harness.status.has_changed().unwrap());
+    let now = *harness.status.borrow();
+    assert!(now.commit > elected.commit, "{now:?} vs {elected:?}");
+    assert_eq!(now.term, elected.term);
 }

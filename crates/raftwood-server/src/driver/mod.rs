@@ -126,9 +126,10 @@ pub struct RaftStatus {
     pub leader: Option<NodeId>,
     /// The current term.
     pub term: Term,
-    /// The commit index.
+    /// The commit index. Updated without notifying receivers: see
+    /// `DriveLoop::after_events`.
     pub commit: Index,
-    /// The applied index the core knows of.
+    /// The applied index the core knows of (updated like `commit`).
     pub applied: Index,
     /// Whether this member leads.
     pub is_leader: bool,
@@ -531,10 +532,19 @@ impl DriveLoop {
             is_leader: self.node.role() == Role::Leader,
             failed: self.failed.is_some(),
         };
+        // The commit and applied indexes change nearly every round, and
+        // nothing waits for them (readers `borrow` them): they are updated
+        // without waking the receivers, which `changed` wakes only for a
+        // new leader, term or failure. Waking them every round cost about
+        // 1.5 % of a loaded member's CPU.
         self.outputs.status.send_if_modified(|current| {
-            let changed = *current != status;
+            let wake = RaftStatus {
+                commit: current.commit,
+                applied: current.applied,
+                ..status
+            } != *current;
             *current = status;
-            changed
+            wake
         });
     }
 
