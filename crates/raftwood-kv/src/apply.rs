@@ -7,10 +7,10 @@
 //! request back if one comes later, so a refused request never leaves a
 //! trace.
 
-use raftwood_lsm::{Db, WriteBatch};
+use raftwood_lsm::{Db, WriteBatch, WriteOptions};
 
 use crate::cursor::Source;
-use crate::encoding::{self, HISTORY_PREFIX, Record};
+use crate::encoding::{self, DeleteProgress, HISTORY_PREFIX, Record};
 use crate::error::{EtcdError, KvError, RequestError};
 use crate::live_cache::LiveCache;
 use crate::mvcc::{Mvcc, RangeEnd, ScanOptions};
@@ -30,6 +30,12 @@ const MAX_LEASE_TTL_SECONDS: i64 = 9_000_000_000;
 
 /// Live keys a ranged delete reads at a time.
 const DELETE_CHUNK_KEYS: usize = 1024;
+
+/// A large DeleteRange of its own writes its engine batch ahead, in parts,
+/// each time the batch reaches this size (see `Applier::delete_range_in`).
+/// A constant, not an option: every member then splits a delete at the
+/// same keys.
+const DELETE_PART_BYTES: usize = 16 << 20;
 
 /// Where a ranged delete writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +69,21 @@ pub struct Applier<'a> {
     /// the overlay (see [`Applier::delete_range`]): a copy of the overlay's
     /// writes, then every write since. The overlay is then only read.
     direct: Option<WriteBatch>,
+    /// Set by [`Applier::allow_delete_parts`] for an entry that is a
+    /// DeleteRange of its own: its batch may go to the engine in parts.
+    delete_parts: Option<DeleteParts>,
+}
+
+/// What a DeleteRange that writes parts ahead needs.
+#[derive(Debug)]
+struct DeleteParts {
+    /// The raft index of its entry.
+    index: u64,
+    /// Where a replay resumes: the progress the engine recorded.
+    resume: Option<DeleteProgress>,
+    /// Whether a part was written, or the delete resumed: then the write
+    /// that completes it removes the progress key.
+    progress_recorded: bool,
 }
 
 impl std::fmt::Debug for Applier<'_> {
@@ -110,7 +131,60 @@ impl<'a> Applier<'a> {
             revisions,
             live_cache,
             direct: None,
+            delete_parts: None,
         }
+    }
+
+    /// Lets the next request, the DeleteRange of entry `index`, write its
+    /// engine batch ahead in parts of `DELETE_PART_BYTES` when its range is
+    /// large, each part with a [`DeleteProgress`] and without the entry's
+    /// applied index; `resume` is the progress a previous apply of the same
+    /// entry left in the engine. Only allowed while the overlay holds
+    /// nothing: a part must not carry an earlier entry's writes, which
+    /// would then be in the engine without that entry's applied index. The
+    /// caller writes those first.
+    pub fn allow_delete_parts(&mut self, index: u64, resume: Option<DeleteProgress>) {
+        assert!(
+            self.overlay.writes().is_empty(),
+            "a DeleteRange that writes parts starts with an empty overlay"
+        );
+        debug_assert!(resume.as_ref().is_none_or(|p| p.index == index));
+        self.delete_parts = Some(DeleteParts {
+            index,
+            resume,
+            progress_recorded: false,
+        });
+    }
+
+    /// Writes the direct batch to the engine now if it has reached
+    /// `DELETE_PART_BYTES` and this delete may write parts: a part of a
+    /// large delete, with its progress (`changes` made, `last_key`
+    /// deleted).
+    fn write_delete_part(
+        &mut self,
+        request: &DeleteRangeRequest,
+        changes: u32,
+        last_key: &[u8],
+    ) -> Result<(), KvError> {
+        let (Some(parts), Some(direct)) = (&mut self.delete_parts, &mut self.direct) else {
+            return Ok(());
+        };
+        if direct.size_bytes() < DELETE_PART_BYTES {
+            return Ok(());
+        }
+        let mut part = std::mem::take(direct);
+        let progress = DeleteProgress {
+            index: parts.index,
+            changes,
+            key: request.key.clone(),
+            range_end: request.range_end.clone(),
+            last_key: last_key.to_vec(),
+        };
+        part.put(encoding::META_DELETE_PROGRESS, progress.encode());
+        debug_assert!(part.applied_index().is_none());
+        self.db.write(part, WriteOptions::default())?;
+        parts.progress_recorded = true;
+        Ok(())
     }
 
     /// The engine batch of a request that wrote straight into one: every
@@ -243,7 +317,34 @@ impl<'a> Applier<'a> {
         request: &DeleteRangeRequest,
     ) -> Result<DeleteRangeResponse, RequestError> {
         let mut txn = self.begin(Undo::Skipped);
-        let result = self.delete_range_in(&mut txn, request, Writes::DirectWhenLarge);
+        // A replay of a delete that wrote parts before a crash goes on
+        // where the engine's progress says, numbering the remaining
+        // changes as the first apply did.
+        let resume = self.delete_parts.as_mut().and_then(|parts| {
+            let resume = parts.resume.take();
+            parts.progress_recorded |= resume.is_some();
+            resume
+        });
+        let mut after = None;
+        if let Some(progress) = resume {
+            debug_assert!(progress.key == request.key && progress.range_end == request.range_end);
+            txn.changes = progress.changes;
+            txn.changed = progress.changes > 0;
+            after = Some(progress.last_key);
+        }
+        let result = self.delete_range_in(&mut txn, request, Writes::DirectWhenLarge, after);
+        if result.is_ok()
+            && self
+                .delete_parts
+                .as_ref()
+                .is_some_and(|parts| parts.progress_recorded)
+        {
+            // The write that completes the entry ends its progress.
+            self.delete_raw(encoding::META_DELETE_PROGRESS.to_vec());
+        }
+        // (`deleted` of a resumed delete counts only what the replay
+        // deleted; nobody waits for a replay's response.)
+        self.delete_parts = None;
         self.finish(txn, result)
     }
 
@@ -483,11 +584,12 @@ impl<'a> Applier<'a> {
         txn: &mut WriteTxn,
         request: &DeleteRangeRequest,
         writes: Writes,
+        after: Option<Vec<u8>>,
     ) -> Result<DeleteRangeResponse, RequestError> {
         let end = RangeEnd::from_request(&request.range_end);
         let mut deleted = 0;
         let mut prev_kvs = Vec::new();
-        let mut last: Option<Vec<u8>> = None;
+        let mut last: Option<Vec<u8>> = after;
         // The range's live keys are read a chunk at a time, not all at
         // once: a delete of a huge range (etcdctl check perf ends with one
         // over hundreds of thousands of keys) then holds one chunk of
@@ -519,6 +621,14 @@ impl<'a> Applier<'a> {
             // after the last key deleted).
             if writes == Writes::DirectWhenLarge {
                 self.write_directly();
+                // A delete of a huge range would still hold every key's
+                // writes in one batch, then in one memtable, all at once:
+                // hundreds of MB of fresh memory for check perf's clean-up,
+                // and the time to touch it. It writes parts ahead instead
+                // (see `allow_delete_parts`).
+                if let Some(last) = &last {
+                    self.write_delete_part(request, txn.changes, last)?;
+                }
             }
         }
         Ok(DeleteRangeResponse {
@@ -657,7 +767,7 @@ impl<'a> Applier<'a> {
                 }
                 Some(request_op::Request::RequestDeleteRange(delete)) => {
                     Some(response_op::Response::ResponseDeleteRange(
-                        self.delete_range_in(txn, delete, Writes::Overlay)?,
+                        self.delete_range_in(txn, delete, Writes::Overlay, None)?,
                     ))
                 }
                 Some(request_op::Request::RequestTxn(inner)) => {

@@ -10,14 +10,14 @@ use raftwood_lsm::{Db, Options, ReadOptions, Snapshot, WriteBatch, WriteOptions}
 
 use crate::apply::{Applier, Revisions};
 use crate::cursor::Source;
-use crate::encoding;
+use crate::encoding::{self, DeleteProgress};
 use crate::error::{EtcdError, KvError, RequestError};
 use crate::live_cache::LiveCache;
 use crate::mvcc::Mvcc;
 use crate::overlay::Overlay;
 use crate::proto::etcdserverpb::{
-    CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse,
-    RangeRequest, RangeResponse, TxnResponse,
+    CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, LeaseGrantResponse,
+    LeaseRevokeResponse, PutResponse, RangeRequest, RangeResponse, TxnResponse,
 };
 use crate::proto::mvccpb::Event;
 use crate::proto::raftwoodpb::{InternalRequest, internal_request};
@@ -121,6 +121,11 @@ struct ApplyState {
     revisions: Revisions,
     applied_index: u64,
     live_cache: LiveCache,
+    /// The progress of a large DeleteRange that wrote parts of itself and
+    /// was stopped before the write that completes it (a crash): the entry
+    /// after `applied_index` is that delete, and resumes from here.
+    /// Invariant: `None`, or its index is `applied_index + 1`.
+    delete_progress: Option<DeleteProgress>,
 }
 
 /// etcd's MVCC key-value store on raftwood-lsm, applied from a raft log.
@@ -162,23 +167,61 @@ impl KvStore {
         }
         let revisions = Revisions { current, compacted };
         let applied_index = db.applied_index();
+        let delete_progress = match db.get(encoding::META_DELETE_PROGRESS)? {
+            Some(raw) => Some(DeleteProgress::decode(&raw)?),
+            None => None,
+        };
+        if let Some(progress) = &delete_progress
+            && Some(progress.index) != applied_index.checked_add(1)
+        {
+            return Err(KvError::Corruption(format!(
+                "a DeleteRange at index {} was written in part, but the applied index is {applied_index}",
+                progress.index
+            )));
+        }
         let live_cache_bytes = options.live_cache_bytes;
         let view = View {
             snapshot: db.snapshot(),
             revisions,
             applied_index,
         };
-        Ok(KvStore {
+        let unfinished_delete = delete_progress.as_ref().map(|progress| {
+            let request = InternalRequest {
+                request: Some(internal_request::Request::DeleteRange(DeleteRangeRequest {
+                    key: progress.key.clone(),
+                    range_end: progress.range_end.clone(),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            };
+            (progress.index, request.encode_to_vec())
+        });
+        let store = KvStore {
             db,
             options,
             apply: Mutex::new(ApplyState {
                 revisions,
                 applied_index,
                 live_cache: LiveCache::new(live_cache_bytes),
+                delete_progress,
             }),
             view: Mutex::new(Arc::new(view)),
             poisoned: AtomicBool::new(false),
-        })
+        };
+        // A large DeleteRange wrote parts of itself, and a crash came
+        // before the write that completes it: the engine holds a state that
+        // is no prefix of the log. Finish it now, before anyone reads. Its
+        // effects depend only on its key and range end, which the progress
+        // records; the raft log's replay then finds the entry applied.
+        if let Some((index, request)) = unfinished_delete {
+            let outcomes = store.apply(&[CommittedEntry {
+                index,
+                request: Some(&request),
+            }])?;
+            debug_assert!(matches!(outcomes.as_slice(), [Ok(_)]), "{outcomes:?}");
+            debug_assert_eq!(store.applied_index(), index);
+        }
+        Ok(store)
     }
 
     /// Checks a request before it is proposed, as etcd does before raft:
@@ -214,11 +257,45 @@ impl KvStore {
                     entry.index
                 )));
             }
+            let request = entry
+                .request
+                .map(|payload| decode_entry(entry.index, payload));
+            let delete_range = matches!(
+                &request,
+                Some(Ok(InternalRequest {
+                    request: Some(internal_request::Request::DeleteRange(_)),
+                    ..
+                }))
+            );
+            if delete_range && !overlay.writes().is_empty() {
+                // A DeleteRange may write parts of itself ahead (see
+                // `Applier::allow_delete_parts`); the earlier entries'
+                // writes go first, with their own applied index.
+                let written = std::mem::take(&mut overlay);
+                self.write_overlay(&mut state, written, last_index, revisions)?;
+            }
             last_index = entry.index;
+            let resume = state
+                .delete_progress
+                .take_if(|progress| progress.index == entry.index);
+            // Invariant: progress is only ever recorded for a DeleteRange.
+            if resume.is_some() && !delete_range {
+                self.poisoned.store(true, Ordering::Release);
+                return Err(KvError::Corruption(format!(
+                    "the engine holds the progress of a DeleteRange at index {}, but that entry is another request",
+                    entry.index
+                )));
+            }
             let mut applier = Applier::new(&self.db, &mut overlay, revisions, &state.live_cache);
-            let outcome = match entry.request {
+            if delete_range {
+                applier.allow_delete_parts(entry.index, resume);
+            }
+            let outcome = match request {
                 None => Ok(ApplyResponse::Noop),
-                Some(payload) => match apply_one(&mut applier, entry.index, payload) {
+                Some(request) => match request
+                    .map_err(RequestError::from)
+                    .and_then(|request| apply_one(&mut applier, entry.index, request))
+                {
                     Ok(response) => Ok(response),
                     Err(RequestError::Refused(error)) => Err(error),
                     Err(RequestError::Storage(error)) => {
@@ -243,20 +320,32 @@ impl KvStore {
             }
         }
         if last_index != state.applied_index {
-            let mut batch = WriteBatch::new();
-            let mut live_writes = Vec::new();
-            for (key, value) in overlay.into_writes() {
-                match &value {
-                    Some(value) => batch.put(&key, value),
-                    None => batch.delete(&key),
-                };
-                if encoding::is_live_key(&key) {
-                    live_writes.push((key, value));
-                }
-            }
-            self.write_applied(&mut state, batch, last_index, revisions, Some(live_writes))?;
+            self.write_overlay(&mut state, overlay, last_index, revisions)?;
         }
         Ok(outcomes)
+    }
+
+    /// Writes the overlay's writes as one engine write with the applied
+    /// index `applied_index`, then publishes the new view.
+    fn write_overlay(
+        &self,
+        state: &mut ApplyState,
+        overlay: Overlay,
+        applied_index: u64,
+        revisions: Revisions,
+    ) -> Result<(), KvError> {
+        let mut batch = WriteBatch::new();
+        let mut live_writes = Vec::new();
+        for (key, value) in overlay.into_writes() {
+            match &value {
+                Some(value) => batch.put(&key, value),
+                None => batch.delete(&key),
+            };
+            if encoding::is_live_key(&key) {
+                live_writes.push((key, value));
+            }
+        }
+        self.write_applied(state, batch, applied_index, revisions, Some(live_writes))
     }
 
     /// Writes `batch` with the applied-index marker as one engine write,
@@ -472,11 +561,8 @@ impl KvStore {
     }
 }
 
-fn apply_one(
-    applier: &mut Applier<'_>,
-    index: u64,
-    payload: &[u8],
-) -> Result<ApplyResponse, RequestError> {
+/// Decodes and checks the request of entry `index`.
+fn decode_entry(index: u64, payload: &[u8]) -> Result<InternalRequest, EtcdError> {
     let request =
         InternalRequest::decode(payload).map_err(|_| EtcdError::MalformedEntry { index })?;
     validate::validate_structure(&request).map_err(|error| match error {
@@ -486,6 +572,14 @@ fn apply_one(
         EtcdError::EmptyRequest => EtcdError::UnsupportedRequest { index },
         other => other,
     })?;
+    Ok(request)
+}
+
+fn apply_one(
+    applier: &mut Applier<'_>,
+    index: u64,
+    request: InternalRequest,
+) -> Result<ApplyResponse, RequestError> {
     match &request.request {
         Some(internal_request::Request::Put(put)) => applier.put(put).map(ApplyResponse::Put),
         Some(internal_request::Request::DeleteRange(delete)) => {
