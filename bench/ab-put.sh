@@ -1,31 +1,36 @@
 #!/usr/bin/env bash
-# A/B test of two raftwood builds under `put, 100 clients`: each round starts
+# A/B test of two raftwood builds under a put load (100 clients by default): each round starts
 # a fresh `raftwood dev` (three members, one process) from binary A, then from
 # binary B, warms it up, and runs the same put workload. Prints each run's
-# throughput and the server's CPU time per put (user + system of the dev
-# process over the measured run), then the medians.
+# throughput, average latency and the server's CPU time per put (user +
+# system of the dev process over the measured run), then the medians.
 #
 # CPU per put is the figure to compare: on two shared cores throughput
 # swings with whatever else runs, while the CPU a put costs moves less.
 #
-# Usage: bench/ab-put.sh [-r rounds] [-t total] binary-a binary-b
-#   -r rounds  alternating rounds (default 5)
-#   -t total   puts in each measured run (default 60000)
+# Usage: bench/ab-put.sh [-r rounds] [-t total] [-c clients] binary-a binary-b
+#   -r rounds   alternating rounds (default 5)
+#   -t total    puts in each measured run (default 60000)
+#   -c clients  concurrent clients (default 100, over 10 connections; 1
+#               client uses 1 connection: the latency workload)
 # Ports: CLIENT_PORTS (default 2479,22479,32479), PEER_PORTS (default
 # 12480,22480,32480). The load tool is binary A's `raftwood bench`.
 set -euo pipefail
 
 rounds=5
 total=60000
-while getopts "r:t:h" opt; do
+clients=100
+while getopts "r:t:c:h" opt; do
   case $opt in
     r) rounds=$OPTARG ;;
     t) total=$OPTARG ;;
-    *) sed -n '2,16p' "$0"; exit 2 ;;
+    c) clients=$OPTARG ;;
+    *) sed -n '2,18p' "$0"; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
-[ $# -eq 2 ] || { sed -n '2,16p' "$0"; exit 2; }
+conns=$(( clients >= 10 ? 10 : 1 ))
+[ $# -eq 2 ] || { sed -n '2,18p' "$0"; exit 2; }
 binaries=("$(realpath "$1")" "$(realpath "$2")")
 for b in "${binaries[@]}"; do [ -x "$b" ] || { echo "not an executable: $b" >&2; exit 2; }; done
 
@@ -44,8 +49,8 @@ run() { # run label binary: prints "label throughput cpu_us_per_put"
   "$bench" bench --endpoints="$endpoints" --target-leader --clients=100 --conns=10 --no-progress \
     "${put[@]}" --total=20000 >/dev/null
   before=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
-  json=$("$bench" bench --endpoints="$endpoints" --target-leader --clients=100 --conns=10 \
-    --no-progress --json "${put[@]}" --total="$total")
+  json=$("$bench" bench --endpoints="$endpoints" --target-leader --clients="$clients" \
+    --conns="$conns" --no-progress --json "${put[@]}" --total="$total")
   after=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
   kill -INT "$pid"; wait "$pid" 2>/dev/null || true
   rm -rf "$work/data"
@@ -53,7 +58,8 @@ run() { # run label binary: prints "label throughput cpu_us_per_put"
 import json, sys
 report = json.loads(sys.argv[1])
 ticks, hz, total = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-print(sys.argv[5], round(report["requests_per_second"]), round(ticks / hz / total * 1e6, 1))
+print(sys.argv[5], round(report["requests_per_second"]), round(ticks / hz / total * 1e6, 1),
+      round(report["latency_ms"]["avg"], 3))
 ' "$json" "$((after - before))" "$hz" "$total" "$label"
 }
 
@@ -68,5 +74,6 @@ rows = [line.split() for line in open(sys.argv[1])]
 for label in ("A", "B"):
     mine = [r for r in rows if r[0] == label]
     print(f"{label}: median {statistics.median(float(r[1]) for r in mine):.0f} puts/s, "
-          f"median {statistics.median(float(r[2]) for r in mine):.1f} us CPU per put")
+          f"median {statistics.median(float(r[2]) for r in mine):.1f} us CPU per put, "
+          f"median {statistics.median(float(r[3]) for r in mine):.3f} ms average latency")
 EOF
