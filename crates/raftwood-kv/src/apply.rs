@@ -188,8 +188,9 @@ impl<'a> Applier<'a> {
     }
 
     /// The engine batch of a request that wrote straight into one: every
-    /// write of this apply so far, in order. The caller must write it
-    /// before applying anything else, with a fresh overlay.
+    /// write of this apply so far, in order, except those a large delete
+    /// already wrote as parts (`allow_delete_parts`). The caller must write
+    /// it before applying anything else, with a fresh overlay.
     pub fn take_direct(&mut self) -> Option<WriteBatch> {
         self.direct.take()
     }
@@ -327,7 +328,13 @@ impl<'a> Applier<'a> {
         });
         let mut after = None;
         if let Some(progress) = resume {
-            debug_assert!(progress.key == request.key && progress.range_end == request.range_end);
+            if progress.key != request.key || progress.range_end != request.range_end {
+                return Err(KvError::Corruption(format!(
+                    "the progress recorded for entry {} names another range than its DeleteRange",
+                    progress.index
+                ))
+                .into());
+            }
             txn.changes = progress.changes;
             txn.changed = progress.changes > 0;
             after = Some(progress.last_key);

@@ -218,8 +218,13 @@ impl KvStore {
                 index,
                 request: Some(&request),
             }])?;
-            debug_assert!(matches!(outcomes.as_slice(), [Ok(_)]), "{outcomes:?}");
-            debug_assert_eq!(store.applied_index(), index);
+            if !matches!(outcomes.as_slice(), [Ok(ApplyResponse::DeleteRange(_))])
+                || store.applied_index() != index
+            {
+                return Err(KvError::Corruption(format!(
+                    "finishing the DeleteRange of entry {index} a crash interrupted gave {outcomes:?}"
+                )));
+            }
         }
         Ok(store)
     }
@@ -260,17 +265,23 @@ impl KvStore {
             let request = entry
                 .request
                 .map(|payload| decode_entry(entry.index, payload));
+            // Only a ranged delete can hold more than one chunk of keys
+            // and write parts (a single key's delete never does).
             let delete_range = matches!(
                 &request,
                 Some(Ok(InternalRequest {
-                    request: Some(internal_request::Request::DeleteRange(_)),
+                    request: Some(internal_request::Request::DeleteRange(delete)),
                     ..
-                }))
+                })) if !delete.range_end.is_empty()
             );
-            if delete_range && !overlay.writes().is_empty() {
+            if delete_range && last_index != state.applied_index {
                 // A DeleteRange may write parts of itself ahead (see
-                // `Applier::allow_delete_parts`); the earlier entries'
-                // writes go first, with their own applied index.
+                // `Applier::allow_delete_parts`), recording progress for
+                // its own index: the entries before it in this call are
+                // written first, with their own applied index, even if they
+                // wrote nothing (an empty entry, a refused request), or a
+                // reopen could find the progress more than one entry ahead
+                // of the applied index.
                 let written = std::mem::take(&mut overlay);
                 self.write_overlay(&mut state, written, last_index, revisions)?;
             }
@@ -310,7 +321,8 @@ impl KvStore {
             if let Some(direct) = direct {
                 // The request wrote straight into an engine batch (a delete
                 // of a large range, see `Applier::delete_range`), which
-                // begins with a copy of the overlay: later entries cannot
+                // begins with a copy of the overlay (or, once it wrote
+                // parts, holds what the last part left): later entries cannot
                 // read it through the overlay, so everything up to this
                 // entry is written now, as one engine write with this
                 // entry's index, and the next entries start afresh.

@@ -144,8 +144,9 @@ impl FileNode {
     fn visible_range(&self, start: usize, end: usize) -> Vec<u8> {
         debug_assert!(start <= end && end <= self.visible_len());
         let mut bytes = Vec::with_capacity(end - start);
-        let from_content = self.content.len().clamp(start, end);
-        bytes.extend_from_slice(&self.content[start.min(from_content)..from_content]);
+        let from = start.min(self.content.len());
+        let to = end.min(self.content.len());
+        bytes.extend_from_slice(&self.content[from..to]);
         bytes.resize(end - start, 0);
         bytes
     }
@@ -1201,6 +1202,11 @@ mod tests {
         let reader = fs.open_random_access(p("/db/a")).unwrap();
         assert_eq!(reader.size(), 12);
         assert_eq!(reader.read_exact_at(8, 4).unwrap(), b"y-\0\0");
+        assert_eq!(
+            reader.read_exact_at(11, 1).unwrap(),
+            b"\0",
+            "a read inside the tail"
+        );
         assert!(reader.read_exact_at(9, 4).is_err());
 
         // Unsynced appends over durable zeros are lost, the zeros stay; an
