@@ -42,6 +42,10 @@ pub(crate) enum RecordType {
     /// The log now starts after a local snapshot: earlier entries are no
     /// longer needed, later ones stay.
     Compact = 6,
+    /// The first record of every write (format version 2): how many bytes
+    /// of the segment were durable when the write was made. Recovery uses
+    /// it to tell a torn write from damage to synced bytes.
+    Synced = 7,
 }
 
 impl RecordType {
@@ -53,6 +57,7 @@ impl RecordType {
             4 => RecordType::InstallSnapshot,
             5 => RecordType::Truncate,
             6 => RecordType::Compact,
+            7 => RecordType::Synced,
             _ => return None,
         })
     }

@@ -13,12 +13,20 @@ use crate::format::RecordType;
 /// Identifies a segment file as a raftwood Raft log segment.
 pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"RWRAFTLG";
 
-/// The segment format this build writes and reads.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The segment format this build writes. Version 2 added the `Synced`
+/// record that starts every write.
+pub(crate) const FORMAT_VERSION: u32 = 2;
+
+/// The oldest segment format this build reads: version 1 segments (no
+/// `Synced` records, written by appends only) are replayed as before.
+pub(crate) const OLDEST_READABLE_VERSION: u32 = 1;
 
 /// The first record of every segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SegmentHeader {
+    /// The format version the segment was written in. Always
+    /// `FORMAT_VERSION` for a segment this build writes (it encodes that).
+    pub(crate) version: u32,
     /// Equals the sequence number in the file name.
     pub(crate) sequence: u64,
     /// How many bytes of segment `sequence - 1` hold the log: recovery reads
@@ -44,6 +52,10 @@ pub(crate) enum Record {
         from_index: Index,
     },
     Compact(SnapshotMeta),
+    /// Starts every write: bytes of the segment durable when it was made.
+    Synced {
+        durable_bytes: u64,
+    },
 }
 
 impl Record {
@@ -55,6 +67,7 @@ impl Record {
             Record::InstallSnapshot(_) => RecordType::InstallSnapshot,
             Record::Truncate { .. } => RecordType::Truncate,
             Record::Compact(_) => RecordType::Compact,
+            Record::Synced { .. } => RecordType::Synced,
         }
     }
 }
@@ -88,6 +101,7 @@ pub(crate) fn encode_payload(record: &Record, out: &mut Vec<u8>) {
         Record::HardState(hard_state) => encode_hard_state(hard_state, out),
         Record::InstallSnapshot(meta) | Record::Compact(meta) => encode_snapshot_meta(meta, out),
         Record::Truncate { from_index } => out.extend_from_slice(&from_index.to_le_bytes()),
+        Record::Synced { durable_bytes } => out.extend_from_slice(&durable_bytes.to_le_bytes()),
     }
 }
 
@@ -152,7 +166,7 @@ pub(crate) fn decode_payload(
                 return Err(PayloadError::NotALog);
             }
             let version = take_u32(&mut input, "format version")?;
-            if version != FORMAT_VERSION {
+            if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&version) {
                 return Err(PayloadError::UnsupportedVersion(version));
             }
             let sequence = take_u64(&mut input, "sequence")?;
@@ -173,6 +187,7 @@ pub(crate) fn decode_payload(
                 }
             };
             Record::SegmentHeader(SegmentHeader {
+                version,
                 sequence,
                 previous_valid_bytes,
                 hard_state,
@@ -220,6 +235,9 @@ pub(crate) fn decode_payload(
         RecordType::Truncate => Record::Truncate {
             from_index: take_u64(&mut input, "truncation index")?,
         },
+        RecordType::Synced => Record::Synced {
+            durable_bytes: take_u64(&mut input, "durable bytes")?,
+        },
     };
     finish(input, "record payload")?;
     Ok(record)
@@ -240,6 +258,7 @@ mod tests {
         };
         let records = [
             Record::SegmentHeader(SegmentHeader {
+                version: FORMAT_VERSION,
                 sequence: 3,
                 previous_valid_bytes: 99,
                 hard_state: HardState {
@@ -258,6 +277,7 @@ mod tests {
             Record::InstallSnapshot(meta.clone()),
             Record::Truncate { from_index: 4 },
             Record::Compact(meta),
+            Record::Synced { durable_bytes: 77 },
         ];
         let mut payload = Vec::new();
         for record in records {
@@ -274,6 +294,7 @@ mod tests {
     #[test]
     fn a_foreign_header_is_not_a_log_and_a_newer_one_is_unsupported() {
         let header = Record::SegmentHeader(SegmentHeader {
+            version: FORMAT_VERSION,
             sequence: 1,
             previous_valid_bytes: 0,
             hard_state: HardState::default(),
@@ -288,11 +309,18 @@ mod tests {
             Err(PayloadError::NotALog)
         );
         let mut newer = payload.clone();
-        newer[8] = 2;
+        newer[8] = 3;
         assert_eq!(
             decode_payload(RecordType::SegmentHeader, &newer),
-            Err(PayloadError::UnsupportedVersion(2))
+            Err(PayloadError::UnsupportedVersion(3))
         );
+        // Version 1 (before `Synced` records) is still read.
+        let mut older = payload.clone();
+        older[8] = 1;
+        assert!(matches!(
+            decode_payload(RecordType::SegmentHeader, &older),
+            Ok(Record::SegmentHeader(SegmentHeader { version: 1, .. }))
+        ));
     }
 
     #[test]

@@ -69,6 +69,31 @@ fn valid_record_after(bytes: &[u8], position: usize) -> Option<usize> {
         .find(|&candidate| read_record(bytes, candidate).is_ok())
 }
 
+/// Whether any valid `Synced` record from `position` on says that bytes
+/// past `damaged_at` were durable when it was written: then the damage at
+/// `damaged_at` is to synced bytes, not a torn write. Reads every record it
+/// can parse from `position` on, skipping over further damage.
+fn synced_past(bytes: &[u8], mut position: usize, damaged_at: usize) -> bool {
+    while position < bytes.len() {
+        match read_record(bytes, position) {
+            Ok((header, payload)) => {
+                if let Ok(Record::Synced { durable_bytes }) =
+                    decode_payload(header.record_type, payload)
+                    && durable_bytes > damaged_at as u64
+                {
+                    return true;
+                }
+                position += HEADER_BYTES + header.payload_len as usize;
+            }
+            Err(_) => match valid_record_after(bytes, position) {
+                Some(next) => position = next,
+                None => return false,
+            },
+        }
+    }
+    false
+}
+
 /// Where replaying one segment stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SegmentEnd {
@@ -256,6 +281,8 @@ fn replay_segment(
     // Records of the write being read; applied when its last record is.
     let mut pending: Vec<Record> = Vec::new();
     let mut valid_bytes = 0usize;
+    // The segment's format version, from its header.
+    let mut version = None;
 
     while position < data.len() {
         let (header, payload) = match read_record(data, position) {
@@ -283,11 +310,22 @@ fn replay_segment(
                     ));
                 }
                 if let Some(at) = valid_record_after(data, position) {
-                    return Err(corruption(
-                        &path,
-                        position as u64,
-                        format!("{detail}, but a valid record follows at byte {at}"),
-                    ));
+                    // Since format version 2 a write may overwrite the
+                    // segment's zero tail, and a power cut during its sync
+                    // can keep a later block of it and lose an earlier one
+                    // (nothing orders them, unlike an append whose new size
+                    // is committed after its data): valid records after
+                    // damage are then a torn write too — unless a later
+                    // write's `Synced` record says the damaged bytes were
+                    // already durable.
+                    let torn_is_possible = version.is_some_and(|v| v >= 2);
+                    if !torn_is_possible || synced_past(data, at, position) {
+                        return Err(corruption(
+                            &path,
+                            position as u64,
+                            format!("{detail}, but a valid record follows at byte {at}"),
+                        ));
+                    }
                 }
                 // A torn tail: the crash came during a write nobody was told
                 // was durable.
@@ -300,6 +338,7 @@ fn replay_segment(
             .map_err(|error| payload_error(&path, position as u64, error, dir))?;
         match (&record, position) {
             (Record::SegmentHeader(segment_header), 0) => {
+                version = Some(segment_header.version);
                 if segment_header.sequence != info.sequence {
                     return Err(corruption(
                         &path,
@@ -387,6 +426,7 @@ fn apply(
         }
         Record::Truncate { from_index } => state.truncate_from(*from_index),
         Record::Compact(meta) => state.compact(meta),
+        Record::Synced { .. } => {}
     }
     Ok(())
 }

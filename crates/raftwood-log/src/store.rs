@@ -14,7 +14,7 @@ use crate::format::{
     parse_segment_file_name, put_record, segment_file_name,
 };
 use crate::options::LogOptions;
-use crate::record::{Record, SegmentHeader, encode_payload};
+use crate::record::{FORMAT_VERSION, Record, SegmentHeader, encode_payload};
 use crate::recovery::{RecoveredLog, recover};
 use crate::segment::SegmentInfo;
 use crate::state::LogState;
@@ -59,6 +59,9 @@ pub struct RaftLogStore {
     /// The active segment's size: it holds zeros from the append position
     /// (`active_file.len()`) up to here, once they are synced.
     active_zeroed_to: u64,
+    /// Bytes of the active segment known durable: its length at the last
+    /// sync. Every write starts with it (`Record::Synced`).
+    active_durable_bytes: u64,
     /// True if something was appended since the last successful sync.
     unsynced: bool,
     /// The segment holding the newest `InstallSnapshot` record; every
@@ -146,6 +149,7 @@ impl RaftLogStore {
                 .into_iter()
                 .filter(|s| s.sequence < active.sequence)
                 .collect(),
+            active_durable_bytes: active_file.len(),
             active,
             active_file,
             active_zeroed_to,
@@ -240,6 +244,7 @@ impl RaftLogStore {
             return Err(self.poison(format!("syncing {}", self.active.path.display()), error));
         }
         self.unsynced = false;
+        self.active_durable_bytes = self.active_file.len();
         Ok(())
     }
 
@@ -373,15 +378,21 @@ impl RaftLogStore {
         LogError::io(context, error)
     }
 
-    /// Frames `records` as one write (the last carries the end-of-write
-    /// flag) and appends them with one call.
+    /// Frames `records` as one write, after the `Synced` record that starts
+    /// every write (the last record carries the end-of-write flag), and
+    /// appends them with one call.
     fn append_write(&mut self, records: &[Record]) -> Result<(), LogError> {
         debug_assert!(!records.is_empty());
         self.buffer.clear();
         let base = self.active_file.len();
-        for (i, record) in records.iter().enumerate() {
+        let synced = Record::Synced {
+            durable_bytes: self.active_durable_bytes,
+        };
+        debug_assert!(self.active_durable_bytes <= base);
+        let with_mark = std::iter::once(&synced).chain(records);
+        for (i, record) in with_mark.enumerate() {
             encode_payload(record, &mut self.payload);
-            let flags = if i + 1 == records.len() {
+            let flags = if i == records.len() {
                 FLAG_END_OF_WRITE
             } else {
                 0
@@ -446,6 +457,7 @@ impl RaftLogStore {
             }
             Record::Truncate { from_index } => self.state.truncate_from(*from_index),
             Record::Compact(meta) => self.state.compact(meta),
+            Record::Synced { .. } => {}
         }
     }
 
@@ -475,6 +487,7 @@ impl RaftLogStore {
         let previous = std::mem::replace(&mut self.active, segment);
         self.active_file = file;
         self.active_zeroed_to = zeroed_to;
+        self.active_durable_bytes = self.active_file.len();
         self.closed.push_back(previous);
         Ok(())
     }
@@ -606,6 +619,7 @@ fn create_segment(
         .create_file(&path)
         .map_err(|e| LogError::io(format!("creating {}", path.display()), e))?;
     let header = Record::SegmentHeader(SegmentHeader {
+        version: FORMAT_VERSION,
         sequence,
         previous_valid_bytes,
         hard_state: state.hard_state,

@@ -28,7 +28,7 @@
 //! Fault injection: `fail_after_operations`, `crash_after_operations`,
 //! `set_fail_writes` and `set_fail_syncs` make mutating operations return
 //! `Error::Io` deterministically. Mutating operations are `append`,
-//! `sync_data`, `create_file`, `create_dir_all`, `rename`, `remove_file`,
+//! `zero_extend`, `sync_data`, `create_file`, `create_dir_all`, `rename`, `remove_file`,
 //! `hard_link`, `sync_dir` and `sync_file`; only successful ones are counted by
 //! [`CrashFs::operation_count`]. `lock_file` and the raw test helpers are not
 //! mutating operations: they never fail by injection and are not counted.
@@ -62,7 +62,21 @@ pub enum CrashMode {
     /// Process crash: the page cache survives, so every visible byte and
     /// directory entry is kept. Handles and locks are still invalidated.
     KeepUnsynced,
+    /// Power cut during writeback with no order among a file's blocks:
+    /// each 512-byte block of the bytes written since the last sync that
+    /// overwrote the durable zero tail survives or not on its own (a lost
+    /// block reads as zeros), so a later block can survive an earlier one;
+    /// of the bytes past the durable size, a random prefix survives (the
+    /// new size is committed after the data, as ext4's ordered mode does).
+    /// A file truncated since its last sync is torn as in `TornTail`.
+    TornBlocks {
+        /// Seeds the choices made for every file.
+        seed: u64,
+    },
 }
+
+/// The unit in which [`CrashMode::TornBlocks`] keeps or loses bytes.
+const TORN_BLOCK_BYTES: usize = 512;
 
 /// An in-memory [`FileSystem`] that models crashes. Clones share the same
 /// state, so a test keeps one clone and hands another to the engine.
@@ -176,7 +190,7 @@ struct DirNode {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OpKind {
-    /// `append`.
+    /// `append`, `zero_extend`.
     Write,
     /// `sync_data`, `sync_dir`.
     Sync,
@@ -432,7 +446,9 @@ impl State {
 
     fn crash(&mut self, mode: CrashMode) {
         let mut rng = match mode {
-            CrashMode::TornTail { seed } => Some(SplitMix64::new(seed)),
+            CrashMode::TornTail { seed } | CrashMode::TornBlocks { seed } => {
+                Some(SplitMix64::new(seed))
+            }
             CrashMode::DropUnsynced | CrashMode::KeepUnsynced => None,
         };
         // BTreeMap iteration order makes the random choices deterministic.
@@ -450,6 +466,14 @@ impl State {
                         (CrashMode::KeepUnsynced, _) => {}
                         (CrashMode::TornTail { .. }, Some(rng)) => {
                             tear_file(file, rng);
+                            file.zeroed_to = file.durable_zeroed_to;
+                        }
+                        (CrashMode::TornBlocks { .. }, Some(rng)) => {
+                            if file.truncated_durable.is_some() {
+                                tear_file(file, rng);
+                            } else {
+                                tear_blocks(file, rng);
+                            }
                             file.zeroed_to = file.durable_zeroed_to;
                         }
                         _ => {
@@ -521,6 +545,28 @@ fn tear_file(file: &mut FileNode, rng: &mut SplitMix64) {
             *byte = if zero_fill { 0 } else { rng.next_u64() as u8 };
         }
     }
+}
+
+/// Applies [`CrashMode::TornBlocks`] to a file that was not truncated
+/// since its last sync.
+fn tear_blocks(file: &mut FileNode, rng: &mut SplitMix64) {
+    debug_assert!(file.truncated_durable.is_none());
+    let durable_len = file.durable_len;
+    let written = file.content.len();
+    // Bytes past the durable zero tail grew the file: only a prefix of
+    // them can survive. Bytes over the tail survive block by block.
+    let overwrite_end = written.min(file.durable_zeroed_to.max(durable_len));
+    let grown = written - overwrite_end;
+    let surviving_grown = rng.next_below(grown as u64 + 1) as usize;
+    let mut start = durable_len;
+    while start < overwrite_end {
+        let end = ((start / TORN_BLOCK_BYTES + 1) * TORN_BLOCK_BYTES).min(overwrite_end);
+        if rng.next_below(2) == 0 {
+            file.content[start..end].fill(0);
+        }
+        start = end;
+    }
+    file.content.truncate(overwrite_end + surviving_grown);
 }
 
 /// A tiny deterministic generator (SplitMix64): the library must not depend
@@ -1259,6 +1305,37 @@ mod tests {
                 "seed {seed}: {after:?}"
             );
         }
+    }
+
+    #[test]
+    fn torn_blocks_keep_or_lose_each_block_over_the_zero_tail_and_a_prefix_past_it() {
+        let mut holes_before_kept = 0;
+        for seed in 0..64 {
+            let fs = fs_with_db();
+            let mut file = write_file(&fs, "/db/a", b"synced", false);
+            file.zero_extend(2048).unwrap();
+            file.sync_data().unwrap();
+            fs.sync_dir(p("/db")).unwrap();
+            // Three and a half blocks over the zero tail, then 600 bytes
+            // past it (the file grows).
+            file.append(&[0xaa; 2042 + 600]).unwrap();
+            fs.crash(CrashMode::TornBlocks { seed });
+            let after = fs.read_file(p("/db/a")).unwrap();
+            assert_eq!(&after[..6], b"synced", "seed {seed}: synced bytes stay");
+            assert!(after.len() >= 2048, "seed {seed}: the durable size stays");
+            let mut lost_one = false;
+            for (i, block) in after[..2048].chunks(512).enumerate() {
+                let new = if i == 0 { &block[6..] } else { block };
+                let kept = new.iter().all(|&b| b == 0xaa);
+                let lost = new.iter().all(|&b| b == 0);
+                assert!(kept || lost, "seed {seed}: block {i} is whole or gone");
+                holes_before_kept += usize::from(lost_one && kept);
+                lost_one |= lost;
+            }
+            // Past the durable size only a prefix, all new bytes.
+            assert!(after[2048..].iter().all(|&b| b == 0xaa), "seed {seed}");
+        }
+        assert!(holes_before_kept > 5, "{holes_before_kept}");
     }
 
     #[test]
