@@ -198,6 +198,40 @@ fn checkpoint_is_an_openable_consistent_copy() {
 }
 
 #[test]
+fn a_checkpoint_of_the_flushed_tables_holds_the_state_of_the_last_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || Options {
+        wal_enabled: false,
+        ..small_options()
+    };
+    let db = Db::open(dir.path().join("db"), options()).unwrap();
+    let write = |index: u64| {
+        let mut batch = WriteBatch::new();
+        batch
+            .put(format!("k{index:03}"), b"v")
+            .set_applied_index(index);
+        db.write(batch, NO_SYNC).unwrap();
+    };
+    for index in 1..=10 {
+        write(index);
+    }
+    db.flush().unwrap();
+    for index in 11..=15 {
+        write(index);
+    }
+    // Nothing flushed since index 10: the checkpoint holds 1..=10 only,
+    // and says so.
+    let checkpoint = dir.path().join("flushed");
+    assert_eq!(db.checkpoint_flushed(&checkpoint).unwrap(), 10);
+    let copy = Db::open(&checkpoint, options()).unwrap();
+    assert_eq!(copy.applied_index(), 10);
+    assert_eq!(collect(&copy, None, None).len(), 10);
+    assert_eq!(copy.get(b"k011").unwrap(), None);
+    // The source kept everything.
+    assert_eq!(collect(&db, None, None).len(), 15);
+}
+
+#[test]
 fn without_wal_the_applied_index_marks_what_is_durable() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");

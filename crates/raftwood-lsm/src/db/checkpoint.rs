@@ -12,7 +12,11 @@ use crate::log::LogWriter;
 use crate::version::{MANIFEST_FORMAT_VERSION, VersionEdit, write_current};
 
 impl DbInner {
-    pub(super) fn checkpoint(&self, target: &Path) -> Result<()> {
+    /// Writes the checkpoint and returns the applied-index marker it
+    /// holds. `flush_first`: flush the memtables first, so the checkpoint
+    /// holds everything written; otherwise it holds what the tables hold,
+    /// the state as of the last flush.
+    pub(super) fn checkpoint(&self, target: &Path, flush_first: bool) -> Result<u64> {
         if self.fs.exists(target)? {
             return Err(Error::InvalidArgument(format!(
                 "checkpoint target {} already exists",
@@ -20,8 +24,12 @@ impl DbInner {
             )));
         }
         // Everything acknowledged so far goes into tables first, so the
-        // checkpoint needs no WAL.
-        self.flush()?;
+        // checkpoint needs no WAL; or the checkpoint is of the tables as
+        // they are, which hold exactly the writes up to the last flush (a
+        // memtable is flushed whole, in order).
+        if flush_first {
+            self.flush()?;
+        }
         let (version, last_sequence_number, applied_index, next_file_number) = {
             let mut state = self.state.lock();
             DbInner::check_poisoned(&state)?;
@@ -67,7 +75,7 @@ impl DbInner {
             if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
                 self.fs.sync_dir(parent)?;
             }
-            Ok(())
+            Ok(applied_index)
         })();
         let mut state = self.state.lock();
         state.file_deletion_holds -= 1;

@@ -265,7 +265,17 @@ impl Db {
     /// open it with `Db::open`.
     pub fn checkpoint(&self, dir: impl AsRef<Path>) -> Result<()> {
         self.check_open()?;
-        self.inner.checkpoint(dir.as_ref())
+        self.inner.checkpoint(dir.as_ref(), true).map(|_| ())
+    }
+
+    /// Like [`Db::checkpoint`], but of the tables as they are, without
+    /// flushing first: the state as of the last flush, written in the time
+    /// it takes to hard-link the tables. Returns the applied-index marker
+    /// it holds ([`Db::applied_index`] at that flush). With the WAL on,
+    /// writes since the last flush are not in it.
+    pub fn checkpoint_flushed(&self, dir: impl AsRef<Path>) -> Result<u64> {
+        self.check_open()?;
+        self.inner.checkpoint(dir.as_ref(), false)
     }
 
     /// The applied-index marker made durable (see
