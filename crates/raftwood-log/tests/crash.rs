@@ -8,9 +8,8 @@
 mod support;
 
 use raftwood_log::{LogOptions, RaftLogStore};
-use raftwood_lsm::fs::{CrashFs, CrashMode, FileSystem};
+use raftwood_lsm::fs::{CrashFs, CrashMode};
 use raftwood_raft::{Entry, EntryPayload, PersistRequest, PersistTicket};
-use std::path::Path;
 use support::*;
 
 /// What a run up to the crash produced: every state the log may be
@@ -253,15 +252,7 @@ fn blocks_of_unsynced_writes_lost_out_of_order_over_the_zero_tail_are_a_torn_wri
             candidates.push(model.clone());
         }
         drop(store);
-        let segment = fs
-            .list_dir(Path::new(DIR))
-            .unwrap()
-            .into_iter()
-            .filter(|name| name.ends_with(".log"))
-            .max()
-            .unwrap();
-        let path = Path::new(DIR).join(segment);
-        let written = fs.read_raw(&path).unwrap();
+        let (path, written) = active_segment(&fs);
         let durable = fs.durable_raw(&path).unwrap();
         fs.crash(CrashMode::TornBlocks { seed });
         let after = fs.read_raw(&path).unwrap();

@@ -471,20 +471,6 @@ fn the_store_can_move_to_a_persistence_thread() {
     assert_send::<LogError>();
 }
 
-/// The active segment's file, its size and the bytes a recovery reads.
-fn active_segment(fs: &raftwood_lsm::fs::CrashFs) -> (std::path::PathBuf, Vec<u8>) {
-    let name = fs
-        .list_dir(Path::new(DIR))
-        .unwrap()
-        .into_iter()
-        .filter(|name| name.ends_with(".log"))
-        .max()
-        .unwrap();
-    let path = Path::new(DIR).join(name);
-    let bytes = fs.read_raw(&path).unwrap();
-    (path, bytes)
-}
-
 #[test]
 fn the_active_segment_is_zero_filled_ahead_of_its_writes() {
     let fs = crash_fs();

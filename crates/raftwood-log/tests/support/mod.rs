@@ -229,3 +229,18 @@ pub fn assert_store_matches(store: &RaftLogStore, model: &Model) {
         .unwrap();
     assert_eq!(entries, model.entries);
 }
+
+/// The newest segment file of the log in `DIR` and its visible bytes (zero
+/// tail included).
+pub fn active_segment(fs: &CrashFs) -> (std::path::PathBuf, Vec<u8>) {
+    let name = fs
+        .list_dir(Path::new(DIR))
+        .unwrap()
+        .into_iter()
+        .filter(|name| name.ends_with(".log"))
+        .max()
+        .unwrap();
+    let path = Path::new(DIR).join(name);
+    let bytes = fs.read_raw(&path).unwrap();
+    (path, bytes)
+}
