@@ -21,6 +21,10 @@ pub(crate) const FORMAT_VERSION: u32 = 2;
 /// `Synced` records, written by appends only) are replayed as before.
 pub(crate) const OLDEST_READABLE_VERSION: u32 = 1;
 
+/// The first format version whose writes start with a `Synced` record (and
+/// may overwrite the segment's zero tail).
+pub(crate) const FIRST_VERSION_WITH_SYNCED: u32 = 2;
+
 /// The first record of every segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SegmentHeader {

@@ -10,7 +10,9 @@ use raftwood_lsm::fs::FileSystem;
 use crate::error::LogError;
 use crate::format::{FLAG_END_OF_WRITE, FrameError, HEADER_BYTES, read_record};
 use crate::options::RecoveryMode;
-use crate::record::{PayloadError, Record, SegmentHeader, decode_payload};
+use crate::record::{
+    FIRST_VERSION_WITH_SYNCED, PayloadError, Record, SegmentHeader, decode_payload,
+};
 use crate::segment::SegmentInfo;
 use crate::state::LogState;
 
@@ -318,7 +320,7 @@ fn replay_segment(
                     // damage are then a torn write too — unless a later
                     // write's `Synced` record says the damaged bytes were
                     // already durable.
-                    let torn_is_possible = version.is_some_and(|v| v >= 2);
+                    let torn_is_possible = version.is_some_and(|v| v >= FIRST_VERSION_WITH_SYNCED);
                     if !torn_is_possible || synced_past(data, at, position) {
                         return Err(corruption(
                             &path,

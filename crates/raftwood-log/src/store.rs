@@ -60,10 +60,10 @@ pub struct RaftLogStore {
     /// (`active_file.len()`) up to here, once they are synced.
     active_zeroed_to: u64,
     /// Bytes of the active segment known durable: its length at the last
-    /// sync. Every write starts with it (`Record::Synced`).
+    /// sync. Every write starts with it (`Record::Synced`). Invariant:
+    /// at most `active_file.len()`; below it exactly when something was
+    /// appended since the last successful sync.
     active_durable_bytes: u64,
-    /// True if something was appended since the last successful sync.
-    unsynced: bool,
     /// The segment holding the newest `InstallSnapshot` record; every
     /// segment before it is obsolete.
     last_reset_sequence: Option<u64>,
@@ -153,7 +153,6 @@ impl RaftLogStore {
             active,
             active_file,
             active_zeroed_to,
-            unsynced: false,
             last_reset_sequence,
             poisoned: None,
             buffer: Vec::new(),
@@ -237,13 +236,12 @@ impl RaftLogStore {
     /// can be pending.)
     pub fn sync(&mut self) -> Result<(), LogError> {
         self.check_not_poisoned()?;
-        if !self.unsynced {
+        if self.active_durable_bytes == self.active_file.len() {
             return Ok(());
         }
         if let Err(error) = self.active_file.sync_data() {
             return Err(self.poison(format!("syncing {}", self.active.path.display()), error));
         }
-        self.unsynced = false;
         self.active_durable_bytes = self.active_file.len();
         Ok(())
     }
@@ -413,7 +411,6 @@ impl RaftLogStore {
                 error,
             ));
         }
-        self.unsynced = true;
         Ok(())
     }
 
@@ -468,7 +465,7 @@ impl RaftLogStore {
         if let Err(error) = self.active_file.sync_data() {
             return Err(self.poison(format!("syncing {}", self.active.path.display()), error));
         }
-        self.unsynced = false;
+        self.active_durable_bytes = self.active_file.len();
         let created = create_segment(
             self.fs.as_ref(),
             &self.dir,
@@ -493,6 +490,10 @@ impl RaftLogStore {
     }
 
     fn check_invariants(&self) {
+        debug_assert!(
+            self.active_durable_bytes <= self.active_file.len(),
+            "durable bytes never run ahead of the append position"
+        );
         debug_assert!(
             self.closed
                 .iter()
