@@ -148,9 +148,7 @@ impl FileNode {
 
     /// The file as a process reads it: the content, then the zero tail.
     fn visible(&self) -> Vec<u8> {
-        let mut bytes = self.content.clone();
-        bytes.resize(self.visible_len(), 0);
-        bytes
+        self.visible_range(0, self.visible_len())
     }
 
     /// Bytes `start..end` of the file as a process reads it.
@@ -464,23 +462,23 @@ impl State {
                 Node::File(file) => {
                     match (mode, rng.as_mut()) {
                         (CrashMode::KeepUnsynced, _) => {}
-                        (CrashMode::TornTail { .. }, Some(rng)) => {
-                            tear_file(file, rng);
-                            file.zeroed_to = file.durable_zeroed_to;
-                        }
+                        (CrashMode::TornTail { .. }, Some(rng)) => tear_file(file, rng),
                         (CrashMode::TornBlocks { .. }, Some(rng)) => {
                             if file.truncated_durable.is_some() {
                                 tear_file(file, rng);
                             } else {
                                 tear_blocks(file, rng);
                             }
-                            file.zeroed_to = file.durable_zeroed_to;
                         }
                         _ => {
                             let durable = file.durable().to_vec();
                             file.content = durable;
-                            file.zeroed_to = file.durable_zeroed_to;
                         }
+                    }
+                    // Only the durable zero tail is on disk (a process
+                    // crash keeps every byte).
+                    if mode != CrashMode::KeepUnsynced {
+                        file.zeroed_to = file.durable_zeroed_to;
                     }
                     // Whatever survived is on disk now.
                     file.make_durable();
