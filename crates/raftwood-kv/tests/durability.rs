@@ -176,6 +176,38 @@ fn a_crash_loses_the_unflushed_tail_and_replay_restores_it() {
 }
 
 #[test]
+fn a_checkpoint_of_the_durable_state_reopens_at_the_durable_index_and_replays_to_the_same_state() {
+    // What a follower installs when a snapshot is taken without a flush:
+    // the engine's flushed state, at its durable index, then the log after.
+    let log = workload(2000);
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = support::options();
+    options.lsm.memtable_size_bytes = 16 << 10; // several flushes
+    let store = KvStore::open(&dir.path().join("live"), options.clone()).unwrap();
+    for chunk in entries(&log, 0).chunks(10) {
+        store.apply(chunk).unwrap();
+    }
+    let durable = store.durable_applied_index();
+    assert!(
+        durable > 0 && durable < 2000,
+        "some but not all durable: {durable}"
+    );
+    let target = dir.path().join("checkpoint");
+    assert_eq!(store.checkpoint_durable(&target).unwrap(), durable);
+    // The live store kept everything it applied.
+    assert_eq!(store.applied_index(), 2000);
+    let copy = KvStore::open(&target, options).unwrap();
+    assert_eq!(copy.applied_index(), durable);
+    let outcomes = copy.apply(&entries(&log, 0)).unwrap();
+    let skipped = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(raftwood_kv::ApplyResponse::AlreadyApplied)))
+        .count();
+    assert_eq!(skipped as u64, durable);
+    assert_eq!(copy.state_digest().unwrap(), store.state_digest().unwrap());
+}
+
+#[test]
 fn a_crash_after_flush_loses_nothing() {
     let log = workload(500);
     let fs = Arc::new(CrashFs::new());
