@@ -559,32 +559,23 @@ fn zeros_before_valid_records_are_a_torn_write_unless_a_later_write_says_they_we
         let fs = crash_fs();
         let options = LogOptions::default();
         let (mut store, _) = open(&fs, &options).unwrap();
-        store
-            .write(&request(
-                vec![entry(1, 1, "first")],
-                Some(hard_state(1, None, 1)),
-            ))
-            .unwrap();
-        store.sync().unwrap();
+        let mut write_synced = |index: u64, data: &str| {
+            store
+                .write(&request(
+                    vec![entry(index, 1, data)],
+                    Some(hard_state(1, None, index)),
+                ))
+                .unwrap();
+            store.sync().unwrap();
+        };
+        write_synced(1, "first");
         let (path, before) = active_segment(&fs);
-        store
-            .write(&request(
-                vec![entry(2, 1, "second")],
-                Some(hard_state(1, None, 2)),
-            ))
-            .unwrap();
-        store.sync().unwrap();
+        write_synced(2, "second");
         let (_, after) = active_segment(&fs);
         // Write 2 starts at the first byte that changed.
         let first_end = before.iter().zip(&after).position(|(a, b)| a != b).unwrap();
         if with_third_write {
-            store
-                .write(&request(
-                    vec![entry(3, 1, "third")],
-                    Some(hard_state(1, None, 3)),
-                ))
-                .unwrap();
-            store.sync().unwrap();
+            write_synced(3, "third");
         }
         drop(store);
         let mut damaged = active_segment(&fs).1;
