@@ -140,6 +140,28 @@ fn crash(fs: &Arc<CrashFs>, store: KvStore) {
     fs.crash(CrashMode::DropUnsynced);
 }
 
+/// Applies `log` ten entries per call to a store with small memtables;
+/// returns its durable index, which must be some but not all of the log.
+fn apply_in_small_calls(store: &KvStore, log: &[Option<Vec<u8>>]) -> u64 {
+    for chunk in entries(log, 0).chunks(10) {
+        store.apply(chunk).unwrap();
+    }
+    let durable = store.durable_applied_index();
+    assert!(
+        durable > 0 && durable < log.len() as u64,
+        "some but not all durable: {durable}"
+    );
+    durable
+}
+
+/// How many outcomes say the entry was already applied.
+fn already_applied(outcomes: &[raftwood_kv::ApplyOutcome]) -> usize {
+    outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(raftwood_kv::ApplyResponse::AlreadyApplied)))
+        .count()
+}
+
 #[test]
 fn a_crash_loses_the_unflushed_tail_and_replay_restores_it() {
     let log = workload(2000);
@@ -151,14 +173,7 @@ fn a_crash_loses_the_unflushed_tail_and_replay_restores_it() {
     };
     let fs = Arc::new(CrashFs::new());
     let store = open_on(&fs);
-    for chunk in entries(&log, 0).chunks(10) {
-        store.apply(chunk).unwrap();
-    }
-    let durable = store.durable_applied_index();
-    assert!(
-        durable > 0 && durable < 2000,
-        "some but not all durable: {durable}"
-    );
+    let durable = apply_in_small_calls(&store, &log);
     crash(&fs, store);
     let store = open_on(&fs);
     // The applied index went back to what was durable...
@@ -166,10 +181,7 @@ fn a_crash_loses_the_unflushed_tail_and_replay_restores_it() {
     assert_ne!(store.state_digest().unwrap(), reference);
     // ...and replaying the whole log applies exactly the lost tail.
     let outcomes = store.apply(&entries(&log, 0)).unwrap();
-    let skipped = outcomes
-        .iter()
-        .filter(|o| matches!(o, Ok(raftwood_kv::ApplyResponse::AlreadyApplied)))
-        .count();
+    let skipped = already_applied(&outcomes);
     assert_eq!(skipped as u64, durable);
     assert_eq!(store.applied_index(), 2000);
     assert_eq!(store.state_digest().unwrap(), reference);
@@ -184,14 +196,7 @@ fn a_checkpoint_of_the_durable_state_reopens_at_the_durable_index_and_replays_to
     let mut options = support::options();
     options.lsm.memtable_size_bytes = 16 << 10; // several flushes
     let store = KvStore::open(&dir.path().join("live"), options.clone()).unwrap();
-    for chunk in entries(&log, 0).chunks(10) {
-        store.apply(chunk).unwrap();
-    }
-    let durable = store.durable_applied_index();
-    assert!(
-        durable > 0 && durable < 2000,
-        "some but not all durable: {durable}"
-    );
+    let durable = apply_in_small_calls(&store, &log);
     let target = dir.path().join("checkpoint");
     assert_eq!(store.checkpoint_durable(&target).unwrap(), durable);
     // The live store kept everything it applied.
@@ -199,10 +204,7 @@ fn a_checkpoint_of_the_durable_state_reopens_at_the_durable_index_and_replays_to
     let copy = KvStore::open(&target, options).unwrap();
     assert_eq!(copy.applied_index(), durable);
     let outcomes = copy.apply(&entries(&log, 0)).unwrap();
-    let skipped = outcomes
-        .iter()
-        .filter(|o| matches!(o, Ok(raftwood_kv::ApplyResponse::AlreadyApplied)))
-        .count();
+    let skipped = already_applied(&outcomes);
     assert_eq!(skipped as u64, durable);
     assert_eq!(copy.state_digest().unwrap(), store.state_digest().unwrap());
 }
