@@ -6,6 +6,12 @@
 # Usage: bench/check-perf.sh [loads...]   (default: s m l)
 # RAFTWOOD_BIN=path runs that binary instead of building this tree's (to
 # measure an earlier build side by side); SKIP_ETCD=1 skips the etcd half.
+#
+# First, each load runs against a server that does no work
+# (`null_kv_server`, an example of raftwood-server): check perf's ceiling
+# on this machine. Its one request producer (a token bucket with a burst of
+# one) loses every token it wakes too late for, so on two shared cores
+# etcdctl itself is part of what is measured. SKIP_NULL=1 skips this.
 # Installs etcd-server and etcd-client with apt-get if they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +28,9 @@ raftwood_bin=${RAFTWOOD_BIN:-}
 if [ -z "$raftwood_bin" ]; then
   cargo build --release -q -p raftwood
   raftwood_bin=./target/release/raftwood
+fi
+if [ -z "${SKIP_NULL:-}" ]; then
+  cargo build --release -q -p raftwood-server --example null_kv_server
 fi
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -50,8 +59,12 @@ run_loads() {
     local before after
     before=$(revision)
     # check perf exits non-zero when the cluster fails the load; report it.
-    etcdctl --endpoints="$endpoints" check perf --load="$load" 2>&1 | tr '\r' '\n' |
-      grep -E 'PASS|FAIL|Error|error' | tail -6 || true
+    # etcdctl's own CPU time is reported too: it shares the two cores.
+    local TIMEFORMAT='%U %S %R'
+    { time { etcdctl --endpoints="$endpoints" check perf --load="$load" 2>&1 | tr '\r' '\n' |
+      grep -E 'PASS|FAIL|Error|error' | tail -6 || true; }; } 2>"$work/time"
+    read -r user system real <"$work/time"
+    echo "etcdctl CPU: $(awk -v u="$user" -v s="$system" -v r="$real" 'BEGIN { printf "%.1f s over %.0f s, %.0f%% of one core", u + s, r, 100 * (u + s) / r }')"
     # Every put of the run took one revision (its final delete one more),
     # so the writes per second can be told even when check perf stops at
     # its clean-up (a DeleteRange that times out prints no results).
@@ -63,6 +76,17 @@ run_loads() {
 }
 
 rss_of() { ps -o rss= -p "$1" | awk '{s+=$1} END {print s/1024 " MiB"}'; }
+
+# The ceiling: a server that answers at once and stores nothing.
+if [ -z "${SKIP_NULL:-}" ]; then
+  ./target/release/examples/null_kv_server 127.0.0.1:2379 127.0.0.1:22379 127.0.0.1:32379 \
+    >"$work/null.log" 2>&1 &
+  null_pid=$!
+  wait_ready
+  run_loads "no-work server (the ceiling)"
+  echo "no-work server CPU: $(awk '{ printf "%.1f s", ($14 + $15) / '"$(getconf CLK_TCK)"' }' /proc/$null_pid/stat)"
+  kill $null_pid; wait $null_pid 2>/dev/null || true
+fi
 
 # raftwood
 "$raftwood_bin" dev --data-dir "$work/raftwood" --log-timings-seconds 5 >"$work/raftwood.log" 2>&1 &

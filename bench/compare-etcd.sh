@@ -10,6 +10,11 @@
 # to round. The disk's synchronous-write latency is measured here too,
 # since it is the floor of every durable write.
 #
+# Each round also runs the workloads (all but watch) against a server that
+# does no work (`null_kv_server`, an example of raftwood-server: gRPC in,
+# an empty answer out) on the same ports: the ceiling of this load tool on
+# this machine. A ratio to etcd is only reachable below it.
+#
 # Usage: bench/compare-etcd.sh [-r rounds] [-s scale] [-o file]
 #   -r rounds  rounds per system (default 3)
 #   -s scale   multiplies every --total (default 1; 0.2 for a quick run)
@@ -62,7 +67,9 @@ for port in "${client_ports[@]}" "${peer_ports[@]}"; do
 done
 
 cargo build --release -q -p raftwood
+cargo build --release -q -p raftwood-server --example null_kv_server
 bin=$PWD/target/release/raftwood
+null_bin=$PWD/target/release/examples/null_kv_server
 # On the disk, not a tmpfs: fsync must cost what it costs.
 work=$(mktemp -d -p "$PWD/target" compare-etcd.XXXXXX)
 results=$work/results
@@ -145,6 +152,8 @@ run_workloads() {
     name=${entry%%|*}
     args=${entry#*|}
     i=$((i + 1))
+    # The null server has no Watch service.
+    if [ "$system" = null ] && [[ $name == watch* ]]; then continue; fi
     echo "   $system round $round: $name" >&2
     before=$(cpu_ticks "$@")
     # shellcheck disable=SC2086 # args are words on purpose
@@ -172,6 +181,15 @@ run_raftwood() {
   peak_rss_mib "$pid" >"$results/raftwood.$round.rss"
   kill "$pid"; wait "$pid" 2>/dev/null || true
   rm -rf "$work/raftwood-$round"
+}
+
+run_null() {
+  local round=$1 pid
+  "$null_bin" $(printf '127.0.0.1:%s ' "${client_ports[@]}") >"$work/null-$round.log" 2>&1 &
+  pid=$!
+  wait_ready
+  run_workloads null "$round" "$pid"
+  kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
 run_etcd() {
@@ -206,6 +224,7 @@ for round in $(seq 1 "$rounds"); do
   else
     run_etcd "$round"; run_raftwood "$round"
   fi
+  run_null "$round"
 done
 fdatasync_after=$(fdatasync_us)
 
@@ -245,8 +264,8 @@ def server_cpu_us(system, round_, i, report):
         return None
     return seconds * 1e6 / report["count"]
 
-print("| workload | raftwood req/s | etcd req/s | ratio | raftwood avg ms | etcd avg ms | ratio | raftwood p99 ms | etcd p99 ms | ratio | server CPU µs/req (r/e) | errors (r/e) | bench CPU % of a core (r/e) |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("| workload | raftwood req/s | etcd req/s | ratio | raftwood avg ms | etcd avg ms | ratio | raftwood p99 ms | etcd p99 ms | ratio | server CPU µs/req (r/e) | errors (r/e) | bench CPU % of a core (r/e) | no-work ceiling req/s | ceiling / etcd |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 spread = []
 chart = []
 for i, name in enumerate(names, start=1):
@@ -264,6 +283,8 @@ for i, name in enumerate(names, start=1):
             "server_us": median([server_cpu_us(system, k, i, r) for k, r in enumerate(reports, start=1)]),
             "all_rps": [None if r is None else r["requests_per_second"] for r in reports],
         }
+    ceiling = median([None if r is None else r["requests_per_second"]
+                      for r in (load("null", k, i) for k in range(1, rounds + 1))])
     r, e = row["raftwood"], row["etcd"]
     errors = f"{r['errors']}/{e['errors']}"
     if r["failed_runs"] or e["failed_runs"]:
@@ -272,7 +293,8 @@ for i, name in enumerate(names, start=1):
           f"| {fmt(r['avg'], 2)} | {fmt(e['avg'], 2)} | {ratio(r['avg'], e['avg'])} "
           f"| {fmt(r['p99'], 2)} | {fmt(e['p99'], 2)} | {ratio(r['p99'], e['p99'])} "
           f"| {fmt(r['server_us'], 0)}/{fmt(e['server_us'], 0)} "
-          f"| {errors} | {fmt(r['cpu'], 0)}/{fmt(e['cpu'], 0)} |")
+          f"| {errors} | {fmt(r['cpu'], 0)}/{fmt(e['cpu'], 0)} "
+          f"| {fmt(ceiling, 0)} | {ratio(ceiling, e['rps'])} |")
     spread.append((name, r["all_rps"], e["all_rps"]))
     chart.append((name, r["rps"], e["rps"], r["avg"], e["avg"]))
 

@@ -2,7 +2,7 @@
 //! Cluster.MemberList. Services and methods not implemented yet answer
 //! `Unimplemented`, as tonic does for any unknown method.
 
-mod authority;
+pub mod authority;
 mod cluster;
 mod forward;
 mod kv;
