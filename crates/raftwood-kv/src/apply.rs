@@ -387,15 +387,10 @@ impl<'a> Applier<'a> {
     }
 
     fn check_put(&self, request: &PutRequest) -> Result<(), RequestError> {
-        if request.ignore_value || request.ignore_lease {
-            let current = self.revisions.current;
-            if self
-                .mvcc()
-                .version_at(&request.key, current, current)?
-                .is_none()
-            {
-                return Err(EtcdError::KeyNotFound.into());
-            }
+        if (request.ignore_value || request.ignore_lease)
+            && self.mvcc().live(&request.key)?.is_none()
+        {
+            return Err(EtcdError::KeyNotFound.into());
         }
         if request.lease != 0 && !self.lease_exists(request.lease)? {
             return Err(EtcdError::LeaseNotFound.into());
@@ -493,7 +488,7 @@ impl<'a> Applier<'a> {
         };
         let mut prev_kv = None;
         let old_lease = old.as_ref().map(|(old, _)| old.lease);
-        if let Some((old, raw)) = old {
+        if let Some((old, _)) = old {
             // Invariant: no version is newer than the revision being written.
             if old.mod_revision > revision {
                 return Err(KvError::Corruption(format!(
@@ -504,21 +499,27 @@ impl<'a> Applier<'a> {
             }
             record.create_revision = old.create_revision;
             record.version = old.version + 1;
-            if request.ignore_value {
-                record.value.clone_from(&old.value);
+            // The live entry holds no value; the old one is read from
+            // history only when the request needs it.
+            let old_value = if request.ignore_value || request.prev_kv {
+                Some(self.mvcc().value_of(&request.key, old.mod_revision)?)
+            } else {
+                None
+            };
+            if request.ignore_value
+                && let Some(old_value) = &old_value
+            {
+                record.value.clone_from(old_value);
             }
             if request.ignore_lease {
                 record.lease = old.lease;
             }
             if request.prev_kv {
-                prev_kv = Some(old.to_key_value(&request.key));
+                let mut old = old;
+                old.value = old_value.unwrap_or_default();
+                prev_kv = Some(old.into_key_value(request.key.clone()));
             }
-            // The superseded version moves to history. (A second change of
-            // one key in one revision cannot pass validation; should one
-            // come, the live entry is simply replaced.)
-            if old.mod_revision != revision {
-                self.put_raw(encoding::history_key(&request.key, old.mod_revision), raw);
-            }
+            // The superseded version stays in history where it was written.
         }
         if let Some(old_lease) = old_lease
             && old_lease != 0
@@ -532,7 +533,15 @@ impl<'a> Applier<'a> {
                 Vec::new(),
             );
         }
-        self.put_raw(encoding::live_key(&request.key), record.encode());
+        // Every version is written once, to history, with its value; the
+        // live entry names it by its header alone. (A second change of one
+        // key in one revision cannot pass validation; should one come, both
+        // entries are simply replaced.)
+        self.put_raw(encoding::live_key(&request.key), record.encode_header());
+        self.put_raw(
+            encoding::history_key(&request.key, revision),
+            record.encode(),
+        );
         self.log_change(txn, encoding::ChangeKind::Put, &request.key);
         Ok(PutResponse {
             header: Some(header(revision)),
@@ -551,10 +560,10 @@ impl<'a> Applier<'a> {
         txn.changed = true;
     }
 
-    /// Deletes one live key whose current version is the encoded record
-    /// `raw`: the version moves to history (its bytes unchanged), a
-    /// tombstone marks the delete, the lease lets go. Returns the deleted
-    /// version when `want_prev` is set.
+    /// Deletes one live key whose live entry is `raw`: a tombstone in
+    /// history marks the delete (the deleted version stays in history where
+    /// its put wrote it), the live entry goes, the lease lets go. Returns
+    /// the deleted version when `want_prev` is set.
     fn delete_key(
         &mut self,
         txn: &mut WriteTxn,
@@ -563,17 +572,17 @@ impl<'a> Applier<'a> {
         want_prev: bool,
     ) -> Result<Option<KeyValue>, KvError> {
         let revision = txn.write_revision();
-        let old = Record::decode(&raw, want_prev)?;
+        let mut old = Record::decode(&raw, false)?;
         // Invariant: a live entry is a put (deletes remove it).
         if old.tombstone {
             return Err(KvError::Corruption(format!(
                 "live entry of {key:?} is a tombstone"
             )));
         }
-        let lease = old.lease;
-        if old.mod_revision != revision {
-            self.put_raw(encoding::history_key(key, old.mod_revision), raw);
+        if want_prev {
+            old.value = self.mvcc().value_of(key, old.mod_revision)?;
         }
+        let lease = old.lease;
         self.put_raw(
             encoding::history_key(key, revision),
             Record::tombstone(revision).encode(),
@@ -619,8 +628,8 @@ impl<'a> Applier<'a> {
             if complete {
                 break;
             }
-            // More than a chunk: a large delete. Its writes (several per
-            // key, each deleted value copied to history) would otherwise
+            // More than a chunk: a large delete. Its writes (three per
+            // key, each naming the key) would otherwise
             // sit in the overlay, then in the engine batch, then in the
             // memtable; writing them straight into the batch keeps one
             // copy fewer and skips the overlay's ordered inserts. Nothing
@@ -819,8 +828,9 @@ impl<'a> Applier<'a> {
 
     /// The history entries a compaction at `revision` removes: for each key,
     /// every version at or below `revision` except the newest one, which
-    /// stays unless it is a tombstone or the live version is itself at or
-    /// below `revision`.
+    /// stays unless it is a tombstone (etcd's rule). The newest one is the
+    /// version reads at `revision` and after see until the next change, and
+    /// the value of the live entry when there has been none since.
     fn history_below(&self, revision: i64) -> Result<Vec<Vec<u8>>, KvError> {
         let mvcc = self.mvcc();
         let mut cursor = mvcc
@@ -833,12 +843,8 @@ impl<'a> Applier<'a> {
             cursor.seek(&encoding::history_key(&key, revision))?;
             let after = encoding::history_after_key(&key);
             let mut newest = true;
-            let live_covers = mvcc
-                .live(&key)?
-                .is_some_and(|(live, _)| live.mod_revision <= revision);
             while cursor.valid() && cursor.key() < after.as_slice() {
-                let keep =
-                    newest && !live_covers && !Record::decode(cursor.value(), false)?.tombstone;
+                let keep = newest && !Record::decode(cursor.value(), false)?.tombstone;
                 if !keep {
                     doomed.push(cursor.key().to_vec());
                 }

@@ -84,6 +84,15 @@ pub const META_COMPACTED_REVISION: &[u8] = b"scompacted_revision";
 /// Meta key present only while a large DeleteRange is part-way written
 /// into the engine: its [`DeleteProgress`].
 pub const META_DELETE_PROGRESS: &[u8] = b"sdelete_progress";
+/// Meta key holding the layout version the store was written in (i64 LE),
+/// written when a fresh store is opened.
+pub const META_FORMAT_VERSION: &[u8] = b"sformat_version";
+/// The layout this code reads and writes. Version 2: a live entry holds
+/// only its version's header; every version of a key, the current one
+/// included, sits in history with its value. (Version 1 stores had no
+/// format key, kept the current value in the live entry, and moved it to
+/// history when it was superseded.)
+pub const FORMAT_VERSION: i64 = 2;
 
 /// How far a large DeleteRange got: written with each part of it that goes
 /// to the engine ahead of the entry's applied index, deleted by the write
@@ -340,7 +349,11 @@ impl Record {
 
     /// The encoded record.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(RECORD_HEADER_LEN + self.value.len());
+        self.encode_with_value(&self.value)
+    }
+
+    fn encode_with_value(&self, value: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(RECORD_HEADER_LEN + value.len());
         out.push(if self.tombstone {
             KIND_TOMBSTONE
         } else {
@@ -354,7 +367,15 @@ impl Record {
         ] {
             out.extend_from_slice(&field.to_le_bytes());
         }
-        out.extend_from_slice(&self.value);
+        out.extend_from_slice(value);
+        out
+    }
+
+    /// The encoded record without its value: what a live entry holds (the
+    /// value is in the history entry of the same mod revision).
+    pub fn encode_header(&self) -> Vec<u8> {
+        let out = self.encode_with_value(&[]);
+        debug_assert_eq!(out.len(), RECORD_HEADER_LEN);
         out
     }
 
@@ -394,18 +415,6 @@ impl Record {
     }
 
     /// The client's view of this version of `key`.
-    pub fn to_key_value(&self, key: &[u8]) -> KeyValue {
-        KeyValue {
-            key: key.to_vec(),
-            create_revision: self.create_revision,
-            mod_revision: self.mod_revision,
-            version: self.version,
-            value: self.value.clone(),
-            lease: self.lease,
-        }
-    }
-
-    /// As [`Record::to_key_value`], consuming the record (no value copy).
     pub fn into_key_value(self, key: Vec<u8>) -> KeyValue {
         KeyValue {
             key,

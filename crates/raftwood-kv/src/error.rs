@@ -122,6 +122,17 @@ pub enum KvError {
     /// A record in the store does not decode (see docs/kv-format.md).
     #[error("corrupt kv record: {0}")]
     Corruption(String),
+    /// The store was written in a layout this code does not read (see
+    /// docs/kv-format.md, "Format version").
+    #[error(
+        "kv store written in format version {found}; this raftwood reads version {supported} only"
+    )]
+    UnsupportedFormat {
+        /// The store's version (1 for a store without a format key).
+        found: i64,
+        /// The version this code reads.
+        supported: i64,
+    },
     /// An earlier apply failed; the store must be reopened.
     #[error("an earlier apply failed with a storage error; reopen the store")]
     Poisoned,

@@ -70,11 +70,12 @@ pub struct Mvcc<'a> {
 }
 
 impl<'a> Mvcc<'a> {
-    /// The key's current version, with its encoded bytes.
+    /// The key's current version without its value (what the live entry
+    /// holds), with the entry's encoded bytes.
     pub fn live(&self, key: &[u8]) -> Result<Option<(Record, Vec<u8>)>, KvError> {
         match self.source.get(&encoding::live_key(key))? {
             Some(raw) => {
-                let record = Record::decode(&raw, true)?;
+                let record = Record::decode(&raw, false)?;
                 // Invariant: a live entry is a put (deletes remove it).
                 if record.tombstone {
                     return Err(KvError::Corruption(format!(
@@ -87,30 +88,64 @@ impl<'a> Mvcc<'a> {
         }
     }
 
+    /// The value of the version of `key` at `mod_revision`, which a live
+    /// entry names: its history entry, which must be a put.
+    pub fn value_of(&self, key: &[u8], mod_revision: i64) -> Result<Vec<u8>, KvError> {
+        let raw = self
+            .source
+            .get(&encoding::history_key(key, mod_revision))?
+            .ok_or_else(|| {
+                KvError::Corruption(format!(
+                    "the live entry of {key:?} names revision {mod_revision}, which history lacks"
+                ))
+            })?;
+        let record = Record::decode(&raw, true)?;
+        if record.tombstone || record.mod_revision != mod_revision {
+            return Err(KvError::Corruption(format!(
+                "the history entry of {key:?} at revision {mod_revision} is not that put"
+            )));
+        }
+        Ok(record.value)
+    }
+
     /// The version of `key` visible at `revision`, if the key existed then.
-    /// `current` is the store's revision: at or above it the live entry is
-    /// the answer without looking at history.
+    /// `current` is the store's revision: at or above it the live entry
+    /// says whether the key exists (one point read, with bloom filters)
+    /// before its value is read from history.
     pub fn version_at(
         &self,
         key: &[u8],
         revision: i64,
         current: i64,
     ) -> Result<Option<Record>, KvError> {
-        let live = self.live(key)?.map(|(record, _)| record);
+        self.version_at_with(key, revision, current, true)
+    }
+
+    fn version_at_with(
+        &self,
+        key: &[u8],
+        revision: i64,
+        current: i64,
+        with_value: bool,
+    ) -> Result<Option<Record>, KvError> {
         if revision >= current {
-            return Ok(live);
+            return match self.live(key)? {
+                Some((mut record, _)) => {
+                    if with_value {
+                        record.value = self.value_of(key, record.mod_revision)?;
+                    }
+                    Ok(Some(record))
+                }
+                None => Ok(None),
+            };
         }
-        if let Some(live) = live
-            && live.mod_revision <= revision
-        {
-            return Ok(Some(live));
-        }
+        // History holds every version, the current one included.
         let mut cursor = self.source.cursor(
             encoding::history_bound(key),
             encoding::history_after_key(key),
         )?;
         cursor.seek(&encoding::history_key(key, revision))?;
-        self.history_version(&cursor, true)
+        self.history_version(&cursor, with_value)
     }
 
     /// Decodes the history entry under the cursor (which the caller placed
@@ -157,34 +192,38 @@ impl<'a> Mvcc<'a> {
             return Ok(scan);
         }
         if *end == RangeEnd::Single {
-            if let Some(record) = self.version_at(start, revision, current)? {
+            let with_value = options.with_values && !options.count_only;
+            if let Some(record) = self.version_at_with(start, revision, current, with_value)? {
                 emit(start, record, &mut scan);
             }
             return Ok(scan);
         }
-        let live_upper = match end {
-            RangeEnd::Before(end) => encoding::live_key(end),
-            _ => vec![LIVE_PREFIX + 1],
-        };
-        let mut live = self.source.cursor(encoding::live_key(start), live_upper)?;
-        live.seek(&encoding::live_key(start))?;
         if revision >= current {
+            let live_upper = match end {
+                RangeEnd::Before(end) => encoding::live_key(end),
+                _ => vec![LIVE_PREFIX + 1],
+            };
+            let mut live = self.source.cursor(encoding::live_key(start), live_upper)?;
+            live.seek(&encoding::live_key(start))?;
             while live.valid() {
                 let key = encoding::user_key_of_live(live.key());
-                // Values are decoded only for keys that are returned.
+                let mut record = Record::decode(live.value(), false)?;
+                // Values are read only for keys that are returned.
                 let with_value = options.with_values
                     && !options.count_only
                     && options
                         .fetch_limit
                         .is_none_or(|limit| scan.kvs.len() < limit);
-                let record = Record::decode(live.value(), with_value)?;
+                if with_value {
+                    record.value = self.value_of(key, record.mod_revision)?;
+                }
                 emit(key, record, &mut scan);
                 live.next()?;
             }
             return Ok(scan);
         }
-        // A past revision: the keys of the range are those with a live
-        // entry or a history entry; merge both streams by user key.
+        // A past revision: history holds every version of every key that
+        // has one at or below it; for each key, the newest of those.
         let history_upper = match end {
             RangeEnd::Before(end) => encoding::history_bound(end),
             _ => vec![HISTORY_PREFIX + 1],
@@ -193,38 +232,19 @@ impl<'a> Mvcc<'a> {
             .source
             .cursor(encoding::history_bound(start), history_upper)?;
         history.seek(&encoding::history_bound(start))?;
-        let mut history_key = next_history_key(&history)?;
-        while live.valid() || history_key.is_some() {
-            let live_key = live.valid().then(|| encoding::user_key_of_live(live.key()));
-            let key: Vec<u8> = match (live_key, &history_key) {
-                (Some(l), Some(h)) => l.min(h.as_slice()).to_vec(),
-                (Some(l), None) => l.to_vec(),
-                (None, Some(h)) => h.clone(),
-                (None, None) => break,
-            };
-            let mut found = None;
-            if live_key == Some(key.as_slice()) {
-                let record = Record::decode(live.value(), options.with_values)?;
-                if record.mod_revision <= revision {
-                    found = Some(record);
+        while let Some(key) = next_history_key(&history)? {
+            history.seek(&encoding::history_key(&key, revision))?;
+            if history.valid() && history.key() < encoding::history_after_key(&key).as_slice() {
+                let with_value = options.with_values
+                    && !options.count_only
+                    && options
+                        .fetch_limit
+                        .is_none_or(|limit| scan.kvs.len() < limit);
+                if let Some(record) = self.history_version(&history, with_value)? {
+                    emit(&key, record, &mut scan);
                 }
-                live.next()?;
             }
-            if history_key.as_deref() == Some(key.as_slice()) {
-                if found.is_none() {
-                    history.seek(&encoding::history_key(&key, revision))?;
-                    if history.valid()
-                        && history.key() < encoding::history_after_key(&key).as_slice()
-                    {
-                        found = self.history_version(&history, options.with_values)?;
-                    }
-                }
-                history.seek(&encoding::history_after_key(&key))?;
-                history_key = next_history_key(&history)?;
-            }
-            if let Some(record) = found {
-                emit(&key, record, &mut scan);
-            }
+            history.seek(&encoding::history_after_key(&key))?;
         }
         Ok(scan)
     }

@@ -151,7 +151,9 @@ impl KvStore {
         let mut lsm = options.lsm.clone();
         lsm.wal_enabled = false;
         let db = Db::open(dir, lsm)?;
-        let current = match db.get(encoding::META_CURRENT_REVISION)? {
+        let current_raw = db.get(encoding::META_CURRENT_REVISION)?;
+        check_format(&db, current_raw.is_some())?;
+        let current = match current_raw {
             Some(raw) => encoding::decode_meta(&raw)?,
             None => 1,
         };
@@ -582,6 +584,37 @@ impl KvStore {
 }
 
 /// Decodes and checks the request of entry `index`.
+/// Refuses a store written in another layout, and marks a fresh one with
+/// this code's. `changed`: the store has applied a change (it has a current
+/// revision), so it is not fresh.
+fn check_format(db: &Db, changed: bool) -> Result<(), KvError> {
+    let found = match db.get(encoding::META_FORMAT_VERSION)? {
+        Some(raw) => encoding::decode_meta(&raw)?,
+        // Version 1 wrote no format key.
+        None if changed => 1,
+        None => {
+            // A fresh store. The mark needs no applied index and no sync of
+            // its own: any later write that reaches the disk takes it along
+            // (memtables flush in order), and a crash before then leaves a
+            // store as fresh as this one, which is marked again.
+            let mut batch = WriteBatch::new();
+            batch.put(
+                encoding::META_FORMAT_VERSION,
+                encoding::encode_meta(encoding::FORMAT_VERSION),
+            );
+            db.write(batch, WriteOptions::default())?;
+            return Ok(());
+        }
+    };
+    if found != encoding::FORMAT_VERSION {
+        return Err(KvError::UnsupportedFormat {
+            found,
+            supported: encoding::FORMAT_VERSION,
+        });
+    }
+    Ok(())
+}
+
 fn decode_entry(index: u64, payload: &[u8]) -> Result<InternalRequest, EtcdError> {
     let request =
         InternalRequest::decode(payload).map_err(|_| EtcdError::MalformedEntry { index })?;

@@ -958,23 +958,115 @@ fn compaction_removes_the_history_it_makes_unreachable() {
         assert_eq!(h.get(b"k"), Some(b"last".to_vec()));
     }
     // Count what is left in the engine, key space by key space.
-    let mut options = support::options().lsm;
-    options.wal_enabled = false;
-    let db = raftwood_lsm::Db::open(dir.path(), options).unwrap();
     let mut history = 0;
     let mut live = 0;
-    for entry in db.range(None, None).unwrap() {
-        let (key, _) = entry.unwrap();
+    for (key, _) in engine_entries(dir.path()) {
         match key[0] {
             b'h' => history += 1,
             b'l' => live += 1,
             _ => {}
         }
     }
-    // k's live version (104) is at the compaction revision: all 100 older
-    // versions go. "dead" was deleted below it: its version and tombstone go.
-    assert_eq!(history, 0);
+    // History holds every version with its value, the live ones included.
+    // k's live version (104) is the newest at the compaction revision: it
+    // stays, all 100 older versions go. "other" (105) is above it. "dead"
+    // was deleted below it: its version and tombstone go.
+    assert_eq!(history, 2);
     assert_eq!(live, 2);
+}
+
+/// Every engine entry of the store in `dir`, in key order.
+fn engine_entries(dir: &std::path::Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut options = support::options().lsm;
+    options.wal_enabled = false;
+    let db = raftwood_lsm::Db::open(dir, options).unwrap();
+    db.range(None, None).unwrap().map(|e| e.unwrap()).collect()
+}
+
+#[test]
+fn every_version_is_written_once_to_history_and_a_delete_copies_no_value() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut h = Harness::new(dir.path());
+        assert_eq!(h.put(b"k", b"first"), 2);
+        assert_eq!(h.put(b"k", b"second"), 3);
+        assert_eq!(h.delete(b"k", b""), 1); // revision 4
+        assert_eq!(h.put(b"j", b"only"), 5);
+    }
+    let entries = engine_entries(dir.path());
+    let space = |prefix: u8| -> Vec<&(Vec<u8>, Vec<u8>)> {
+        entries.iter().filter(|(key, _)| key[0] == prefix).collect()
+    };
+    // Record: kind u8 | create | mod | version | lease (i64 LE) | value.
+    let mod_revision = |record: &[u8]| i64::from_le_bytes(record[9..17].try_into().unwrap());
+    let history = space(b'h');
+    let summary: Vec<(u8, i64, &[u8])> = history
+        .iter()
+        .map(|(_, record)| (record[0], mod_revision(record), &record[33..]))
+        .collect();
+    // j's one version; k's, newest first: the delete's tombstone, then both
+    // puts where they were written, each value exactly once.
+    assert_eq!(
+        summary,
+        vec![
+            (0, 5, &b"only"[..]),
+            (1, 4, &b""[..]),
+            (0, 3, &b"second"[..]),
+            (0, 2, &b"first"[..]),
+        ]
+    );
+    // The live entry of j is its version's header alone (33 bytes).
+    let live = space(b'l');
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].0, b"lj");
+    assert_eq!(live[0].1.len(), 33);
+    assert_eq!(mod_revision(&live[0].1), 5);
+    // The fresh store was marked with its format.
+    assert!(
+        entries
+            .iter()
+            .any(|(key, value)| key == b"sformat_version" && value == &2i64.to_le_bytes()),
+        "{entries:?}"
+    );
+}
+
+#[test]
+fn a_store_in_another_format_is_refused_with_a_typed_error() {
+    // A version 1 store: it has applied changes but has no format key.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut h = Harness::new(dir.path());
+        h.put(b"k", b"v");
+    }
+    let mut options = support::options().lsm;
+    options.wal_enabled = false;
+    let rewrite_format = |format: Option<i64>| {
+        let db = raftwood_lsm::Db::open(dir.path(), options.clone()).unwrap();
+        let mut batch = raftwood_lsm::WriteBatch::new();
+        match format {
+            Some(version) => batch.put(b"sformat_version", version.to_le_bytes()),
+            None => batch.delete(b"sformat_version"),
+        };
+        batch.set_applied_index(db.applied_index());
+        db.write(batch, raftwood_lsm::WriteOptions::default())
+            .unwrap();
+        db.flush().unwrap();
+    };
+    for (format, found) in [(None, 1), (Some(3), 3)] {
+        rewrite_format(format);
+        match KvStore::open(dir.path(), support::options()) {
+            Err(raftwood_kv::KvError::UnsupportedFormat {
+                found: f,
+                supported: 2,
+            }) => assert_eq!(f, found),
+            other => panic!("opened a store of format {found}: {other:?}"),
+        }
+    }
+    // Put back, it opens and reads as before.
+    rewrite_format(Some(2));
+    let store = KvStore::open(dir.path(), support::options()).unwrap();
+    let read = store.range(&range(b"k", b"")).unwrap();
+    assert_eq!(read.kvs[0].value, b"v");
 }
 
 // -------------------------------------------------- entries and types --
