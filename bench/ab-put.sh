@@ -14,7 +14,9 @@
 #   -c clients  concurrent clients (default 100, over 10 connections; 1
 #               client uses 1 connection: the latency workload)
 # Ports: CLIENT_PORTS (default 2479,22479,32479), PEER_PORTS (default
-# 12480,22480,32480). The load tool is binary A's `raftwood bench`.
+# 12480,22480,32480). KEY_SPACE_SIZE (default 100000) is the puts'
+# --key-space-size: 100000000 makes nearly every put a create. The load
+# tool is binary A's `raftwood bench`.
 set -euo pipefail
 
 rounds=5
@@ -25,12 +27,12 @@ while getopts "r:t:c:h" opt; do
     r) rounds=$OPTARG ;;
     t) total=$OPTARG ;;
     c) clients=$OPTARG ;;
-    *) sed -n '2,18p' "$0"; exit 2 ;;
+    *) sed -n '2,20p' "$0"; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
 conns=$(( clients >= 10 ? 10 : 1 ))
-[ $# -eq 2 ] || { sed -n '2,18p' "$0"; exit 2; }
+[ $# -eq 2 ] || { sed -n '2,20p' "$0"; exit 2; }
 binaries=("$(realpath "$1")" "$(realpath "$2")")
 for b in "${binaries[@]}"; do [ -x "$b" ] || { echo "not an executable: $b" >&2; exit 2; }; done
 

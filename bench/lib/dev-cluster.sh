@@ -14,7 +14,7 @@ IFS=, read -r -a client_ports <<<"${CLIENT_PORTS:-2479,22479,32479}"
 IFS=, read -r -a peer_ports <<<"${PEER_PORTS:-12480,22480,32480}"
 endpoints=$(printf '127.0.0.1:%s,' "${client_ports[@]}")
 endpoints=${endpoints%,}
-put=(put --key-size=8 --val-size=256 --key-space-size=100000)
+put=(put --key-size=8 --val-size=256 --key-space-size="${KEY_SPACE_SIZE:-100000}")
 
 start_dev() {
   local bin=$1 dir=$2 log=$3
