@@ -77,6 +77,19 @@ pub fn attachment_end(id: i64) -> Vec<u8> {
     }
     out
 }
+/// The longest engine key the store writes: a put's history key, the
+/// longest key made from a user key. The store opens its engine with at
+/// least this limit, and a put whose history key would be longer is
+/// refused before raft ([`history_key_len`], `validate_put`), so no write
+/// of an accepted request can fail for its key's length.
+pub const MAX_STORED_KEY_BYTES: usize = 64 << 10;
+
+/// The length of `history_key(key, _)`, without building it.
+pub fn history_key_len(key: &[u8]) -> usize {
+    let zeros = key.iter().filter(|&&byte| byte == 0).count();
+    1 + key.len() + zeros + TERMINATOR.len() + 8
+}
+
 /// Meta key (first byte `s`) holding the store's current revision (i64 LE).
 pub const META_CURRENT_REVISION: &[u8] = b"scurrent_revision";
 /// Meta key holding the compacted revision (i64 LE).
@@ -444,6 +457,16 @@ pub fn decode_meta(raw: &[u8]) -> Result<i64, KvError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn history_key_len_is_the_length_of_the_history_key(
+            key in proptest::collection::vec(prop_oneof![Just(0u8), any::<u8>()], 0..64),
+            revision in 1i64..i64::MAX,
+        ) {
+            prop_assert_eq!(history_key_len(&key), history_key(&key, revision).len());
+        }
+    }
 
     #[test]
     fn delete_progress_round_trips_and_refuses_damage() {

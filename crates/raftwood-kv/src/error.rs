@@ -55,6 +55,12 @@ pub enum EtcdError {
     /// The request's encoded size exceeds the configured limit.
     #[error("etcdserver: request is too large")]
     RequestTooLarge,
+    /// A put's key is longer than the store can hold: its history key (the
+    /// key with each zero byte doubled, plus 11 bytes) would pass the
+    /// engine's 64 KiB key limit. etcd has no such limit, hence raftwood's
+    /// own text.
+    #[error("raftwood: key is too large (at most 65525 bytes, each zero byte counting twice)")]
+    KeyTooLarge,
     /// A read or compaction below the compacted revision.
     #[error("etcdserver: mvcc: required revision has been compacted")]
     Compacted,
@@ -101,6 +107,7 @@ impl EtcdError {
             | EtcdError::DuplicateKey
             | EtcdError::InvalidSortOption
             | EtcdError::RequestTooLarge
+            | EtcdError::KeyTooLarge
             | EtcdError::EmptyRequest => Code::InvalidArgument,
             EtcdError::Compacted | EtcdError::FutureRevision | EtcdError::LeaseTtlTooLarge => {
                 Code::OutOfRange

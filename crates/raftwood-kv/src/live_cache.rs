@@ -1,9 +1,10 @@
-//! [`LiveCache`]: the current encoded record of recently written keys, by
-//! live-entry key, so that applying a write does not search the LSM for the
-//! version it supersedes.
+//! [`LiveCache`]: the live entry (the current version's header) of recently
+//! written keys, by live-entry key, so that applying a write does not
+//! search the LSM for the version it supersedes.
 //!
-//! Every put and delete first reads the key's live entry (to move it to
-//! history and carry its create revision and version forward). In the LSM
+//! Every put and delete first reads the key's live entry (to carry its
+//! create revision, version and lease forward, and to know whether it
+//! exists). In the LSM
 //! that read is a memtable skiplist search, then a search of each immutable
 //! memtable and table the key might be in: under `put, 100 clients` it was
 //! about a third of the apply thread's time, nearly all of it cache misses

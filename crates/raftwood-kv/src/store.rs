@@ -150,6 +150,8 @@ impl KvStore {
     pub fn open(dir: &Path, options: KvOptions) -> Result<KvStore, KvError> {
         let mut lsm = options.lsm.clone();
         lsm.wal_enabled = false;
+        // Every key a valid request makes must fit (`validate_put`).
+        lsm.max_key_size_bytes = lsm.max_key_size_bytes.max(encoding::MAX_STORED_KEY_BYTES);
         let db = Db::open(dir, lsm)?;
         let current_raw = db.get(encoding::META_CURRENT_REVISION)?;
         check_format(&db, current_raw.is_some())?;
@@ -583,7 +585,6 @@ impl KvStore {
     }
 }
 
-/// Decodes and checks the request of entry `index`.
 /// Refuses a store written in another layout, and marks a fresh one with
 /// this code's. `changed`: the store has applied a change (it has a current
 /// revision), so it is not fresh.
@@ -615,6 +616,7 @@ fn check_format(db: &Db, changed: bool) -> Result<(), KvError> {
     Ok(())
 }
 
+/// Decodes and checks the request of entry `index`.
 fn decode_entry(index: u64, payload: &[u8]) -> Result<InternalRequest, EtcdError> {
     let request =
         InternalRequest::decode(payload).map_err(|_| EtcdError::MalformedEntry { index })?;

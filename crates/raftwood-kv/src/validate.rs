@@ -8,6 +8,7 @@
 
 use prost::Message;
 
+use crate::encoding;
 use crate::error::EtcdError;
 use crate::mvcc::RangeEnd;
 use crate::proto::etcdserverpb::{
@@ -77,10 +78,15 @@ pub fn validate_range(request: &RangeRequest) -> Result<(), EtcdError> {
 }
 
 /// etcd's checks of a Put: a key; no value with ignore_value; no lease with
-/// ignore_lease.
+/// ignore_lease. And raftwood's own: a key the store can hold (see
+/// [`EtcdError::KeyTooLarge`]) — a fixed property of the format, not
+/// configuration, so it is checked when applying too.
 pub fn validate_put(request: &PutRequest) -> Result<(), EtcdError> {
     if request.key.is_empty() {
         return Err(EtcdError::EmptyKey);
+    }
+    if encoding::history_key_len(&request.key) > encoding::MAX_STORED_KEY_BYTES {
+        return Err(EtcdError::KeyTooLarge);
     }
     if request.ignore_value && !request.value.is_empty() {
         return Err(EtcdError::ValueProvided);

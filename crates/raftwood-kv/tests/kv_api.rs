@@ -1069,6 +1069,61 @@ fn a_store_in_another_format_is_refused_with_a_typed_error() {
     assert_eq!(read.kvs[0].value, b"v");
 }
 
+#[test]
+fn a_key_too_long_for_the_store_is_refused_and_poisons_nothing() {
+    let limits = RequestLimits::default();
+    let put_request = |key: Vec<u8>| InternalRequest {
+        id: 1,
+        request: Some(Request::Put(PutRequest {
+            key,
+            value: b"v".to_vec(),
+            ..Default::default()
+        })),
+    };
+    // The history key is the key with each zero byte doubled, plus 11
+    // bytes, and must fit in 64 KiB.
+    for (key, fits) in [
+        (vec![b'k'; 65_525], true),
+        (vec![b'k'; 65_526], false),
+        (vec![0u8; 32_762], true),
+        (vec![0u8; 32_763], false),
+    ] {
+        let len = key.len();
+        let checked = validate_request(&put_request(key), &limits);
+        assert_eq!(checked.is_ok(), fits, "key of {len} bytes: {checked:?}");
+        if !fits {
+            assert_eq!(checked, Err(EtcdError::KeyTooLarge));
+        }
+    }
+    // Also inside a txn.
+    let in_txn = InternalRequest {
+        id: 1,
+        request: Some(txn(vec![], vec![op_put(&[0u8; 33_000], b"v")], vec![])),
+    };
+    assert_eq!(
+        validate_request(&in_txn, &limits),
+        Err(EtcdError::KeyTooLarge)
+    );
+
+    // An entry that skipped the check is refused when applied, on every
+    // member alike, and the store goes on.
+    let (_dir, mut h) = harness();
+    assert_eq!(
+        h.apply(Request::Put(PutRequest {
+            key: vec![0u8; 33_000],
+            value: b"v".to_vec(),
+            ..Default::default()
+        }))
+        .unwrap_err(),
+        EtcdError::KeyTooLarge
+    );
+    let longest = vec![b'k'; 65_525];
+    h.put(&longest, b"fits");
+    h.put(b"x", b"after");
+    assert_eq!(h.get(&longest), Some(b"fits".to_vec()));
+    assert_eq!(h.get(b"x"), Some(b"after".to_vec()));
+}
+
 // -------------------------------------------------- entries and types --
 
 #[test]
