@@ -7,6 +7,8 @@
 //! request back if one comes later, so a refused request never leaves a
 //! trace.
 
+use std::borrow::Cow;
+
 use raftwood_lsm::{Db, WriteBatch, WriteOptions};
 
 use crate::cursor::Source;
@@ -447,8 +449,8 @@ impl<'a> Applier<'a> {
             let keys = self.mvcc().attached_keys(request.id)?;
             for key in keys {
                 match self.mvcc().live(&key)? {
-                    Some((record, raw)) if record.lease == request.id => {
-                        self.delete_key(&mut txn, &key, raw, false)?;
+                    Some(record) if record.lease == request.id => {
+                        self.delete_key(&mut txn, &key, record, false)?;
                     }
                     // An attachment outlived its key: a damaged store.
                     _ => {
@@ -478,17 +480,19 @@ impl<'a> Applier<'a> {
         if (request.ignore_value || request.ignore_lease) && old.is_none() {
             return Err(EtcdError::KeyNotFound.into());
         }
+        // The header; the value goes into the history entry alone.
         let mut record = Record {
             tombstone: false,
             create_revision: revision,
             mod_revision: revision,
             version: 1,
             lease: request.lease,
-            value: request.value.clone(),
+            value: Vec::new(),
         };
+        let mut value = Cow::Borrowed(request.value.as_slice());
         let mut prev_kv = None;
-        let old_lease = old.as_ref().map(|(old, _)| old.lease);
-        if let Some((old, _)) = old {
+        let old_lease = old.as_ref().map(|old| old.lease);
+        if let Some(mut old) = old {
             // Invariant: no version is newer than the revision being written.
             if old.mod_revision > revision {
                 return Err(KvError::Corruption(format!(
@@ -499,27 +503,21 @@ impl<'a> Applier<'a> {
             }
             record.create_revision = old.create_revision;
             record.version = old.version + 1;
-            // The live entry holds no value; the old one is read from
-            // history only when the request needs it.
-            let old_value = if request.ignore_value || request.prev_kv {
-                Some(self.mvcc().value_of(&request.key, old.mod_revision)?)
-            } else {
-                None
-            };
-            if request.ignore_value
-                && let Some(old_value) = &old_value
-            {
-                record.value.clone_from(old_value);
-            }
             if request.ignore_lease {
                 record.lease = old.lease;
             }
-            if request.prev_kv {
-                let mut old = old;
-                old.value = old_value.unwrap_or_default();
-                prev_kv = Some(old.into_key_value(request.key.clone()));
+            // The live entry holds no value; the old one is read from
+            // history only when the request needs it. The superseded
+            // version stays in history where it was written.
+            if request.ignore_value || request.prev_kv {
+                old.value = self.mvcc().value_of(&request.key, old.mod_revision)?;
+                if request.ignore_value {
+                    value = Cow::Owned(old.value.clone());
+                }
+                if request.prev_kv {
+                    prev_kv = Some(old.into_key_value(request.key.clone()));
+                }
             }
-            // The superseded version stays in history where it was written.
         }
         if let Some(old_lease) = old_lease
             && old_lease != 0
@@ -540,7 +538,7 @@ impl<'a> Applier<'a> {
         self.put_raw(encoding::live_key(&request.key), record.encode_header());
         self.put_raw(
             encoding::history_key(&request.key, revision),
-            record.encode(),
+            record.encode_with_value(&value),
         );
         self.log_change(txn, encoding::ChangeKind::Put, &request.key);
         Ok(PutResponse {
@@ -560,25 +558,18 @@ impl<'a> Applier<'a> {
         txn.changed = true;
     }
 
-    /// Deletes one live key whose live entry is `raw`: a tombstone in
-    /// history marks the delete (the deleted version stays in history where
-    /// its put wrote it), the live entry goes, the lease lets go. Returns
-    /// the deleted version when `want_prev` is set.
+    /// Deletes one live key whose live entry holds the header `old`: a
+    /// tombstone in history marks the delete (the deleted version stays in
+    /// history where its put wrote it), the live entry goes, the lease lets
+    /// go. Returns the deleted version when `want_prev` is set.
     fn delete_key(
         &mut self,
         txn: &mut WriteTxn,
         key: &[u8],
-        raw: Vec<u8>,
+        mut old: Record,
         want_prev: bool,
     ) -> Result<Option<KeyValue>, KvError> {
         let revision = txn.write_revision();
-        let mut old = Record::decode(&raw, false)?;
-        // Invariant: a live entry is a put (deletes remove it).
-        if old.tombstone {
-            return Err(KvError::Corruption(format!(
-                "live entry of {key:?} is a tombstone"
-            )));
-        }
         if want_prev {
             old.value = self.mvcc().value_of(key, old.mod_revision)?;
         }
@@ -618,8 +609,8 @@ impl<'a> Applier<'a> {
                 self.mvcc()
                     .live_chunk(&request.key, &end, last.as_deref(), DELETE_CHUNK_KEYS)?;
             let complete = chunk.len() < DELETE_CHUNK_KEYS;
-            for (key, raw) in chunk {
-                if let Some(prev) = self.delete_key(txn, &key, raw, request.prev_kv)? {
+            for (key, old) in chunk {
+                if let Some(prev) = self.delete_key(txn, &key, old, request.prev_kv)? {
                     prev_kvs.push(prev);
                 }
                 deleted += 1;

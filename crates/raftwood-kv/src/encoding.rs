@@ -77,6 +77,7 @@ pub fn attachment_end(id: i64) -> Vec<u8> {
     }
     out
 }
+
 /// The longest engine key the store writes: a put's history key, the
 /// longest key made from a user key. The store opens its engine with at
 /// least this limit, and a put whose history key would be longer is
@@ -365,7 +366,9 @@ impl Record {
         self.encode_with_value(&self.value)
     }
 
-    fn encode_with_value(&self, value: &[u8]) -> Vec<u8> {
+    /// The encoded record with `value` in place of its own (a put's
+    /// header holds none; its value is the request's).
+    pub fn encode_with_value(&self, value: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(RECORD_HEADER_LEN + value.len());
         out.push(if self.tombstone {
             KIND_TOMBSTONE

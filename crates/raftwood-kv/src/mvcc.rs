@@ -48,8 +48,8 @@ pub struct Scan {
     pub count: i64,
 }
 
-/// A live key and its encoded record.
-pub type LiveEntry = (Vec<u8>, Vec<u8>);
+/// A live key and its version's header (no value).
+pub type LiveEntry = (Vec<u8>, Record);
 
 /// Options of a scan.
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +62,30 @@ pub struct ScanOptions {
     pub with_values: bool,
 }
 
+impl ScanOptions {
+    /// Whether a key found after `collected` others is collected.
+    fn collects(&self, collected: usize) -> bool {
+        !self.count_only && self.fetch_limit.is_none_or(|limit| collected < limit)
+    }
+
+    /// Whether such a key's value is read: only for keys that are returned.
+    fn reads_value(&self, collected: usize) -> bool {
+        self.with_values && self.collects(collected)
+    }
+}
+
+/// Decodes the live entry `raw` of `key`: a version's header.
+fn decode_live(key: &[u8], raw: &[u8]) -> Result<Record, KvError> {
+    let record = Record::decode(raw, false)?;
+    // Invariant: a live entry is a put (deletes remove it).
+    if record.tombstone {
+        return Err(KvError::Corruption(format!(
+            "live entry of {key:?} is a tombstone"
+        )));
+    }
+    Ok(record)
+}
+
 /// Reads at a source.
 #[derive(Debug, Clone, Copy)]
 pub struct Mvcc<'a> {
@@ -70,22 +94,22 @@ pub struct Mvcc<'a> {
 }
 
 impl<'a> Mvcc<'a> {
-    /// The key's current version without its value (what the live entry
-    /// holds), with the entry's encoded bytes.
-    pub fn live(&self, key: &[u8]) -> Result<Option<(Record, Vec<u8>)>, KvError> {
+    /// The key's current version without its value: what the live entry
+    /// holds.
+    pub fn live(&self, key: &[u8]) -> Result<Option<Record>, KvError> {
         match self.source.get(&encoding::live_key(key))? {
-            Some(raw) => {
-                let record = Record::decode(&raw, false)?;
-                // Invariant: a live entry is a put (deletes remove it).
-                if record.tombstone {
-                    return Err(KvError::Corruption(format!(
-                        "live entry of {key:?} is a tombstone"
-                    )));
-                }
-                Ok(Some((record, raw)))
-            }
+            Some(raw) => decode_live(key, &raw).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// `record`, a header of `key`'s, with its value read from history if
+    /// `read` is set.
+    fn with_value_if(&self, key: &[u8], mut record: Record, read: bool) -> Result<Record, KvError> {
+        if read {
+            record.value = self.value_of(key, record.mod_revision)?;
+        }
+        Ok(record)
     }
 
     /// The value of the version of `key` at `mod_revision`, which a live
@@ -129,15 +153,10 @@ impl<'a> Mvcc<'a> {
         with_value: bool,
     ) -> Result<Option<Record>, KvError> {
         if revision >= current {
-            return match self.live(key)? {
-                Some((mut record, _)) => {
-                    if with_value {
-                        record.value = self.value_of(key, record.mod_revision)?;
-                    }
-                    Ok(Some(record))
-                }
-                None => Ok(None),
-            };
+            return self
+                .live(key)?
+                .map(|record| self.with_value_if(key, record, with_value))
+                .transpose();
         }
         // History holds every version, the current one included.
         let mut cursor = self.source.cursor(
@@ -174,11 +193,7 @@ impl<'a> Mvcc<'a> {
         let mut scan = Scan::default();
         let emit = |key: &[u8], record: Record, scan: &mut Scan| {
             scan.count += 1;
-            let wanted = !options.count_only
-                && options
-                    .fetch_limit
-                    .is_none_or(|limit| scan.kvs.len() < limit);
-            if wanted {
+            if options.collects(scan.kvs.len()) {
                 let mut record = record;
                 if !options.with_values {
                     record.value.clear();
@@ -192,7 +207,7 @@ impl<'a> Mvcc<'a> {
             return Ok(scan);
         }
         if *end == RangeEnd::Single {
-            let with_value = options.with_values && !options.count_only;
+            let with_value = options.reads_value(0);
             if let Some(record) = self.version_at_with(start, revision, current, with_value)? {
                 emit(start, record, &mut scan);
             }
@@ -207,16 +222,9 @@ impl<'a> Mvcc<'a> {
             live.seek(&encoding::live_key(start))?;
             while live.valid() {
                 let key = encoding::user_key_of_live(live.key());
-                let mut record = Record::decode(live.value(), false)?;
-                // Values are read only for keys that are returned.
-                let with_value = options.with_values
-                    && !options.count_only
-                    && options
-                        .fetch_limit
-                        .is_none_or(|limit| scan.kvs.len() < limit);
-                if with_value {
-                    record.value = self.value_of(key, record.mod_revision)?;
-                }
+                let record = decode_live(key, live.value())?;
+                let record =
+                    self.with_value_if(key, record, options.reads_value(scan.kvs.len()))?;
                 emit(key, record, &mut scan);
                 live.next()?;
             }
@@ -235,11 +243,7 @@ impl<'a> Mvcc<'a> {
         while let Some(key) = next_history_key(&history)? {
             history.seek(&encoding::history_key(&key, revision))?;
             if history.valid() && history.key() < encoding::history_after_key(&key).as_slice() {
-                let with_value = options.with_values
-                    && !options.count_only
-                    && options
-                        .fetch_limit
-                        .is_none_or(|limit| scan.kvs.len() < limit);
+                let with_value = options.reads_value(scan.kvs.len());
                 if let Some(record) = self.history_version(&history, with_value)? {
                     emit(&key, record, &mut scan);
                 }
@@ -250,7 +254,7 @@ impl<'a> Mvcc<'a> {
     }
 
     /// At most `limit` live keys of the range, in key order, with their
-    /// encoded records, starting after `after` if given (a ranged delete
+    /// versions' headers, starting after `after` if given (a ranged delete
     /// reads its keys a chunk at a time, see `Applier::delete_range_in`).
     pub fn live_chunk(
         &self,
@@ -263,9 +267,9 @@ impl<'a> Mvcc<'a> {
         match end {
             RangeEnd::Single => {
                 if after.is_none()
-                    && let Some(raw) = self.source.get(&encoding::live_key(start))?
+                    && let Some(record) = self.live(start)?
                 {
-                    chunk.push((start.to_vec(), raw));
+                    chunk.push((start.to_vec(), record));
                 }
                 return Ok(chunk);
             }
@@ -287,8 +291,9 @@ impl<'a> Mvcc<'a> {
             None => live.seek(&encoding::live_key(start))?,
         }
         while live.valid() && chunk.len() < limit {
-            let key = encoding::user_key_of_live(live.key()).to_vec();
-            chunk.push((key, live.value().to_vec()));
+            let key = encoding::user_key_of_live(live.key());
+            let record = decode_live(key, live.value())?;
+            chunk.push((key.to_vec(), record));
             live.next()?;
         }
         Ok(chunk)
