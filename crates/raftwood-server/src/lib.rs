@@ -14,7 +14,6 @@ pub mod driver;
 pub mod durable;
 pub mod error;
 pub mod grpc;
-pub mod lease_clock;
 pub mod membership;
 pub mod node;
 pub mod recovery;
@@ -48,4 +47,5 @@ pub mod proto {
 
 pub use config::ServerConfig;
 pub use error::{ConfigError, ServerError};
-pub use node::{NodeContext, RunningNode, start};
+pub use grpc::MemberHandle;
+pub use node::{RunningNode, start};

@@ -9,12 +9,11 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use parking_lot::{Mutex, RwLock};
-use raftwood_kv::KvStore;
 use raftwood_log::{LogOptions, RaftLogStore};
 use raftwood_lsm::fs::StdFs;
 use raftwood_raft::{
-    ConfState, Config, HardState, Index, InitialState, NodeId, PersistRequest, PersistTicket,
-    RaftNode, ReadOnlyMode, SnapshotMeta,
+    ConfState, Config, HardState, InitialState, NodeId, PersistRequest, PersistTicket, RaftNode,
+    ReadOnlyMode, SnapshotMeta,
 };
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -26,6 +25,7 @@ use crate::driver::{
     LoopOutputs, PersistWork, RaftStatus, Waiters, run_apply, run_persistence,
 };
 use crate::error::ServerError;
+use crate::grpc::MemberHandle;
 use crate::membership::Membership;
 use crate::recovery::reconcile;
 use crate::request_id::RequestIds;
@@ -34,35 +34,11 @@ use crate::state_dir::StateDir;
 use crate::timings::StageTimings;
 use crate::transport::{self, Frame, Hello, Inbound, PeerTransport};
 
-/// What the client-facing services need from a running member.
-#[derive(Debug, Clone)]
-pub struct NodeContext {
-    /// The member's settings.
-    pub config: Arc<ServerConfig>,
-    /// This member's id.
-    pub member_id: NodeId,
-    /// The cluster's id.
-    pub cluster_id: u64,
-    /// Who is in the cluster.
-    pub membership: Arc<RwLock<Membership>>,
-    /// The state machine (reads are served from it directly); replaced
-    /// when a snapshot from the leader is installed.
-    pub kv: Arc<ArcSwap<KvStore>>,
-    /// Input to the drive loop.
-    pub events: mpsc::UnboundedSender<LoopEvent>,
-    /// The drive loop's latest status.
-    pub status: watch::Receiver<RaftStatus>,
-    /// The state machine's applied index.
-    pub applied: watch::Receiver<Index>,
-    /// Ids for the requests this member proposes.
-    pub request_ids: Arc<RequestIds>,
-}
-
 /// A running member.
 #[derive(Debug)]
 pub struct RunningNode {
     /// Handles for the services.
-    pub context: NodeContext,
+    pub context: MemberHandle,
     /// The addresses the client server bound (useful with port 0).
     pub client_addresses: Vec<SocketAddr>,
     drive: JoinHandle<Option<String>>,
@@ -466,7 +442,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
         )));
     }
 
-    let context = NodeContext {
+    let context = MemberHandle {
         config: config.clone(),
         member_id,
         cluster_id,
@@ -480,6 +456,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
             now_since_epoch().as_millis() as u64,
         )),
     };
+    let api = crate::grpc::ClientApi::new(context.clone());
+    tasks.push(tokio::spawn(api.expire_leases()));
     let mut client_addresses = Vec::new();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut client_servers = Vec::new();
@@ -489,7 +467,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
         }
         client_servers.push(tokio::spawn(crate::grpc::serve(
             listener,
-            context.clone(),
+            api.clone(),
             stop_rx.clone(),
         )));
     }

@@ -796,3 +796,91 @@ async fn a_write_forwarded_to_a_stopped_leader_fails_by_timeout_or_at_the_new_te
         assert_eq!(node.shutdown().await, None);
     }
 }
+
+/// A member listening on two client URLs keeps one lease clock: a lease
+/// kept alive through one URL is not expired by the other URL's view of it
+/// (each listener used to keep its own deadlines and its own expiry task,
+/// which revoked kept-alive leases and deleted their keys).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_kept_alive_through_one_client_url_lives_on_a_member_with_two() {
+    use raftwood_server::proto::etcdserverpb::lease_client::LeaseClient;
+    use raftwood_server::proto::etcdserverpb::{
+        LeaseGrantRequest, LeaseKeepAliveRequest, LeaseTimeToLiveRequest,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(3);
+    let mut config = ServerConfig::new("solo", dir.path().join("solo"));
+    config.listen_client_urls = vec![PeerUrl::localhost(ports[0]), PeerUrl::localhost(ports[1])];
+    config.advertise_client_urls = config.listen_client_urls.clone();
+    config.listen_peer_urls = vec![PeerUrl::localhost(ports[2])];
+    config.initial_advertise_peer_urls = config.listen_peer_urls.clone();
+    config.initial_cluster =
+        parse_initial_cluster(&format!("solo={}", PeerUrl::localhost(ports[2]))).unwrap();
+    config.heartbeat_interval_ms = 20;
+    config.election_timeout_ms = 200;
+    let node = raftwood_server::start(config).await.unwrap();
+    let mut kv = kv_client(ports[0]).await;
+    put_eventually(&mut kv, "warmup", "1").await;
+
+    let ttl_seconds = 2;
+    let mut leases = LeaseClient::new(channel(ports[0]));
+    let granted = leases
+        .lease_grant(LeaseGrantRequest {
+            ttl: ttl_seconds,
+            id: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(granted.ttl, ttl_seconds);
+    kv.put(PutRequest {
+        key: b"kept".to_vec(),
+        value: b"v".to_vec(),
+        lease: granted.id,
+        ..PutRequest::default()
+    })
+    .await
+    .unwrap();
+
+    // Keep it alive through the first URL for three TTLs.
+    let (requests, receiver) = tokio::sync::mpsc::channel(4);
+    let mut answers = leases
+        .lease_keep_alive(tokio_stream::wrappers::ReceiverStream::new(receiver))
+        .await
+        .unwrap()
+        .into_inner();
+    let until = Instant::now() + Duration::from_secs(3 * ttl_seconds as u64);
+    while Instant::now() < until {
+        requests
+            .send(LeaseKeepAliveRequest { id: granted.id })
+            .await
+            .unwrap();
+        let answer = answers.message().await.unwrap().unwrap();
+        assert_eq!(answer.ttl, ttl_seconds, "keep-alive answered {answer:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // Both URLs see the lease alive and its key in place.
+    assert_eq!(get(&mut kv, "kept").await, Some("v".into()));
+    assert_eq!(
+        get(&mut kv_client(ports[1]).await, "kept").await,
+        Some("v".into())
+    );
+    for port in [ports[0], ports[1]] {
+        let ttl = LeaseClient::new(channel(port))
+            .lease_time_to_live(LeaseTimeToLiveRequest {
+                id: granted.id,
+                keys: false,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            ttl.ttl > 0,
+            "lease seen as expired through port {port}: {ttl:?}"
+        );
+    }
+    drop(requests);
+    assert_eq!(node.shutdown().await, None);
+}

@@ -4,8 +4,7 @@
 
 use tonic::{Request, Response, Status};
 
-use super::kv::header;
-use crate::node::NodeContext;
+use super::member::MemberHandle;
 use crate::proto::etcdserverpb::{
     Member, MemberAddRequest, MemberAddResponse, MemberListRequest, MemberListResponse,
     MemberPromoteRequest, MemberPromoteResponse, MemberRemoveRequest, MemberRemoveResponse,
@@ -15,13 +14,13 @@ use crate::proto::etcdserverpb::{
 /// The Cluster service of one member.
 #[derive(Debug, Clone)]
 pub struct ClusterService {
-    context: NodeContext,
+    member: MemberHandle,
 }
 
 impl ClusterService {
-    /// The service over `context`.
-    pub fn new(context: NodeContext) -> ClusterService {
-        ClusterService { context }
+    /// The service of `member`.
+    pub fn new(member: MemberHandle) -> ClusterService {
+        ClusterService { member }
     }
 }
 
@@ -57,7 +56,7 @@ impl Cluster for ClusterService {
         _request: Request<MemberListRequest>,
     ) -> Result<Response<MemberListResponse>, Status> {
         let members = self
-            .context
+            .member
             .membership
             .read()
             .members
@@ -71,10 +70,7 @@ impl Cluster for ClusterService {
             })
             .collect();
         Ok(Response::new(MemberListResponse {
-            header: Some(header(
-                &self.context,
-                self.context.kv.load().current_revision(),
-            )),
+            header: Some(self.member.header_now()),
             members,
         }))
     }

@@ -5,9 +5,7 @@ use std::pin::Pin;
 
 use tonic::{Request, Response, Status};
 
-use super::kv::header;
-use crate::driver::LoopEvent;
-use crate::node::NodeContext;
+use super::member::MemberHandle;
 use crate::proto::etcdserverpb::{
     AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, HashKvRequest,
     HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse,
@@ -23,13 +21,13 @@ pub const REPORTED_VERSION: &str = concat!("3.4.0-raftwood.", env!("CARGO_PKG_VE
 /// The Maintenance service of one member.
 #[derive(Debug, Clone)]
 pub struct MaintenanceService {
-    context: NodeContext,
+    member: MemberHandle,
 }
 
 impl MaintenanceService {
-    /// The service over `context`.
-    pub fn new(context: NodeContext) -> MaintenanceService {
-        MaintenanceService { context }
+    /// The service of `member`.
+    pub fn new(member: MemberHandle) -> MaintenanceService {
+        MaintenanceService { member }
     }
 }
 
@@ -43,10 +41,7 @@ impl Maintenance for MaintenanceService {
         _request: Request<AlarmRequest>,
     ) -> Result<Response<AlarmResponse>, Status> {
         Ok(Response::new(AlarmResponse {
-            header: Some(header(
-                &self.context,
-                self.context.kv.load().current_revision(),
-            )),
+            header: Some(self.member.header_now()),
             alarms: Vec::new(),
         }))
     }
@@ -55,14 +50,11 @@ impl Maintenance for MaintenanceService {
         &self,
         _request: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
-        let status = *self.context.status.borrow();
-        let applied = *self.context.applied.borrow();
-        let db_size = i64::try_from(self.context.kv.load().db_size_bytes()).unwrap_or(i64::MAX);
+        let status = *self.member.status.borrow();
+        let applied = *self.member.applied.borrow();
+        let db_size = i64::try_from(self.member.kv.load().db_size_bytes()).unwrap_or(i64::MAX);
         Ok(Response::new(StatusResponse {
-            header: Some(header(
-                &self.context,
-                self.context.kv.load().current_revision(),
-            )),
+            header: Some(self.member.header_now()),
             version: REPORTED_VERSION.to_string(),
             db_size,
             leader: status.leader.unwrap_or(0),
@@ -98,9 +90,9 @@ impl Maintenance for MaintenanceService {
         &self,
         _request: Request<HashKvRequest>,
     ) -> Result<Response<HashKvResponse>, Status> {
-        let kv = self.context.kv.load();
+        let kv = self.member.kv.load();
         Ok(Response::new(HashKvResponse {
-            header: Some(header(&self.context, kv.current_revision())),
+            header: Some(self.member.header(kv.current_revision())),
             hash: kv
                 .state_digest()
                 .map_err(|e| Status::internal(format!("raftwood: hashing the store: {e}")))?,
@@ -124,29 +116,23 @@ impl Maintenance for MaintenanceService {
         request: Request<MoveLeaderRequest>,
     ) -> Result<Response<MoveLeaderResponse>, Status> {
         let target = request.into_inner().target_id;
-        let status = *self.context.status.borrow();
+        let status = *self.member.status.borrow();
         if !status.is_leader {
             return Err(Status::failed_precondition("etcdserver: not leader"));
         }
-        if !self.context.membership.read().members.contains_key(&target) {
+        if !self.member.membership.read().members.contains_key(&target) {
             return Err(Status::not_found("etcdserver: bad leader transferee"));
         }
-        self.context
-            .events
-            .send(LoopEvent::TransferLeader(target))
-            .map_err(|_| super::status::stopped())?;
-        let mut watch = self.context.status.clone();
+        self.member.transfer_leader(target)?;
+        let mut watch = self.member.status.clone();
         let moved = tokio::time::timeout(
-            std::time::Duration::from_millis(5 * self.context.config.election_timeout_ms),
+            std::time::Duration::from_millis(5 * self.member.config.election_timeout_ms),
             watch.wait_for(|s| s.leader == Some(target)),
         )
         .await;
         match moved {
             Ok(Ok(_)) => Ok(Response::new(MoveLeaderResponse {
-                header: Some(header(
-                    &self.context,
-                    self.context.kv.load().current_revision(),
-                )),
+                header: Some(self.member.header_now()),
             })),
             _ => Err(Status::unavailable(
                 "etcdserver: request timed out, leader transfer took too long",

@@ -4,37 +4,64 @@
 
 pub mod authority;
 mod cluster;
-mod forward;
 mod kv;
 mod lease;
 mod maintenance;
-mod status;
+pub mod member;
+#[cfg(test)]
+mod test_support;
 mod watch;
 
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::node::NodeContext;
 use crate::proto::etcdserverpb::{
     cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
     maintenance_server::MaintenanceServer, watch_server::WatchServer,
 };
 
-pub use status::{from_etcd, no_leader};
+pub use member::MemberHandle;
+pub use member::status::{from_etcd, no_leader};
 
-/// Serves the client API on `listener` until `shutdown` fires; then stops
+/// The client API of one member. Every client listener serves clones of
+/// these same services, so that what a member keeps outside raft (the
+/// leader's lease deadlines, the relay connections) exists once per
+/// member, however many client URLs it listens on.
+#[derive(Debug, Clone)]
+pub struct ClientApi {
+    member: MemberHandle,
+    leases: lease::LeaseService,
+}
+
+impl ClientApi {
+    /// The services of `member`.
+    pub fn new(member: MemberHandle) -> ClientApi {
+        ClientApi {
+            leases: lease::LeaseService::new(member.clone()),
+            member,
+        }
+    }
+
+    /// The member's one lease-expiry task (see
+    /// `LeaseService::expire_leases`).
+    pub fn expire_leases(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.leases.expire_leases()
+    }
+}
+
+/// Serves `api` on `listener` until `shutdown` fires; then stops
 /// accepting, lets requests in flight finish and closes the connections
 /// (which releases the services' hold on the state machine).
 pub async fn serve(
     listener: TcpListener,
-    context: NodeContext,
+    api: ClientApi,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let max_bytes = usize::try_from(context.config.max_request_bytes)
+    let member = api.member;
+    let max_bytes = usize::try_from(member.config.max_request_bytes)
         .unwrap_or(usize::MAX)
         .saturating_add(64 * 1024);
-    let forwarder = forward::Forwarder::default();
     let authority = listener
         .local_addr()
         .map(|a| a.to_string())
@@ -45,32 +72,26 @@ pub async fn serve(
             authority::AuthorityRewritingStream::new(tcp, authority.clone())
         })
     });
-    let kv = kv::KvService::new(context.clone());
-    let clock = std::sync::Arc::new(crate::lease_clock::LeaseClock::default());
-    let leases = lease::LeaseService::new(context.clone(), kv.clone(), forwarder, clock.clone());
-    let expiry = tokio::spawn(lease::expire_leases(context.clone(), kv.clone(), clock));
     let result = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(
-            KvServer::new(kv)
+            KvServer::new(kv::KvService::new(member.clone()))
                 .max_decoding_message_size(max_bytes)
                 .max_encoding_message_size(usize::MAX),
         )
         .add_service(MaintenanceServer::new(
-            maintenance::MaintenanceService::new(context.clone()),
+            maintenance::MaintenanceService::new(member.clone()),
         ))
         .add_service(ClusterServer::new(cluster::ClusterService::new(
-            context.clone(),
+            member.clone(),
         )))
-        .add_service(WatchServer::new(watch::WatchService::new(context)))
-        .add_service(LeaseServer::new(leases))
+        .add_service(WatchServer::new(watch::WatchService::new(member)))
+        .add_service(LeaseServer::new(api.leases))
         .serve_with_incoming_shutdown(incoming, async move {
             let mut shutdown = shutdown;
             let _ = shutdown.wait_for(|stop| *stop).await;
         })
         .await;
-    expiry.abort();
-    let _ = expiry.await;
     if let Err(error) = result {
         tracing::error!(%error, "client server stopped");
     }

@@ -18,8 +18,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::kv::header;
-use crate::node::NodeContext;
+use super::member::MemberHandle;
 use crate::proto::etcdserverpb::watch_request::RequestUnion;
 use crate::proto::etcdserverpb::watch_server::Watch;
 use crate::proto::etcdserverpb::{WatchCreateRequest, WatchRequest, WatchResponse};
@@ -36,13 +35,13 @@ const EVENTS_PER_STEP: usize = 1000;
 /// The Watch service of one member.
 #[derive(Debug, Clone)]
 pub struct WatchService {
-    context: NodeContext,
+    member: MemberHandle,
 }
 
 impl WatchService {
-    /// The service over `context`.
-    pub fn new(context: NodeContext) -> WatchService {
-        WatchService { context }
+    /// The service of `member`.
+    pub fn new(member: MemberHandle) -> WatchService {
+        WatchService { member }
     }
 }
 
@@ -89,17 +88,17 @@ impl Watch for WatchService {
     ) -> Result<Response<Self::WatchStream>, Status> {
         let incoming = request.into_inner();
         let (sender, receiver) = mpsc::channel(64);
-        tokio::spawn(run_stream(self.context.clone(), incoming, sender));
+        tokio::spawn(run_stream(self.member.clone(), incoming, sender));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 }
 
 type Sender = mpsc::Sender<Result<WatchResponse, Status>>;
 
-async fn run_stream(context: NodeContext, mut incoming: Streaming<WatchRequest>, sender: Sender) {
+async fn run_stream(member: MemberHandle, mut incoming: Streaming<WatchRequest>, sender: Sender) {
     let mut watchers: BTreeMap<i64, Watcher> = BTreeMap::new();
     let mut next_id: i64 = 0;
-    let mut applied = context.applied.clone();
+    let mut applied = member.applied.clone();
     loop {
         tokio::select! {
             message = incoming.message() => {
@@ -109,12 +108,12 @@ async fn run_stream(context: NodeContext, mut incoming: Streaming<WatchRequest>,
                 };
                 let keep_going = match request.request_union {
                     Some(RequestUnion::CreateRequest(create)) => {
-                        create_watcher(&context, &sender, &mut watchers, &mut next_id, create).await
+                        create_watcher(&member, &sender, &mut watchers, &mut next_id, create).await
                     }
                     Some(RequestUnion::CancelRequest(cancel)) => {
                         watchers.remove(&cancel.watch_id);
                         send(&sender, WatchResponse {
-                            header: Some(header(&context, context.kv.load().current_revision())),
+                            header: Some(member.header_now()),
                             watch_id: cancel.watch_id,
                             canceled: true,
                             ..WatchResponse::default()
@@ -125,7 +124,7 @@ async fn run_stream(context: NodeContext, mut incoming: Streaming<WatchRequest>,
                         // says every watcher is up to date to it (they are
                         // drained below before anything new is applied).
                         send(&sender, WatchResponse {
-                            header: Some(header(&context, context.kv.load().current_revision())),
+                            header: Some(member.header_now()),
                             watch_id: -1,
                             ..WatchResponse::default()
                         }).await
@@ -142,7 +141,7 @@ async fn run_stream(context: NodeContext, mut incoming: Streaming<WatchRequest>,
                 }
             }
         }
-        if !drain(&context, &sender, &mut watchers).await {
+        if !drain(&member, &sender, &mut watchers).await {
             return;
         }
     }
@@ -153,13 +152,13 @@ async fn send(sender: &Sender, response: WatchResponse) -> bool {
 }
 
 async fn create_watcher(
-    context: &NodeContext,
+    member: &MemberHandle,
     sender: &Sender,
     watchers: &mut BTreeMap<i64, Watcher>,
     next_id: &mut i64,
     create: WatchCreateRequest,
 ) -> bool {
-    let kv = context.kv.load();
+    let kv = member.kv.load();
     let id = if create.watch_id != 0 {
         create.watch_id
     } else {
@@ -169,7 +168,7 @@ async fn create_watcher(
         *next_id
     };
     let current = kv.current_revision();
-    let header = Some(header(context, current));
+    let header = Some(member.header(current));
     if watchers.contains_key(&id) && create.watch_id != 0 {
         return send(
             sender,
@@ -231,14 +230,14 @@ async fn create_watcher(
 
 /// Sends every watcher the changes it has not seen yet.
 async fn drain(
-    context: &NodeContext,
+    member: &MemberHandle,
     sender: &Sender,
     watchers: &mut BTreeMap<i64, Watcher>,
 ) -> bool {
     let ids: Vec<i64> = watchers.keys().copied().collect();
     for id in ids {
         while let Some(watcher) = watchers.get_mut(&id) {
-            let kv = context.kv.load();
+            let kv = member.kv.load();
             let current = kv.current_revision();
             if watcher.next_revision > current {
                 break;
@@ -252,7 +251,7 @@ async fn drain(
                     let sent = send(
                         sender,
                         WatchResponse {
-                            header: Some(header(context, current)),
+                            header: Some(member.header(current)),
                             watch_id: id,
                             canceled: true,
                             compact_revision: compacted,
@@ -276,7 +275,7 @@ async fn drain(
             watcher.next_revision = batch.through_revision + 1;
             if !events.is_empty() {
                 let response = WatchResponse {
-                    header: Some(header(context, batch.through_revision)),
+                    header: Some(member.header(batch.through_revision)),
                     watch_id: id,
                     events,
                     ..WatchResponse::default()

@@ -17,11 +17,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::forward::{self, Forwarder};
-use super::kv::{KvService, header, stamp};
-use super::status;
-use crate::lease_clock::LeaseClock;
-use crate::node::NodeContext;
+use self::clock::LeaseClock;
+use self::relay::Relay;
+use super::member::{MemberHandle, status};
 use crate::proto::etcdserverpb::lease_server::Lease;
 use crate::proto::etcdserverpb::{
     LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
@@ -31,37 +29,41 @@ use crate::proto::etcdserverpb::{
 use crate::proto::raftwoodpb::internal_request;
 use raftwood_kv::ApplyResponse;
 
-/// The Lease service of one member.
+mod clock;
+mod relay;
+
+/// The Lease service of one member. Clones share one lease clock: a
+/// member has one, however many client URLs serve the service.
 #[derive(Debug, Clone)]
 pub struct LeaseService {
-    context: NodeContext,
-    kv: KvService,
-    forwarder: Forwarder,
+    member: MemberHandle,
+    relay: Relay,
     clock: Arc<LeaseClock>,
     next_id: Arc<AtomicU64>,
 }
 
 impl LeaseService {
-    /// The service over `context`, sharing `kv`'s proposal path.
-    pub fn new(
-        context: NodeContext,
-        kv: KvService,
-        forwarder: Forwarder,
-        clock: Arc<LeaseClock>,
-    ) -> LeaseService {
+    /// The service of `member`, with a fresh lease clock.
+    pub fn new(member: MemberHandle) -> LeaseService {
         LeaseService {
-            context,
-            kv,
-            forwarder,
-            clock,
+            member,
+            relay: Relay::default(),
+            clock: Arc::default(),
             next_id: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// The member's lease-expiry task, over this service's clock: revokes
+    /// every lease whose deadline passed while this member leads, checking
+    /// twice a second. Runs until dropped; a member runs exactly one.
+    pub fn expire_leases(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        expire_leases(self.member.clone(), self.clock.clone())
     }
 
     /// etcd's minimum TTL: one and a half election timeouts, in whole
     /// seconds, so a lease cannot expire during a leader change.
     fn min_ttl_seconds(&self) -> i64 {
-        let ms = self.context.config.election_timeout_ms.saturating_mul(3) / 2;
+        let ms = self.member.config.election_timeout_ms.saturating_mul(3) / 2;
         i64::try_from(ms.div_ceil(1000)).unwrap_or(i64::MAX).max(1)
     }
 
@@ -74,15 +76,15 @@ impl LeaseService {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
         let count = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let id = ((self.context.member_id & 0x7fff) << 48)
+        let id = ((self.member.member_id & 0x7fff) << 48)
             | ((millis & 0xff_ffff_ffff) << 8)
             | (count & 0xff);
         i64::try_from(id).unwrap_or(i64::MAX).max(1)
     }
 
     fn leader_url(&self) -> Option<String> {
-        let leader = self.context.status.borrow().leader?;
-        self.kv.client_url_of(leader)
+        let leader = self.member.status.borrow().leader?;
+        self.member.client_url_of(leader)
     }
 }
 
@@ -101,16 +103,16 @@ impl Lease for LeaseService {
             inner.id = self.new_lease_id();
         }
         match self
-            .kv
+            .member
             .propose(internal_request::Request::LeaseGrant(inner))
             .await?
         {
             ApplyResponse::LeaseGrant(mut response) => {
-                stamp(&self.context, &mut response.header);
+                self.member.stamp(&mut response.header);
                 // Only the leader's clock counts (a follower's entry here
                 // is never read: keep-alive and time-to-live go to the
                 // leader, and a new leader gives every lease a full TTL).
-                let term = self.context.status.borrow().term;
+                let term = self.member.status.borrow().term;
                 self.clock
                     .refresh(term, response.id, response.ttl, Instant::now());
                 Ok(Response::new(response))
@@ -125,12 +127,12 @@ impl Lease for LeaseService {
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
         let inner = request.into_inner();
         match self
-            .kv
+            .member
             .propose(internal_request::Request::LeaseRevoke(inner))
             .await?
         {
             ApplyResponse::LeaseRevoke(mut response) => {
-                stamp(&self.context, &mut response.header);
+                self.member.stamp(&mut response.header);
                 Ok(Response::new(response))
             }
             _ => Err(Status::internal("raftwood: unexpected revoke answer")),
@@ -161,21 +163,21 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
-        let forwarded = forward::is_forwarded(&request);
+        let relayed = relay::is_relayed(&request);
         let inner = request.into_inner();
-        let status_now = *self.context.status.borrow();
+        let status_now = *self.member.status.borrow();
         if !status_now.is_leader {
-            if forwarded {
+            if relayed {
                 return Err(status::no_leader());
             }
             let url = self.leader_url().ok_or_else(status::no_leader)?;
             let mut client = self
-                .forwarder
+                .relay
                 .lease_client(&url)
                 .ok_or_else(status::no_leader)?;
-            return client.lease_time_to_live(forward::mark(inner)).await;
+            return client.lease_time_to_live(relay::mark(inner)).await;
         }
-        let kv = self.context.kv.load();
+        let kv = self.member.kv.load();
         let revision = kv.current_revision();
         let lease = kv
             .lease(inner.id)
@@ -183,7 +185,7 @@ impl Lease for LeaseService {
         let Some(lease) = lease else {
             // etcd answers TTL -1 for a lease that does not exist.
             return Ok(Response::new(LeaseTimeToLiveResponse {
-                header: Some(header(&self.context, revision)),
+                header: Some(self.member.header(revision)),
                 id: inner.id,
                 ttl: -1,
                 granted_ttl: 0,
@@ -197,7 +199,7 @@ impl Lease for LeaseService {
             Instant::now(),
         );
         Ok(Response::new(LeaseTimeToLiveResponse {
-            header: Some(header(&self.context, revision)),
+            header: Some(self.member.header(revision)),
             id: lease.id,
             ttl: remaining,
             granted_ttl: lease.granted_ttl_seconds,
@@ -209,12 +211,12 @@ impl Lease for LeaseService {
         &self,
         _request: Request<LeaseLeasesRequest>,
     ) -> Result<Response<LeaseLeasesResponse>, Status> {
-        let kv = self.context.kv.load();
+        let kv = self.member.kv.load();
         let leases = kv
             .leases()
             .map_err(|e| Status::internal(format!("raftwood: reading leases: {e}")))?;
         Ok(Response::new(LeaseLeasesResponse {
-            header: Some(header(&self.context, kv.current_revision())),
+            header: Some(self.member.header(kv.current_revision())),
             leases: leases
                 .into_iter()
                 .map(|(id, _)| LeaseStatus { id })
@@ -228,11 +230,11 @@ impl LeaseService {
     /// granted TTL (0 if the lease does not exist, as etcd); a follower
     /// relays it to the leader.
     async fn keep_alive_once(&self, id: i64) -> Result<LeaseKeepAliveResponse, Status> {
-        let status_now = *self.context.status.borrow();
+        let status_now = *self.member.status.borrow();
         if !status_now.is_leader {
             let url = self.leader_url().ok_or_else(status::no_leader)?;
             let mut client = self
-                .forwarder
+                .relay
                 .lease_client(&url)
                 .ok_or_else(status::no_leader)?;
             let mut answers = client
@@ -241,7 +243,7 @@ impl LeaseService {
                 .into_inner();
             return answers.message().await?.ok_or_else(status::no_leader);
         }
-        let kv = self.context.kv.load();
+        let kv = self.member.kv.load();
         let revision = kv.current_revision();
         let ttl = kv
             .lease(id)
@@ -251,7 +253,7 @@ impl LeaseService {
             self.clock.refresh(status_now.term, id, ttl, Instant::now());
         }
         Ok(LeaseKeepAliveResponse {
-            header: Some(header(&self.context, revision)),
+            header: Some(self.member.header(revision)),
             id,
             ttl,
         })
@@ -260,16 +262,16 @@ impl LeaseService {
 
 /// Revokes expired leases while this member leads, checking every
 /// `period`. Runs until the member stops.
-pub async fn expire_leases(context: NodeContext, kv: KvService, clock: Arc<LeaseClock>) {
+async fn expire_leases(member: MemberHandle, clock: Arc<LeaseClock>) {
     let mut interval = tokio::time::interval(Duration::from_millis(500));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        let status_now = *context.status.borrow();
+        let status_now = *member.status.borrow();
         if !status_now.is_leader {
             continue;
         }
-        let leases = match context.kv.load().leases() {
+        let leases = match member.kv.load().leases() {
             Ok(leases) => leases,
             Err(error) => {
                 tracing::warn!(%error, "cannot read leases");
@@ -281,7 +283,7 @@ pub async fn expire_leases(context: NodeContext, kv: KvService, clock: Arc<Lease
             // A lease already revoked answers "lease not found": fine. A
             // member that lost leadership meanwhile must not have the
             // revoke forwarded: the new leader gave the lease a full TTL.
-            if let Err(error) = kv.propose_if_leader(revoke).await {
+            if let Err(error) = member.propose_if_leader(revoke).await {
                 tracing::debug!(id, %error, "lease revoke not applied");
             }
         }
@@ -300,10 +302,10 @@ mod tests {
 
     use super::*;
     use crate::driver::RaftStatus;
-    use crate::grpc::kv::propose_tests::{ME, context_with};
+    use crate::grpc::test_support::{ME, handle_with};
 
     fn service_on_a_follower_of(leader: Option<u64>) -> LeaseService {
-        let (context, _loop_side) = context_with(RaftStatus {
+        let (member, _loop_side) = handle_with(RaftStatus {
             id: ME,
             leader,
             term: 3,
@@ -312,7 +314,7 @@ mod tests {
         // Member 2's client URL is known, with nothing listening: a relay
         // would fail with a transport error, not "no leader".
         let nobody: crate::url::PeerUrl = "http://127.0.0.1:1".parse().expect("a url");
-        context.membership.write().members.insert(
+        member.membership.write().members.insert(
             2,
             crate::membership::Member {
                 id: 2,
@@ -322,8 +324,7 @@ mod tests {
                 is_learner: false,
             },
         );
-        let kv = KvService::new(context.clone());
-        LeaseService::new(context, kv, Forwarder::default(), Arc::default())
+        LeaseService::new(member)
     }
 
     fn assert_no_leader(result: Result<Response<LeaseTimeToLiveResponse>, Status>) {
@@ -340,7 +341,7 @@ mod tests {
     async fn a_relayed_time_to_live_reaching_a_non_leader_is_not_relayed_again() {
         // Member 2 leads as far as this member knows.
         let service = service_on_a_follower_of(Some(2));
-        let request = forward::mark(LeaseTimeToLiveRequest { id: 1, keys: false });
+        let request = relay::mark(LeaseTimeToLiveRequest { id: 1, keys: false });
         assert_no_leader(service.lease_time_to_live(request).await);
     }
 

@@ -15,15 +15,15 @@ use crate::proto::etcdserverpb::lease_client::LeaseClient;
 /// Metadata key marking a relayed request: a member that receives one and
 /// does not lead answers "no leader" instead of relaying it again, so two
 /// members with stale views never bounce a request between them.
-pub const FORWARDED_HEADER: &str = "raftwood-forwarded";
+pub const RELAYED_HEADER: &str = "raftwood-forwarded";
 
 /// Connections to other members' client URLs, by URL (reused).
 #[derive(Debug, Clone, Default)]
-pub struct Forwarder {
+pub struct Relay {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
 }
 
-impl Forwarder {
+impl Relay {
     /// A connection to the member at `url` (connects lazily).
     pub fn channel(&self, url: &str) -> Option<Channel> {
         let mut channels = self.channels.lock();
@@ -44,17 +44,17 @@ impl Forwarder {
     }
 }
 
-/// Marks `request` as forwarded.
+/// Marks `message` as relayed.
 pub fn mark<T>(message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.metadata_mut().insert(
-        FORWARDED_HEADER,
+        RELAYED_HEADER,
         tonic::metadata::MetadataValue::from_static("1"),
     );
     request
 }
 
-/// Whether `request` was forwarded by another member.
-pub fn is_forwarded<T>(request: &tonic::Request<T>) -> bool {
-    request.metadata().contains_key(FORWARDED_HEADER)
+/// Whether `request` was relayed by another member.
+pub fn is_relayed<T>(request: &tonic::Request<T>) -> bool {
+    request.metadata().contains_key(RELAYED_HEADER)
 }

@@ -1,85 +1,30 @@
-//! `KvService::propose` as the drive loop sees it: every write carries a
-//! fresh request id (in the event and in the encoded bytes, which is how a
-//! follower recognises the entry it forwarded when it applies it), a
+//! `MemberHandle::propose` as the drive loop sees it: every write carries
+//! a fresh request id (in the event and in the encoded bytes, which is how
+//! a follower recognises the entry it forwarded when it applies it), a
 //! leader-only proposal carries none, and the loop's answers become etcd's
 //! errors. The drive loop is played by a task, so no socket is opened (the
 //! forwarding itself is covered by `tests/cluster.rs` and the simulator).
 
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
-
-use arc_swap::ArcSwap;
-use parking_lot::RwLock;
-use raftwood_kv::{KvOptions, KvStore};
-use raftwood_lsm::fs::{CrashFs, FileSystem};
-use tokio::sync::{mpsc, watch};
 use tonic::Code;
 
-use super::KvService;
-use crate::config::ServerConfig;
+use super::MemberHandle;
 use crate::driver::{LoopEvent, ProposeError, RaftStatus};
-use crate::membership::{Member, Membership};
-use crate::node::NodeContext;
+use crate::grpc::test_support::{ME, handle_with};
 use crate::proto::etcdserverpb::{LeaseRevokeRequest, PutRequest};
 use crate::proto::raftwoodpb::internal_request;
-use crate::request_id::{RequestIds, request_id_of};
-
-/// The member this service runs on.
-pub(crate) const ME: u64 = 0x5eed_0001;
+use crate::request_id::request_id_of;
 
 /// What the played drive loop saw of each proposal: the event's id, and
 /// the id read back from the encoded bytes.
 type SeenIds = Vec<(u64, Option<u64>)>;
-
-/// A context for member `ME` (whose client URL is unknown), with its
-/// drive-loop channel and the given published status.
-pub(crate) fn context_with(
-    status: RaftStatus,
-) -> (NodeContext, mpsc::UnboundedReceiver<LoopEvent>) {
-    let fs = Arc::new(CrashFs::new());
-    let mut options = KvOptions::default();
-    options.lsm.fs = Arc::clone(&fs) as Arc<dyn FileSystem>;
-    options.lsm.background_threads = false;
-    let kv = KvStore::open(Path::new("/kv"), options).expect("an in-memory store");
-    let mut members = BTreeMap::new();
-    members.insert(
-        ME,
-        Member {
-            id: ME,
-            name: "m1".into(),
-            peer_urls: Vec::new(),
-            client_urls: Vec::new(),
-            is_learner: false,
-        },
-    );
-    let (events, loop_side) = mpsc::unbounded_channel();
-    let (_, status) = watch::channel(status);
-    let (_, applied) = watch::channel(0);
-    let context = NodeContext {
-        config: Arc::new(ServerConfig::new("m1", "/unused".into())),
-        member_id: ME,
-        cluster_id: 7,
-        membership: Arc::new(RwLock::new(Membership {
-            cluster_id: 7,
-            members,
-        })),
-        kv: Arc::new(ArcSwap::from_pointee(kv)),
-        events,
-        status,
-        applied,
-        request_ids: Arc::new(RequestIds::new(ME, 1_000)),
-    };
-    (context, loop_side)
-}
 
 /// A service whose drive loop answers every proposal with `answer`, and
 /// reports the id of each proposal it received (from the event, and as
 /// read back from the bytes).
 fn service_whose_loop_answers(
     answer: ProposeError,
-) -> (KvService, tokio::task::JoinHandle<SeenIds>) {
-    let (context, mut loop_side) = context_with(RaftStatus::default());
+) -> (MemberHandle, tokio::task::JoinHandle<SeenIds>) {
+    let (handle, mut loop_side) = handle_with(RaftStatus::default());
     let answering = tokio::spawn(async move {
         let mut seen = Vec::new();
         while let Some(event) = loop_side.recv().await {
@@ -90,7 +35,7 @@ fn service_whose_loop_answers(
         }
         seen
     });
-    (KvService::new(context), answering)
+    (handle, answering)
 }
 
 fn put() -> internal_request::Request {

@@ -1,0 +1,203 @@
+//! The member as the client services see it: one handle ([`MemberHandle`])
+//! that every service holds, and the helpers every service needs — a
+//! proposal through raft, the linearizable barrier, response headers and
+//! the translation of the loop's errors into etcd's ([`status`]). Each
+//! service file implements its service over this module alone; no service
+//! imports another.
+
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use parking_lot::RwLock;
+use prost::Message as _;
+use raftwood_kv::{ApplyResponse, KvStore};
+use raftwood_raft::{Index, NodeId};
+use tokio::sync::{mpsc, oneshot, watch};
+use tonic::Status;
+
+use crate::config::ServerConfig;
+use crate::driver::{LoopEvent, RaftStatus};
+use crate::membership::Membership;
+use crate::proto::etcdserverpb::ResponseHeader;
+use crate::proto::raftwoodpb::{InternalRequest, internal_request};
+use crate::request_id::RequestIds;
+
+/// What the client-facing services need from a running member.
+#[derive(Debug, Clone)]
+pub struct MemberHandle {
+    /// The member's settings.
+    pub config: Arc<ServerConfig>,
+    /// This member's id.
+    pub member_id: NodeId,
+    /// The cluster's id.
+    pub cluster_id: u64,
+    /// Who is in the cluster.
+    pub membership: Arc<RwLock<Membership>>,
+    /// The state machine (reads are served from it directly); replaced
+    /// when a snapshot from the leader is installed.
+    pub kv: Arc<ArcSwap<KvStore>>,
+    /// Input to the drive loop.
+    pub events: mpsc::UnboundedSender<LoopEvent>,
+    /// The drive loop's latest status.
+    pub status: watch::Receiver<RaftStatus>,
+    /// The state machine's applied index.
+    pub applied: watch::Receiver<Index>,
+    /// Ids for the requests this member proposes.
+    pub request_ids: Arc<RequestIds>,
+}
+
+impl MemberHandle {
+    /// How long a request may wait for raft before "request timed out"
+    /// (etcd: 5 s plus twice the election timeout).
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.request_timeout_ms())
+    }
+
+    /// A response header from this member at `revision`.
+    pub fn header(&self, revision: i64) -> ResponseHeader {
+        ResponseHeader {
+            cluster_id: self.cluster_id,
+            member_id: self.member_id,
+            revision,
+            raft_term: self.status.borrow().term,
+        }
+    }
+
+    /// A response header at the state machine's current revision.
+    pub fn header_now(&self) -> ResponseHeader {
+        self.header(self.kv.load().current_revision())
+    }
+
+    /// Gives a state machine's response this member's header, keeping the
+    /// revision the state machine set.
+    pub fn stamp(&self, response_header: &mut Option<ResponseHeader>) {
+        let revision = response_header.as_ref().map_or(0, |h| h.revision);
+        *response_header = Some(self.header(revision));
+    }
+
+    /// The first client URL of `member`, if known.
+    pub fn client_url_of(&self, member: NodeId) -> Option<String> {
+        let membership = self.membership.read();
+        let url = membership.members.get(&member)?.client_urls.first()?;
+        Some(url.to_string())
+    }
+
+    /// Proposes `request` with a fresh id and waits for its outcome, on
+    /// the leader or a follower alike.
+    pub async fn propose(
+        &self,
+        request: internal_request::Request,
+    ) -> Result<ApplyResponse, Status> {
+        self.propose_with_id(request, self.request_ids.next()).await
+    }
+
+    /// Proposes `request` only if this member leads when the drive loop
+    /// takes it ("no leader" otherwise): for proposals whose reason holds
+    /// only on the leader, such as the revoke of a lease whose deadline
+    /// the leader's clock says passed.
+    pub async fn propose_if_leader(
+        &self,
+        request: internal_request::Request,
+    ) -> Result<ApplyResponse, Status> {
+        // Without an id the drive loop cannot recognise the entry when a
+        // follower applies it, so it never forwards it.
+        self.propose_with_id(request, 0).await
+    }
+
+    async fn propose_with_id(
+        &self,
+        request: internal_request::Request,
+        id: u64,
+    ) -> Result<ApplyResponse, Status> {
+        let internal = InternalRequest {
+            id,
+            request: Some(request),
+        };
+        let encoded = self.admit(&internal)?;
+        let (reply, result) = oneshot::channel();
+        self.events
+            .send(LoopEvent::Propose {
+                id: internal.id,
+                request: encoded,
+                reply,
+            })
+            .map_err(|_| status::stopped())?;
+        // The drive loop answers a forwarded proposal before this deadline
+        // (`ServerConfig::forward_timeout_ticks`); this one only guards
+        // against a loop that stopped answering.
+        let outcome = match tokio::time::timeout(self.request_timeout(), result).await {
+            Err(_) => return Err(status::timed_out()),
+            Ok(Err(_)) => return Err(status::stopped()),
+            Ok(Ok(outcome)) => outcome,
+        };
+        match outcome {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(error)) => Err(status::from_etcd(&error)),
+            Err(error) => Err(status::from_propose(&error)),
+        }
+    }
+
+    /// The checks a request passes before it is proposed: valid, within
+    /// `--max-request-bytes`, and within the backend quota if it adds
+    /// data. Returns it encoded.
+    fn admit(&self, internal: &InternalRequest) -> Result<Bytes, Status> {
+        let kv = self.kv.load();
+        if let Err(error) = kv.validate(internal) {
+            return Err(status::from_etcd(&error));
+        }
+        let encoded = Bytes::from(internal.encode_to_vec());
+        if encoded.len() as u64 > self.config.max_request_bytes {
+            return Err(Status::invalid_argument("etcdserver: request is too large"));
+        }
+        // etcd's backend quota: writes that add data are refused once the
+        // store is over --quota-backend-bytes; deletes and compactions,
+        // which free space, are still accepted.
+        let adds_data = matches!(
+            internal.request,
+            Some(internal_request::Request::Put(_) | internal_request::Request::Txn(_))
+        );
+        let quota = self.config.effective_quota_backend_bytes();
+        if adds_data && kv.db_size_bytes() + encoded.len() as u64 > quota {
+            return Err(Status::resource_exhausted(
+                "etcdserver: mvcc: database space exceeded",
+            ));
+        }
+        Ok(encoded)
+    }
+
+    /// Asks the drive loop to hand leadership to `target` (etcd's
+    /// MoveLeader); the caller watches the status for the outcome.
+    pub fn transfer_leader(&self, target: NodeId) -> Result<(), Status> {
+        self.events
+            .send(LoopEvent::TransferLeader(target))
+            .map_err(|_| status::stopped())
+    }
+
+    /// Waits until a read started now may be served linearizably here.
+    pub async fn linearizable_barrier(&self) -> Result<(), Status> {
+        let deadline = self.request_timeout();
+        let (reply, result) = oneshot::channel();
+        self.events
+            .send(LoopEvent::ReadIndex { reply })
+            .map_err(|_| status::stopped())?;
+        let index = match tokio::time::timeout(deadline, result).await {
+            Err(_) => return Err(status::timed_out()),
+            Ok(Err(_)) => return Err(status::stopped()),
+            Ok(Ok(Err(error))) => return Err(status::from_read(&error)),
+            Ok(Ok(Ok(index))) => index,
+        };
+        let mut applied = self.applied.clone();
+        match tokio::time::timeout(deadline, applied.wait_for(|a| *a >= index)).await {
+            Err(_) => Err(status::timed_out()),
+            Ok(Err(_)) => Err(status::stopped()),
+            Ok(Ok(_)) => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod propose_tests;
