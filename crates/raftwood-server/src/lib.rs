@@ -9,6 +9,7 @@
 //! - the peer transport ([`transport`]), one TCP connection per peer;
 //! - etcd's v3 gRPC API ([`grpc`]) on the client URLs.
 
+pub mod bootstrap;
 pub mod config;
 pub mod driver;
 pub mod durable;
@@ -20,6 +21,7 @@ pub mod recovery;
 pub mod request_id;
 pub mod snapshot;
 pub mod state_dir;
+pub mod threads;
 pub mod timings;
 pub mod transport;
 pub mod url;

@@ -1,38 +1,35 @@
-//! Starting and stopping a member: open the raft log and the state
-//! machine, bootstrap a new cluster, start the threads and tasks, serve.
+//! Starting and stopping a member. [`start`] is a short list of named
+//! steps: bind the listeners, bootstrap (`bootstrap.rs`: identity, log,
+//! state machine, reconciled into one value), build the raft core, spawn
+//! the persistence and apply threads (`threads/`), the drive loop and the
+//! tasks around it (ticks, peer routing), then serve clients.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use parking_lot::{Mutex, RwLock};
-use raftwood_log::{LogOptions, RaftLogStore};
-use raftwood_lsm::fs::StdFs;
-use raftwood_raft::{
-    ConfState, Config, HardState, InitialState, NodeId, PersistRequest, PersistTicket, RaftNode,
-    ReadOnlyMode, SnapshotMeta,
-};
+use raftwood_kv::KvStore;
+use raftwood_log::RaftLogStore;
+use raftwood_raft::{Config, Index, InitialState, NodeId, RaftNode, ReadOnlyMode};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::{InitialClusterState, ServerConfig};
+use crate::bootstrap::{Bootstrapped, bootstrap};
+use crate::config::ServerConfig;
 use crate::driver::{
-    ApplyContext, ApplySnapshots, ApplyWork, DriveLoop, ForwardSettings, LogStorage, LoopEvent,
-    LoopOutputs, PersistWork, RaftStatus, Waiters, run_apply, run_persistence,
+    ApplyWork, DriveLoop, ForwardSettings, LoopEvent, LoopOutputs, PersistWork, RaftStatus, Waiters,
 };
 use crate::error::ServerError;
-use crate::grpc::MemberHandle;
-use crate::membership::Membership;
-use crate::recovery::reconcile;
+use crate::grpc::{ClientApi, MemberHandle};
 use crate::request_id::RequestIds;
-use crate::snapshot::SnapshotReceiver;
 use crate::state_dir::StateDir;
+use crate::threads::{ApplyContext, ApplySnapshots, run_apply, run_persistence};
 use crate::timings::StageTimings;
-use crate::transport::{self, Frame, Hello, Inbound, PeerTransport};
+use crate::transport::{self, Hello, Inbound, PeerTransport, SnapshotReceiver};
 
 /// A running member.
 #[derive(Debug)]
@@ -100,156 +97,93 @@ impl RunningNode {
     }
 }
 
-/// Refuses a data directory written by another member or cluster; records
-/// the identity in a new one.
-fn check_identity(path: &Path, member_id: NodeId, cluster_id: u64) -> Result<(), ServerError> {
-    let expected = format!("member_id={member_id:016x}\ncluster_id={cluster_id:016x}\n");
-    match std::fs::read_to_string(path) {
-        Ok(found) if found == expected => Ok(()),
-        Ok(found) => Err(ServerError::DataDirMismatch(format!(
-            "{} holds\n{found}but this member is\n{expected}(another --name, --initial-cluster or --initial-cluster-token wrote it)",
-            path.display()
-        ))),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let parent = path.parent().unwrap_or(path);
-            std::fs::create_dir_all(parent)
-                .map_err(|e| ServerError::io(format!("creating {}", parent.display()), e))?;
-            crate::durable::replace_file(path, expected.as_bytes())
-                .map_err(|e| ServerError::io(format!("writing {}", path.display()), e))
-        }
-        Err(error) => Err(ServerError::io(
-            format!("reading {}", path.display()),
-            error,
-        )),
-    }
+/// The listeners a member serves on, bound before anything is written.
+#[derive(Debug)]
+struct Listeners {
+    peers: Vec<TcpListener>,
+    clients: Vec<TcpListener>,
 }
 
-/// Writes `snapshot` as the raft log's starting point, with `hard_state`,
-/// and syncs, before the core starts.
-fn persist_snapshot_point(
-    log_store: &mut RaftLogStore,
-    snapshot: &SnapshotMeta,
-    hard_state: HardState,
-) -> Result<(), ServerError> {
-    let request = PersistRequest {
-        ticket: PersistTicket(0),
-        snapshot: Some(snapshot.clone()),
-        entries: Vec::new(),
-        hard_state: Some(hard_state),
-    };
-    LogStorage::write(log_store, &request).map_err(ServerError::Bootstrap)?;
-    LogStorage::sync(log_store).map_err(ServerError::Bootstrap)
-}
-
-/// Starts a member. Must be called inside a tokio runtime.
-pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
-    config.validate()?;
-    let config = Arc::new(config);
-    let membership =
-        Membership::from_initial_cluster(&config.initial_cluster, &config.initial_cluster_token);
-    let member_id = membership
-        .id_of(&config.name)
-        .ok_or_else(|| ServerError::DataDirMismatch("member not in its own cluster".into()))?;
-    let cluster_id = membership.cluster_id;
-    let dirs = StateDir::new(&config.data_dir);
-    check_identity(&dirs.identity(), member_id, cluster_id)?;
-
-    // Bind first: a port in use is the commonest start-up error, and it
-    // should be reported before anything is written.
-    let mut peer_listeners = Vec::new();
+/// Binds every peer and client URL: a port in use is the commonest
+/// start-up error, and it should be reported before anything is written.
+async fn bind_listeners(config: &ServerConfig) -> Result<Listeners, ServerError> {
+    let mut peers = Vec::new();
     for url in &config.listen_peer_urls {
         let listener = TcpListener::bind(url.authority())
             .await
             .map_err(|e| ServerError::io(format!("listening for peers on {url}"), e))?;
-        peer_listeners.push(listener);
+        peers.push(listener);
     }
-    let mut client_listeners = Vec::new();
+    let mut clients = Vec::new();
     for url in &config.listen_client_urls {
         let listener = TcpListener::bind(url.authority())
             .await
             .map_err(|e| ServerError::io(format!("listening for clients on {url}"), e))?;
-        client_listeners.push(listener);
+        clients.push(listener);
     }
+    Ok(Listeners { peers, clients })
+}
 
-    let (mut log_store, recovered) =
-        RaftLogStore::open(Arc::new(StdFs), &dirs.raft(), LogOptions::default())?;
-    dirs.remove_unused_kv_dirs();
-    let snapshots = dirs
-        .snapshots()
-        .map_err(|e| ServerError::io("opening the snapshot directory", e))?;
-    snapshots
-        .remove_leftovers()
-        .map_err(|e| ServerError::io("clearing unfinished snapshots", e))?;
-    let kv = dirs.open_kv()?;
-
-    let fresh = recovered.snapshot.is_none()
-        && recovered.entries.is_empty()
-        && recovered.hard_state == HardState::default();
-    let initial = if fresh {
-        match config.initial_cluster_state {
-            InitialClusterState::New => {
-                let voters: Vec<NodeId> = membership.members.keys().copied().collect();
-                let initial = InitialState::bootstrap(ConfState::with_voters(voters));
-                persist_snapshot_point(&mut log_store, &initial.snapshot, initial.hard_state)?;
-                initial
-            }
-            // A joining member starts empty and learns the configuration
-            // from the leader's snapshot.
-            InitialClusterState::Existing => InitialState::default(),
-        }
-    } else {
-        let startup = reconcile(
-            recovered.hard_state,
-            recovered.snapshot.unwrap_or_default(),
-            recovered.entries,
-            kv.applied_index(),
-            dirs.installed_snapshot(),
-        );
-        if let Some(snapshot) = &startup.reset_log_to {
-            tracing::warn!(
-                index = snapshot.index,
-                "the state machine holds a snapshot the raft log did not record; resetting the log to it"
-            );
-            persist_snapshot_point(&mut log_store, snapshot, startup.initial.hard_state)?;
-        }
-        startup.initial
-    };
-    let applied = initial.applied;
-    let snapshot_index = initial.snapshot.index;
-    tracing::info!(
-        member = %format!("{member_id:x}"),
-        applied,
-        first = snapshot_index + 1,
-        last = initial.entries.last().map_or(snapshot_index, |e| e.index),
-        "recovered"
-    );
-
+/// The raft core with the server's settings.
+fn raft_node(
+    config: &ServerConfig,
+    member_id: NodeId,
+    initial: InitialState,
+) -> Result<RaftNode, ServerError> {
     let mut raft_config = Config::new(member_id);
     raft_config.election_timeout_ticks = config.election_timeout_ticks();
     raft_config.heartbeat_interval_ticks = 1;
     raft_config.pre_vote = true;
     raft_config.check_quorum = true;
     raft_config.read_only_mode = ReadOnlyMode::Safe;
-    raft_config.seed = member_id ^ std::process::id() as u64;
-    let node = RaftNode::new(raft_config, initial)?;
+    raft_config.seed = member_id ^ u64::from(std::process::id());
+    Ok(RaftNode::new(raft_config, initial)?)
+}
 
-    let (events_tx, events_rx) = mpsc::unbounded_channel::<LoopEvent>();
-    let (status_tx, status_rx) = watch::channel(RaftStatus {
-        id: member_id,
-        applied,
-        ..RaftStatus::default()
-    });
-    let (applied_tx, applied_rx) = watch::channel(applied);
-    let (inbound_tx, mut inbound_rx) = mpsc::unbounded_channel::<Inbound>();
-    let waiters = Arc::new(Mutex::new(Waiters::default()));
-    let membership = Arc::new(RwLock::new(membership));
-    if let Some(me) = membership.write().members.get_mut(&member_id) {
-        me.client_urls = config.advertise_client_urls.clone();
+/// The channels between the drive loop and everything around it.
+struct Channels {
+    events: mpsc::UnboundedSender<LoopEvent>,
+    events_rx: mpsc::UnboundedReceiver<LoopEvent>,
+    status: watch::Sender<RaftStatus>,
+    status_rx: watch::Receiver<RaftStatus>,
+    applied: watch::Sender<Index>,
+    applied_rx: watch::Receiver<Index>,
+    inbound: mpsc::UnboundedSender<Inbound>,
+    inbound_rx: mpsc::UnboundedReceiver<Inbound>,
+}
+
+impl Channels {
+    fn new(member_id: NodeId, applied: Index) -> Channels {
+        let (events, events_rx) = mpsc::unbounded_channel();
+        let (status, status_rx) = watch::channel(RaftStatus {
+            id: member_id,
+            applied,
+            ..RaftStatus::default()
+        });
+        let (applied, applied_rx) = watch::channel(applied);
+        let (inbound, inbound_rx) = mpsc::unbounded_channel();
+        Channels {
+            events,
+            events_rx,
+            status,
+            status_rx,
+            applied,
+            applied_rx,
+            inbound,
+            inbound_rx,
+        }
     }
+}
 
+/// The peer transport, with a sender started for every other member.
+fn peer_transport(
+    config: &ServerConfig,
+    boot: &Bootstrapped,
+    inbound: mpsc::UnboundedSender<Inbound>,
+) -> Arc<PeerTransport> {
     let hello = Hello {
-        cluster_id,
-        from: member_id,
+        cluster_id: boot.membership.cluster_id,
+        from: boot.member_id,
         client_urls: config
             .advertise_client_urls
             .iter()
@@ -257,84 +191,129 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
             .collect(),
         name: config.name.clone(),
     };
-    let network = PeerTransport::new(
-        hello,
-        dirs.snapshots()
-            .map_err(|e| ServerError::io("opening the snapshot directory", e))?
-            .path_of(0)
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default(),
-        inbound_tx.clone(),
-    );
-    for member in membership.read().members.values() {
-        if member.id != member_id {
+    let network = PeerTransport::new(hello, boot.dirs.snapshot_root(), inbound);
+    for member in boot.membership.members.values() {
+        if member.id != boot.member_id {
             network.add_peer(
                 member.id,
                 member.peer_urls.iter().map(|u| u.authority()).collect(),
             );
         }
     }
+    network
+}
 
-    let kv = Arc::new(ArcSwap::from_pointee(kv));
-    let mut threads = Vec::new();
+/// Starts the persistence thread over `log_store`; it reports to the
+/// drive loop through `events`.
+fn spawn_persistence(
+    name: &str,
+    log_store: RaftLogStore,
+    dirs: StateDir,
+    events: mpsc::UnboundedSender<LoopEvent>,
+    timings: Option<Arc<StageTimings>>,
+) -> Result<(std_mpsc::Sender<PersistWork>, std::thread::JoinHandle<()>), ServerError> {
+    let (work, work_rx) = std_mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name(format!("persist-{name}"))
+        .spawn(move || run_persistence(log_store, work_rx, dirs, events, timings))
+        .map_err(|e| ServerError::io("starting the persistence thread", e))?;
+    Ok((work, thread))
+}
+
+/// Starts the apply thread with `context`; it reports to the drive loop
+/// through the context's events.
+fn spawn_apply(
+    name: &str,
+    context: ApplyContext,
+    timings: Option<Arc<StageTimings>>,
+) -> Result<(std_mpsc::Sender<ApplyWork>, std::thread::JoinHandle<()>), ServerError> {
+    let (work, work_rx) = std_mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name(format!("apply-{name}"))
+        .spawn(move || run_apply(context, work_rx, timings))
+        .map_err(|e| ServerError::io("starting the apply thread", e))?;
+    Ok((work, thread))
+}
+
+/// Time enters the drive loop as ticks, one per heartbeat interval.
+async fn tick(events: mpsc::UnboundedSender<LoopEvent>, period: Duration) {
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if events.send(LoopEvent::Tick).is_err() {
+            return;
+        }
+    }
+}
+
+/// Logs the stage timings every `period` (`--log-timings-seconds`).
+async fn log_timings(timings: Arc<StageTimings>, member: String, period: Duration) {
+    let mut interval = tokio::time::interval(period);
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        if let Some(summary) = timings.take_summary() {
+            tracing::info!(target: "raftwood::timings", member = %member, "timings over {}s: {summary}", period.as_secs());
+        }
+    }
+}
+
+/// Starts a member. Must be called inside a tokio runtime.
+pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
+    config.validate()?;
+    let config = Arc::new(config);
+    let listeners = bind_listeners(&config).await?;
+    let mut boot = bootstrap(&config)?;
+    let member_id = boot.member_id;
+    let snapshot_index = boot.initial.snapshot.index;
+    let channels = Channels::new(member_id, boot.initial.applied);
+    let node = raft_node(&config, member_id, std::mem::take(&mut boot.initial))?;
+    let network = peer_transport(&config, &boot, channels.inbound.clone());
+    let Bootstrapped {
+        membership,
+        dirs,
+        log_store,
+        kv,
+        ..
+    } = boot;
+    let cluster_id = membership.cluster_id;
+    let membership = Arc::new(RwLock::new(membership));
+    if let Some(me) = membership.write().members.get_mut(&member_id) {
+        me.client_urls = config.advertise_client_urls.clone();
+    }
+    let kv: Arc<ArcSwap<KvStore>> = Arc::new(ArcSwap::from_pointee(kv));
+    let waiters = Arc::new(Mutex::new(Waiters::default()));
     let timings = (config.log_timings_seconds > 0).then(|| Arc::new(StageTimings::new()));
-    let (persist_tx, persist_rx) = std_mpsc::channel::<PersistWork>();
-    {
-        let persist_timings = timings.clone();
-        let done_events = events_tx.clone();
-        let fatal_events = events_tx.clone();
-        let state_dir = dirs.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name(format!("persist-{}", config.name))
-                .spawn(move || {
-                    run_persistence(
-                        log_store,
-                        persist_rx,
-                        |temp_dir, meta| state_dir.finish_snapshot(temp_dir, meta).map(|_| ()),
-                        |tickets| {
-                            let _ = done_events.send(LoopEvent::Persisted(tickets));
-                        },
-                        |reason| {
-                            let _ = fatal_events.send(LoopEvent::Fatal(reason));
-                        },
-                        persist_timings,
-                    );
-                })
-                .map_err(|e| ServerError::io("starting the persistence thread", e))?,
-        );
-    }
-    let (apply_tx, apply_rx) = std_mpsc::channel::<ApplyWork>();
-    {
-        let apply_timings = timings.clone();
-        let context = ApplyContext {
-            kv: kv.clone(),
-            waiters: waiters.clone(),
-            applied: applied_tx,
-            events: events_tx.clone(),
-            snapshots: Some(ApplySnapshots {
-                state_dir: dirs.clone(),
-                snapshot_count: config.snapshot_count,
-                last_snapshot_index: snapshot_index,
-            }),
-        };
-        threads.push(
-            std::thread::Builder::new()
-                .name(format!("apply-{}", config.name))
-                .spawn(move || run_apply(context, apply_rx, apply_timings))
-                .map_err(|e| ServerError::io("starting the apply thread", e))?,
-        );
-    }
+
+    let (persist, persist_thread) = spawn_persistence(
+        &config.name,
+        log_store,
+        dirs.clone(),
+        channels.events.clone(),
+        timings.clone(),
+    )?;
+    let apply_context = ApplyContext {
+        kv: kv.clone(),
+        waiters: waiters.clone(),
+        applied: channels.applied,
+        events: channels.events.clone(),
+        snapshots: Some(ApplySnapshots {
+            state_dir: dirs.clone(),
+            snapshot_count: config.snapshot_count,
+            last_snapshot_index: snapshot_index,
+        }),
+    };
+    let (apply, apply_thread) = spawn_apply(&config.name, apply_context, timings.clone())?;
 
     let drive = DriveLoop::new(
         node,
         LoopOutputs {
-            network: Arc::new(network.clone()),
-            persist: persist_tx,
-            apply: apply_tx,
+            network: Arc::new(network),
+            persist,
+            apply,
             waiters,
-            status: status_tx,
+            status: channels.status,
         },
         (config.snapshot_count / 2).min(5_000),
     )
@@ -348,120 +327,56 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
         Some(timings) => drive.with_timings(timings.clone()),
         None => drive,
     };
-    let drive = tokio::spawn(drive.run(events_rx));
+    let drive = tokio::spawn(drive.run(channels.events_rx));
 
-    let mut tasks = Vec::new();
+    let mut tasks = vec![
+        tokio::spawn(tick(
+            channels.events.clone(),
+            Duration::from_millis(config.heartbeat_interval_ms),
+        )),
+        tokio::spawn(transport::route_inbound(
+            channels.inbound_rx,
+            channels.events.clone(),
+            membership.clone(),
+            SnapshotReceiver::new(dirs.incoming()),
+        )),
+    ];
     if let Some(timings) = timings {
         let period = Duration::from_secs(config.log_timings_seconds);
-        let member = config.name.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut interval = tokio::time::interval(period);
-            interval.tick().await;
-            loop {
-                interval.tick().await;
-                if let Some(summary) = timings.take_summary() {
-                    tracing::info!(target: "raftwood::timings", member = %member, "timings over {}s: {summary}", period.as_secs());
-                }
-            }
-        }));
+        tasks.push(tokio::spawn(log_timings(
+            timings,
+            config.name.clone(),
+            period,
+        )));
     }
-    // Time enters the loop as ticks.
-    {
-        let events = events_tx.clone();
-        let period = Duration::from_millis(config.heartbeat_interval_ms);
-        tasks.push(tokio::spawn(async move {
-            let mut interval = tokio::time::interval(period);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                interval.tick().await;
-                if events.send(LoopEvent::Tick).is_err() {
-                    return;
-                }
-            }
-        }));
-    }
-    // What peers send goes to the loop.
-    {
-        let events = events_tx.clone();
-        let membership = membership.clone();
-        let mut receiver = SnapshotReceiver::new(dirs.incoming());
-        tasks.push(tokio::spawn(async move {
-            while let Some(inbound) = inbound_rx.recv().await {
-                let event = match inbound {
-                    Inbound::Connected(hello) => {
-                        if let Some(member) = membership.write().members.get_mut(&hello.from) {
-                            member.client_urls = hello
-                                .client_urls
-                                .iter()
-                                .filter_map(|u| u.parse().ok())
-                                .collect();
-                        }
-                        continue;
-                    }
-                    Inbound::Frame {
-                        frame: Frame::Messages(messages),
-                        ..
-                    } => LoopEvent::Messages(messages),
-                    Inbound::Frame {
-                        frame: Frame::SnapshotChunk(chunk),
-                        from,
-                    } => match receiver.receive(from, chunk) {
-                        Ok(Some((dir, message))) => {
-                            let index = match &message.body {
-                                raftwood_raft::MessageBody::InstallSnapshot { snapshot } => {
-                                    snapshot.index
-                                }
-                                _ => continue,
-                            };
-                            LoopEvent::SnapshotReceived {
-                                dir,
-                                index,
-                                message,
-                            }
-                        }
-                        Ok(None) => continue,
-                        Err(error) => {
-                            tracing::warn!(from, %error, "snapshot transfer abandoned");
-                            continue;
-                        }
-                    },
-                    Inbound::SnapshotSent { peer, ok } => LoopEvent::SnapshotSent { peer, ok },
-                    Inbound::Unreachable { peer } => LoopEvent::Unreachable(peer),
-                };
-                if events.send(event).is_err() {
-                    return;
-                }
-            }
-        }));
-    }
-    for listener in peer_listeners {
+    for listener in listeners.peers {
         tasks.push(tokio::spawn(transport::serve_peers(
             listener,
             cluster_id,
-            inbound_tx.clone(),
+            channels.inbound.clone(),
         )));
     }
 
-    let context = MemberHandle {
+    let member = MemberHandle {
         config: config.clone(),
         member_id,
         cluster_id,
         membership,
         kv,
-        events: events_tx,
-        status: status_rx,
-        applied: applied_rx,
+        events: channels.events,
+        status: channels.status_rx,
+        applied: channels.applied_rx,
         request_ids: Arc::new(RequestIds::new(
             member_id,
             now_since_epoch().as_millis() as u64,
         )),
     };
-    let api = crate::grpc::ClientApi::new(context.clone());
+    let api = ClientApi::new(member.clone());
     tasks.push(tokio::spawn(api.expire_leases()));
+    let (stop, stop_rx) = watch::channel(false);
     let mut client_addresses = Vec::new();
-    let (stop_tx, stop_rx) = watch::channel(false);
     let mut client_servers = Vec::new();
-    for listener in client_listeners {
+    for listener in listeners.clients {
         if let Ok(address) = listener.local_addr() {
             client_addresses.push(address);
         }
@@ -472,13 +387,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
         )));
     }
     Ok(RunningNode {
-        context,
+        context: member,
         client_addresses,
         drive,
         tasks,
         client_servers,
-        stop: stop_tx,
-        threads,
+        stop,
+        threads: vec![persist_thread, apply_thread],
     })
 }
 

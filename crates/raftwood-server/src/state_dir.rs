@@ -65,6 +65,12 @@ impl StateDir {
         SnapshotStore::open(self.member.join("snap"))
     }
 
+    /// `member/snap`: where this member's snapshots live (what the
+    /// transport streams to a follower).
+    pub fn snapshot_root(&self) -> PathBuf {
+        self.member.join("snap")
+    }
+
     /// Where a snapshot at `index` is assembled before it is complete.
     pub fn snapshot_temp_dir(&self, index: u64) -> PathBuf {
         self.member.join("snap").join(format!("{index:016x}.tmp"))
@@ -153,5 +159,19 @@ impl StateDir {
     pub fn finish_snapshot(&self, temp_dir: &Path, meta: &SnapshotMeta) -> Result<PathBuf, String> {
         let store = self.snapshots().map_err(|e| e.to_string())?;
         store.finish(temp_dir, meta)
+    }
+}
+
+impl crate::driver::SnapshotFiles for StateDir {
+    fn finish(&self, temp_dir: &Path, meta: &SnapshotMeta) -> Result<(), String> {
+        self.finish_snapshot(temp_dir, meta).map(|_| ())
+    }
+
+    fn discard(&self, temp_dir: &Path) {
+        if let Err(error) = std::fs::remove_dir_all(temp_dir)
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(%error, dir = %temp_dir.display(), "an unused snapshot was not deleted");
+        }
     }
 }

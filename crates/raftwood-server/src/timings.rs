@@ -7,8 +7,10 @@
 //! round. Nothing here changes what the member does; with the interval
 //! off no timings are taken at all.
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
@@ -139,6 +141,52 @@ impl StageTimings {
 impl Default for StageTimings {
     fn default() -> Self {
         StageTimings::new()
+    }
+}
+
+/// The leader's propose -> commit time of each proposal round, for the
+/// drive loop, which reads no clock of its own: it says when a round was
+/// proposed and how far the commit index got, and this reads the clock.
+#[derive(Debug)]
+pub struct RoundTimer {
+    timings: Arc<StageTimings>,
+    /// The last index of each round not yet committed, with the moment it
+    /// was proposed. Invariant: indexes increase front to back.
+    uncommitted: VecDeque<(u64, Instant)>,
+}
+
+impl RoundTimer {
+    /// A timer recording into `timings`.
+    pub fn new(timings: Arc<StageTimings>) -> RoundTimer {
+        RoundTimer {
+            timings,
+            uncommitted: VecDeque::new(),
+        }
+    }
+
+    /// A round ending at `last_index` was proposed now.
+    pub fn proposed(&mut self, last_index: u64) {
+        if let Some(&(previous, _)) = self.uncommitted.back() {
+            assert!(previous < last_index, "rounds are proposed in log order");
+        }
+        self.uncommitted.push_back((last_index, Instant::now()));
+    }
+
+    /// The commit index reached `committed`: every round up to it is timed.
+    pub fn committed(&mut self, committed: u64) {
+        while let Some(&(index, proposed)) = self.uncommitted.front() {
+            if index > committed {
+                break;
+            }
+            self.timings
+                .record_duration(Stage::ProposeToCommit, proposed.elapsed());
+            self.uncommitted.pop_front();
+        }
+    }
+
+    /// Leadership was lost: rounds a new leader may overwrite are dropped.
+    pub fn leadership_lost(&mut self) {
+        self.uncommitted.clear();
     }
 }
 

@@ -15,11 +15,10 @@ use raftwood_raft::{
 };
 use raftwood_server::driver::{
     ApplyWork, DriveLoop, ForwardSettings, LogStorage, LoopEvent, LoopOutputs,
-    MAX_COMMITTED_UNAPPLIED_ENTRIES, PersistBatcher, PersistWork, ProposeError, ProposeResult,
-    RaftStatus, RoundOutcome, Waiters,
+    MAX_COMMITTED_UNAPPLIED_ENTRIES, MessageSink, PersistBatcher, PersistWork, ProposeError,
+    ProposeResult, RaftStatus, RoundOutcome, Waiters,
 };
 use raftwood_server::timings::StageTimings;
-use raftwood_server::transport::MessageSink;
 use tokio::sync::{oneshot, watch};
 
 /// A single member needs no peers.

@@ -7,34 +7,32 @@
 //! [`LogStorage`], the network a [`MessageSink`], and time arrives as
 //! [`LoopEvent::Tick`], so the same loop can be driven by a simulator.
 
-mod apply;
 mod persist;
 mod reads;
+mod sink;
 mod waiters;
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 use raftwood_raft::{
-    Effects, Index, Message, MessageBody, NodeId, PersistTicket, Proposal, RaftNode, Role, Term,
+    Effects, Entry, Index, Message, MessageBody, NodeId, PersistTicket, Proposal, RaftNode, Role,
+    Term,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use apply::{ApplyContext, ApplySnapshots, ApplyWork, apply_batch, run_apply};
 pub use persist::{
-    LogStorage, PendingSnapshot, PersistBatcher, PersistWork, WrittenBatch, complete_snapshot,
-    run_persistence,
+    LogStorage, PendingSnapshot, PersistBatcher, PersistWork, SnapshotFiles, SnapshotStep,
+    WrittenBatch, complete_snapshot, needs_sync,
 };
 pub use reads::{ReadBatcher, ReadError, ReadReply};
+pub use sink::MessageSink;
 pub use waiters::{ProposeError, ProposeResult, Waiters};
 
-use crate::timings::{Stage, StageTimings};
-use crate::transport::MessageSink;
+use crate::timings::{RoundTimer, StageTimings};
 
 /// Most committed entries that may wait for the state machine before new
 /// proposals are refused (etcd's `maxGapBetweenApplyAndCommitIndex`).
@@ -104,6 +102,23 @@ pub enum LoopEvent {
     Shutdown,
 }
 
+/// Work for the apply thread.
+#[derive(Debug)]
+pub enum ApplyWork {
+    /// Committed entries, in log order.
+    Entries(Vec<Entry>),
+    /// Replace the state machine with the snapshot in `dir` (received from
+    /// the leader, fully durable), then hand `message` to the raft core.
+    Install {
+        /// The received snapshot directory.
+        dir: PathBuf,
+        /// The snapshot's log index.
+        index: Index,
+        /// The `InstallSnapshot` message.
+        message: Message,
+    },
+}
+
 /// A proposal as a round collects it: request id, encoded request, and
 /// where its outcome goes.
 type PendingProposal = (u64, Bytes, oneshot::Sender<ProposeResult>);
@@ -152,12 +167,6 @@ pub struct LoopOutputs {
     pub status: watch::Sender<RaftStatus>,
 }
 
-impl std::fmt::Debug for dyn MessageSink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MessageSink")
-    }
-}
-
 /// The drive loop's state.
 #[derive(Debug)]
 pub struct DriveLoop {
@@ -168,12 +177,11 @@ pub struct DriveLoop {
     failed: Option<String>,
     /// Entries kept in the log behind a snapshot.
     catch_up_entries: u64,
-    /// With `--log-timings-seconds`: where stage timings go, and the last
-    /// index of each proposal round not yet committed, with the moment it
-    /// was proposed. The wall clock is read only when this is set (never
-    /// in the simulator, which drives the loop with simulated time).
-    timings: Option<Arc<StageTimings>>,
-    uncommitted_rounds: VecDeque<(Index, Instant)>,
+    /// With `--log-timings-seconds`: times each proposal round from
+    /// propose to commit. The clock is read (by the timer) only when this
+    /// is set, never in the simulator, which drives the loop with
+    /// simulated time.
+    round_timer: Option<RoundTimer>,
     /// Ticks seen since the loop started: the clock of forwarded
     /// proposals' deadlines.
     ticks: u64,
@@ -211,8 +219,7 @@ impl DriveLoop {
             last_leader: None,
             failed: None,
             catch_up_entries,
-            timings: None,
-            uncommitted_rounds: VecDeque::new(),
+            round_timer: None,
             ticks: 0,
             // Long enough for a busy cluster to commit, short enough that a
             // dropped proposal's client hears back well within a minute.
@@ -232,7 +239,7 @@ impl DriveLoop {
     /// Records the leader's propose -> commit time of every proposal round
     /// in `timings`.
     pub fn with_timings(mut self, timings: Arc<StageTimings>) -> DriveLoop {
-        self.timings = Some(timings);
+        self.round_timer = Some(RoundTimer::new(timings));
         self
     }
 
@@ -343,7 +350,7 @@ impl DriveLoop {
                 // the entries it already holds.
                 let compact_to = index.saturating_sub(self.catch_up_entries);
                 if compact_to <= self.node.log().snapshot().index {
-                    let _ = std::fs::remove_dir_all(&temp_dir);
+                    self.discard_snapshot(temp_dir);
                     return;
                 }
                 match self.node.compact_log(compact_to) {
@@ -359,7 +366,7 @@ impl DriveLoop {
                     }
                     Err(error) => {
                         tracing::warn!(%error, index, "snapshot not usable for compaction");
-                        let _ = std::fs::remove_dir_all(&temp_dir);
+                        self.discard_snapshot(temp_dir);
                     }
                 }
                 Ok(())
@@ -405,6 +412,19 @@ impl DriveLoop {
             // of order): continuing could corrupt the log.
             tracing::error!(%error, "stopping: drive loop contract violated");
             self.failed = Some(error.to_string());
+        }
+    }
+
+    /// Has the persistence side delete an unfinished snapshot the log
+    /// will not be compacted to (the loop touches no disk).
+    fn discard_snapshot(&mut self, temp_dir: PathBuf) {
+        if self
+            .outputs
+            .persist
+            .send(PersistWork::Discard { temp_dir })
+            .is_err()
+        {
+            self.failed = Some("the persistence thread stopped".into());
         }
     }
 
@@ -485,9 +505,8 @@ impl DriveLoop {
                 }
             }
             Ok(Proposal::Appended(last)) => {
-                if self.timings.is_some() {
-                    self.uncommitted_rounds
-                        .push_back((last.index, Instant::now()));
+                if let Some(timer) = &mut self.round_timer {
+                    timer.proposed(last.index);
                 }
                 let mut waiters = self.outputs.waiters.lock();
                 let first = last.index + 1 - count;
@@ -551,20 +570,13 @@ impl DriveLoop {
     /// Times the proposal rounds the commit index has passed. A round
     /// whose entries a new leader overwrote is dropped with leadership.
     fn record_commits(&mut self) {
-        let Some(timings) = &self.timings else {
+        let Some(timer) = &mut self.round_timer else {
             return;
         };
-        if self.node.role() != Role::Leader {
-            self.uncommitted_rounds.clear();
-            return;
-        }
-        let committed = self.node.log().committed();
-        while let Some(&(index, proposed)) = self.uncommitted_rounds.front() {
-            if index > committed {
-                break;
-            }
-            timings.record_duration(Stage::ProposeToCommit, proposed.elapsed());
-            self.uncommitted_rounds.pop_front();
+        if self.node.role() == Role::Leader {
+            timer.committed(self.node.log().committed());
+        } else {
+            timer.leadership_lost();
         }
     }
 

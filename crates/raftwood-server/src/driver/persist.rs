@@ -1,13 +1,12 @@
-//! The persistence thread: writes what the core asks to make durable and
-//! syncs it, many requests per fsync (group commit).
+//! What the drive loop asks of the persistence side, and how one batch of
+//! it is made durable: every request written, then one sync for all
+//! (group commit), and only then the snapshots completed and the log
+//! compacted behind them. The thread that runs these batches is
+//! `threads/persist.rs`; the simulator runs them on its simulated disk.
 
-use std::sync::mpsc as std_mpsc;
+use std::path::{Path, PathBuf};
 
-use std::time::Instant;
-
-use raftwood_raft::{PersistRequest, PersistTicket};
-
-use crate::timings::{Stage, StageTimings};
+use raftwood_raft::{PersistRequest, PersistTicket, SnapshotMeta};
 
 /// The raft log's storage as the drive loop needs it. The server's
 /// implementation is `raftwood_log::RaftLogStore`; a simulator can supply
@@ -20,7 +19,7 @@ pub trait LogStorage: Send + 'static {
     fn sync(&mut self) -> Result<(), String>;
     /// Records that the log now starts after `snapshot` and drops the
     /// entries it covers.
-    fn compact(&mut self, snapshot: &raftwood_raft::SnapshotMeta) -> Result<(), String>;
+    fn compact(&mut self, snapshot: &SnapshotMeta) -> Result<(), String>;
 }
 
 impl LogStorage for raftwood_log::RaftLogStore {
@@ -32,7 +31,7 @@ impl LogStorage for raftwood_log::RaftLogStore {
         raftwood_log::RaftLogStore::sync(self).map_err(|e| e.to_string())
     }
 
-    fn compact(&mut self, snapshot: &raftwood_raft::SnapshotMeta) -> Result<(), String> {
+    fn compact(&mut self, snapshot: &SnapshotMeta) -> Result<(), String> {
         raftwood_log::RaftLogStore::compact(self, snapshot)
             .map(|_| ())
             .map_err(|e| e.to_string())
@@ -48,10 +47,26 @@ pub enum PersistWork {
     /// the log up to it.
     Snapshot {
         /// What the snapshot stands for.
-        meta: raftwood_raft::SnapshotMeta,
+        meta: SnapshotMeta,
         /// The checkpoint, to be completed and renamed.
-        temp_dir: std::path::PathBuf,
+        temp_dir: PathBuf,
     },
+    /// Delete an unfinished snapshot the log will not be compacted to.
+    Discard {
+        /// The checkpoint to delete.
+        temp_dir: PathBuf,
+    },
+}
+
+/// A member's snapshot directories as the persistence side handles them.
+/// The server's implementation is `StateDir`.
+pub trait SnapshotFiles {
+    /// Completes the snapshot whose state-machine checkpoint is in
+    /// `temp_dir`: writes its meta, makes it durable, gives it its name.
+    fn finish(&self, temp_dir: &Path, meta: &SnapshotMeta) -> Result<(), String>;
+    /// Deletes an unfinished snapshot (best effort: a leftover is removed
+    /// at the next start-up).
+    fn discard(&self, temp_dir: &Path);
 }
 
 /// Whether making `request` durable needs an fsync, given the term and
@@ -75,9 +90,18 @@ pub fn needs_sync(request: &PersistRequest, synced_term_vote: (u64, Option<u64>)
 #[derive(Debug)]
 pub struct PendingSnapshot {
     /// What the snapshot stands for.
-    pub meta: raftwood_raft::SnapshotMeta,
+    pub meta: SnapshotMeta,
     /// The checkpoint, to be completed and renamed.
-    pub temp_dir: std::path::PathBuf,
+    pub temp_dir: PathBuf,
+}
+
+/// What happens to a snapshot once its batch is durable.
+#[derive(Debug)]
+pub enum SnapshotStep {
+    /// Complete it, then compact the log to it ([`complete_snapshot`]).
+    Complete(PendingSnapshot),
+    /// Delete it.
+    Discard(PathBuf),
 }
 
 /// What the persistence side remembers from one batch to the next.
@@ -98,8 +122,9 @@ pub struct WrittenBatch {
     tickets: Vec<PersistTicket>,
     /// Whether any request needs an fsync (see [`needs_sync`]).
     sync: bool,
-    /// Snapshots queued in the batch, completed after it is durable.
-    snapshots: Vec<PendingSnapshot>,
+    /// Snapshots queued in the batch, completed or discarded after it is
+    /// durable, in order.
+    snapshots: Vec<SnapshotStep>,
 }
 
 impl PersistBatcher {
@@ -132,7 +157,12 @@ impl PersistBatcher {
                     batch.tickets.push(request.ticket);
                 }
                 PersistWork::Snapshot { meta, temp_dir } => {
-                    batch.snapshots.push(PendingSnapshot { meta, temp_dir });
+                    batch
+                        .snapshots
+                        .push(SnapshotStep::Complete(PendingSnapshot { meta, temp_dir }));
+                }
+                PersistWork::Discard { temp_dir } => {
+                    batch.snapshots.push(SnapshotStep::Discard(temp_dir));
                 }
             }
         }
@@ -147,12 +177,12 @@ impl WrittenBatch {
     }
 
     /// Makes the batch durable with one sync (if any request needs it) and
-    /// returns its tickets in order, for `on_persisted`, and the snapshots
-    /// to complete next (see [`complete_snapshot`]).
+    /// returns its tickets in order, for `on_persisted`, and the snapshot
+    /// steps to take next (see [`complete_snapshot`]).
     pub fn sync(
         self,
         storage: &mut impl LogStorage,
-    ) -> Result<(Vec<PersistTicket>, Vec<PendingSnapshot>), String> {
+    ) -> Result<(Vec<PersistTicket>, Vec<SnapshotStep>), String> {
         if self.sync {
             storage
                 .sync()
@@ -162,160 +192,15 @@ impl WrittenBatch {
     }
 }
 
-/// Completes a snapshot with `finish_snapshot` (its files durable) and only
-/// then drops the log behind it.
+/// Completes a snapshot (its files durable) and only then drops the log
+/// behind it.
 pub fn complete_snapshot(
     storage: &mut impl LogStorage,
+    files: &impl SnapshotFiles,
     snapshot: &PendingSnapshot,
-    finish_snapshot: impl FnOnce(&std::path::Path, &raftwood_raft::SnapshotMeta) -> Result<(), String>,
 ) -> Result<(), String> {
-    finish_snapshot(&snapshot.temp_dir, &snapshot.meta)
+    files
+        .finish(&snapshot.temp_dir, &snapshot.meta)
         .and_then(|()| storage.compact(&snapshot.meta))
         .map_err(|error| format!("snapshot {} failed: {error}", snapshot.meta.index))
-}
-
-/// Runs until `work` closes. Each batch takes every request queued,
-/// writes them all, syncs once if any of them needs it (see
-/// [`needs_sync`]) and reports their tickets in order with `done`. A
-/// storage error is fail-stop: it is reported with `fatal` and the thread
-/// ends, so nothing after it is acknowledged.
-pub fn run_persistence(
-    mut storage: impl LogStorage,
-    work: std_mpsc::Receiver<PersistWork>,
-    mut finish_snapshot: impl FnMut(
-        &std::path::Path,
-        &raftwood_raft::SnapshotMeta,
-    ) -> Result<(), String>,
-    mut done: impl FnMut(Vec<PersistTicket>),
-    fatal: impl FnOnce(String),
-    timings: Option<std::sync::Arc<StageTimings>>,
-) {
-    let mut batcher = PersistBatcher::default();
-    while let Ok(first) = work.recv() {
-        let works: Vec<PersistWork> = std::iter::once(first).chain(work.try_iter()).collect();
-        let requests = works.len() as u64;
-        let started = Instant::now();
-        let result = batcher.write(&mut storage, works).and_then(|batch| {
-            let written = Instant::now();
-            let synced = batch.sync(&mut storage);
-            if let Some(timings) = &timings {
-                timings.record_duration(Stage::LogWrite, written - started);
-                timings.record_duration(Stage::LogSync, written.elapsed());
-                timings.record(Stage::RequestsPerSync, requests);
-            }
-            synced
-        });
-        let (tickets, snapshots) = match result {
-            Ok(done) => done,
-            Err(reason) => {
-                fatal(reason);
-                return;
-            }
-        };
-        if !tickets.is_empty() {
-            done(tickets);
-        }
-        // The snapshot is complete and durable before the log behind it
-        // goes.
-        for snapshot in &snapshots {
-            if let Err(reason) = complete_snapshot(&mut storage, snapshot, &mut finish_snapshot) {
-                fatal(reason);
-                return;
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use raftwood_raft::{Entry, EntryPayload, HardState};
-
-    #[derive(Default)]
-    struct CountingStorage {
-        writes: usize,
-        syncs: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    }
-
-    impl LogStorage for CountingStorage {
-        fn write(&mut self, _request: &PersistRequest) -> Result<(), String> {
-            self.writes += 1;
-            Ok(())
-        }
-        fn sync(&mut self) -> Result<(), String> {
-            self.syncs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            Ok(())
-        }
-        fn compact(&mut self, _snapshot: &raftwood_raft::SnapshotMeta) -> Result<(), String> {
-            Ok(())
-        }
-    }
-
-    fn request(ticket: u64, entry: Option<u64>, hard_state: Option<HardState>) -> PersistWork {
-        PersistWork::Persist(PersistRequest {
-            ticket: PersistTicket(ticket),
-            snapshot: None,
-            entries: entry
-                .map(|index| Entry {
-                    term: 2,
-                    index,
-                    payload: EntryPayload::Empty,
-                })
-                .into_iter()
-                .collect(),
-            hard_state,
-        })
-    }
-
-    /// Runs one request at a time through the thread; returns the syncs.
-    fn syncs_for(requests: Vec<PersistWork>) -> Vec<usize> {
-        let storage = CountingStorage::default();
-        let syncs = storage.syncs.clone();
-        let (sender, receiver) = std_mpsc::channel();
-        let (done_sender, done_receiver) = std_mpsc::channel();
-        let timings = std::sync::Arc::new(StageTimings::new());
-        let thread_timings = timings.clone();
-        let count = requests.len();
-        let thread = std::thread::spawn(move || {
-            run_persistence(
-                storage,
-                receiver,
-                |_, _| Ok(()),
-                move |tickets| {
-                    let _ = done_sender.send(tickets);
-                },
-                |reason| panic!("{reason}"),
-                Some(thread_timings),
-            );
-        });
-        let mut after_each = Vec::new();
-        for request in requests {
-            sender.send(request).unwrap();
-            done_receiver.recv().unwrap();
-            after_each.push(syncs.load(std::sync::atomic::Ordering::SeqCst));
-        }
-        drop(sender);
-        thread.join().unwrap();
-        // One batch per request, each timed.
-        let summary = timings.take_summary().unwrap();
-        assert!(
-            summary.contains(&format!("log sync n={count} ")),
-            "{summary}"
-        );
-        after_each
-    }
-
-    #[test]
-    fn commit_only_updates_are_not_synced_but_entries_and_votes_are() {
-        let hard = |term, vote, commit| HardState { term, vote, commit };
-        let syncs = syncs_for(vec![
-            request(1, None, Some(hard(2, Some(1), 0))), // first hard state: sync
-            request(2, Some(1), None),                   // entries: sync
-            request(3, None, Some(hard(2, Some(1), 1))), // commit only: no sync
-            request(4, None, Some(hard(2, Some(1), 2))), // commit only: no sync
-            request(5, None, Some(hard(3, None, 2))),    // new term: sync
-            request(6, None, Some(hard(3, Some(2), 2))), // new vote: sync
-        ]);
-        assert_eq!(syncs, vec![1, 2, 2, 2, 3, 4]);
-    }
 }

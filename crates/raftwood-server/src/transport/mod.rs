@@ -1,9 +1,13 @@
 //! Peer transport: one long-lived TCP connection from this member to each
-//! peer, messages batched into frames, reconnect with backoff; and the
-//! listener that accepts peers' connections and hands what they send to
-//! the drive loop.
+//! peer, messages batched into frames, reconnect with backoff; snapshots
+//! streamed as chunks and reassembled on arrival; and the listener that
+//! accepts peers' connections and routes what they send to the drive loop
+//! (`inbound.rs`).
 
 mod frame;
+mod inbound;
+mod snapshot_receive;
+mod snapshot_send;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,43 +21,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 pub use frame::{Frame, FrameError, Hello, MAX_FRAME_BYTES, SnapshotChunk};
+pub use inbound::{Inbound, route_inbound};
+pub use snapshot_receive::{ReceiveError, SnapshotReceiver};
 
-/// Where the drive loop's outgoing messages go. The server's
-/// implementation is [`PeerTransport`]; a simulator supplies its own.
-pub trait MessageSink: Send + Sync {
-    /// Sends messages, best effort (Raft tolerates loss); never blocks.
-    fn send(&self, messages: Vec<Message>);
-    /// Streams the snapshot an `InstallSnapshot` message names, then the
-    /// message; reports the outcome as [`Inbound::SnapshotSent`].
-    fn send_snapshot(&self, message: Message);
-}
-
-/// What a peer connection reports to the drive loop.
-#[derive(Debug)]
-pub enum Inbound {
-    /// A peer connected and introduced itself.
-    Connected(Hello),
-    /// A frame arrived from `from`.
-    Frame {
-        /// The sending member, from its hello.
-        from: NodeId,
-        /// What it sent.
-        frame: Frame,
-    },
-    /// Streaming a snapshot to `peer` ended.
-    SnapshotSent {
-        /// The follower.
-        peer: NodeId,
-        /// Whether every chunk was written.
-        ok: bool,
-    },
-    /// A connection to `peer` failed: the leader should probe it again
-    /// rather than keep streaming into the void.
-    Unreachable {
-        /// The peer that could not be reached.
-        peer: NodeId,
-    },
-}
+use crate::driver::MessageSink;
 
 /// Most messages put into one frame; more wait for the next write.
 const MAX_BATCH_MESSAGES: usize = 4096;
@@ -138,7 +109,7 @@ impl MessageSink for Arc<PeerTransport> {
         let transport = self.clone();
         tokio::spawn(async move {
             let result =
-                crate::snapshot::stream_snapshot(&transport, peer, &dir, index, message).await;
+                snapshot_send::stream_snapshot(&transport, peer, &dir, index, message).await;
             if let Err(error) = &result {
                 tracing::info!(peer, index, %error, "snapshot not sent");
             }

@@ -5,8 +5,9 @@
 //! the linearizability check are the raft-core mode's.
 
 use raftwood_server::driver::{
-    ApplyWork, LoopEvent, PersistWork, ProposeError, ReadError, RoundOutcome, apply_batch,
+    ApplyWork, LoopEvent, PersistWork, ProposeError, ReadError, RoundOutcome,
 };
+use raftwood_server::threads::apply_batch;
 use tokio::sync::oneshot;
 
 use super::server_member::{ServerMember, WaitingProposal, WaitingRead};
@@ -165,6 +166,10 @@ impl Simulation {
                 PersistWork::Snapshot { meta, .. } => problems.push(format!(
                     "member {id} compacts to {} in the server-loop mode",
                     meta.index
+                )),
+                PersistWork::Discard { temp_dir } => problems.push(format!(
+                    "member {id} discards snapshot {} in the server-loop mode",
+                    temp_dir.display()
                 )),
             }
         }

@@ -27,10 +27,10 @@ use parking_lot::Mutex;
 use raftwood_kv::KvStore;
 use raftwood_raft::{Index, Message, PersistRequest, RaftNode, SnapshotMeta, Term};
 use raftwood_server::driver::{
-    ApplyContext, ApplyWork, DriveLoop, ForwardSettings, LogStorage, LoopEvent, LoopOutputs,
+    ApplyWork, DriveLoop, ForwardSettings, LogStorage, LoopEvent, LoopOutputs, MessageSink,
     PersistBatcher, PersistWork, ProposeResult, RaftStatus, ReadError, Waiters, WrittenBatch,
 };
-use raftwood_server::transport::MessageSink;
+use raftwood_server::threads::ApplyContext;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::ClientRef;

@@ -13,27 +13,9 @@ use raftwood_kv::{CommittedEntry, KvStore};
 use raftwood_raft::{Entry, EntryPayload, Index, Message};
 use tokio::sync::watch;
 
-use super::LoopEvent;
-use super::waiters::Waiters;
+use crate::driver::{ApplyWork, LoopEvent, Waiters};
 use crate::state_dir::StateDir;
 use crate::timings::{Stage, StageTimings};
-
-/// Work for the apply thread.
-#[derive(Debug)]
-pub enum ApplyWork {
-    /// Committed entries, in log order.
-    Entries(Vec<Entry>),
-    /// Replace the state machine with the snapshot in `dir` (received from
-    /// the leader, fully durable), then hand `message` to the raft core.
-    Install {
-        /// The received snapshot directory.
-        dir: PathBuf,
-        /// The snapshot's log index.
-        index: Index,
-        /// The `InstallSnapshot` message.
-        message: Message,
-    },
-}
 
 /// What the apply thread needs.
 #[derive(Debug)]
