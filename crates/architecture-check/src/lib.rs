@@ -1,17 +1,20 @@
 //! raftwood's architecture invariants, as code.
 //!
 //! `ARCHITECTURE.md` states the invariants in prose; this crate checks them
-//! against `cargo metadata` (the resolved dependency graph) and against the
-//! source tree, so that breaking one fails CI instead of a review.
+//! against `cargo metadata` (the resolved dependency graph), against the
+//! source tree (forbidden text, and the module graph inside a crate), so
+//! that breaking one fails CI instead of a review.
 //!
 //! The rules are data ([`rules`]), the checks are pure functions over a
 //! dependency graph and file contents, and `tests/invariants.rs` runs them
 //! on this workspace and on a fixture workspace that breaks them.
 
 mod dependency_rules;
+mod module_rules;
 mod source_rules;
 
 pub use dependency_rules::{DependencyRule, check_dependencies, dependency_rules};
+pub use module_rules::{ModuleRule, check_modules, module_rules};
 pub use source_rules::{SourceRule, check_sources, source_rules};
 
 /// One broken invariant, printed so that a reader knows what to change.
@@ -36,6 +39,6 @@ impl std::fmt::Display for Violation {
 }
 
 /// All the rules in one place, for the report.
-pub fn rules() -> (Vec<DependencyRule>, Vec<SourceRule>) {
-    (dependency_rules(), source_rules())
+pub fn rules() -> (Vec<DependencyRule>, Vec<SourceRule>, Vec<ModuleRule>) {
+    (dependency_rules(), source_rules(), module_rules())
 }

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use architecture_check::{check_dependencies, check_sources, dependency_rules, source_rules};
+use architecture_check::{
+    check_dependencies, check_modules, check_sources, dependency_rules, module_rules, source_rules,
+};
 use cargo_metadata::MetadataCommand;
 
 fn workspace_root() -> PathBuf {
@@ -12,6 +14,11 @@ fn workspace_root() -> PathBuf {
 
 fn fixture_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/broken-workspace")
+}
+
+/// A server crate (never compiled) that breaks the server's rules.
+fn broken_server_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/broken-server")
 }
 
 #[test]
@@ -78,6 +85,54 @@ fn workspace_sources_respect_architecture_invariants() {
         violations.len()
     );
     assert!(applied.contains(&"raftwood-lsm"), "applied: {applied:?}");
+    assert!(applied.contains(&"raftwood-server"), "applied: {applied:?}");
+}
+
+#[test]
+fn workspace_modules_respect_architecture_invariants() {
+    let (violations, applied) =
+        check_modules(&workspace_root().join("crates"), &module_rules()).expect("read sources");
+    for v in &violations {
+        eprintln!("{v}");
+    }
+    assert!(
+        violations.is_empty(),
+        "{} module invariant(s) broken",
+        violations.len()
+    );
+    assert_eq!(applied, vec!["raftwood-server", "raftwood-server"]);
+}
+
+#[test]
+fn broken_server_fails_the_drive_loop_and_module_checks() {
+    let (violations, applied) =
+        check_sources(&broken_server_root(), &source_rules()).expect("read fixture");
+    assert_eq!(applied, vec!["raftwood-server"]);
+    let found: Vec<String> = violations.iter().map(|v| v.found.clone()).collect();
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(
+        found
+            .iter()
+            .any(|f| f.contains("driver/mod.rs:3") && f.contains("std::fs")),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|f| f.contains("driver/mod.rs:4") && f.contains("Instant::now")),
+        "{found:#?}"
+    );
+
+    let (violations, _) =
+        check_modules(&broken_server_root(), &module_rules()).expect("read fixture");
+    let found: Vec<String> = violations.iter().map(|v| v.found.clone()).collect();
+    assert_eq!(
+        found,
+        vec![
+            "module cycle driver -> node -> driver".to_string(),
+            "lease imports kv".to_string(),
+        ]
+    );
 }
 
 #[test]

@@ -8,8 +8,6 @@ mod kv;
 mod lease;
 mod maintenance;
 pub mod member;
-#[cfg(test)]
-mod test_support;
 mod watch;
 
 use tokio::net::TcpListener;

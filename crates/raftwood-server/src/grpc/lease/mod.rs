@@ -302,7 +302,7 @@ mod tests {
 
     use super::*;
     use crate::driver::RaftStatus;
-    use crate::grpc::test_support::{ME, handle_with};
+    use crate::grpc::member::test_support::{ME, handle_with};
 
     fn service_on_a_follower_of(leader: Option<u64>) -> LeaseService {
         let (member, _loop_side) = handle_with(RaftStatus {

@@ -201,3 +201,5 @@ impl MemberHandle {
 
 #[cfg(test)]
 mod propose_tests;
+#[cfg(test)]
+pub(crate) mod test_support;

@@ -9,7 +9,7 @@ use tonic::Code;
 
 use super::MemberHandle;
 use crate::driver::{LoopEvent, ProposeError, RaftStatus};
-use crate::grpc::test_support::{ME, handle_with};
+use crate::grpc::member::test_support::{ME, handle_with};
 use crate::proto::etcdserverpb::{LeaseRevokeRequest, PutRequest};
 use crate::proto::raftwoodpb::internal_request;
 use crate::request_id::request_id_of;

@@ -12,7 +12,7 @@ use raftwood_kv::{KvOptions, KvStore};
 use raftwood_lsm::fs::{CrashFs, FileSystem};
 use tokio::sync::{mpsc, watch};
 
-use super::member::MemberHandle;
+use super::MemberHandle;
 use crate::config::ServerConfig;
 use crate::driver::{LoopEvent, RaftStatus};
 use crate::membership::{Member, Membership};
