@@ -855,23 +855,36 @@ impl FileSystem for CrashFs {
         let context = || format!("renaming {} to {}", from.display(), to.display());
         let mut state = self.state.lock();
         state.mutate(OpKind::Namespace, context, |state| {
-            let inode = state.lookup_file(from, "renaming")?;
+            let from_parts = components(from)?;
+            let inode = state
+                .lookup(&from_parts)
+                .ok_or_else(|| not_found("renaming", from))?;
+            let moving_dir = state.dir(inode).is_some();
+            if moving_dir && components(to)?.starts_with(&from_parts) {
+                return Err(io_error(
+                    context(),
+                    io::ErrorKind::InvalidInput,
+                    "a directory cannot move into itself",
+                ));
+            }
             let (from_parent, from_name) = state.parent_and_name(from, "renaming")?;
             let (to_parent, to_name) = state.parent_and_name(to, "renaming to")?;
             let target = state
                 .dir(to_parent)
                 .and_then(|dir| dir.visible.get(&to_name).copied());
             if let Some(target) = target {
-                if state.dir(target).is_some() {
+                if target == inode {
+                    // POSIX: renaming onto a link of itself does nothing.
+                    return Ok(());
+                }
+                // Only a file replaces a file; a directory replaces nothing
+                // here (POSIX allows an empty one; nothing needs it).
+                if moving_dir || state.dir(target).is_some() {
                     return Err(io_error(
                         context(),
-                        io::ErrorKind::IsADirectory,
-                        "target is a directory",
+                        io::ErrorKind::AlreadyExists,
+                        "the target exists and one of the two is a directory",
                     ));
-                }
-                if target == inode {
-                    // POSIX: renaming a file onto a link of itself does nothing.
-                    return Ok(());
                 }
             }
             if let Some(dir) = state.dir_mut(from_parent) {
@@ -881,6 +894,32 @@ impl FileSystem for CrashFs {
             state.link(to_parent, to_name, inode);
             Ok(())
         })
+    }
+
+    fn remove_dir(&self, path: &Path) -> Result<()> {
+        let mut state = self.state.lock();
+        state.mutate(
+            OpKind::Namespace,
+            || format!("removing directory {}", path.display()),
+            |state| {
+                let inode = state.lookup_dir(path, "removing directory")?;
+                if state.dir(inode).is_some_and(|dir| !dir.visible.is_empty()) {
+                    return Err(io_error(
+                        format!("removing directory {}", path.display()),
+                        io::ErrorKind::DirectoryNotEmpty,
+                        "directory not empty",
+                    ));
+                }
+                let (parent, name) = state.parent_and_name(path, "removing directory")?;
+                if let Some(dir) = state.dir_mut(parent) {
+                    let removed = dir.visible.remove(&name);
+                    debug_assert_eq!(removed, Some(inode));
+                }
+                // As for a file: a durable entry may still name it until
+                // the parent is synced.
+                Ok(())
+            },
+        )
     }
 
     fn remove_file(&self, path: &Path) -> Result<()> {
@@ -1448,6 +1487,62 @@ mod tests {
         fs.crash(CrashMode::DropUnsynced);
         assert_eq!(fs.read_file(p("/db/CURRENT")).unwrap(), b"new");
         assert_eq!(fs.list_dir(p("/db")).unwrap(), vec!["CURRENT".to_string()]);
+    }
+
+    #[test]
+    fn a_renamed_directory_keeps_its_files_and_needs_both_parents_synced() {
+        let fs = fs_with_db();
+        fs.create_dir_all(p("/db/snap.tmp/kv")).unwrap();
+        let _file = write_file(&fs, "/db/snap.tmp/kv/a", b"table", true);
+        fs.sync_dir(p("/db/snap.tmp/kv")).unwrap();
+        fs.sync_dir(p("/db/snap.tmp")).unwrap();
+        fs.sync_dir(p("/db")).unwrap();
+        fs.rename(p("/db/snap.tmp"), p("/db/snap")).unwrap();
+        assert_eq!(fs.read_file(p("/db/snap/kv/a")).unwrap(), b"table");
+        assert!(!fs.exists(p("/db/snap.tmp")).unwrap());
+        // Not synced: the old name comes back.
+        fs.crash(CrashMode::DropUnsynced);
+        assert!(fs.exists(p("/db/snap.tmp/kv/a")).unwrap());
+        assert!(!fs.exists(p("/db/snap")).unwrap());
+
+        fs.rename(p("/db/snap.tmp"), p("/db/snap")).unwrap();
+        fs.sync_dir(p("/db")).unwrap();
+        fs.crash(CrashMode::DropUnsynced);
+        assert_eq!(fs.read_file(p("/db/snap/kv/a")).unwrap(), b"table");
+        assert_eq!(fs.list_dir(p("/db")).unwrap(), vec!["snap".to_string()]);
+    }
+
+    #[test]
+    fn a_directory_moves_neither_into_itself_nor_over_another_entry() {
+        let fs = fs_with_db();
+        fs.create_dir_all(p("/db/a/b")).unwrap();
+        fs.create_dir_all(p("/db/c")).unwrap();
+        let _file = write_file(&fs, "/db/f", b"x", false);
+        assert!(fs.rename(p("/db/a"), p("/db/a/b/a")).is_err());
+        assert!(fs.rename(p("/db/a"), p("/db/c")).is_err());
+        assert!(fs.rename(p("/db/a"), p("/db/f")).is_err());
+        assert!(fs.rename(p("/db/f"), p("/db/c")).is_err());
+        assert!(fs.exists(p("/db/a/b")).unwrap());
+    }
+
+    #[test]
+    fn only_an_empty_directory_is_removed_and_the_removal_needs_sync_dir() {
+        let fs = fs_with_db();
+        fs.create_dir_all(p("/db/d")).unwrap();
+        let _file = write_file(&fs, "/db/d/a", b"x", true);
+        fs.sync_dir(p("/db/d")).unwrap();
+        fs.sync_dir(p("/db")).unwrap();
+        assert!(fs.remove_dir(p("/db/d")).is_err(), "not empty");
+        fs.remove_file(p("/db/d/a")).unwrap();
+        fs.remove_dir(p("/db/d")).unwrap();
+        assert!(!fs.exists(p("/db/d")).unwrap());
+        fs.crash(CrashMode::DropUnsynced);
+        assert!(fs.exists(p("/db/d/a")).unwrap(), "nothing was synced");
+
+        super::super::remove_dir_all(&fs, p("/db/d")).unwrap();
+        fs.sync_dir(p("/db")).unwrap();
+        fs.crash(CrashMode::DropUnsynced);
+        assert!(!fs.exists(p("/db/d")).unwrap());
     }
 
     #[test]

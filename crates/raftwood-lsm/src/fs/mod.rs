@@ -34,10 +34,14 @@ pub trait FileSystem: Send + Sync + Debug + 'static {
     fn open_random_access(&self, path: &Path) -> Result<Arc<dyn RandomAccessFile>>;
     /// Reads a whole file into memory (used for WALs, manifests, `CURRENT`).
     fn read_file(&self, path: &Path) -> Result<Vec<u8>>;
-    /// Atomically renames `from` to `to`, replacing `to` if it exists.
+    /// Atomically renames `from` (a file or a directory) to `to`,
+    /// replacing `to` if both are files. A directory is never moved over
+    /// an existing entry.
     fn rename(&self, from: &Path, to: &Path) -> Result<()>;
     /// Removes a file.
     fn remove_file(&self, path: &Path) -> Result<()>;
+    /// Removes an empty directory.
+    fn remove_dir(&self, path: &Path) -> Result<()>;
     /// Lists the names (not paths) of the entries in a directory.
     fn list_dir(&self, path: &Path) -> Result<Vec<String>>;
     /// True if `path` exists.
@@ -58,6 +62,23 @@ pub trait FileSystem: Send + Sync + Debug + 'static {
     /// Takes an exclusive advisory lock on `path`, creating it if needed.
     /// Fails with [`Error::Locked`](crate::Error::Locked) if it is held.
     fn lock_file(&self, path: &Path) -> Result<Box<dyn FileLock>>;
+}
+
+/// Removes `path` and everything under it, through `fs`: files first,
+/// then each directory once empty. Like the removals it is made of, it is
+/// durable only after `sync_dir` of `path`'s parent. A missing `path` is
+/// not an error.
+pub fn remove_dir_all(fs: &dyn FileSystem, path: &Path) -> Result<()> {
+    if !fs.exists(path)? {
+        return Ok(());
+    }
+    if !fs.is_dir(path)? {
+        return fs.remove_file(path);
+    }
+    for name in fs.list_dir(path)? {
+        remove_dir_all(fs, &path.join(name))?;
+    }
+    fs.remove_dir(path)
 }
 
 /// A file opened for appending.

@@ -63,6 +63,10 @@ impl FileSystem for StdFs {
         })
     }
 
+    fn remove_dir(&self, path: &Path) -> Result<()> {
+        std::fs::remove_dir(path).map_err(|e| Error::io(ctx("removing directory", path), e))
+    }
+
     fn remove_file(&self, path: &Path) -> Result<()> {
         std::fs::remove_file(path).map_err(|e| Error::io(ctx("removing", path), e))
     }
