@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use raftwood_kv::KvStore;
 use raftwood_log::{LogOptions, RaftLogStore};
-use raftwood_lsm::fs::StdFs;
+use raftwood_lsm::fs::FileSystem;
 use raftwood_raft::{
     ConfState, HardState, InitialState, NodeId, PersistRequest, PersistTicket, SnapshotMeta,
 };
@@ -23,6 +23,7 @@ use crate::driver::LogStorage;
 use crate::error::ServerError;
 use crate::membership::Membership;
 use crate::recovery::reconcile;
+use crate::snapshot::{self, SnapshotStore};
 use crate::state_dir::StateDir;
 
 /// Everything a member knows before it starts running.
@@ -34,6 +35,8 @@ pub struct Bootstrapped {
     pub membership: Membership,
     /// The data directory's layout.
     pub dirs: StateDir,
+    /// The snapshots this member took.
+    pub snapshots: SnapshotStore,
     /// The raft log, recovered and reconciled with the state machine.
     pub log_store: RaftLogStore,
     /// The state machine.
@@ -43,27 +46,45 @@ pub struct Bootstrapped {
     pub initial: InitialState,
 }
 
-/// Identifies the member, opens its log and state machine and reconciles
-/// them. Writes only what a new member must (its identity, and the
-/// bootstrap snapshot point of a new cluster) or what recovery asks for
-/// (the log reset to an installed snapshot).
-pub fn bootstrap(config: &ServerConfig) -> Result<Bootstrapped, ServerError> {
+/// Identifies the member, opens its log and state machine (everything on
+/// `fs`) and reconciles them. Writes only what a new member must (its
+/// identity, and the bootstrap snapshot point of a new cluster), what
+/// recovery asks for (the log reset to an installed snapshot), and removes
+/// what interrupted snapshot steps left.
+pub fn bootstrap(
+    config: &ServerConfig,
+    fs: Arc<dyn FileSystem>,
+) -> Result<Bootstrapped, ServerError> {
     let membership =
         Membership::from_initial_cluster(&config.initial_cluster, &config.initial_cluster_token);
     let member_id = membership
         .id_of(&config.name)
         .ok_or_else(|| ServerError::DataDirMismatch("member not in its own cluster".into()))?;
-    let dirs = StateDir::new(&config.data_dir);
-    check_identity(&dirs.identity(), member_id, membership.cluster_id)?;
+    let dirs = StateDir::new(Arc::clone(&fs), &config.data_dir);
+    check_identity(
+        fs.as_ref(),
+        &dirs.identity(),
+        member_id,
+        membership.cluster_id,
+    )?;
 
     let (mut log_store, recovered) =
-        RaftLogStore::open(Arc::new(StdFs), &dirs.raft(), LogOptions::default())?;
-    dirs.remove_unused_kv_dirs();
-    dirs.snapshots()
-        .map_err(|e| ServerError::io("opening the snapshot directory", e))?
+        RaftLogStore::open(Arc::clone(&fs), &dirs.raft(), LogOptions::default())?;
+    // Fails closed: with no certain live state machine, nothing is removed.
+    let live_kv = dirs.current_kv()?;
+    dirs.remove_unused_kv_dirs(&live_kv)
+        .map_err(|e| ServerError::storage("removing old state machines", e))?;
+    let snapshots = SnapshotStore::open(Arc::clone(&fs), dirs.snapshot_root())
+        .map_err(|e| ServerError::storage("opening the snapshot directory", e))?;
+    snapshots
         .remove_leftovers()
-        .map_err(|e| ServerError::io("clearing unfinished snapshots", e))?;
-    let kv = dirs.open_kv()?;
+        .map_err(|e| ServerError::storage("clearing unfinished snapshots", e))?;
+    crate::durable::remove_tree_synced(fs.as_ref(), &dirs.incoming())
+        .map_err(|e| ServerError::storage("clearing abandoned snapshot transfers", e))?;
+    fs.create_dir_all(&dirs.incoming())
+        .map_err(|e| ServerError::storage("creating the snapshot transfer directory", e))?;
+    let kv = dirs.open_kv_at(&live_kv)?;
+    let installed = snapshot::installed_snapshot(&dirs, &live_kv);
 
     let fresh = recovered.snapshot.is_none()
         && recovered.entries.is_empty()
@@ -71,7 +92,7 @@ pub fn bootstrap(config: &ServerConfig) -> Result<Bootstrapped, ServerError> {
     let initial = if fresh {
         first_start(config, &membership, &mut log_store)?
     } else {
-        restart(recovered, &kv, &dirs, &mut log_store)?
+        restart(recovered, &kv, installed, &mut log_store)?
     };
     tracing::info!(
         member = %format!("{member_id:x}"),
@@ -84,6 +105,7 @@ pub fn bootstrap(config: &ServerConfig) -> Result<Bootstrapped, ServerError> {
         member_id,
         membership,
         dirs,
+        snapshots,
         log_store,
         kv,
         initial,
@@ -116,7 +138,7 @@ fn first_start(
 fn restart(
     recovered: raftwood_log::Recovered,
     kv: &KvStore,
-    dirs: &StateDir,
+    installed: Option<SnapshotMeta>,
     log_store: &mut RaftLogStore,
 ) -> Result<InitialState, ServerError> {
     let startup = reconcile(
@@ -124,7 +146,7 @@ fn restart(
         recovered.snapshot.unwrap_or_default(),
         recovered.entries,
         kv.applied_index(),
-        dirs.installed_snapshot(),
+        installed,
     );
     if let Some(snapshot) = &startup.reset_log_to {
         tracing::warn!(
@@ -138,26 +160,34 @@ fn restart(
 
 /// Refuses a data directory written by another member or cluster; records
 /// the identity in a new one.
-fn check_identity(path: &Path, member_id: NodeId, cluster_id: u64) -> Result<(), ServerError> {
+fn check_identity(
+    fs: &dyn FileSystem,
+    path: &Path,
+    member_id: NodeId,
+    cluster_id: u64,
+) -> Result<(), ServerError> {
     let expected = format!("member_id={member_id:016x}\ncluster_id={cluster_id:016x}\n");
-    match std::fs::read_to_string(path) {
-        Ok(found) if found == expected => Ok(()),
-        Ok(found) => Err(ServerError::DataDirMismatch(format!(
-            "{} holds\n{found}but this member is\n{expected}(another --name, --initial-cluster or --initial-cluster-token wrote it)",
-            path.display()
-        ))),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let parent = path.parent().unwrap_or(path);
-            std::fs::create_dir_all(parent)
-                .map_err(|e| ServerError::io(format!("creating {}", parent.display()), e))?;
-            crate::durable::replace_file(path, expected.as_bytes())
-                .map_err(|e| ServerError::io(format!("writing {}", path.display()), e))
+    let looking = |e| ServerError::storage(format!("reading {}", path.display()), e);
+    if fs.exists(path).map_err(looking)? {
+        let found = fs.read_file(path).map_err(looking)?;
+        if found == expected.as_bytes() {
+            return Ok(());
         }
-        Err(error) => Err(ServerError::io(
-            format!("reading {}", path.display()),
-            error,
-        )),
+        return Err(ServerError::DataDirMismatch(format!(
+            "{} holds\n{}but this member is\n{expected}(another --name, --initial-cluster or --initial-cluster-token wrote it)",
+            path.display(),
+            String::from_utf8_lossy(&found)
+        )));
     }
+    let parent = crate::durable::parent_of(path);
+    let creating = |e| ServerError::storage(format!("writing {}", path.display()), e);
+    fs.create_dir_all(parent).map_err(creating)?;
+    crate::durable::replace_file(fs, path, expected.as_bytes()).map_err(creating)?;
+    // The new directories' entries, up to the data directory.
+    if let Some(data_dir) = parent.parent() {
+        fs.sync_dir(data_dir).map_err(creating)?;
+    }
+    Ok(())
 }
 
 /// Writes `snapshot` as the raft log's starting point, with `hard_state`,

@@ -34,6 +34,18 @@ pub enum ServerError {
         /// The OS error.
         source: io::Error,
     },
+    /// The data directory could not be read or written (through the
+    /// storage seam).
+    #[error("{context}: {source}")]
+    Storage {
+        /// What was being done.
+        context: String,
+        /// The seam's error.
+        source: raftwood_lsm::Error,
+    },
+    /// The live state machine cannot be told apart from old ones.
+    #[error("data directory: {0}")]
+    StateDir(#[from] crate::state_dir::StateDirError),
     /// Writing the bootstrap state failed.
     #[error("bootstrapping the raft log: {0}")]
     Bootstrap(String),
@@ -43,6 +55,14 @@ pub enum ServerError {
 }
 
 impl ServerError {
+    /// A storage error with what was being attempted.
+    pub fn storage(context: impl Into<String>, source: raftwood_lsm::Error) -> ServerError {
+        ServerError::Storage {
+            context: context.into(),
+            source,
+        }
+    }
+
     /// An I/O error with what was being attempted.
     pub fn io(context: impl Into<String>, source: io::Error) -> ServerError {
         ServerError::Io {

@@ -13,6 +13,7 @@ use arc_swap::ArcSwap;
 use parking_lot::{Mutex, RwLock};
 use raftwood_kv::KvStore;
 use raftwood_log::RaftLogStore;
+use raftwood_lsm::fs::StdFs;
 use raftwood_raft::{Config, Index, InitialState, NodeId, RaftNode, ReadOnlyMode};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -26,7 +27,7 @@ use crate::driver::{
 use crate::error::ServerError;
 use crate::grpc::{ClientApi, MemberHandle};
 use crate::request_id::RequestIds;
-use crate::state_dir::StateDir;
+use crate::snapshot::SnapshotStore;
 use crate::threads::{ApplyContext, ApplySnapshots, run_apply, run_persistence};
 use crate::timings::StageTimings;
 use crate::transport::{self, Hello, Inbound, PeerTransport, SnapshotReceiver};
@@ -191,7 +192,7 @@ fn peer_transport(
             .collect(),
         name: config.name.clone(),
     };
-    let network = PeerTransport::new(hello, boot.dirs.snapshot_root(), inbound);
+    let network = PeerTransport::new(hello, boot.snapshots.clone(), inbound);
     for member in boot.membership.members.values() {
         if member.id != boot.member_id {
             network.add_peer(
@@ -208,14 +209,14 @@ fn peer_transport(
 fn spawn_persistence(
     name: &str,
     log_store: RaftLogStore,
-    dirs: StateDir,
+    snapshots: SnapshotStore,
     events: mpsc::UnboundedSender<LoopEvent>,
     timings: Option<Arc<StageTimings>>,
 ) -> Result<(std_mpsc::Sender<PersistWork>, std::thread::JoinHandle<()>), ServerError> {
     let (work, work_rx) = std_mpsc::channel();
     let thread = std::thread::Builder::new()
         .name(format!("persist-{name}"))
-        .spawn(move || run_persistence(log_store, work_rx, dirs, events, timings))
+        .spawn(move || run_persistence(log_store, work_rx, snapshots, events, timings))
         .map_err(|e| ServerError::io("starting the persistence thread", e))?;
     Ok((work, thread))
 }
@@ -264,7 +265,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
     config.validate()?;
     let config = Arc::new(config);
     let listeners = bind_listeners(&config).await?;
-    let mut boot = bootstrap(&config)?;
+    let mut boot = bootstrap(&config, Arc::new(StdFs))?;
     let member_id = boot.member_id;
     let snapshot_index = boot.initial.snapshot.index;
     let channels = Channels::new(member_id, boot.initial.applied);
@@ -273,6 +274,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
     let Bootstrapped {
         membership,
         dirs,
+        snapshots,
         log_store,
         kv,
         ..
@@ -289,7 +291,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
     let (persist, persist_thread) = spawn_persistence(
         &config.name,
         log_store,
-        dirs.clone(),
+        snapshots.clone(),
         channels.events.clone(),
         timings.clone(),
     )?;
@@ -300,6 +302,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
         events: channels.events.clone(),
         snapshots: Some(ApplySnapshots {
             state_dir: dirs.clone(),
+            store: snapshots,
             snapshot_count: config.snapshot_count,
             last_snapshot_index: snapshot_index,
         }),
@@ -338,7 +341,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
             channels.inbound_rx,
             channels.events.clone(),
             membership.clone(),
-            SnapshotReceiver::new(dirs.incoming()),
+            SnapshotReceiver::new(Arc::clone(dirs.fs()), dirs.incoming()),
         )),
     ];
     if let Some(timings) = timings {

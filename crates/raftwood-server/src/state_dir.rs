@@ -1,48 +1,82 @@
-//! The layout of a member's data directory, and the steps that move
-//! state-machine directories around durably.
+//! The layout of a member's data directory, all of it reached through the
+//! storage seam (`raftwood_lsm::fs::FileSystem`).
 //!
 //! ```text
 //! <data-dir>/member/identity          member and cluster id (refuses a foreign dir)
 //! <data-dir>/member/raft/             the raft log (raftwood-log)
 //! <data-dir>/member/kv-current        name of the live state-machine directory
 //! <data-dir>/member/kv…/              the state machine (raftwood-kv on raftwood-lsm)
+//! <data-dir>/member/kv-<index>.raft-snapshot   meta of an installed snapshot
 //! <data-dir>/member/snap/<index>/     snapshots: kv/ (a checkpoint) + raft-snapshot
 //! <data-dir>/member/snap-incoming/    snapshots being received from the leader
 //! ```
 //!
-//! Durability order when a received snapshot replaces the state machine:
-//! its files are fsynced as they arrive; the directory is renamed to
-//! `kv-<index>`, its meta written beside it as `kv-<index>.raft-snapshot`
-//! and `member/` fsynced; then `kv-current` is replaced by temp file +
-//! fsync + rename + fsync. A crash before the last rename leaves the old
-//! state machine live (the raft core has not heard of the snapshot yet, so
-//! it asks again); after it, the new one, whose durable applied index is
-//! the snapshot's — possibly ahead of the raft log, if the crash came
-//! before the core persisted the snapshot point: start-up then resets the
-//! log to the installed snapshot's meta (`recovery.rs`).
+//! Which state-machine directory is live is decided by `kv-current` alone
+//! (`kv` when the file does not exist, as on a member that never installed
+//! a snapshot). A `kv-current` that exists but cannot be read, or names
+//! something that is not a directory here, stops the start-up with an
+//! error: guessing could open an old state machine and delete the live
+//! one. The steps that install a snapshot are in `snapshot/install.rs`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use raftwood_kv::{KvError, KvOptions, KvStore};
-use raftwood_raft::SnapshotMeta;
+use raftwood_kv::{KvOptions, KvStore};
+use raftwood_lsm::fs::FileSystem;
 
-use crate::durable::{replace_file, sync_dir, write_file_synced};
-use crate::snapshot::{META_FILE, SnapshotStore};
+use crate::durable::{FsResult, replace_file};
 
 const KV_CURRENT: &str = "kv-current";
+/// The live state machine's directory before any snapshot was installed.
+const FIRST_KV: &str = "kv";
+
+/// Why the live state machine cannot be found.
+#[derive(Debug, thiserror::Error)]
+pub enum StateDirError {
+    /// The filesystem refused.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The seam's error.
+        source: raftwood_lsm::Error,
+    },
+    /// `kv-current` holds something that names no state machine here.
+    #[error(
+        "{path} names {found:?}, which is not a state-machine directory here; refusing to guess which state machine is live"
+    )]
+    BadCurrent {
+        /// The `kv-current` file.
+        path: PathBuf,
+        /// What it holds.
+        found: String,
+    },
+}
 
 /// A member's data directory.
 #[derive(Debug, Clone)]
 pub struct StateDir {
+    fs: Arc<dyn FileSystem>,
     member: PathBuf,
 }
 
 impl StateDir {
-    /// The layout under `data_dir`.
-    pub fn new(data_dir: &Path) -> StateDir {
+    /// The layout under `data_dir`, on `fs`.
+    pub fn new(fs: Arc<dyn FileSystem>, data_dir: &Path) -> StateDir {
         StateDir {
+            fs,
             member: data_dir.join("member"),
         }
+    }
+
+    /// The filesystem everything here lives on.
+    pub fn fs(&self) -> &Arc<dyn FileSystem> {
+        &self.fs
+    }
+
+    /// `member/`.
+    pub fn member(&self) -> &Path {
+        &self.member
     }
 
     /// `member/identity`.
@@ -60,118 +94,181 @@ impl StateDir {
         self.member.join("snap-incoming")
     }
 
-    /// The local snapshots.
-    pub fn snapshots(&self) -> std::io::Result<SnapshotStore> {
-        SnapshotStore::open(self.member.join("snap"))
-    }
-
     /// `member/snap`: where this member's snapshots live (what the
     /// transport streams to a follower).
     pub fn snapshot_root(&self) -> PathBuf {
         self.member.join("snap")
     }
 
-    /// Where a snapshot at `index` is assembled before it is complete.
-    pub fn snapshot_temp_dir(&self, index: u64) -> PathBuf {
-        self.member.join("snap").join(format!("{index:016x}.tmp"))
-    }
-
-    /// The live state-machine directory.
-    pub fn current_kv(&self) -> PathBuf {
-        let name = std::fs::read_to_string(self.member.join(KV_CURRENT))
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty() && !s.contains('/'))
-            .unwrap_or_else(|| "kv".to_string());
-        self.member.join(name)
-    }
-
-    /// Opens the live state machine.
-    pub fn open_kv(&self) -> Result<KvStore, KvError> {
-        KvStore::open(&self.current_kv(), KvOptions::default())
-    }
-
-    /// Makes the snapshot received into `received` (a checkpoint in `kv/`
-    /// and its `raft-snapshot` meta file) the live state machine (see the
-    /// module comment for the durability order) and opens it. The meta is
-    /// kept beside the state machine as `kv-<index>.raft-snapshot`, so a
-    /// restart that finds the state machine ahead of the raft log (a crash
-    /// before the core persisted the snapshot point) knows which log
-    /// position and membership it stands for.
-    pub fn install_kv(&self, received: &Path, index: u64) -> Result<KvStore, String> {
-        let name = format!("kv-{index:016x}");
-        let target = self.member.join(&name);
-        let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
-        let meta = std::fs::read(received.join(META_FILE))
-            .map_err(|e| io("reading the snapshot's meta", e))?;
-        if target.exists() {
-            std::fs::remove_dir_all(&target).map_err(|e| io("clearing old target", e))?;
+    /// The live state-machine directory, as `kv-current` names it.
+    pub fn current_kv(&self) -> Result<PathBuf, StateDirError> {
+        let path = self.member.join(KV_CURRENT);
+        let io = |context: &str, source| StateDirError::Io {
+            context: format!("{context} {}", path.display()),
+            source,
+        };
+        if !self.fs.exists(&path).map_err(|e| io("looking for", e))? {
+            return Ok(self.member.join(FIRST_KV));
         }
-        std::fs::rename(received.join("kv"), &target)
-            .map_err(|e| io("moving the snapshot into place", e))?;
-        write_file_synced(&self.installed_meta_path(&target), &meta)
-            .map_err(|e| io("writing the snapshot's meta", e))?;
-        sync_dir(&self.member).map_err(|e| io("syncing member/", e))?;
-        replace_file(&self.member.join(KV_CURRENT), name.as_bytes())
-            .map_err(|e| io("replacing kv-current", e))?;
-        KvStore::open(&target, KvOptions::default()).map_err(|e| e.to_string())
+        let bytes = self.fs.read_file(&path).map_err(|e| io("reading", e))?;
+        let found = String::from_utf8_lossy(&bytes).trim().to_string();
+        let plausible = is_kv_dir_name(&found);
+        let dir = self.member.join(&found);
+        if !plausible || !self.fs.is_dir(&dir).map_err(|e| io("checking", e))? {
+            return Err(StateDirError::BadCurrent { path, found });
+        }
+        Ok(dir)
     }
 
-    /// The snapshot the live state machine was installed from, if it came
-    /// from a leader's snapshot.
-    pub fn installed_snapshot(&self) -> Option<SnapshotMeta> {
-        let bytes = std::fs::read(self.installed_meta_path(&self.current_kv())).ok()?;
-        crate::snapshot::decode_meta(&bytes)
+    /// Makes the state-machine directory `name` (under `member/`) the live
+    /// one, durably: `kv-current` replaced by temp file, sync, rename,
+    /// sync of `member/`.
+    pub fn set_current_kv(&self, name: &str) -> FsResult<()> {
+        assert!(
+            is_kv_dir_name(name),
+            "not a state-machine directory: {name}"
+        );
+        replace_file(
+            self.fs.as_ref(),
+            &self.member.join(KV_CURRENT),
+            name.as_bytes(),
+        )
     }
 
-    fn installed_meta_path(&self, kv_dir: &Path) -> PathBuf {
+    /// Opens the state machine in `dir` on this directory's filesystem.
+    pub fn open_kv_at(&self, dir: &Path) -> Result<KvStore, raftwood_kv::KvError> {
+        let mut options = KvOptions::default();
+        options.lsm.fs = Arc::clone(&self.fs);
+        KvStore::open(dir, options)
+    }
+
+    /// Where the meta of the snapshot installed as `kv_dir` is kept:
+    /// `kv-<index>.raft-snapshot` beside it.
+    pub fn installed_meta_path(&self, kv_dir: &Path) -> PathBuf {
         let mut name = kv_dir.file_name().unwrap_or_default().to_os_string();
         name.push(".raft-snapshot");
         self.member.join(name)
     }
 
-    /// Deletes state-machine directories that are no longer live (left by
-    /// snapshot installs). Called at start-up, before anything opens them.
-    pub fn remove_unused_kv_dirs(&self) {
-        let current = self.current_kv();
-        let Ok(entries) = std::fs::read_dir(&self.member) else {
-            return;
+    /// Deletes state-machine directories that are not `live` (left by
+    /// snapshot installs), with their metas. Called at start-up, before
+    /// anything opens them, with the directory [`StateDir::current_kv`]
+    /// returned: nothing is deleted unless the live one is known.
+    pub fn remove_unused_kv_dirs(&self, live: &Path) -> FsResult<()> {
+        let Ok(names) = self.fs.list_dir(&self.member) else {
+            return Ok(());
         };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            let is_kv = name == "kv" || name.starts_with("kv-") && name != KV_CURRENT;
-            if !is_kv || path == current {
+        let live_meta = self.installed_meta_path(live);
+        let mut removed = false;
+        for name in names {
+            let path = self.member.join(&name);
+            let is_kv = is_kv_dir_name(&name) || is_installed_meta_name(&name);
+            if !is_kv || path == live || path == live_meta {
                 continue;
             }
-            if path.is_dir() {
-                let _ = std::fs::remove_dir_all(&path);
-            } else if path != self.installed_meta_path(&current) {
-                let _ = std::fs::remove_file(&path);
-            }
+            raftwood_lsm::fs::remove_dir_all(self.fs.as_ref(), &path)?;
+            removed = true;
         }
-    }
-
-    /// Completes a snapshot whose state-machine checkpoint is in
-    /// `temp_dir`: writes its meta file, makes everything durable and gives
-    /// the directory its final name. Returns the final path.
-    pub fn finish_snapshot(&self, temp_dir: &Path, meta: &SnapshotMeta) -> Result<PathBuf, String> {
-        let store = self.snapshots().map_err(|e| e.to_string())?;
-        store.finish(temp_dir, meta)
+        if removed {
+            self.fs.sync_dir(&self.member)?;
+        }
+        Ok(())
     }
 }
 
-impl crate::driver::SnapshotFiles for StateDir {
-    fn finish(&self, temp_dir: &Path, meta: &SnapshotMeta) -> Result<(), String> {
-        self.finish_snapshot(temp_dir, meta).map(|_| ())
+/// `kv` or `kv-<16 hex digits>`.
+fn is_kv_dir_name(name: &str) -> bool {
+    name == FIRST_KV
+        || name
+            .strip_prefix("kv-")
+            .is_some_and(|index| index.len() == 16 && index.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// `kv-<16 hex digits>.raft-snapshot`.
+fn is_installed_meta_name(name: &str) -> bool {
+    name.strip_suffix(".raft-snapshot")
+        .is_some_and(|dir| dir != FIRST_KV && is_kv_dir_name(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use raftwood_lsm::fs::CrashFs;
+
+    use super::*;
+
+    fn dirs() -> StateDir {
+        let fs = Arc::new(CrashFs::new());
+        fs.create_dir_all(Path::new("/data/member/kv")).unwrap();
+        StateDir::new(fs, Path::new("/data"))
     }
 
-    fn discard(&self, temp_dir: &Path) {
-        if let Err(error) = std::fs::remove_dir_all(temp_dir)
-            && error.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(%error, dir = %temp_dir.display(), "an unused snapshot was not deleted");
+    #[test]
+    fn without_kv_current_the_first_directory_is_live() {
+        assert_eq!(dirs().current_kv().unwrap(), Path::new("/data/member/kv"));
+    }
+
+    #[test]
+    fn kv_current_names_the_live_directory_and_a_bad_one_is_refused() {
+        let dirs = dirs();
+        let installed = "kv-00000000000000ff";
+        dirs.fs()
+            .create_dir_all(&dirs.member().join(installed))
+            .unwrap();
+        dirs.set_current_kv(installed).unwrap();
+        assert_eq!(dirs.current_kv().unwrap(), dirs.member().join(installed));
+
+        // Damaged: names nothing here. No guessing, and nothing deleted.
+        replace_file(
+            dirs.fs().as_ref(),
+            &dirs.member().join(KV_CURRENT),
+            b"kv-\xff",
+        )
+        .unwrap();
+        assert!(matches!(
+            dirs.current_kv(),
+            Err(StateDirError::BadCurrent { .. })
+        ));
+        replace_file(
+            dirs.fs().as_ref(),
+            &dirs.member().join(KV_CURRENT),
+            b"kv-0000000000000100",
+        )
+        .unwrap();
+        assert!(matches!(
+            dirs.current_kv(),
+            Err(StateDirError::BadCurrent { .. })
+        ));
+        assert!(dirs.fs().is_dir(&dirs.member().join(installed)).unwrap());
+        assert!(dirs.fs().is_dir(&dirs.member().join("kv")).unwrap());
+    }
+
+    #[test]
+    fn only_state_machines_other_than_the_live_one_are_removed() {
+        let dirs = dirs();
+        let fs = dirs.fs().clone();
+        let live = dirs.member().join("kv-0000000000000010");
+        fs.create_dir_all(&live).unwrap();
+        fs.create_dir_all(&dirs.member().join("kv-0000000000000008"))
+            .unwrap();
+        fs.create_dir_all(&dirs.raft()).unwrap();
+        for meta in [
+            "kv-0000000000000010.raft-snapshot",
+            "kv-0000000000000008.raft-snapshot",
+        ] {
+            drop(fs.create_file(&dirs.member().join(meta)).unwrap());
         }
+        dirs.set_current_kv("kv-0000000000000010").unwrap();
+        dirs.remove_unused_kv_dirs(&live).unwrap();
+        let mut left = fs.list_dir(dirs.member()).unwrap();
+        left.sort();
+        assert_eq!(
+            left,
+            vec![
+                "kv-0000000000000010",
+                "kv-0000000000000010.raft-snapshot",
+                "kv-current",
+                "raft"
+            ]
+        );
     }
 }

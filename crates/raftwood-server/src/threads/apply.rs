@@ -14,6 +14,8 @@ use raftwood_raft::{Entry, EntryPayload, Index, Message};
 use tokio::sync::watch;
 
 use crate::driver::{ApplyWork, LoopEvent, Waiters};
+use crate::durable::remove_tree_synced;
+use crate::snapshot::{self, Checkpoint, SnapshotStore};
 use crate::state_dir::StateDir;
 use crate::timings::{Stage, StageTimings};
 
@@ -38,8 +40,10 @@ pub struct ApplyContext {
 /// Where and how often the apply thread snapshots the state machine.
 #[derive(Debug)]
 pub struct ApplySnapshots {
-    /// Where state-machine directories and snapshots live.
+    /// Where state-machine directories live (installs switch them).
     pub state_dir: StateDir,
+    /// Where snapshots are taken.
+    pub store: SnapshotStore,
     /// Entries between two snapshots (`--snapshot-count`; 0: never).
     pub snapshot_count: u64,
     /// The index of the last snapshot.
@@ -140,38 +144,15 @@ fn apply_entries(context: &mut ApplyContext, entries: Vec<Entry>) -> Result<(), 
         snapshots.last_snapshot_index,
         snapshots.snapshot_count,
     ) {
-        let flush = checkpoint == Checkpoint::FlushFirst;
-        let temp = snapshots.state_dir.snapshot_temp_dir(last);
-        if temp.exists() {
-            std::fs::remove_dir_all(&temp)
-                .map_err(|e| format!("clearing {}: {e}", temp.display()))?;
-        }
-        std::fs::create_dir_all(&temp).map_err(|e| format!("creating {}: {e}", temp.display()))?;
-        // With a flush the checkpoint holds exactly what is applied now
-        // (this thread is the only writer); without, what was flushed.
-        let index = if flush {
-            kv.checkpoint(&temp.join("kv"))
-        } else {
-            kv.checkpoint_durable(&temp.join("kv"))
-        }
-        .map_err(|e| format!("state machine checkpoint failed: {e}"))?;
-        debug_assert!(index <= last && (flush || index >= durable));
+        let taken = snapshot::take(&snapshots.store, &kv, last, checkpoint)?;
+        let index = taken.index;
         snapshots.last_snapshot_index = index;
         let _ = context.events.send(LoopEvent::SnapshotTaken {
             index,
-            temp_dir: temp,
+            temp_dir: taken.temp_dir,
         });
     }
     Ok(())
-}
-
-/// Which checkpoint a snapshot is taken from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Checkpoint {
-    /// The tables as flushed: hard links only.
-    Flushed,
-    /// Everything applied: the memtable is flushed first.
-    FlushFirst,
 }
 
 /// Whether to take a snapshot after applying up to `last`, with the engine
@@ -208,24 +189,28 @@ fn install(
     index: Index,
     message: Message,
 ) -> Result<(), String> {
-    let current = context.kv.load_full();
-    if current.applied_index() >= index {
-        // Already there through the log: installing would go back in time.
-        tracing::info!(index, "snapshot not needed, state machine is ahead");
-        let _ = std::fs::remove_dir_all(&dir);
-        let _ = context.events.send(LoopEvent::Messages(vec![message]));
-        return Ok(());
-    }
     let Some(snapshots) = &mut context.snapshots else {
         return Err(format!(
             "snapshot {index} received by a member that takes no snapshots"
         ));
     };
-    let store = snapshots
-        .state_dir
-        .install_kv(&dir, index)
-        .map_err(|e| format!("installing snapshot {index}: {e}"))?;
+    let current = context.kv.load_full();
+    if current.applied_index() >= index {
+        // Already there through the log: installing would go back in time.
+        tracing::info!(index, "snapshot not needed, state machine is ahead");
+        if let Err(error) = remove_tree_synced(snapshots.state_dir.fs().as_ref(), &dir) {
+            tracing::warn!(%error, "an unneeded snapshot was not deleted");
+        }
+        let _ = context.events.send(LoopEvent::Messages(vec![message]));
+        return Ok(());
+    }
+    let store = snapshot::install(&snapshots.state_dir, &dir, index)?;
     let applied = store.applied_index();
+    if applied < index {
+        return Err(format!(
+            "snapshot {index} holds a state machine applied only to {applied}"
+        ));
+    }
     // Readers may still hold the old store; its directory is deleted at
     // the next start-up, never under them.
     context.kv.store(Arc::new(store));
@@ -233,7 +218,6 @@ fn install(
     // one here: their clients cannot be told what happened.
     context.waiters.lock().snapshot_installed();
     drop(current);
-    let _ = std::fs::remove_dir_all(&dir);
     snapshots.last_snapshot_index = index;
     context.applied.send_replace(applied);
     tracing::info!(index, applied, "installed snapshot from the leader");

@@ -25,6 +25,7 @@ pub use inbound::{Inbound, route_inbound};
 pub use snapshot_receive::{ReceiveError, SnapshotReceiver};
 
 use crate::driver::MessageSink;
+use crate::snapshot::SnapshotStore;
 
 /// Most messages put into one frame; more wait for the next write.
 const MAX_BATCH_MESSAGES: usize = 4096;
@@ -44,8 +45,8 @@ struct PeerHandle {
 /// Outgoing connections, one sender task per peer.
 pub struct PeerTransport {
     hello: Hello,
-    /// Where this member's snapshots live (`member/snap`).
-    snapshot_dir: std::path::PathBuf,
+    /// This member's snapshots, streamed from here.
+    snapshots: SnapshotStore,
     peers: Mutex<HashMap<NodeId, PeerHandle>>,
     inbound: mpsc::UnboundedSender<Inbound>,
 }
@@ -64,12 +65,12 @@ impl PeerTransport {
     /// connection failures on `inbound`.
     pub fn new(
         hello: Hello,
-        snapshot_dir: std::path::PathBuf,
+        snapshots: SnapshotStore,
         inbound: mpsc::UnboundedSender<Inbound>,
     ) -> Arc<PeerTransport> {
         Arc::new(PeerTransport {
             hello,
-            snapshot_dir,
+            snapshots,
             peers: Mutex::new(HashMap::new()),
             inbound,
         })
@@ -105,11 +106,12 @@ impl MessageSink for Arc<PeerTransport> {
         };
         let index = snapshot.index;
         let peer = message.to;
-        let dir = self.snapshot_dir.join(format!("{index:016x}"));
+        let dir = self.snapshots.path_of(index);
+        let fs = Arc::clone(self.snapshots.fs());
         let transport = self.clone();
         tokio::spawn(async move {
             let result =
-                snapshot_send::stream_snapshot(&transport, peer, &dir, index, message).await;
+                snapshot_send::stream_snapshot(&transport, fs, peer, dir, index, message).await;
             if let Err(error) = &result {
                 tracing::info!(peer, index, %error, "snapshot not sent");
             }

@@ -1,11 +1,18 @@
-//! Receiving a snapshot's chunks into a fresh directory.
+//! Receiving a snapshot's chunks into a fresh directory, through the
+//! storage seam. Chunks of a file arrive in order (the sender streams one
+//! file after another over one connection), so each chunk must start
+//! where the file so far ends: a chunk that does not is refused, and so a
+//! transfer can never write sparse files or outside what it sends.
 
-use std::io::{Seek, SeekFrom, Write};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
+use raftwood_lsm::fs::{FileSystem, WritableFile};
 use raftwood_raft::{Message, NodeId};
 
-use crate::durable::sync_dir;
+use crate::durable::{remove_tree_synced, sync_tree};
 use crate::transport::SnapshotChunk;
 
 /// Why a transfer was abandoned.
@@ -14,12 +21,22 @@ pub enum ReceiveError {
     /// A chunk named a file outside the transfer's directory.
     #[error("snapshot chunk names an unsafe path {0:?}")]
     UnsafePath(String),
+    /// A chunk does not continue its file where it ends.
+    #[error("snapshot chunk for {file:?} at offset {offset}, but the file has {written} bytes")]
+    OutOfOrder {
+        /// The file.
+        file: String,
+        /// Where the chunk says it goes.
+        offset: u64,
+        /// What the file holds so far.
+        written: u64,
+    },
     /// The data does not match the sender's checksum.
     #[error("snapshot checksum mismatch")]
     Checksum,
     /// Writing the files failed.
     #[error("writing the snapshot: {0}")]
-    Io(#[from] std::io::Error),
+    Io(#[from] raftwood_lsm::Error),
 }
 
 /// One transfer in progress.
@@ -29,27 +46,50 @@ struct Transfer {
     snapshot_index: u64,
     dir: PathBuf,
     crc: u32,
+    /// The files written so far, open for appending.
+    files: HashMap<String, Box<dyn WritableFile>>,
 }
 
 /// Assembles incoming snapshots under `root/<index>.incoming`.
 #[derive(Debug)]
 pub struct SnapshotReceiver {
+    fs: Arc<dyn FileSystem>,
     root: PathBuf,
     current: Option<Transfer>,
 }
 
 impl SnapshotReceiver {
-    /// A receiver writing under `root`.
-    pub fn new(root: PathBuf) -> SnapshotReceiver {
+    /// A receiver writing under `root` on `fs`.
+    pub fn new(fs: Arc<dyn FileSystem>, root: PathBuf) -> SnapshotReceiver {
         SnapshotReceiver {
+            fs,
             root,
             current: None,
         }
     }
 
     /// Takes one chunk. When the transfer completes and checks out, returns
-    /// the directory holding the snapshot and the message to hand to raft.
+    /// the directory holding the snapshot (every file and directory in it
+    /// durable) and the message to hand to raft. An error abandons the
+    /// transfer and deletes what it wrote.
     pub fn receive(
+        &mut self,
+        from: NodeId,
+        chunk: SnapshotChunk,
+    ) -> Result<Option<(PathBuf, Message)>, ReceiveError> {
+        let result = self.receive_inner(from, chunk);
+        if result.is_err()
+            && let Some(transfer) = self.current.take()
+        {
+            drop(transfer.files);
+            if let Err(error) = remove_tree_synced(self.fs.as_ref(), &transfer.dir) {
+                tracing::warn!(%error, "an abandoned snapshot transfer was not deleted");
+            }
+        }
+        result
+    }
+
+    fn receive_inner(
         &mut self,
         from: NodeId,
         chunk: SnapshotChunk,
@@ -59,80 +99,97 @@ impl SnapshotReceiver {
             .as_ref()
             .is_some_and(|t| t.from == from && t.snapshot_index == chunk.snapshot_index);
         if !same {
-            // A new transfer replaces an abandoned one.
-            let dir = self
-                .root
-                .join(format!("{:016x}.incoming", chunk.snapshot_index));
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir)?;
-            }
-            std::fs::create_dir_all(&dir)?;
-            self.current = Some(Transfer {
-                from,
-                snapshot_index: chunk.snapshot_index,
-                dir,
-                crc: 0,
-            });
+            self.start(from, chunk.snapshot_index)?;
         }
+        let fs = Arc::clone(&self.fs);
         let Some(transfer) = self.current.as_mut() else {
             return Ok(None);
         };
         if !chunk.file.is_empty() {
-            let relative = Path::new(&chunk.file);
-            let depth = relative.components().count();
-            let safe = (1..=2).contains(&depth)
-                && relative
-                    .components()
-                    .all(|c| matches!(c, Component::Normal(_)));
-            if !safe {
-                self.current = None;
-                return Err(ReceiveError::UnsafePath(chunk.file));
-            }
-            let path = transfer.dir.join(relative);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(false)
-                .open(&path)?;
-            file.seek(SeekFrom::Start(chunk.offset))?;
-            file.write_all(&chunk.data)?;
-            transfer.crc = crc32c::crc32c_append(transfer.crc, &chunk.data);
+            write_chunk(fs.as_ref(), transfer, &chunk)?;
         }
         let Some((crc, message)) = chunk.finish else {
             return Ok(None);
         };
+        if crc != transfer.crc {
+            return Err(ReceiveError::Checksum);
+        }
+        for file in transfer.files.values_mut() {
+            file.sync_data()?;
+        }
+        // Every file and directory durable before the snapshot is installed.
+        sync_tree(fs.as_ref(), &transfer.dir)?;
+        fs.sync_dir(&self.root)?;
         let Some(transfer) = self.current.take() else {
             return Ok(None);
         };
-        if crc != transfer.crc {
-            let _ = std::fs::remove_dir_all(&transfer.dir);
-            return Err(ReceiveError::Checksum);
-        }
-        // Every file and directory durable before the snapshot is installed.
-        sync_tree(&transfer.dir)?;
         Ok(Some((transfer.dir, message)))
+    }
+
+    /// Starts a transfer, replacing an abandoned one.
+    fn start(&mut self, from: NodeId, snapshot_index: u64) -> Result<(), ReceiveError> {
+        if let Some(abandoned) = self.current.take() {
+            drop(abandoned.files);
+            remove_tree_synced(self.fs.as_ref(), &abandoned.dir)?;
+        }
+        let dir = self.root.join(format!("{snapshot_index:016x}.incoming"));
+        remove_tree_synced(self.fs.as_ref(), &dir)?;
+        self.fs.create_dir_all(&dir)?;
+        self.current = Some(Transfer {
+            from,
+            snapshot_index,
+            dir,
+            crc: 0,
+            files: HashMap::new(),
+        });
+        Ok(())
     }
 }
 
-/// Fsyncs every file under `dir`, then the directories bottom-up.
-fn sync_tree(dir: &Path) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            sync_tree(&entry.path())?;
-        } else {
-            std::fs::File::open(entry.path())?.sync_all()?;
-        }
+/// A relative path of at most two plain components (`kv/000012.sst`).
+fn is_safe(relative: &Path) -> bool {
+    let depth = relative.components().count();
+    (1..=2).contains(&depth)
+        && relative
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+}
+
+fn write_chunk(
+    fs: &dyn FileSystem,
+    transfer: &mut Transfer,
+    chunk: &SnapshotChunk,
+) -> Result<(), ReceiveError> {
+    let relative = Path::new(&chunk.file);
+    if !is_safe(relative) {
+        return Err(ReceiveError::UnsafePath(chunk.file.clone()));
     }
-    sync_dir(dir)
+    let file = match transfer.files.entry(chunk.file.clone()) {
+        Entry::Occupied(open) => open.into_mut(),
+        Entry::Vacant(new) => {
+            let path = transfer.dir.join(relative);
+            if let Some(parent) = path.parent() {
+                fs.create_dir_all(parent)?;
+            }
+            new.insert(fs.create_file(&path)?)
+        }
+    };
+    if chunk.offset != file.len() {
+        return Err(ReceiveError::OutOfOrder {
+            file: chunk.file.clone(),
+            offset: chunk.offset,
+            written: file.len(),
+        });
+    }
+    file.append(&chunk.data)?;
+    transfer.crc = crc32c::crc32c_append(transfer.crc, &chunk.data);
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
+    use raftwood_lsm::fs::{CrashFs, CrashMode};
     use raftwood_raft::{MessageBody, SnapshotMeta};
 
     use super::*;
@@ -159,10 +216,19 @@ mod tests {
         }
     }
 
+    fn receiver() -> (Arc<CrashFs>, SnapshotReceiver) {
+        let fs = Arc::new(CrashFs::new());
+        fs.create_dir_all(Path::new("/member/snap-incoming"))
+            .unwrap();
+        let receiver = SnapshotReceiver::new(fs.clone(), "/member/snap-incoming".into());
+        (fs, receiver)
+    }
+
     #[test]
-    fn a_complete_transfer_is_assembled_and_checked() {
-        let root = tempfile::tempdir().unwrap();
-        let mut receiver = SnapshotReceiver::new(root.path().to_path_buf());
+    fn a_complete_transfer_is_assembled_checked_and_durable() {
+        let (fs, mut receiver) = receiver();
+        fs.sync_dir(Path::new("/member")).unwrap();
+        fs.sync_dir(Path::new("/")).unwrap();
         let crc = crc32c::crc32c_append(crc32c::crc32c(b"hello "), b"world");
         assert!(
             receiver
@@ -174,24 +240,51 @@ mod tests {
             .receive(1, chunk("kv/a.sst", 6, b"world", Some(crc)))
             .unwrap()
             .unwrap();
-        assert_eq!(std::fs::read(dir.join("kv/a.sst")).unwrap(), b"hello world");
         assert!(matches!(message.body, MessageBody::InstallSnapshot { .. }));
+        fs.crash(CrashMode::DropUnsynced);
+        assert_eq!(fs.read_file(&dir.join("kv/a.sst")).unwrap(), b"hello world");
+    }
+
+    #[test]
+    fn a_chunk_that_does_not_continue_its_file_is_refused() {
+        let (fs, mut receiver) = receiver();
+        receiver
+            .receive(1, chunk("kv/a.sst", 0, b"hello ", None))
+            .unwrap();
+        // A gap (a sparse write) and an overlap are both refused.
+        let gap = receiver.receive(1, chunk("kv/a.sst", 1 << 40, b"x", None));
+        assert!(
+            matches!(gap, Err(ReceiveError::OutOfOrder { .. })),
+            "{gap:?}"
+        );
+        assert!(
+            fs.list_dir(Path::new("/member/snap-incoming"))
+                .unwrap()
+                .is_empty()
+        );
+        let first = receiver.receive(1, chunk("b", 3, b"x", None));
+        assert!(
+            matches!(first, Err(ReceiveError::OutOfOrder { .. })),
+            "{first:?}"
+        );
     }
 
     #[test]
     fn a_wrong_checksum_is_refused_and_its_files_removed() {
-        let root = tempfile::tempdir().unwrap();
-        let mut receiver = SnapshotReceiver::new(root.path().to_path_buf());
+        let (fs, mut receiver) = receiver();
         receiver.receive(1, chunk("a", 0, b"data", None)).unwrap();
         let result = receiver.receive(1, chunk("b", 0, b"more", Some(12345)));
         assert!(matches!(result, Err(ReceiveError::Checksum)), "{result:?}");
-        assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
+        assert!(
+            fs.list_dir(Path::new("/member/snap-incoming"))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
     fn a_chunk_naming_a_path_outside_the_transfer_is_refused() {
-        let root = tempfile::tempdir().unwrap();
-        let mut receiver = SnapshotReceiver::new(root.path().join("incoming"));
+        let (fs, mut receiver) = receiver();
         for bad in ["../escape", "/etc/passwd", "kv/../../x", "a/b/c"] {
             let result = receiver.receive(1, chunk(bad, 0, b"x", None));
             assert!(
@@ -199,6 +292,6 @@ mod tests {
                 "{bad}: {result:?}"
             );
         }
-        assert!(!root.path().join("escape").exists());
+        assert!(!fs.exists(Path::new("/member/escape")).unwrap());
     }
 }

@@ -1,8 +1,10 @@
 //! Streaming a snapshot directory to a follower in chunks.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
+use raftwood_lsm::fs::FileSystem;
 use raftwood_raft::{Message, NodeId};
 
 use crate::transport::{Frame, PeerTransport, SnapshotChunk};
@@ -16,19 +18,24 @@ const CHUNK_BYTES: usize = 1024 * 1024;
 /// is installed). Returns whether everything was queued.
 pub async fn stream_snapshot(
     transport: &PeerTransport,
+    fs: Arc<dyn FileSystem>,
     peer: NodeId,
-    dir: &Path,
+    dir: PathBuf,
     snapshot_index: u64,
     message: Message,
 ) -> Result<(), String> {
     let mut files = Vec::new();
-    list_files(dir, "", &mut files).map_err(|e| format!("listing {}: {e}", dir.display()))?;
+    list_files(fs.as_ref(), &dir, "", &mut files)
+        .map_err(|e| format!("listing {}: {e}", dir.display()))?;
     files.sort();
     let mut crc = 0u32;
     let mut chunks: Vec<SnapshotChunk> = Vec::new();
     for file in &files {
-        let data = tokio::fs::read(dir.join(file))
+        // The seam is blocking: read off the runtime's workers.
+        let (fs, path) = (Arc::clone(&fs), dir.join(file));
+        let data = tokio::task::spawn_blocking(move || fs.read_file(&path))
             .await
+            .map_err(|e| format!("reading {file}: {e}"))?
             .map_err(|e| format!("reading {file}: {e}"))?;
         let mut offset = 0usize;
         loop {
@@ -73,20 +80,22 @@ pub async fn stream_snapshot(
 }
 
 /// Files under `dir`, one level of subdirectories deep, as relative names.
-fn list_files(dir: &Path, prefix: &str, out: &mut Vec<String>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
-        };
+fn list_files(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    prefix: &str,
+    out: &mut Vec<String>,
+) -> raftwood_lsm::Result<()> {
+    for name in fs.list_dir(dir)? {
+        let path = dir.join(&name);
         let relative = if prefix.is_empty() {
             name
         } else {
             format!("{prefix}/{name}")
         };
-        if entry.file_type()?.is_dir() {
+        if fs.is_dir(&path)? {
             if prefix.is_empty() {
-                list_files(&entry.path(), &relative, out)?;
+                list_files(fs, &path, &relative, out)?;
             }
         } else {
             out.push(relative);

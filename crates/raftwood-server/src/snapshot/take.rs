@@ -1,0 +1,63 @@
+//! Taking a snapshot: a checkpoint of the state machine into a fresh
+//! `<index>.tmp` directory, on the apply thread (the state machine's only
+//! writer, so the checkpoint is consistent). Finishing it is the
+//! persistence side's (`SnapshotStore::finish`), once the raft core has
+//! compacted its log to it.
+
+use std::path::PathBuf;
+
+use raftwood_kv::KvStore;
+use raftwood_raft::Index;
+
+use super::SnapshotStore;
+use crate::durable::remove_tree_synced;
+
+/// Which checkpoint a snapshot is taken from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checkpoint {
+    /// The tables as flushed: hard links only.
+    Flushed,
+    /// Everything applied: the memtable is flushed first.
+    FlushFirst,
+}
+
+/// A checkpoint taken, not yet finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TakenSnapshot {
+    /// The applied index the checkpoint holds.
+    pub index: Index,
+    /// The unfinished snapshot directory (`<index>.tmp`, named after the
+    /// applied index when taking began).
+    pub temp_dir: PathBuf,
+}
+
+/// Checkpoints `kv`, applied up to `applied`, into a fresh temp directory
+/// of `snapshots`. With [`Checkpoint::FlushFirst`] the checkpoint holds
+/// exactly `applied`; with [`Checkpoint::Flushed`], what was last flushed.
+pub fn take(
+    snapshots: &SnapshotStore,
+    kv: &KvStore,
+    applied: Index,
+    checkpoint: Checkpoint,
+) -> Result<TakenSnapshot, String> {
+    let fs = snapshots.fs().as_ref();
+    let temp_dir = snapshots.temp_path_of(applied);
+    let io = |what: &str, e: raftwood_lsm::Error| format!("{what} {}: {e}", temp_dir.display());
+    if fs.exists(&temp_dir).map_err(|e| io("looking for", e))? {
+        remove_tree_synced(fs, &temp_dir).map_err(|e| io("clearing", e))?;
+    }
+    fs.create_dir_all(&temp_dir)
+        .map_err(|e| io("creating", e))?;
+    let durable_before = kv.durable_applied_index();
+    let index = match checkpoint {
+        Checkpoint::FlushFirst => kv.checkpoint(&temp_dir.join("kv")),
+        Checkpoint::Flushed => kv.checkpoint_durable(&temp_dir.join("kv")),
+    }
+    .map_err(|e| format!("state machine checkpoint failed: {e}"))?;
+    assert!(index <= applied, "a checkpoint holds nothing not applied");
+    assert!(
+        checkpoint == Checkpoint::FlushFirst || index >= durable_before,
+        "a checkpoint of the flushed state holds at least what was durable"
+    );
+    Ok(TakenSnapshot { index, temp_dir })
+}
