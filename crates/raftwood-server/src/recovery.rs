@@ -40,14 +40,19 @@ pub fn reconcile(
     let mut last = entries.last().map_or(snapshot.index, |e| e.index);
     let mut reset_log_to = None;
     if let Some(installed) = installed_snapshot
-        && state_machine_applied > last
         && installed.index > snapshot.index
+        && term_at(&snapshot, &entries, installed.index) != Some(installed.term)
     {
+        // The log does not hold the installed snapshot's point (it ends
+        // before it, or holds another term's entry there, from a history
+        // the snapshot overrides): it restarts from the snapshot. Its
+        // commit index counted entries of the discarded log.
         entries.clear();
         if installed.term > hard_state.term {
             hard_state.term = installed.term;
             hard_state.vote = None;
         }
+        hard_state.commit = hard_state.commit.min(installed.index);
         last = installed.index;
         snapshot = installed;
         reset_log_to = Some(snapshot.clone());
@@ -63,6 +68,17 @@ pub fn reconcile(
         },
         reset_log_to,
     }
+}
+
+/// The term of the entry at `index` as the log holds it, if it does.
+fn term_at(snapshot: &SnapshotMeta, entries: &[Entry], index: Index) -> Option<u64> {
+    if index == snapshot.index {
+        return Some(snapshot.term);
+    }
+    let offset = index.checked_sub(snapshot.index + 1)?;
+    let entry = entries.get(usize::try_from(offset).ok()?)?;
+    assert_eq!(entry.index, index, "log entries are consecutive");
+    Some(entry.term)
 }
 
 #[cfg(test)]
@@ -143,6 +159,42 @@ mod tests {
         assert_eq!(startup.initial.hard_state.term, 4);
         assert_eq!(startup.initial.hard_state.vote, None);
         assert_eq!(startup.initial.hard_state.commit, 500);
+    }
+
+    #[test]
+    fn a_log_past_the_installed_point_is_kept_and_its_commit_stays_within_it() {
+        // Found by the simulator: the snapshot at 128 (holding state up to
+        // 135) was installed, then a crash before the core persisted its
+        // point; the log had meanwhile received 2..=129 of the same
+        // history, commit 129. Resetting the log to 128 left commit 129
+        // past the last entry, and the core refused to start.
+        let startup = reconcile(
+            hard(5, 129),
+            meta(1, 1),
+            entries(2..=129),
+            135,
+            Some(meta(128, 2)),
+        );
+        assert_eq!(startup.reset_log_to, None);
+        assert_eq!(startup.initial.applied, 129);
+        assert_eq!(startup.initial.hard_state.commit, 129);
+    }
+
+    #[test]
+    fn a_log_holding_another_terms_entry_at_the_installed_point_is_reset() {
+        // Entries 2..=129 of term 2, but the leader's snapshot says 128 is
+        // of term 3: the log's tail is a history the snapshot overrides.
+        let startup = reconcile(
+            hard(3, 100),
+            meta(1, 1),
+            entries(2..=129),
+            131,
+            Some(meta(128, 3)),
+        );
+        assert_eq!(startup.reset_log_to, Some(meta(128, 3)));
+        assert_eq!(startup.initial.applied, 128);
+        assert_eq!(startup.initial.hard_state.commit, 128);
+        assert!(startup.initial.entries.is_empty());
     }
 
     #[test]

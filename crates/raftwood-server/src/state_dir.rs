@@ -58,6 +58,8 @@ pub enum StateDirError {
 pub struct StateDir {
     fs: Arc<dyn FileSystem>,
     member: PathBuf,
+    /// How state machines here are opened (their filesystem is `fs`).
+    kv_options: KvOptions,
 }
 
 impl StateDir {
@@ -66,7 +68,15 @@ impl StateDir {
         StateDir {
             fs,
             member: data_dir.join("member"),
+            kv_options: KvOptions::default(),
         }
+    }
+
+    /// Opens state machines with `options` (the simulator's run their
+    /// flushes inline, so that a run is a function of its seed).
+    pub fn with_kv_options(mut self, options: KvOptions) -> StateDir {
+        self.kv_options = options;
+        self
     }
 
     /// The filesystem everything here lives on.
@@ -137,7 +147,7 @@ impl StateDir {
 
     /// Opens the state machine in `dir` on this directory's filesystem.
     pub fn open_kv_at(&self, dir: &Path) -> Result<KvStore, raftwood_kv::KvError> {
-        let mut options = KvOptions::default();
+        let mut options = self.kv_options.clone();
         options.lsm.fs = Arc::clone(&self.fs);
         KvStore::open(dir, options)
     }

@@ -186,10 +186,13 @@ impl SimOptions {
 impl SimOptions {
     /// The server-loop mode's run for `seed`: the settings of
     /// [`SimOptions::from_seed`], with every member the server's drive
-    /// loop, its persistence and apply work run as timed events. Without
-    /// membership churn, and with no log compaction, as snapshots go
-    /// through real directories in the server (the raft-core mode covers
-    /// both).
+    /// loop, its persistence and apply work run as timed events, and its
+    /// snapshots taken, finished, sent, received and installed by the
+    /// server's own steps on the member's crash-modelling filesystem
+    /// (`--snapshot-count` is `compaction_threshold_entries`), with crashes
+    /// armed inside those steps. Without membership churn: the drive loop
+    /// has no way to propose a configuration change yet (the raft-core
+    /// mode covers churn).
     pub fn server_loop_from_seed(seed: u64) -> SimOptions {
         let mut options = SimOptions::from_seed(seed);
         options.server_loop = true;

@@ -22,9 +22,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use raftwood_kv::{ApplyOutcome, CommittedEntry, KvOptions, KvStore};
 use raftwood_lsm::fs::{CrashFs, CrashMode, FileSystem};
-use raftwood_raft::Index;
+use raftwood_raft::{Index, SnapshotMeta};
+use raftwood_server::snapshot::{self, SnapshotStore};
+use raftwood_server::state_dir::StateDir;
 
 use crate::etcd;
 use crate::model::{Key, KvOutput};
@@ -47,9 +50,10 @@ pub struct SnapshotImage {
 pub struct MemberKv {
     fs: Arc<CrashFs>,
     /// `None` while the member is down (crashed, not yet restarted).
-    /// Shared with the server-loop mode's apply side, which the simulator
-    /// drops before a crash drops this.
-    store: Option<Arc<KvStore>>,
+    /// Shared with the server-loop mode's apply side (which swaps in a
+    /// store installed from a snapshot), which the simulator drops before a
+    /// crash drops this.
+    store: Option<Arc<ArcSwap<KvStore>>>,
     /// Checkpoints taken so far; names the next checkpoint directory.
     checkpoints_taken: u64,
 }
@@ -91,18 +95,72 @@ impl MemberKv {
     pub fn open(&mut self) -> Result<(), String> {
         let store = KvStore::open(Path::new(STORE_DIR), self.options())
             .map_err(|e| io("opening the store", e))?;
-        self.store = Some(Arc::new(store));
+        self.store = Some(Arc::new(ArcSwap::from_pointee(store)));
         Ok(())
     }
 
+    /// The server's layout of this member's filesystem (the server-loop
+    /// mode's): the state machine, its snapshots and the transfers in
+    /// progress under `/member`, as `state_dir.rs` lays them out.
+    pub fn state_dir(&self) -> StateDir {
+        StateDir::new(self.fs(), Path::new("/")).with_kv_options(self.options())
+    }
+
+    /// The server's snapshot store on this member's filesystem.
+    pub fn snapshot_store(&self) -> Result<SnapshotStore, String> {
+        SnapshotStore::open(self.fs(), self.state_dir().snapshot_root())
+            .map_err(|e| io("opening the snapshot store", e))
+    }
+
+    /// Opens the store as the server's start-up does (`bootstrap.rs`): the
+    /// live state machine is the one `kv-current` names, older ones and
+    /// unfinished snapshots and transfers are removed. Returns the meta of
+    /// the snapshot the live store was installed from, if it was.
+    pub fn open_server_layout(&mut self) -> Result<Option<SnapshotMeta>, String> {
+        let dirs = self.state_dir();
+        // What the server's identity check does first: `member/` exists,
+        // durably, before anything is written inside it.
+        let fs = self.fs();
+        fs.create_dir_all(dirs.member())
+            .and_then(|()| fs.sync_dir(Path::new("/")))
+            .map_err(|e| io("creating member/", e))?;
+        let live = dirs
+            .current_kv()
+            .map_err(|e| io("finding the live store", e))?;
+        dirs.remove_unused_kv_dirs(&live)
+            .map_err(|e| io("removing old stores", e))?;
+        self.snapshot_store()?
+            .remove_leftovers()
+            .map_err(|e| io("removing unfinished snapshots", e))?;
+        raftwood_lsm::fs::remove_dir_all(fs.as_ref(), &dirs.incoming())
+            .and_then(|()| fs.create_dir_all(&dirs.incoming()))
+            .map_err(|e| io("clearing snapshot transfers", e))?;
+        let store = dirs
+            .open_kv_at(&live)
+            .map_err(|e| io("opening the store", e))?;
+        self.store = Some(Arc::new(ArcSwap::from_pointee(store)));
+        Ok(snapshot::installed_snapshot(&dirs, &live))
+    }
+
+    /// The filesystem the member's files live on.
+    pub fn fs(&self) -> Arc<dyn FileSystem> {
+        Arc::clone(&self.fs) as Arc<dyn FileSystem>
+    }
+
+    /// The same filesystem, with its fault injection.
+    pub fn crash_fs(&self) -> &CrashFs {
+        &self.fs
+    }
+
     /// The open store, for an apply side that holds it as the server does.
-    pub fn shared_store(&self) -> Option<Arc<KvStore>> {
+    pub fn shared_store(&self) -> Option<Arc<ArcSwap<KvStore>>> {
         self.store.clone()
     }
 
-    fn store(&self) -> Result<&KvStore, String> {
+    fn store(&self) -> Result<Arc<KvStore>, String> {
         self.store
-            .as_deref()
+            .as_ref()
+            .map(|store| store.load_full())
             .ok_or_else(|| "the store is not open".to_owned())
     }
 
@@ -117,14 +175,13 @@ impl MemberKv {
 
     /// The last index applied (0 while down).
     pub fn applied_index(&self) -> Index {
-        self.store.as_deref().map_or(0, KvStore::applied_index)
+        self.store().map_or(0, |store| store.applied_index())
     }
 
     /// The last index whose effects are durable (0 while down).
     pub fn durable_applied_index(&self) -> Index {
-        self.store
-            .as_deref()
-            .map_or(0, KvStore::durable_applied_index)
+        self.store()
+            .map_or(0, |store| store.durable_applied_index())
     }
 
     /// Applies committed entries; one outcome each.

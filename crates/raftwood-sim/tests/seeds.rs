@@ -61,7 +61,21 @@ fn run_seeds(
                     if seed >= start + seeds {
                         break;
                     }
-                    let report = run(options(seed));
+                    // A panic names its seed, like any other failure.
+                    let report = match std::panic::catch_unwind(|| run(options(seed))) {
+                        Ok(report) => report,
+                        Err(panic) => {
+                            let text = panic
+                                .downcast_ref::<String>()
+                                .cloned()
+                                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                                .unwrap_or_default();
+                            failures.lock().unwrap().push(format!(
+                                "{mode} seed {seed} panicked: {text}; replay: cargo run -p raftwood-sim --release --{replay_flags} --seed {seed} --trace"
+                            ));
+                            continue;
+                        }
+                    };
                     if !report.passed() {
                         failures.lock().unwrap().push(format!(
                             "{mode} seed {seed} ({}); replay: cargo run -p raftwood-sim --release --{replay_flags} --seed {seed} --trace\n{}",

@@ -662,6 +662,18 @@ impl CrashFs {
         state.file(inode).map(FileNode::durable_with_zeros)
     }
 
+    /// The names a `DropUnsynced` crash now would leave in directory
+    /// `path` (found through durable entries only), or `None` if the crash
+    /// would leave no such directory.
+    pub fn durable_entries(&self, path: &Path) -> Option<Vec<String>> {
+        let state = self.state.lock();
+        let mut current = ROOT_INODE;
+        for part in components(path).ok()? {
+            current = *state.dir(current)?.durable.get(&part)?;
+        }
+        Some(state.dir(current)?.durable.keys().cloned().collect())
+    }
+
     /// Sets a file's visible and durable content to `bytes`, creating the
     /// file (with a durable directory entry) if needed. The parent directory
     /// must exist. Not a mutating operation: never fails by injection.

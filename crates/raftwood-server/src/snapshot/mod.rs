@@ -25,4 +25,4 @@ mod take;
 pub use install::{install, installed_snapshot};
 pub use meta_file::{META_FILE, decode as decode_meta, encode as encode_meta};
 pub use store::SnapshotStore;
-pub use take::{Checkpoint, TakenSnapshot, take};
+pub use take::{Checkpoint, TakenSnapshot, checkpoint_due, take};

@@ -21,6 +21,34 @@ pub enum Checkpoint {
     FlushFirst,
 }
 
+/// Whether to take a snapshot after applying up to `last`, with the engine
+/// durable up to `durable`, the last snapshot at `last_snapshot_index` and
+/// `--snapshot-count` `count` (0: never).
+///
+/// Prefer a checkpoint of what the engine already flushed: it is only hard
+/// links. A checkpoint of everything applied flushes the memtable first, on
+/// the apply thread, holding up every apply behind it (about 185 ms for a
+/// 64 MiB memtable under load, on every member at the same index). Only
+/// when too little has been flushed for twice the count (a light load may
+/// never fill a memtable) is the memtable flushed, so that the raft log
+/// still gets compacted.
+pub fn checkpoint_due(
+    last: Index,
+    durable: Index,
+    last_snapshot_index: Index,
+    count: u64,
+) -> Option<Checkpoint> {
+    if count == 0 || last < last_snapshot_index + count {
+        None
+    } else if durable >= last_snapshot_index + count / 2 {
+        Some(Checkpoint::Flushed)
+    } else if last >= last_snapshot_index + 2 * count {
+        Some(Checkpoint::FlushFirst)
+    } else {
+        None
+    }
+}
+
 /// A checkpoint taken, not yet finished.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TakenSnapshot {
@@ -60,4 +88,28 @@ pub fn take(
         "a checkpoint of the flushed state holds at least what was durable"
     );
     Ok(TakenSnapshot { index, temp_dir })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_prefers_the_flushed_state_and_flushes_only_when_it_lags_too_far() {
+        // Not yet due.
+        assert_eq!(checkpoint_due(1_099, 1_099, 1_000, 100), None);
+        assert_eq!(checkpoint_due(5_000, 5_000, 0, 0), None);
+        // Due, and the engine flushed at least half a count since: links.
+        assert_eq!(
+            checkpoint_due(1_100, 1_050, 1_000, 100),
+            Some(Checkpoint::Flushed)
+        );
+        // Due, but too little flushed: wait...
+        assert_eq!(checkpoint_due(1_150, 1_049, 1_000, 100), None);
+        // ...until twice the count, then flush.
+        assert_eq!(
+            checkpoint_due(1_200, 1_049, 1_000, 100),
+            Some(Checkpoint::FlushFirst)
+        );
+    }
 }

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::driver::{ApplyWork, LoopEvent, Waiters};
 use crate::durable::remove_tree_synced;
-use crate::snapshot::{self, Checkpoint, SnapshotStore};
+use crate::snapshot::{self, SnapshotStore};
 use crate::state_dir::StateDir;
 use crate::timings::{Stage, StageTimings};
 
@@ -138,7 +138,7 @@ fn apply_entries(context: &mut ApplyContext, entries: Vec<Entry>) -> Result<(), 
         return Ok(());
     };
     let durable = kv.durable_applied_index();
-    if let Some(checkpoint) = snapshot_to_take(
+    if let Some(checkpoint) = snapshot::checkpoint_due(
         last,
         durable,
         snapshots.last_snapshot_index,
@@ -153,34 +153,6 @@ fn apply_entries(context: &mut ApplyContext, entries: Vec<Entry>) -> Result<(), 
         });
     }
     Ok(())
-}
-
-/// Whether to take a snapshot after applying up to `last`, with the engine
-/// durable up to `durable`, the last snapshot at `last_snapshot_index` and
-/// `--snapshot-count` `count` (0: never).
-///
-/// Prefer a checkpoint of what the engine already flushed: it is only hard
-/// links. A checkpoint of everything applied flushes the memtable first, on
-/// the apply thread, holding up every apply behind it (about 185 ms for a
-/// 64 MiB memtable under load, on every member at the same index). Only
-/// when too little has been flushed for twice the count (a light load may
-/// never fill a memtable) is the memtable flushed, so that the raft log
-/// still gets compacted.
-fn snapshot_to_take(
-    last: Index,
-    durable: Index,
-    last_snapshot_index: Index,
-    count: u64,
-) -> Option<Checkpoint> {
-    if count == 0 || last < last_snapshot_index + count {
-        None
-    } else if durable >= last_snapshot_index + count / 2 {
-        Some(Checkpoint::Flushed)
-    } else if last >= last_snapshot_index + 2 * count {
-        Some(Checkpoint::FlushFirst)
-    } else {
-        None
-    }
 }
 
 fn install(
@@ -218,6 +190,7 @@ fn install(
     // one here: their clients cannot be told what happened.
     context.waiters.lock().snapshot_installed();
     drop(current);
+    keep_as_own_snapshot(snapshots, &context.kv.load_full(), &message)?;
     snapshots.last_snapshot_index = index;
     context.applied.send_replace(applied);
     tracing::info!(index, applied, "installed snapshot from the leader");
@@ -225,26 +198,32 @@ fn install(
     Ok(())
 }
 
-#[cfg(test)]
-mod snapshot_policy_tests {
-    use super::*;
-
-    #[test]
-    fn a_snapshot_prefers_the_flushed_state_and_flushes_only_when_it_lags_too_far() {
-        // Not yet due.
-        assert_eq!(snapshot_to_take(1_099, 1_099, 1_000, 100), None);
-        assert_eq!(snapshot_to_take(5_000, 5_000, 0, 0), None);
-        // Due, and the engine flushed at least half a count since: links.
-        assert_eq!(
-            snapshot_to_take(1_100, 1_050, 1_000, 100),
-            Some(Checkpoint::Flushed)
-        );
-        // Due, but too little flushed: wait...
-        assert_eq!(snapshot_to_take(1_150, 1_049, 1_000, 100), None);
-        // ...until twice the count, then flush.
-        assert_eq!(
-            snapshot_to_take(1_200, 1_049, 1_000, 100),
-            Some(Checkpoint::FlushFirst)
-        );
+/// Keeps the snapshot just installed as this member's own finished
+/// snapshot: its raft log now starts after it, so should it lead before it
+/// takes a snapshot of its own, a follower that needs entries before that
+/// point can only be sent this one (found by the simulator: a leader with
+/// no snapshot at its log's start never caught such a follower up). The
+/// installed store is durable at its applied index, so a checkpoint of its
+/// flushed state is only hard links.
+fn keep_as_own_snapshot(
+    snapshots: &ApplySnapshots,
+    kv: &KvStore,
+    message: &Message,
+) -> Result<(), String> {
+    let raftwood_raft::MessageBody::InstallSnapshot { snapshot: meta } = &message.body else {
+        return Err("an install without its snapshot message".into());
+    };
+    let taken = snapshot::take(
+        &snapshots.store,
+        kv,
+        kv.applied_index(),
+        snapshot::Checkpoint::Flushed,
+    )?;
+    if taken.index < meta.index {
+        return Err(format!(
+            "snapshot {} installed, but its store is durable only at {}",
+            meta.index, taken.index
+        ));
     }
+    snapshots.store.finish(&taken.temp_dir, meta).map(|_| ())
 }

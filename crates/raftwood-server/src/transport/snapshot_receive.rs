@@ -4,8 +4,8 @@
 //! where the file so far ends: a chunk that does not is refused, and so a
 //! transfer can never write sparse files or outside what it sends.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -46,8 +46,10 @@ struct Transfer {
     snapshot_index: u64,
     dir: PathBuf,
     crc: u32,
-    /// The files written so far, open for appending.
-    files: HashMap<String, Box<dyn WritableFile>>,
+    /// The files written so far, open for appending (ordered, so that the
+    /// same transfer makes the same calls in the same order: the simulator
+    /// replays it from a seed).
+    files: BTreeMap<String, Box<dyn WritableFile>>,
 }
 
 /// Assembles incoming snapshots under `root/<index>.incoming`.
@@ -140,7 +142,7 @@ impl SnapshotReceiver {
             snapshot_index,
             dir,
             crc: 0,
-            files: HashMap::new(),
+            files: BTreeMap::new(),
         });
         Ok(())
     }

@@ -157,7 +157,11 @@ impl Simulation {
         }
         self.trace(|| format!("deliver {from}->{to} {}", describe_message(&message)));
         if self.options.server_loop {
-            self.server_enqueue(to, vec![LoopEvent::Messages(vec![message])]);
+            if is_snapshot {
+                self.server_receive_snapshot(to, message, snapshot_data);
+            } else {
+                self.server_enqueue(to, vec![LoopEvent::Messages(vec![message])]);
+            }
             return;
         }
         let result = {
@@ -185,6 +189,16 @@ impl Simulation {
     }
 
     pub(super) fn report_snapshot(&mut self, from: NodeId, to: NodeId, success: bool) {
+        if self.options.server_loop {
+            if self.is_up(from) {
+                let event = LoopEvent::SnapshotSent {
+                    peer: to,
+                    ok: success,
+                };
+                self.server_enqueue(from, vec![event]);
+            }
+            return;
+        }
         if let Some(node) = self.nodes.get_mut(&from)
             && node.status == Status::Up
             && let Some(raft) = &mut node.raft
@@ -447,6 +461,18 @@ impl Simulation {
             }
             _ => None,
         };
+        self.send_with_data(from, message, snapshot_data);
+    }
+
+    /// Sends `message`, carrying `snapshot_data` if it is a snapshot, over
+    /// the simulated network.
+    pub(super) fn send_with_data(
+        &mut self,
+        from: NodeId,
+        message: Message,
+        snapshot_data: Option<Arc<SnapshotImage>>,
+    ) {
+        let to = message.to;
         match self.network.send(from, to, &mut self.rng) {
             Fate::Dropped => {
                 if snapshot_data.is_some() {

@@ -1,6 +1,7 @@
 //! Fault injection during the fault phase: crashes and restarts, pauses,
 //! partitions, clock jumps, leadership transfers, membership churn.
 
+use raftwood_raft::{PersistRequest, PersistTicket};
 use raftwood_server::driver::LoopEvent;
 
 use super::*;
@@ -96,6 +97,38 @@ impl Simulation {
         let Some(id) = self.pick_preferring_leader(&running) else {
             return;
         };
+        self.crash_member(id);
+    }
+
+    /// In the server-loop mode, during the fault phase: with some chance,
+    /// arms member `id`'s filesystem to die a few operations from now, so
+    /// that a crash lands inside the snapshot step about to run. Returns
+    /// whether it did; the caller crashes the member if the step then
+    /// fails, or disarms with [`Simulation::disarm_crash`].
+    pub(super) fn arm_crash_inside_step(&mut self, id: NodeId) -> bool {
+        if self.phase != Phase::Faults
+            || self.options.fault_weights.crash == 0
+            || !self.rng.random_bool(0.25)
+        {
+            return false;
+        }
+        let operations = self.rng.random_range(0..24);
+        let Some(node) = self.nodes.get(&id) else {
+            return false;
+        };
+        node.kv.crash_fs().crash_after_operations(operations);
+        true
+    }
+
+    /// The armed step finished before its crash: the filesystem lives on.
+    pub(super) fn disarm_crash(&mut self, id: NodeId) {
+        if let Some(node) = self.nodes.get(&id) {
+            node.kv.crash_fs().clear_faults();
+        }
+    }
+
+    /// Power cut of member `id`, then a restart after a random downtime.
+    pub(super) fn crash_member(&mut self, id: NodeId) {
         let torn = self.options.torn_writes && self.rng.random_bool(0.5);
         let torn_entries = torn.then(|| self.rng.random_range(0..4));
         let downtime = self.rng.random_range(1_000..self.options.max_downtime_us);
@@ -172,10 +205,18 @@ impl Simulation {
             .wrapping_add(incarnation.wrapping_mul(0x9e37_79b9));
         // The store reopens at its durable applied index; the core starts
         // there and hands out the committed entries after it for replay.
-        if let Err(error) = node.kv.open() {
-            self.safety_violation(format!("member {id} cannot reopen its store: {error}"));
-            return;
-        }
+        let reopened = if self.options.server_loop {
+            node.kv.open_server_layout()
+        } else {
+            node.kv.open().map(|()| None)
+        };
+        let installed = match reopened {
+            Ok(installed) => installed,
+            Err(error) => {
+                self.safety_violation(format!("member {id} cannot reopen its store: {error}"));
+                return;
+            }
+        };
         let store_applied = node.kv.durable_applied_index();
         let snapshot_index = node.disk.durable().snapshot.index;
         // Only the bootstrap snapshot (index 1) has no data to be at.
@@ -185,12 +226,50 @@ impl Simulation {
             ));
             return;
         }
-        let (initial, term_raised) = node.disk.recover(store_applied);
+        let (mut initial, term_raised) = node.disk.recover(store_applied);
+        // The server reconciles its log with the state machine
+        // (`recovery::reconcile`): the core's applied index is capped at the
+        // log's last entry (a checkpoint may hold state past its snapshot's
+        // index), and a store installed from a snapshot whose point the log
+        // never recorded (a crash between the install and the core
+        // persisting it) resets the log to that snapshot first.
+        let mut log_reset = false;
+        if self.options.server_loop {
+            // The log's own commit index: `recover` raised it to the store's.
+            let mut hard_state = initial.hard_state;
+            hard_state.commit = node.disk.durable().hard_state.commit;
+            let startup = raftwood_server::recovery::reconcile(
+                hard_state,
+                initial.snapshot.clone(),
+                std::mem::take(&mut initial.entries),
+                store_applied,
+                installed,
+            );
+            if let Some(snapshot) = &startup.reset_log_to {
+                node.disk.submit(
+                    PersistRequest {
+                        ticket: PersistTicket(0),
+                        snapshot: Some(snapshot.clone()),
+                        entries: Vec::new(),
+                        hard_state: Some(startup.initial.hard_state),
+                    },
+                    None,
+                    0,
+                    0,
+                );
+                node.disk.complete_oldest();
+                log_reset = true;
+            }
+            initial = startup.initial;
+        }
         let applied = initial.applied;
         if self.options.server_loop {
             let interval = node.tick_interval_us;
             if term_raised {
                 self.count_fault("torn-write-term-raised-at-recovery");
+            }
+            if log_reset {
+                self.count_fault("restart-log-reset-to-snapshot");
             }
             self.trace(|| format!("restart {id}"));
             self.schedule(

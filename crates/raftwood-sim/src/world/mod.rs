@@ -371,7 +371,12 @@ impl Simulation {
         // A new member's store is empty: the bootstrap snapshot (index 1)
         // holds no data, and a member joining later starts from index 0.
         let mut kv = MemberKv::new();
-        if let Err(error) = kv.open() {
+        let opened = if self.options.server_loop {
+            kv.open_server_layout().map(|_| ())
+        } else {
+            kv.open()
+        };
+        if let Err(error) = opened {
             self.safety_violation(format!("member {id}: {error}"));
         }
         let kv_applied = disk.durable().snapshot.index;

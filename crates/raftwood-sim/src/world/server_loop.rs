@@ -4,13 +4,17 @@
 //! timed events. Faults, clients, safety checks, the liveness phase and
 //! the linearizability check are the raft-core mode's.
 
+use raftwood_server::driver::PendingSnapshot;
 use raftwood_server::driver::{
-    ApplyWork, LoopEvent, PersistWork, ProposeError, ReadError, RoundOutcome,
+    ApplyWork, LoopEvent, PersistWork, ProposeError, ReadError, RoundOutcome, SnapshotFiles,
+    SnapshotStep, complete_snapshot,
 };
+use raftwood_server::snapshot::{self, SnapshotStore};
 use raftwood_server::threads::apply_batch;
+use raftwood_server::transport::SnapshotChunk;
 use tokio::sync::oneshot;
 
-use super::server_member::{ServerMember, WaitingProposal, WaitingRead};
+use super::server_member::{MemberFiles, ServerMember, WaitingProposal, WaitingRead};
 use super::*;
 
 /// A planted bug: a disk whose fsync returns at once and makes nothing
@@ -44,6 +48,20 @@ impl Simulation {
             self.safety_violation(format!("member {id} starts without a store"));
             return;
         };
+        let snapshots = match node.kv.snapshot_store() {
+            Ok(snapshots) => snapshots,
+            Err(error) => {
+                self.safety_violation(format!("member {id}: {error}"));
+                return;
+            }
+        };
+        let snapshot_count = self.options.compaction_threshold_entries;
+        let files = MemberFiles {
+            dirs: node.kv.state_dir(),
+            snapshots,
+            snapshot_count,
+            catch_up_entries: snapshot_count / 4,
+        };
         match result {
             Ok(raft) => {
                 node.server = Some(Box::new(ServerMember::new(
@@ -51,9 +69,15 @@ impl Simulation {
                     store,
                     applied,
                     self.now_us,
+                    files,
                 )));
                 node.status = Status::Up;
                 node.kv_applied = applied;
+                // A store ahead of the log (a checkpoint holding state past
+                // its snapshot's index) is handed entries it holds again.
+                if let Some(server) = node.server.as_mut() {
+                    server.installed_through = node.kv.applied_index();
+                }
                 // The core may have committed entries to replay: an empty
                 // round hands them out.
                 self.server_round(id, Vec::new());
@@ -163,14 +187,9 @@ impl Simulation {
                         .observe_persist(id, server.drive.node(), &request);
                     server.persist_queue.push(PersistWork::Persist(request));
                 }
-                PersistWork::Snapshot { meta, .. } => problems.push(format!(
-                    "member {id} compacts to {} in the server-loop mode",
-                    meta.index
-                )),
-                PersistWork::Discard { temp_dir } => problems.push(format!(
-                    "member {id} discards snapshot {} in the server-loop mode",
-                    temp_dir.display()
-                )),
+                snapshot_step @ (PersistWork::Snapshot { .. } | PersistWork::Discard { .. }) => {
+                    server.persist_queue.push(snapshot_step);
+                }
             }
         }
         let mut persist_done_in = None;
@@ -187,6 +206,16 @@ impl Simulation {
         let apply_was_idle = server.apply_queue.is_empty();
         server.apply_queue.extend(server.apply_work.try_iter());
         let apply_now_busy = apply_was_idle && !server.apply_queue.is_empty();
+        let mut snapshot_sends = Vec::new();
+        for message in snapshots {
+            let image = match &message.body {
+                MessageBody::InstallSnapshot { snapshot } => {
+                    snapshot_image(&server.snapshots, snapshot.index)
+                }
+                _ => None,
+            };
+            snapshot_sends.push((message, image));
+        }
         if let Some(delay) = persist_done_in {
             self.schedule(
                 delay,
@@ -205,17 +234,22 @@ impl Simulation {
                 },
             );
         }
-        for message in snapshots {
-            problems.push(format!(
-                "member {id} streams a snapshot to {} in the server-loop mode",
-                message.to
-            ));
-        }
         for problem in problems {
             self.safety_violation(problem);
         }
         for message in messages {
             self.send_message(id, message);
+        }
+        for (message, image) in snapshot_sends {
+            match image {
+                Some(image) => {
+                    self.count_fault("snapshot-sent");
+                    self.send_with_data(id, message, Some(Arc::new(image)));
+                }
+                // The sender cannot read its snapshot: the transport
+                // fails the send.
+                None => self.report_snapshot(id, message.to, false),
+            }
         }
         self.server_answer_clients(id);
         self.serve_ready_reads(id);
@@ -248,7 +282,23 @@ impl Simulation {
             batch.sync(&mut node.disk)
         };
         match synced {
-            Ok((tickets, _)) => {
+            Ok((tickets, steps)) => {
+                for step in steps {
+                    match step {
+                        SnapshotStep::Complete(pending) => {
+                            if !self.server_finish_snapshot(id, &pending) {
+                                return;
+                            }
+                        }
+                        SnapshotStep::Discard(temp_dir) => {
+                            if let Some(server) =
+                                self.nodes.get_mut(&id).and_then(|n| n.server.as_mut())
+                            {
+                                server.snapshots.discard(&temp_dir);
+                            }
+                        }
+                    }
+                }
                 self.trace(|| format!("persisted {id} {tickets:?}"));
                 self.server_enqueue(id, vec![LoopEvent::Persisted(tickets)]);
             }
@@ -267,6 +317,8 @@ impl Simulation {
         if self.member_for_event(id, incarnation, event).is_none() {
             return;
         }
+        let snapshot_step = self.apply_snapshot_step(id);
+        let armed = snapshot_step.is_some() && self.arm_crash_inside_step(id);
         // Borrowed by field: the batch also records into the safety checker.
         let Some(node) = self.nodes.get_mut(&id) else {
             return;
@@ -279,15 +331,17 @@ impl Simulation {
         let store_applied = node.kv.applied_index();
         let mut problems = Vec::new();
         let mut entries_seen = 0;
+        let mut installs = 0;
         for work in &works {
             let ApplyWork::Entries(entries) = work else {
-                problems.push(format!(
-                    "member {id} installs a snapshot in the server-loop mode"
-                ));
+                installs += 1;
                 continue;
             };
             for entry in entries {
-                if entries_seen == 0 && entry.index <= store_applied {
+                if entries_seen == 0
+                    && entry.index <= store_applied
+                    && entry.index > server.installed_through
+                {
                     problems.push(format!(
                         "member {id} was handed entry {} which its state machine had applied",
                         entry.index
@@ -308,19 +362,186 @@ impl Simulation {
         if problems.is_empty()
             && let Err(error) = apply_batch(&mut server.apply, works)
         {
+            if armed {
+                self.crash_member(id);
+                self.count_fault(match snapshot_step {
+                    Some(ApplySnapshotStep::Install) => "crash-in-snapshot-install",
+                    _ => "crash-in-snapshot-take",
+                });
+                return;
+            }
             problems.push(format!("member {id}: the state machine failed: {error}"));
         }
+        if armed {
+            self.disarm_crash(id);
+        }
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        let Some(server) = node.server.as_mut() else {
+            return;
+        };
         let reports: Vec<LoopEvent> =
             std::iter::from_fn(|| server.apply_reports.try_recv().ok()).collect();
         node.kv_applied = node.kv.applied_index();
+        if installs > 0 {
+            server.installed_through = node.kv_applied;
+        }
+        let taken = reports
+            .iter()
+            .filter(|r| matches!(r, LoopEvent::SnapshotTaken { .. }))
+            .count();
         for problem in problems {
             self.safety_violation(problem);
+        }
+        for _ in 0..taken {
+            self.count_fault("snapshot-taken");
+        }
+        for _ in 0..installs {
+            self.count_fault("snapshot-installed");
         }
         // As on the server, the apply side answers proposers and releases
         // reads at once; the loop learns of the apply in its next round.
         self.server_answer_clients(id);
         self.serve_ready_reads(id);
         self.server_enqueue(id, reports);
+    }
+
+    /// Finishes a snapshot whose batch is durable (and compacts the log to
+    /// it), perhaps with a crash armed inside. Returns whether the member
+    /// is still up.
+    fn server_finish_snapshot(&mut self, id: NodeId, pending: &PendingSnapshot) -> bool {
+        let armed = self.arm_crash_inside_step(id);
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return false;
+        };
+        let Some(server) = node.server.as_mut() else {
+            return false;
+        };
+        let result = complete_snapshot(&mut node.disk, &server.snapshots, pending);
+        match (result, armed) {
+            (Ok(()), _) => {
+                if armed {
+                    self.disarm_crash(id);
+                }
+                self.count_fault("snapshot-finished");
+                true
+            }
+            (Err(_), true) => {
+                self.crash_member(id);
+                self.count_fault("crash-in-snapshot-finish");
+                false
+            }
+            (Err(error), false) => {
+                self.safety_violation(format!("member {id}: {error}"));
+                true
+            }
+        }
+    }
+
+    /// The snapshot step the apply side's next batch of `id` will run, if
+    /// any: an install it was handed, or a snapshot due once its entries
+    /// are applied (the server's own policy, `snapshot::checkpoint_due`).
+    fn apply_snapshot_step(&self, id: NodeId) -> Option<ApplySnapshotStep> {
+        let node = self.nodes.get(&id)?;
+        let server = node.server.as_ref()?;
+        if server
+            .apply_queue
+            .iter()
+            .any(|work| matches!(work, ApplyWork::Install { .. }))
+        {
+            return Some(ApplySnapshotStep::Install);
+        }
+        let last = server
+            .apply_queue
+            .iter()
+            .rev()
+            .find_map(|work| match work {
+                ApplyWork::Entries(entries) => entries.last().map(|e| e.index),
+                ApplyWork::Install { .. } => None,
+            })?;
+        let snapshots = server.apply.snapshots.as_ref()?;
+        snapshot::checkpoint_due(
+            last,
+            node.kv.durable_applied_index(),
+            snapshots.last_snapshot_index,
+            snapshots.snapshot_count,
+        )
+        .map(|_| ApplySnapshotStep::Take)
+    }
+
+    /// A snapshot stream arrives whole at `to`: its files go through the
+    /// server's `SnapshotReceiver` as chunks (one per file, the last
+    /// carrying the checksum and the message), and the loop hears of the
+    /// snapshot once it is durable, as from the server's transport.
+    pub(super) fn server_receive_snapshot(
+        &mut self,
+        to: NodeId,
+        message: Message,
+        data: Option<Arc<SnapshotImage>>,
+    ) {
+        let from = message.from;
+        let MessageBody::InstallSnapshot { snapshot } = &message.body else {
+            return;
+        };
+        let index = snapshot.index;
+        let armed = self.arm_crash_inside_step(to);
+        let Some(server) = self.nodes.get_mut(&to).and_then(|n| n.server.as_mut()) else {
+            return;
+        };
+        let files = data.map(|d| d.files.clone()).unwrap_or_default();
+        let crc = files
+            .iter()
+            .fold(0, |crc, (_, content)| crc32c::crc32c_append(crc, content));
+        let count = files.len();
+        let mut outcome = Ok(None);
+        for (position, (file, content)) in files.into_iter().enumerate() {
+            let last = position + 1 == count;
+            let chunk = SnapshotChunk {
+                snapshot_index: index,
+                file,
+                offset: 0,
+                data: bytes::Bytes::from(content),
+                finish: last.then(|| (crc, message.clone())),
+            };
+            outcome = server.receiver.receive(from, chunk);
+            if outcome.is_err() {
+                break;
+            }
+        }
+        if armed {
+            if outcome.is_err() {
+                self.crash_member(to);
+                self.count_fault("crash-in-snapshot-receive");
+                self.report_snapshot(from, to, false);
+                return;
+            }
+            self.disarm_crash(to);
+        }
+        match outcome {
+            Ok(Some((dir, message))) => {
+                self.report_snapshot(from, to, true);
+                self.server_enqueue(
+                    to,
+                    vec![LoopEvent::SnapshotReceived {
+                        dir,
+                        index,
+                        message,
+                    }],
+                );
+            }
+            Ok(None) => {
+                self.safety_violation(format!(
+                    "member {to}: snapshot {index} from {from} has no files"
+                ));
+            }
+            Err(error) => {
+                self.safety_violation(format!(
+                    "member {to}: snapshot {index} from {from} refused: {error}"
+                ));
+                self.report_snapshot(from, to, false);
+            }
+        }
     }
 
     /// A client's request reaches a server-loop member: a write becomes
@@ -474,4 +695,42 @@ impl Simulation {
             .then(|| raft.log().term(last).ok().map(|term| (last, term)))
             .flatten()
     }
+}
+
+/// The snapshot step an apply batch runs. A crash armed for the batch may
+/// land in the entries it applies before or after the step as well: it is
+/// counted under the step (`crash-in-snapshot-install`, `-take`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ApplySnapshotStep {
+    /// It installs a snapshot received from the leader.
+    Install,
+    /// Its entries make a snapshot due, which it takes.
+    Take,
+}
+
+/// The files of the finished snapshot at `index` in `store`, as the
+/// transport would stream them (relative names, sorted), or `None` if the
+/// sender cannot read it.
+fn snapshot_image(store: &SnapshotStore, index: Index) -> Option<SnapshotImage> {
+    let fs = store.fs();
+    let dir = store.path_of(index);
+    let mut files = Vec::new();
+    let mut pending = vec![(dir.clone(), String::new())];
+    while let Some((path, relative)) = pending.pop() {
+        for name in fs.list_dir(&path).ok()? {
+            let child = path.join(&name);
+            let child_relative = if relative.is_empty() {
+                name
+            } else {
+                format!("{relative}/{name}")
+            };
+            if fs.is_dir(&child).ok()? {
+                pending.push((child, child_relative));
+            } else {
+                files.push((child_relative, fs.read_file(&child).ok()?));
+            }
+        }
+    }
+    files.sort();
+    Some(SnapshotImage { files })
 }

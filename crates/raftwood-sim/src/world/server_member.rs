@@ -14,10 +14,12 @@
 //!   `PersistBatcher`/`WrittenBatch` and `apply_batch`.
 //! - Proposers and readers: oneshot receivers, polled with `try_recv`.
 //!
-//! Snapshots are left out: they go through real directories (checkpoint,
-//! rename, `kv-current`), so members never compact their logs here (the
-//! raft-core mode covers snapshots), and a snapshot the loop asks to send
-//! or install is reported as a violation.
+//! - Snapshots: the server's own steps (`raftwood_server::snapshot`) on the
+//!   member's crash-modelling filesystem. The apply side takes and installs
+//!   them, the persistence side finishes or discards them and compacts the
+//!   [`SimDisk`] log, and a snapshot the loop sends travels as the files of
+//!   the sender's snapshot directory, reassembled at the receiver by the
+//!   server's `SnapshotReceiver`.
 
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
@@ -30,7 +32,10 @@ use raftwood_server::driver::{
     ApplyWork, DriveLoop, ForwardSettings, LogStorage, LoopEvent, LoopOutputs, MessageSink,
     PersistBatcher, PersistWork, ProposeResult, RaftStatus, ReadError, Waiters, WrittenBatch,
 };
-use raftwood_server::threads::ApplyContext;
+use raftwood_server::snapshot::SnapshotStore;
+use raftwood_server::state_dir::StateDir;
+use raftwood_server::threads::{ApplyContext, ApplySnapshots};
+use raftwood_server::transport::SnapshotReceiver;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::ClientRef;
@@ -51,10 +56,10 @@ impl LogStorage for SimDisk {
     }
 
     fn compact(&mut self, snapshot: &SnapshotMeta) -> Result<(), String> {
-        Err(format!(
-            "log compaction to {} in the server-loop mode, which takes no snapshots",
-            snapshot.index
-        ))
+        // The snapshot's data is the finished directory on the member's
+        // filesystem, not an image on this disk.
+        self.write_compaction(snapshot.clone(), Arc::default());
+        Ok(())
     }
 }
 
@@ -141,6 +146,16 @@ pub struct ServerMember {
     pub persist_in_flight: Option<WrittenBatch>,
     /// Apply work queued; an apply event is scheduled while non-empty.
     pub apply_queue: Vec<ApplyWork>,
+    /// The member's snapshots, finished by the persistence side and read
+    /// when one is sent.
+    pub snapshots: SnapshotStore,
+    /// Reassembles the snapshots this member receives.
+    pub receiver: SnapshotReceiver,
+    /// The applied index of the last store installed from a snapshot. The
+    /// checkpoint may hold state past the snapshot's index, so the core
+    /// hands out entries up to here again, which the store skips
+    /// (applying is idempotent by index); only entries past it must be new.
+    pub installed_through: Index,
     /// Client writes waiting for their outcome.
     pub proposals: Vec<WaitingProposal>,
     /// Client reads waiting for their index.
@@ -151,10 +166,31 @@ pub struct ServerMember {
     pub applied_at: std::collections::BTreeMap<u64, (Index, Term)>,
 }
 
+/// Where a member's state machine and snapshots live, and how often it
+/// snapshots.
+#[derive(Debug)]
+pub struct MemberFiles {
+    /// The member's data directory.
+    pub dirs: StateDir,
+    /// Its snapshots.
+    pub snapshots: SnapshotStore,
+    /// Entries between snapshots (`--snapshot-count`).
+    pub snapshot_count: u64,
+    /// Entries kept in the log behind a snapshot.
+    pub catch_up_entries: u64,
+}
+
 impl ServerMember {
     /// A drive loop around `node`, applying to `kv`, started at simulated
-    /// time `now_us`.
-    pub fn new(node: RaftNode, kv: Arc<KvStore>, applied: Index, now_us: u64) -> ServerMember {
+    /// time `now_us`, with its files in `files`.
+    pub fn new(
+        node: RaftNode,
+        kv: Arc<ArcSwap<KvStore>>,
+        applied: Index,
+        now_us: u64,
+        files: MemberFiles,
+    ) -> ServerMember {
+        let last_snapshot_index = node.log().snapshot().index;
         // As the server's batch ids come from the wall clock, these come
         // from simulated time, so a restarted member's forwarded batches
         // are above its earlier life's (up to 1,024 rounds per simulated
@@ -177,17 +213,23 @@ impl ServerMember {
                 waiters: Arc::clone(&waiters),
                 status,
             },
-            0,
+            files.catch_up_entries,
         )
         .with_forwarding(forwarding);
         let (events, apply_reports) = mpsc::unbounded_channel();
         let (applied, _) = watch::channel(applied);
+        let receiver = SnapshotReceiver::new(Arc::clone(files.dirs.fs()), files.dirs.incoming());
         let apply = ApplyContext {
-            kv: Arc::new(ArcSwap::new(kv)),
+            kv,
             waiters,
             applied,
             events,
-            snapshots: None,
+            snapshots: Some(ApplySnapshots {
+                state_dir: files.dirs,
+                store: files.snapshots.clone(),
+                snapshot_count: files.snapshot_count,
+                last_snapshot_index,
+            }),
         };
         ServerMember {
             drive,
@@ -202,6 +244,9 @@ impl ServerMember {
             persist_queue: Vec::new(),
             persist_in_flight: None,
             apply_queue: Vec::new(),
+            snapshots: files.snapshots,
+            receiver,
+            installed_through: 0,
             proposals: Vec::new(),
             reads: Vec::new(),
             applied_at: std::collections::BTreeMap::new(),
