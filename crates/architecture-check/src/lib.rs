@@ -9,10 +9,12 @@
 //! dependency graph and file contents, and `tests/invariants.rs` runs them
 //! on this workspace and on a fixture workspace that breaks them.
 
+mod assertion_density;
 mod dependency_rules;
 mod module_rules;
 mod source_rules;
 
+pub use assertion_density::{Density, crate_density, file_density};
 pub use dependency_rules::{DependencyRule, check_dependencies, dependency_rules};
 pub use module_rules::{ModuleRule, check_modules, module_rules};
 pub use source_rules::{SourceRule, check_sources, source_rules};

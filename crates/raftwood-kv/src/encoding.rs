@@ -136,7 +136,7 @@ impl DeleteProgress {
         out.extend_from_slice(&self.index.to_le_bytes());
         out.extend_from_slice(&self.changes.to_le_bytes());
         for field in [&self.key, &self.range_end] {
-            let len = u32::try_from(field.len()).unwrap_or(u32::MAX);
+            let len = raftwood_lsm::length::len_u32(field.len(), "kv record field");
             out.extend_from_slice(&len.to_le_bytes());
             out.extend_from_slice(field);
         }

@@ -82,7 +82,7 @@ pub(crate) fn put_record(
     flags: u8,
     payload: &[u8],
 ) {
-    let payload_len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    let payload_len = raftwood_lsm::length::len_u32(payload.len(), "raft log record payload");
     assert!(
         payload_len <= MAX_PAYLOAD_BYTES,
         "record payloads are limited to {MAX_PAYLOAD_BYTES} bytes"

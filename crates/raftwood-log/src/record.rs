@@ -96,7 +96,7 @@ pub(crate) fn encode_payload(record: &Record, out: &mut Vec<u8>) {
         }
         Record::Entries(entries) => {
             debug_assert!(!entries.is_empty());
-            let count = u32::try_from(entries.len()).unwrap_or(u32::MAX);
+            let count = raftwood_lsm::length::len_u32(entries.len(), "raft log record entry count");
             out.extend_from_slice(&count.to_le_bytes());
             for entry in entries {
                 encode_entry(entry, out);

@@ -25,6 +25,7 @@ pub mod filename;
 pub mod fs;
 pub mod iterator;
 pub mod key;
+pub mod length;
 pub mod log;
 pub mod memtable;
 pub mod options;

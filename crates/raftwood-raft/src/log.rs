@@ -52,6 +52,64 @@ pub enum Unavailable {
 }
 
 impl RaftLog {
+    /// The invariants documented on the fields. The cursor order is
+    /// checked always (a few comparisons); the shape of every entry only
+    /// with debug assertions (a walk of the log). A broken one is a bug in
+    /// this type or its caller, never something input can cause.
+    pub fn check_invariants(&self) {
+        let last = self.last_index();
+        assert!(
+            self.snapshot.index <= self.committed && self.committed <= last,
+            "log: committed {} outside [snapshot {}, last {last}]",
+            self.committed,
+            self.snapshot.index
+        );
+        assert!(
+            self.persisted <= self.handed_to_persist && self.handed_to_persist <= last,
+            "log: persisted {} <= handed {} <= last {last} broken",
+            self.persisted,
+            self.handed_to_persist
+        );
+        assert!(
+            self.applied <= self.applying,
+            "log: applied {} past applying {}",
+            self.applied,
+            self.applying
+        );
+        assert!(
+            self.applying <= self.committed.max(self.snapshot.index),
+            "log: applying {} past committed {}",
+            self.applying,
+            self.committed
+        );
+        if let Some(first) = self.entries.front() {
+            assert_eq!(first.index, self.snapshot.index + 1, "log: first entry");
+            assert!(
+                first.term >= self.snapshot.term,
+                "log: a term below the snapshot's"
+            );
+        }
+        #[cfg(debug_assertions)]
+        for (offset, pair) in self
+            .entries
+            .iter()
+            .zip(self.entries.iter().skip(1))
+            .enumerate()
+        {
+            let (before, after) = pair;
+            debug_assert_eq!(
+                after.index,
+                before.index + 1,
+                "log: hole after offset {offset}"
+            );
+            debug_assert!(
+                after.term >= before.term,
+                "log: term decreases at {}",
+                after.index
+            );
+        }
+    }
+
     /// A log that starts after `snapshot` and holds `entries` (all durable:
     /// this is how a member restarts). `entries` must follow the snapshot
     /// without gaps; the caller checks that with [`RaftLog::check_entries`].

@@ -347,12 +347,66 @@ impl RaftNode {
             Role::Leader => self.tick_leader(),
             Role::Follower | Role::PreCandidate | Role::Candidate => self.tick_election(),
         }
+        self.debug_check_invariants();
+    }
+
+    /// The invariants documented on the fields, and the log's. A broken one
+    /// is a bug in the core or in its caller's use of it (completions out
+    /// of order are refused with an error before they get here).
+    pub fn check_invariants(&self) {
+        self.log.check_invariants();
+        let leading = self.role == Role::Leader;
+        assert!(
+            leading || self.lead_transferee.is_none(),
+            "a leadership transfer outside leadership"
+        );
+        assert!(
+            !leading || self.leader == Some(self.id()),
+            "a leader that does not know it leads"
+        );
+        assert!(self.vote.is_none() || self.term > 0, "a vote in term 0");
+        assert!(
+            self.handed_hard_state.term <= self.term,
+            "handed out a term above the current one"
+        );
+        assert!(
+            self.outstanding
+                .iter()
+                .zip(self.outstanding.iter().skip(1))
+                .all(|(a, b)| a.ticket.0 < b.ticket.0),
+            "persist tickets out of order"
+        );
+        assert!(
+            self.outstanding
+                .back()
+                .is_none_or(|newest| newest.ticket.0 < self.next_ticket),
+            "a ticket at or past the next one"
+        );
+        assert!(
+            self.conf_history
+                .iter()
+                .zip(self.conf_history.iter().skip(1))
+                .all(|(a, b)| a.0 < b.0),
+            "configuration history out of order"
+        );
+    }
+
+    /// [`RaftNode::check_invariants`] after every input, in debug builds.
+    fn debug_check_invariants(&self) {
+        #[cfg(debug_assertions)]
+        self.check_invariants();
     }
 
     /// Processes a message from another member. Messages that are stale,
     /// misaddressed or from a member this one cannot place are ignored with a
     /// log event; none can make the node panic or break safety.
     pub fn step(&mut self, message: Message) -> Result<(), Error> {
+        let result = self.step_checked(message);
+        self.debug_check_invariants();
+        result
+    }
+
+    fn step_checked(&mut self, message: Message) -> Result<(), Error> {
         if message.to != self.id() {
             tracing::debug!(
                 id = self.id(),
@@ -402,13 +456,15 @@ impl RaftNode {
         let apply = self
             .log
             .take_entries_to_apply(self.config.max_message_bytes.saturating_mul(64));
-        Effects {
+        let effects = Effects {
             persist,
             messages: self.outbox.take_released(),
             apply,
             read_states: std::mem::take(&mut self.read_states),
             failed_reads: std::mem::take(&mut self.failed_reads),
-        }
+        };
+        self.debug_check_invariants();
+        effects
     }
 
     /// Whether [`RaftNode::take_effects`] would return anything.

@@ -38,6 +38,12 @@ impl RaftNode {
     /// The caller made the request `ticket` durable. Requests must complete
     /// in the order they were issued.
     pub fn on_persisted(&mut self, ticket: PersistTicket) -> Result<(), Error> {
+        let result = self.persisted_checked(ticket);
+        self.debug_check_invariants();
+        result
+    }
+
+    fn persisted_checked(&mut self, ticket: PersistTicket) -> Result<(), Error> {
         let Some(oldest) = self.outstanding.front() else {
             return Err(Error::OutOfOrderCompletion(format!(
                 "{ticket:?} completed but none is outstanding"
@@ -81,6 +87,7 @@ impl RaftNode {
             .map_err(Error::OutOfOrderCompletion)?;
         self.apply_conf_changes_between(before, self.log.applied())?;
         self.maybe_auto_leave_joint();
+        self.debug_check_invariants();
         Ok(())
     }
 

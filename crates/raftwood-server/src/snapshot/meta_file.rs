@@ -18,9 +18,7 @@ pub fn encode(meta: &SnapshotMeta) -> Vec<u8> {
     let mut out = Vec::with_capacity(encoded.len() + 16);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(
-        &u32::try_from(encoded.len())
-            .unwrap_or(u32::MAX)
-            .to_le_bytes(),
+        &raftwood_lsm::length::len_u32(encoded.len(), "snapshot meta").to_le_bytes(),
     );
     out.extend_from_slice(&encoded);
     out.extend_from_slice(&crc32c::crc32c(&encoded).to_le_bytes());

@@ -6,6 +6,7 @@
 //! one-way: each member dials every peer it sends to.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use raftwood_lsm::length::{len_u16, len_u32};
 use raftwood_raft::{Message, NodeId};
 
 /// `b"RWPEER"` then the protocol version.
@@ -62,14 +63,14 @@ impl Hello {
         body.put_u64_le(self.cluster_id);
         body.put_u64_le(self.from);
         put_string(&mut body, &self.name);
-        body.put_u16_le(u16::try_from(self.client_urls.len()).unwrap_or(u16::MAX));
+        body.put_u16_le(len_u16(self.client_urls.len(), "hello client URL count"));
         for url in self.client_urls.iter().take(usize::from(u16::MAX)) {
             put_string(&mut body, url);
         }
         let mut out = Vec::with_capacity(12 + body.len());
         out.extend_from_slice(MAGIC);
         out.put_u16_le(PROTOCOL_VERSION);
-        out.put_u32_le(u32::try_from(body.len()).unwrap_or(u32::MAX));
+        out.put_u32_le(len_u32(body.len(), "hello body"));
         out.extend_from_slice(&body);
         out
     }
@@ -147,12 +148,12 @@ impl Frame {
         match self {
             Frame::Messages(messages) => {
                 out.put_u8(KIND_MESSAGES);
-                out.put_u32_le(u32::try_from(messages.len()).unwrap_or(u32::MAX));
+                out.put_u32_le(len_u32(messages.len(), "frame message count"));
                 let mut scratch = Vec::new();
                 for message in messages {
                     scratch.clear();
                     raftwood_raft::codec::encode_message(message, &mut scratch);
-                    out.put_u32_le(u32::try_from(scratch.len()).unwrap_or(u32::MAX));
+                    out.put_u32_le(len_u32(scratch.len(), "frame item"));
                     out.extend_from_slice(&scratch);
                 }
             }
@@ -161,7 +162,7 @@ impl Frame {
                 out.put_u64_le(chunk.snapshot_index);
                 put_string(out, &chunk.file);
                 out.put_u64_le(chunk.offset);
-                out.put_u32_le(u32::try_from(chunk.data.len()).unwrap_or(u32::MAX));
+                out.put_u32_le(len_u32(chunk.data.len(), "snapshot chunk"));
                 out.extend_from_slice(&chunk.data);
                 match &chunk.finish {
                     None => out.put_u8(0),
@@ -170,14 +171,14 @@ impl Frame {
                         out.put_u32_le(*crc);
                         let mut scratch = Vec::new();
                         raftwood_raft::codec::encode_message(message, &mut scratch);
-                        out.put_u32_le(u32::try_from(scratch.len()).unwrap_or(u32::MAX));
+                        out.put_u32_le(len_u32(scratch.len(), "frame item"));
                         out.extend_from_slice(&scratch);
                     }
                 }
             }
         }
         let body_len = out.len() - start - 4;
-        let len_bytes = u32::try_from(body_len).unwrap_or(u32::MAX).to_le_bytes();
+        let len_bytes = len_u32(body_len, "frame body").to_le_bytes();
         out[start..start + 4].copy_from_slice(&len_bytes);
     }
 
@@ -248,7 +249,7 @@ fn get_message(body: &mut &[u8]) -> Result<Message, FrameError> {
 fn put_string(out: &mut impl BufMut, text: &str) {
     let bytes = text.as_bytes();
     let len = bytes.len().min(usize::from(u16::MAX));
-    out.put_u16_le(u16::try_from(len).unwrap_or(u16::MAX));
+    out.put_u16_le(len_u16(len, "frame string"));
     out.put_slice(&bytes[..len]);
 }
 
