@@ -8,6 +8,8 @@ mod frame;
 mod inbound;
 mod snapshot_receive;
 mod snapshot_send;
+#[cfg(test)]
+mod snapshot_transfer_tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
