@@ -86,6 +86,13 @@ pub fn source_rules() -> Vec<SourceRule> {
         },
         SourceRule {
             crate_name: "raftwood-server",
+            description: "a member reaches its files only through the storage engine's FileSystem seam (bootstrap, the threads, snapshots, the transport's reassembly), so the crash-modelling filesystem can cut power inside any step",
+            forbidden: vec!["std::fs", "tokio::fs", "std::os::unix::fs"],
+            allowed_dirs: vec![],
+            only_dirs: vec![],
+        },
+        SourceRule {
+            crate_name: "raftwood-server",
             description: "the drive loop (src/driver/) does no I/O of its own: no disk, no socket, no thread, no clock; its effects leave through its seams (LogStorage, MessageSink, SnapshotFiles, the worker channels) and time arrives as ticks, so the simulator can drive it",
             forbidden: vec![
                 "std::fs",

@@ -346,17 +346,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
     ];
     if let Some(timings) = timings {
         let period = Duration::from_secs(config.log_timings_seconds);
-        tasks.push(tokio::spawn(log_timings(
-            timings,
-            config.name.clone(),
-            period,
-        )));
+        let member = config.name.clone();
+        tasks.push(tokio::spawn(log_timings(timings, member, period)));
     }
     for listener in listeners.peers {
+        let inbound = channels.inbound.clone();
         tasks.push(tokio::spawn(transport::serve_peers(
-            listener,
-            cluster_id,
-            channels.inbound.clone(),
+            listener, cluster_id, inbound,
         )));
     }
 
@@ -376,28 +372,45 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
     };
     let api = ClientApi::new(member.clone());
     tasks.push(tokio::spawn(api.expire_leases()));
+    let clients = serve_clients(listeners.clients, &api);
+    Ok(RunningNode {
+        context: member,
+        client_addresses: clients.addresses,
+        drive,
+        tasks,
+        client_servers: clients.servers,
+        stop: clients.stop,
+        threads: vec![persist_thread, apply_thread],
+    })
+}
+
+/// The client servers of a member, stopped together through `stop`.
+struct ClientServers {
+    addresses: Vec<SocketAddr>,
+    servers: Vec<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+}
+
+/// Serves `api` on every client listener.
+fn serve_clients(listeners: Vec<TcpListener>, api: &ClientApi) -> ClientServers {
     let (stop, stop_rx) = watch::channel(false);
-    let mut client_addresses = Vec::new();
-    let mut client_servers = Vec::new();
-    for listener in listeners.clients {
+    let mut addresses = Vec::new();
+    let mut servers = Vec::new();
+    for listener in listeners {
         if let Ok(address) = listener.local_addr() {
-            client_addresses.push(address);
+            addresses.push(address);
         }
-        client_servers.push(tokio::spawn(crate::grpc::serve(
+        servers.push(tokio::spawn(crate::grpc::serve(
             listener,
             api.clone(),
             stop_rx.clone(),
         )));
     }
-    Ok(RunningNode {
-        context: member,
-        client_addresses,
-        drive,
-        tasks,
-        client_servers,
+    ClientServers {
+        addresses,
+        servers,
         stop,
-        threads: vec![persist_thread, apply_thread],
-    })
+    }
 }
 
 /// Wall-clock time since the Unix epoch (zero if the clock is before it):

@@ -342,33 +342,7 @@ impl DriveLoop {
                 Ok(())
             }
             LoopEvent::SnapshotTaken { index, temp_dir } => {
-                // Keep some entries behind the snapshot so that a follower
-                // a little behind catches up from the log, not with a whole
-                // snapshot (etcd keeps 5,000). The checkpoint holds state up
-                // to `index`, beyond the compaction point: applying is
-                // idempotent by index, so a member that installs it skips
-                // the entries it already holds.
-                let compact_to = index.saturating_sub(self.catch_up_entries);
-                if compact_to <= self.node.log().snapshot().index {
-                    self.discard_snapshot(temp_dir);
-                    return;
-                }
-                match self.node.compact_log(compact_to) {
-                    Ok(meta) => {
-                        if self
-                            .outputs
-                            .persist
-                            .send(PersistWork::Snapshot { meta, temp_dir })
-                            .is_err()
-                        {
-                            self.failed = Some("the persistence thread stopped".into());
-                        }
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, index, "snapshot not usable for compaction");
-                        self.discard_snapshot(temp_dir);
-                    }
-                }
+                self.snapshot_taken(index, temp_dir);
                 Ok(())
             }
             LoopEvent::SnapshotReceived {
@@ -412,6 +386,33 @@ impl DriveLoop {
             // of order): continuing could corrupt the log.
             tracing::error!(%error, "stopping: drive loop contract violated");
             self.failed = Some(error.to_string());
+        }
+    }
+
+    /// The apply thread checkpointed the state machine at `index`: the log
+    /// is compacted to it, keeping some entries behind it so that a
+    /// follower a little behind catches up from the log, not with a whole
+    /// snapshot (etcd keeps 5,000). The checkpoint holds state up to
+    /// `index`, beyond the compaction point: applying is idempotent by
+    /// index, so a member that installs it skips the entries it already
+    /// holds.
+    fn snapshot_taken(&mut self, index: Index, temp_dir: PathBuf) {
+        let compact_to = index.saturating_sub(self.catch_up_entries);
+        if compact_to <= self.node.log().snapshot().index {
+            self.discard_snapshot(temp_dir);
+            return;
+        }
+        match self.node.compact_log(compact_to) {
+            Ok(meta) => {
+                let work = PersistWork::Snapshot { meta, temp_dir };
+                if self.outputs.persist.send(work).is_err() {
+                    self.failed = Some("the persistence thread stopped".into());
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, index, "snapshot not usable for compaction");
+                self.discard_snapshot(temp_dir);
+            }
         }
     }
 
