@@ -147,7 +147,7 @@ fn restart(
         recovered.entries,
         kv.applied_index(),
         installed,
-    );
+    )?;
     if let Some(snapshot) = &startup.reset_log_to {
         tracing::warn!(
             index = snapshot.index,

@@ -46,6 +46,9 @@ pub enum ServerError {
     /// The live state machine cannot be told apart from old ones.
     #[error("data directory: {0}")]
     StateDir(#[from] crate::state_dir::StateDirError),
+    /// The log and the state machine cannot be reconciled.
+    #[error("recovery: {0}")]
+    Recovery(#[from] crate::recovery::RecoveryError),
     /// Writing the bootstrap state failed.
     #[error("bootstrapping the raft log: {0}")]
     Bootstrap(String),

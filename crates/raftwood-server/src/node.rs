@@ -236,6 +236,26 @@ fn spawn_apply(
     Ok((work, thread))
 }
 
+/// The drive loop around `node`, with the server's settings.
+fn drive_loop(
+    config: &ServerConfig,
+    node: RaftNode,
+    outputs: LoopOutputs,
+    timings: Option<Arc<StageTimings>>,
+) -> DriveLoop {
+    let drive = DriveLoop::new(node, outputs, (config.snapshot_count / 2).min(5_000))
+        .with_forwarding(ForwardSettings {
+            // Above every batch id of an earlier life: one id per round,
+            // far fewer rounds than microseconds.
+            first_batch_id: now_since_epoch().as_micros() as u64,
+            timeout_ticks: config.forward_timeout_ticks(),
+        });
+    match timings {
+        Some(timings) => drive.with_timings(timings),
+        None => drive,
+    }
+}
+
 /// Time enters the drive loop as ticks, one per heartbeat interval.
 async fn tick(events: mpsc::UnboundedSender<LoopEvent>, period: Duration) {
     let mut interval = tokio::time::interval(period);
@@ -309,27 +329,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
     };
     let (apply, apply_thread) = spawn_apply(&config.name, apply_context, timings.clone())?;
 
-    let drive = DriveLoop::new(
-        node,
-        LoopOutputs {
-            network: Arc::new(network),
-            persist,
-            apply,
-            waiters,
-            status: channels.status,
-        },
-        (config.snapshot_count / 2).min(5_000),
-    )
-    .with_forwarding(ForwardSettings {
-        // Above every batch id of an earlier life: one id per round, far
-        // fewer rounds than microseconds.
-        first_batch_id: now_since_epoch().as_micros() as u64,
-        timeout_ticks: config.forward_timeout_ticks(),
-    });
-    let drive = match &timings {
-        Some(timings) => drive.with_timings(timings.clone()),
-        None => drive,
+    let outputs = LoopOutputs {
+        network: Arc::new(network),
+        persist,
+        apply,
+        waiters,
+        status: channels.status,
     };
+    let drive = drive_loop(&config, node, outputs, timings.clone());
     let drive = tokio::spawn(drive.run(channels.events_rx));
 
     let mut tasks = vec![

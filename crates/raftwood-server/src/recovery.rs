@@ -16,6 +16,23 @@ pub struct Startup {
     pub reset_log_to: Option<SnapshotMeta>,
 }
 
+/// Why a member cannot start from what its disk holds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecoveryError {
+    /// The state machine holds less than the log's snapshot covers: the
+    /// entries between were compacted away, so neither can bring it back.
+    /// (A lost or wrong state-machine directory; never a crash window.)
+    #[error(
+        "the state machine is applied only to {applied}, behind the raft log's snapshot at {snapshot_index}: the entries between are gone; restore the member's data directory or remove the member and add it again"
+    )]
+    StateMachineBehindSnapshot {
+        /// What the state machine applied.
+        applied: Index,
+        /// Where the log starts.
+        snapshot_index: Index,
+    },
+}
+
 /// Reconciles the raft log's recovered state (`hard_state`, `snapshot`,
 /// `entries`) with the state machine's durable applied index and the meta
 /// of the snapshot it was installed from, if any.
@@ -30,13 +47,17 @@ pub struct Startup {
 ///   state machine when handed out again (applying is idempotent by index).
 /// - The commit index is at least the applied index: applied entries were
 ///   committed, and a commit index is not synced on its own.
+/// - A state machine behind the log's snapshot point is refused (it used
+///   to be started at the snapshot's index, silently missing the entries
+///   between); the bootstrap snapshot (index 1) holds no data, so an
+///   empty state machine is at it.
 pub fn reconcile(
     mut hard_state: HardState,
     mut snapshot: SnapshotMeta,
     mut entries: Vec<Entry>,
     state_machine_applied: Index,
     installed_snapshot: Option<SnapshotMeta>,
-) -> Startup {
+) -> Result<Startup, RecoveryError> {
     let mut last = entries.last().map_or(snapshot.index, |e| e.index);
     let mut reset_log_to = None;
     if let Some(installed) = installed_snapshot
@@ -57,9 +78,15 @@ pub fn reconcile(
         snapshot = installed;
         reset_log_to = Some(snapshot.clone());
     }
+    if state_machine_applied < snapshot.index && snapshot.index > 1 {
+        return Err(RecoveryError::StateMachineBehindSnapshot {
+            applied: state_machine_applied,
+            snapshot_index: snapshot.index,
+        });
+    }
     let applied = state_machine_applied.min(last).max(snapshot.index);
     hard_state.commit = hard_state.commit.max(applied);
-    Startup {
+    Ok(Startup {
         initial: InitialState {
             hard_state,
             snapshot,
@@ -67,7 +94,7 @@ pub fn reconcile(
             applied,
         },
         reset_log_to,
-    }
+    })
 }
 
 /// The term of the entry at `index` as the log holds it, if it does.
@@ -115,7 +142,7 @@ mod tests {
 
     #[test]
     fn a_state_machine_behind_the_log_replays_from_its_applied_index() {
-        let startup = reconcile(hard(2, 8), meta(1, 1), entries(2..=10), 5, None);
+        let startup = reconcile(hard(2, 8), meta(1, 1), entries(2..=10), 5, None).unwrap();
         assert_eq!(startup.initial.applied, 5);
         assert_eq!(startup.initial.hard_state.commit, 8);
         assert_eq!(startup.initial.entries.len(), 9);
@@ -126,7 +153,7 @@ mod tests {
     fn the_commit_index_is_raised_to_what_was_applied() {
         // Commit-only hard states are not synced: the log may recover an
         // older commit index than the state machine applied.
-        let startup = reconcile(hard(2, 3), meta(1, 1), entries(2..=10), 7, None);
+        let startup = reconcile(hard(2, 3), meta(1, 1), entries(2..=10), 7, None).unwrap();
         assert_eq!(startup.initial.hard_state.commit, 7);
         assert_eq!(startup.initial.applied, 7);
     }
@@ -135,7 +162,7 @@ mod tests {
     fn a_checkpoint_past_its_snapshot_index_is_capped_at_the_log() {
         // A snapshot at 100 whose checkpoint holds state up to 130, and a
         // log that only reaches 120.
-        let startup = reconcile(hard(2, 100), meta(100, 2), entries(101..=120), 130, None);
+        let startup = reconcile(hard(2, 100), meta(100, 2), entries(101..=120), 130, None).unwrap();
         assert_eq!(startup.initial.applied, 120);
         assert_eq!(startup.initial.hard_state.commit, 120);
     }
@@ -151,7 +178,8 @@ mod tests {
             entries(2..=40),
             510,
             Some(meta(500, 4)),
-        );
+        )
+        .unwrap();
         assert_eq!(startup.reset_log_to, Some(meta(500, 4)));
         assert_eq!(startup.initial.snapshot, meta(500, 4));
         assert!(startup.initial.entries.is_empty());
@@ -174,7 +202,8 @@ mod tests {
             entries(2..=129),
             135,
             Some(meta(128, 2)),
-        );
+        )
+        .unwrap();
         assert_eq!(startup.reset_log_to, None);
         assert_eq!(startup.initial.applied, 129);
         assert_eq!(startup.initial.hard_state.commit, 129);
@@ -190,11 +219,28 @@ mod tests {
             entries(2..=129),
             131,
             Some(meta(128, 3)),
-        );
+        )
+        .unwrap();
         assert_eq!(startup.reset_log_to, Some(meta(128, 3)));
         assert_eq!(startup.initial.applied, 128);
         assert_eq!(startup.initial.hard_state.commit, 128);
         assert!(startup.initial.entries.is_empty());
+    }
+
+    #[test]
+    fn a_state_machine_behind_the_logs_snapshot_is_refused_not_hidden() {
+        // The log was compacted to 100; the state machine reopened at 40
+        // (a lost or wrong kv directory). Entries 41..=100 are gone.
+        let refused = reconcile(hard(2, 120), meta(100, 2), entries(101..=120), 40, None);
+        assert_eq!(
+            refused.err(),
+            Some(RecoveryError::StateMachineBehindSnapshot {
+                applied: 40,
+                snapshot_index: 100
+            })
+        );
+        // The bootstrap snapshot holds no data: an empty store is at it.
+        assert!(reconcile(hard(1, 1), meta(1, 1), entries(2..=3), 0, None).is_ok());
     }
 
     #[test]
@@ -205,7 +251,8 @@ mod tests {
             entries(501..=530),
             525,
             Some(meta(500, 4)),
-        );
+        )
+        .unwrap();
         assert_eq!(startup.reset_log_to, None);
         assert_eq!(startup.initial.applied, 525);
         assert_eq!(startup.initial.entries.len(), 30);

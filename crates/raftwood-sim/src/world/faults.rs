@@ -238,13 +238,20 @@ impl Simulation {
             // The log's own commit index: `recover` raised it to the store's.
             let mut hard_state = initial.hard_state;
             hard_state.commit = node.disk.durable().hard_state.commit;
-            let startup = raftwood_server::recovery::reconcile(
+            let reconciled = raftwood_server::recovery::reconcile(
                 hard_state,
                 initial.snapshot.clone(),
                 std::mem::take(&mut initial.entries),
                 store_applied,
                 installed,
             );
+            let startup = match reconciled {
+                Ok(startup) => startup,
+                Err(error) => {
+                    self.safety_violation(format!("member {id} cannot restart: {error}"));
+                    return;
+                }
+            };
             if let Some(snapshot) = &startup.reset_log_to {
                 node.disk.submit(
                     PersistRequest {
