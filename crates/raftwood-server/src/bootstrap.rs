@@ -31,6 +31,9 @@ use crate::state_dir::StateDir;
 pub struct Bootstrapped {
     /// This member's id.
     pub member_id: NodeId,
+    /// How many times this member has started, this start included
+    /// (`member/incarnation`).
+    pub incarnation: u64,
     /// Who is in the cluster (from `--initial-cluster`).
     pub membership: Membership,
     /// The data directory's layout.
@@ -67,6 +70,7 @@ pub fn bootstrap(
         member_id,
         membership.cluster_id,
     )?;
+    let incarnation = dirs.next_incarnation()?;
 
     let (mut log_store, recovered) =
         RaftLogStore::open(Arc::clone(&fs), &dirs.raft(), LogOptions::default())?;
@@ -103,6 +107,7 @@ pub fn bootstrap(
     );
     Ok(Bootstrapped {
         member_id,
+        incarnation,
         membership,
         dirs,
         snapshots,

@@ -241,19 +241,38 @@ fn drive_loop(
     config: &ServerConfig,
     node: RaftNode,
     outputs: LoopOutputs,
+    incarnation: u64,
     timings: Option<Arc<StageTimings>>,
 ) -> DriveLoop {
     let drive = DriveLoop::new(node, outputs, (config.snapshot_count / 2).min(5_000))
         .with_forwarding(ForwardSettings {
-            // Above every batch id of an earlier life: one id per round,
-            // far fewer rounds than microseconds.
-            first_batch_id: now_since_epoch().as_micros() as u64,
+            first_batch_id: first_batch_id(incarnation),
             timeout_ticks: config.forward_timeout_ticks(),
         });
     match timings {
         Some(timings) => drive.with_timings(timings),
         None => drive,
     }
+}
+
+/// Rounds one life of a member may number (one batch id per round): 2^40,
+/// three and a half years at 10,000 rounds a second.
+const BATCH_IDS_PER_INCARNATION: u64 = 1 << 40;
+/// Where incarnation-numbered batch ids start: above every id the earlier
+/// wall-clock numbering (microseconds since the epoch) gave, so a member
+/// upgraded in place keeps its ids increasing.
+const BATCH_ID_BASE: u64 = 1 << 62;
+
+/// The first forwarded-batch id of the member's `incarnation`-th start:
+/// above every id of its earlier lives whatever the wall clock says (the
+/// leader drops a forwarded batch whose id is not above the last it took
+/// from the member in its term; ids from the clock went back with it).
+fn first_batch_id(incarnation: u64) -> u64 {
+    assert!(
+        incarnation > 0 && incarnation < (1 << 21),
+        "incarnation {incarnation} outside the batch-id space"
+    );
+    BATCH_ID_BASE + incarnation * BATCH_IDS_PER_INCARNATION
 }
 
 /// Time enters the drive loop as ticks, one per heartbeat interval.
@@ -287,6 +306,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
     let listeners = bind_listeners(&config).await?;
     let mut boot = bootstrap(&config, Arc::new(StdFs))?;
     let member_id = boot.member_id;
+    let incarnation = boot.incarnation;
     let snapshot_index = boot.initial.snapshot.index;
     let channels = Channels::new(member_id, boot.initial.applied);
     let node = raft_node(&config, member_id, std::mem::take(&mut boot.initial))?;
@@ -336,7 +356,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
         waiters,
         status: channels.status,
     };
-    let drive = drive_loop(&config, node, outputs, timings.clone());
+    let drive = drive_loop(&config, node, outputs, incarnation, timings.clone());
     let drive = tokio::spawn(drive.run(channels.events_rx));
 
     let mut tasks = vec![
@@ -421,9 +441,30 @@ fn serve_clients(listeners: Vec<TcpListener>, api: &ClientApi) -> ClientServers 
 }
 
 /// Wall-clock time since the Unix epoch (zero if the clock is before it):
-/// what request ids and forwarded batch ids start from.
+/// what request ids start from (their bytes are compared too, so a clock
+/// gone back cannot answer a client with another request's outcome).
 fn now_since_epoch() -> Duration {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_ids_of_a_later_start_are_above_every_earlier_one() {
+        // Hardening: ids came from the wall clock, so a member restarted
+        // with its clock set back had its forwarded writes dropped as
+        // duplicates until leadership moved. Now they come from the count
+        // of starts kept in the data directory.
+        for incarnation in 1..1_000 {
+            let last_of_this_life = first_batch_id(incarnation) + BATCH_IDS_PER_INCARNATION - 1;
+            assert!(first_batch_id(incarnation + 1) > last_of_this_life);
+        }
+        // Above the old numbering (microseconds since the epoch, for the
+        // next thousands of years).
+        assert!(first_batch_id(1) > 1 << 61);
+    }
 }

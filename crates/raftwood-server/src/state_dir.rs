@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! <data-dir>/member/identity          member and cluster id (refuses a foreign dir)
+//! <data-dir>/member/incarnation       how many times the member started (16 hex digits)
 //! <data-dir>/member/raft/             the raft log (raftwood-log)
 //! <data-dir>/member/kv-current        name of the live state-machine directory
 //! <data-dir>/member/kv…/              the state machine (raftwood-kv on raftwood-lsm)
@@ -27,6 +28,8 @@ use raftwood_lsm::fs::FileSystem;
 use crate::durable::{FsResult, replace_file};
 
 const KV_CURRENT: &str = "kv-current";
+/// How many times the member has started, as 16 hex digits.
+const INCARNATION: &str = "incarnation";
 /// The live state machine's directory before any snapshot was installed.
 const FIRST_KV: &str = "kv";
 
@@ -40,6 +43,14 @@ pub enum StateDirError {
         context: String,
         /// The seam's error.
         source: raftwood_lsm::Error,
+    },
+    /// `incarnation` holds something that is not a count.
+    #[error("{path} holds {found:?}, not a count of starts")]
+    BadIncarnation {
+        /// The `incarnation` file.
+        path: PathBuf,
+        /// What it holds.
+        found: String,
     },
     /// `kv-current` holds something that names no state machine here.
     #[error(
@@ -92,6 +103,33 @@ impl StateDir {
     /// `member/identity`.
     pub fn identity(&self) -> PathBuf {
         self.member.join("identity")
+    }
+
+    /// Counts one more start of the member, durably, and returns the
+    /// count (1 on the first start). What a member numbers from it (its
+    /// forwarded proposal batches) is above everything an earlier life
+    /// numbered, whatever the wall clock says. A file that exists but does
+    /// not hold a count is an error, never a fresh start at 1.
+    pub fn next_incarnation(&self) -> Result<u64, StateDirError> {
+        let path = self.member.join(INCARNATION);
+        let io = |context: &str, source| StateDirError::Io {
+            context: format!("{context} {}", path.display()),
+            source,
+        };
+        let previous = if self.fs.exists(&path).map_err(|e| io("looking for", e))? {
+            let bytes = self.fs.read_file(&path).map_err(|e| io("reading", e))?;
+            let text = String::from_utf8_lossy(&bytes).trim().to_string();
+            u64::from_str_radix(&text, 16).map_err(|_| StateDirError::BadIncarnation {
+                path: path.clone(),
+                found: text,
+            })?
+        } else {
+            0
+        };
+        let next = previous + 1;
+        replace_file(self.fs.as_ref(), &path, format!("{next:016x}\n").as_bytes())
+            .map_err(|e| io("writing", e))?;
+        Ok(next)
     }
 
     /// `member/raft`.
@@ -250,6 +288,33 @@ mod tests {
         ));
         assert!(dirs.fs().is_dir(&dirs.member().join(installed)).unwrap());
         assert!(dirs.fs().is_dir(&dirs.member().join("kv")).unwrap());
+    }
+
+    #[test]
+    fn each_start_counts_one_more_incarnation_durably() {
+        let fs = Arc::new(CrashFs::new());
+        fs.create_dir_all(Path::new("/data/member")).unwrap();
+        fs.sync_dir(Path::new("/data")).unwrap();
+        fs.sync_dir(Path::new("/")).unwrap();
+        let dirs = StateDir::new(fs.clone(), Path::new("/data"));
+        assert_eq!(dirs.next_incarnation().unwrap(), 1);
+        assert_eq!(dirs.next_incarnation().unwrap(), 2);
+        fs.crash(raftwood_lsm::fs::CrashMode::DropUnsynced);
+        assert_eq!(
+            dirs.next_incarnation().unwrap(),
+            3,
+            "the count survives a crash"
+        );
+        replace_file(
+            fs.as_ref(),
+            Path::new("/data/member/incarnation"),
+            b"garbage",
+        )
+        .unwrap();
+        assert!(matches!(
+            dirs.next_incarnation(),
+            Err(StateDirError::BadIncarnation { .. })
+        ));
     }
 
     #[test]

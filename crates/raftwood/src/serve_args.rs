@@ -110,14 +110,24 @@ impl ServeArgs {
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from(format!("{name}.raftwood")));
         let mut config = ServerConfig::new(&name, data_dir);
-        if let Some(urls) = self.listen_client_urls.clone().or(file.listen_client_urls) {
-            config.listen_client_urls = parse_urls(&urls)?;
-        }
-        if let Some(urls) = self
+        let listen_client_urls = self.listen_client_urls.clone().or(file.listen_client_urls);
+        let advertise_client_urls = self
             .advertise_client_urls
             .clone()
-            .or(file.advertise_client_urls)
-        {
+            .or(file.advertise_client_urls);
+        // As etcd: a member that listens on chosen addresses must say where
+        // clients reach it (its default, localhost, would send relayed
+        // requests and clients' discovery to the wrong place).
+        if listen_client_urls.is_some() && advertise_client_urls.is_none() {
+            return Err(ConfigError::Invalid(
+                "--advertise-client-urls is required when --listen-client-urls is set explicitly"
+                    .into(),
+            ));
+        }
+        if let Some(urls) = listen_client_urls {
+            config.listen_client_urls = parse_urls(&urls)?;
+        }
+        if let Some(urls) = advertise_client_urls {
             config.advertise_client_urls = parse_urls(&urls)?;
         }
         if let Some(urls) = self.listen_peer_urls.clone().or(file.listen_peer_urls) {
@@ -206,6 +216,27 @@ mod tests {
         std::fs::write(&file, "nmae = \"typo\"\n").unwrap();
         let error = args.to_config().unwrap_err().to_string();
         assert!(error.contains("nmae"), "{error}");
+    }
+
+    #[test]
+    fn listening_on_chosen_client_urls_without_advertising_them_is_refused_as_etcd_does() {
+        let args = ServeArgs {
+            name: Some("a".into()),
+            listen_client_urls: Some("http://127.0.0.1:2379,http://127.0.0.1:2479".into()),
+            ..ServeArgs::default()
+        };
+        let error = args.to_config().unwrap_err().to_string();
+        assert!(
+            error.contains(
+                "--advertise-client-urls is required when --listen-client-urls is set explicitly"
+            ),
+            "{error}"
+        );
+        let advertised = ServeArgs {
+            advertise_client_urls: Some("http://127.0.0.1:2379".into()),
+            ..args
+        };
+        assert!(advertised.to_config().is_ok());
     }
 
     #[test]
