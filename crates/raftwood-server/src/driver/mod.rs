@@ -315,6 +315,7 @@ impl DriveLoop {
             LoopEvent::Tick => {
                 self.node.tick();
                 self.ticks += 1;
+                self.reads.tick(self.read_round_timeout_ticks());
                 let mut waiters = self.outputs.waiters.lock();
                 if waiters.forwarded_count() > 0 {
                     waiters.expire_forwarded(self.ticks);
@@ -387,6 +388,13 @@ impl DriveLoop {
             tracing::error!(%error, "stopping: drive loop contract violated");
             self.failed = Some(error.to_string());
         }
+    }
+
+    /// Ticks a ReadIndex round may stay unanswered before it is given up
+    /// and its readers start another: an election timeout, by which a
+    /// leader that still leads has heard from a quorum many times.
+    fn read_round_timeout_ticks(&self) -> u64 {
+        u64::from(self.node.config().election_timeout_ticks).max(2)
     }
 
     /// The apply thread checkpointed the state machine at `index`: the log

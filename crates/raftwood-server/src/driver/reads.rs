@@ -31,9 +31,12 @@ pub type ReadReply = oneshot::Sender<Result<Index, ReadError>>;
 pub struct ReadBatcher {
     /// Arrived since the last round started.
     waiting: Vec<ReadReply>,
-    /// Rounds in flight, by context.
-    in_flight: HashMap<u64, Vec<ReadReply>>,
+    /// Rounds in flight, by context: the tick each started at, and its
+    /// readers.
+    in_flight: HashMap<u64, (u64, Vec<ReadReply>)>,
     next_context: u64,
+    /// Ticks seen, the clock of rounds' deadlines.
+    ticks: u64,
     /// Ticks the current waiting batch has failed to start a round.
     retry_ticks: u32,
 }
@@ -70,8 +73,8 @@ impl ReadBatcher {
         let context = self.next_context;
         match start(Bytes::copy_from_slice(&context.to_be_bytes())) {
             Ok(()) => {
-                self.in_flight
-                    .insert(context, std::mem::take(&mut self.waiting));
+                let readers = std::mem::take(&mut self.waiting);
+                self.in_flight.insert(context, (self.ticks, readers));
                 self.retry_ticks = 0;
                 true
             }
@@ -96,9 +99,29 @@ impl ReadBatcher {
         }
     }
 
+    /// One tick passed. A round in flight for `timeout_ticks` is given up
+    /// and its readers wait for the next round: the ReadIndex message or
+    /// its answer may have been lost (the transport drops what it queued
+    /// for a peer it reconnects to), and without this the member's reads
+    /// stalled until leadership changed. A late answer to a given-up round
+    /// is ignored.
+    pub fn tick(&mut self, timeout_ticks: u64) {
+        self.ticks += 1;
+        let expired: Vec<u64> = self
+            .in_flight
+            .iter()
+            .filter(|(_, (started, _))| self.ticks.saturating_sub(*started) >= timeout_ticks)
+            .map(|(context, _)| *context)
+            .collect();
+        for context in expired {
+            self.failed(&context.to_be_bytes());
+        }
+    }
+
     /// A round was confirmed: its readers may read once `index` is applied.
     pub fn confirmed(&mut self, context: &[u8], index: Index) {
-        if let Some(replies) = decode_context(context).and_then(|c| self.in_flight.remove(&c)) {
+        if let Some((_, replies)) = decode_context(context).and_then(|c| self.in_flight.remove(&c))
+        {
             for reply in replies {
                 let _ = reply.send(Ok(index));
             }
@@ -107,7 +130,9 @@ impl ReadBatcher {
 
     /// A round failed (leader change): its readers wait for the next round.
     pub fn failed(&mut self, context: &[u8]) {
-        if let Some(mut replies) = decode_context(context).and_then(|c| self.in_flight.remove(&c)) {
+        if let Some((_, mut replies)) =
+            decode_context(context).and_then(|c| self.in_flight.remove(&c))
+        {
             replies.append(&mut self.waiting);
             self.waiting = replies;
         }
@@ -128,7 +153,7 @@ impl ReadBatcher {
         for reply in self
             .waiting
             .drain(..)
-            .chain(self.in_flight.drain().flat_map(|(_, v)| v))
+            .chain(self.in_flight.drain().flat_map(|(_, (_, v))| v))
         {
             let _ = reply.send(Err(ReadError::Stopped));
         }
@@ -168,6 +193,41 @@ mod tests {
         }));
         batcher.confirmed(&started[1], 12);
         assert_eq!(second_rx.try_recv().unwrap(), Ok(12));
+    }
+
+    #[test]
+    fn a_round_never_answered_is_given_up_and_its_readers_ride_the_next() {
+        // Hardening: a lost ReadIndex message left its round in flight
+        // forever, and every later read waited behind it.
+        let mut batcher = ReadBatcher::default();
+        let (reply, mut answer) = oneshot::channel();
+        batcher.push(reply);
+        let mut first = Vec::new();
+        assert!(batcher.start_round(|c| {
+            first = c.to_vec();
+            Ok(())
+        }));
+        for _ in 0..9 {
+            batcher.tick(10);
+        }
+        assert!(!batcher.start_round(|_| Ok(())), "still in flight");
+        batcher.tick(10);
+        let mut second = Vec::new();
+        assert!(
+            batcher.start_round(|c| {
+                second = c.to_vec();
+                Ok(())
+            }),
+            "given up: a new round starts"
+        );
+        assert_ne!(first, second);
+        batcher.confirmed(&first, 5);
+        assert!(
+            answer.try_recv().is_err(),
+            "a late answer to the old round is ignored"
+        );
+        batcher.confirmed(&second, 7);
+        assert_eq!(answer.try_recv().unwrap(), Ok(7));
     }
 
     #[test]
