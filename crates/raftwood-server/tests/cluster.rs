@@ -111,6 +111,18 @@ async fn get(client: &mut KvClient<Channel>, key: &str) -> Option<String> {
         .map(|kv| String::from_utf8(kv.value.clone()).unwrap())
 }
 
+/// Puts `key` = "v" attached to `lease`.
+async fn put_leased(kv: &mut KvClient<Channel>, key: &str, lease: i64) {
+    kv.put(PutRequest {
+        key: key.as_bytes().to_vec(),
+        value: b"v".to_vec(),
+        lease,
+        ..PutRequest::default()
+    })
+    .await
+    .unwrap();
+}
+
 /// Retries a write until the cluster accepts it (an election may be under
 /// way).
 async fn put_eventually(client: &mut KvClient<Channel>, key: &str, value: &str) -> i64 {
@@ -528,14 +540,7 @@ async fn leases_attach_keys_keep_alive_revoke_and_expire() {
         .into_inner();
     assert!(granted.id > 0);
     assert_eq!(granted.ttl, 60);
-    kv.put(PutRequest {
-        key: b"leased".to_vec(),
-        value: b"v".to_vec(),
-        lease: granted.id,
-        ..PutRequest::default()
-    })
-    .await
-    .unwrap();
+    put_leased(&mut kv, "leased", granted.id).await;
     let ttl = leases
         .lease_time_to_live(LeaseTimeToLiveRequest {
             id: granted.id,
@@ -576,14 +581,7 @@ async fn leases_attach_keys_keep_alive_revoke_and_expire() {
         .await
         .unwrap()
         .into_inner();
-    kv.put(PutRequest {
-        key: b"ephemeral".to_vec(),
-        value: b"v".to_vec(),
-        lease: short.id,
-        ..PutRequest::default()
-    })
-    .await
-    .unwrap();
+    put_leased(&mut kv, "ephemeral", short.id).await;
     assert_eq!(get(&mut kv, "ephemeral").await, Some("v".into()));
     let deadline = Instant::now() + Duration::from_secs(10);
     while get(&mut kv, "ephemeral").await.is_some() {
@@ -834,14 +832,7 @@ async fn a_lease_kept_alive_through_one_client_url_lives_on_a_member_with_two() 
         .unwrap()
         .into_inner();
     assert_eq!(granted.ttl, ttl_seconds);
-    kv.put(PutRequest {
-        key: b"kept".to_vec(),
-        value: b"v".to_vec(),
-        lease: granted.id,
-        ..PutRequest::default()
-    })
-    .await
-    .unwrap();
+    put_leased(&mut kv, "kept", granted.id).await;
 
     // Keep it alive through the first URL for three TTLs.
     let (requests, receiver) = tokio::sync::mpsc::channel(4);
