@@ -154,11 +154,16 @@ impl MemberHandle {
             return Err(Status::invalid_argument("etcdserver: request is too large"));
         }
         // etcd's backend quota: writes that add data are refused once the
-        // store is over --quota-backend-bytes; deletes and compactions,
-        // which free space, are still accepted.
+        // store is over --quota-backend-bytes (puts, txns and, as etcd's
+        // quota lease server does, lease grants); deletes, revokes and
+        // compactions, which free space, are still accepted.
         let adds_data = matches!(
             internal.request,
-            Some(internal_request::Request::Put(_) | internal_request::Request::Txn(_))
+            Some(
+                internal_request::Request::Put(_)
+                    | internal_request::Request::Txn(_)
+                    | internal_request::Request::LeaseGrant(_)
+            )
         );
         let quota = self.config.effective_quota_backend_bytes();
         if adds_data && kv.db_size_bytes() + encoded.len() as u64 > quota {

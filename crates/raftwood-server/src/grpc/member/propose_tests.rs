@@ -101,3 +101,34 @@ async fn a_forwarded_write_overtaken_by_a_new_term_gets_leader_changed() {
     drop(service);
     assert_eq!(answering.await.expect("the loop task").len(), 1);
 }
+
+#[tokio::test]
+async fn writes_that_add_data_over_the_backend_quota_never_reach_the_loop() {
+    // A lease grant adds data as a put does: etcd's quota lease server
+    // refuses it over --quota-backend-bytes; a revoke, which frees data,
+    // still goes through.
+    let (mut handle, mut loop_side) = handle_with(RaftStatus::default());
+    let mut config = (*handle.config).clone();
+    config.quota_backend_bytes = 1;
+    handle.config = std::sync::Arc::new(config);
+    let grant =
+        internal_request::Request::LeaseGrant(crate::proto::etcdserverpb::LeaseGrantRequest {
+            ttl: 60,
+            id: 7,
+        });
+    for request in [put(), grant] {
+        let status = handle.propose(request).await.expect_err("over the quota");
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(
+            status.message(),
+            "etcdserver: mvcc: database space exceeded"
+        );
+    }
+    assert!(loop_side.try_recv().is_err(), "nothing was proposed");
+    let revoke = internal_request::Request::LeaseRevoke(LeaseRevokeRequest { id: 7 });
+    drop(tokio::time::timeout(std::time::Duration::from_millis(50), handle.propose(revoke)).await);
+    assert!(
+        matches!(loop_side.try_recv(), Ok(LoopEvent::Propose { .. })),
+        "a revoke is proposed over the quota"
+    );
+}
