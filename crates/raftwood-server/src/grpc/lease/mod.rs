@@ -46,8 +46,8 @@ impl LeaseService {
     /// The service of `member`, with a fresh lease clock.
     pub fn new(member: MemberHandle) -> LeaseService {
         LeaseService {
+            relay: Relay::new(member.request_timeout()),
             member,
-            relay: Relay::default(),
             clock: Arc::default(),
             next_id: Arc::new(AtomicU64::new(0)),
         }
@@ -145,12 +145,13 @@ impl Lease for LeaseService {
         &self,
         request: Request<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        let relayed = relay::is_relayed(&request);
         let mut incoming = request.into_inner();
         let (sender, receiver) = mpsc::channel(16);
         let service = self.clone();
         tokio::spawn(async move {
             while let Ok(Some(keep_alive)) = incoming.message().await {
-                let answer = service.keep_alive_once(keep_alive.id).await;
+                let answer = service.keep_alive_once(keep_alive.id, relayed).await;
                 if sender.send(answer).await.is_err() {
                     return;
                 }
@@ -229,16 +230,28 @@ impl LeaseService {
     /// One keep-alive: the leader extends the deadline and answers the
     /// granted TTL (0 if the lease does not exist, as etcd); a follower
     /// relays it to the leader.
-    async fn keep_alive_once(&self, id: i64) -> Result<LeaseKeepAliveResponse, Status> {
+    /// One keep-alive; `relayed` says another member relayed it, in which
+    /// case a member that does not lead answers "no leader" rather than
+    /// relay it again (two members with stale views would bounce it).
+    async fn keep_alive_once(
+        &self,
+        id: i64,
+        relayed: bool,
+    ) -> Result<LeaseKeepAliveResponse, Status> {
         let status_now = *self.member.status.borrow();
         if !status_now.is_leader {
+            if relayed {
+                return Err(status::no_leader());
+            }
             let url = self.leader_url().ok_or_else(status::no_leader)?;
             let mut client = self
                 .relay
                 .lease_client(&url)
                 .ok_or_else(status::no_leader)?;
             let mut answers = client
-                .lease_keep_alive(tokio_stream::once(LeaseKeepAliveRequest { id }))
+                .lease_keep_alive(relay::mark(tokio_stream::once(LeaseKeepAliveRequest {
+                    id,
+                })))
                 .await?
                 .into_inner();
             return answers.message().await?.ok_or_else(status::no_leader);
@@ -343,6 +356,17 @@ mod tests {
         let service = service_on_a_follower_of(Some(2));
         let request = relay::mark(LeaseTimeToLiveRequest { id: 1, keys: false });
         assert_no_leader(service.lease_time_to_live(request).await);
+    }
+
+    #[tokio::test]
+    async fn a_relayed_keep_alive_reaching_a_non_leader_is_not_relayed_again() {
+        // Keep-alives were relayed unmarked, so two members with stale
+        // views could bounce one between them.
+        let service = service_on_a_follower_of(Some(2));
+        match service.keep_alive_once(1, true).await {
+            Err(status) => assert_eq!(status.message(), "etcdserver: no leader"),
+            Ok(answer) => panic!("answered by a member that does not lead: {answer:?}"),
+        }
     }
 
     #[tokio::test]
