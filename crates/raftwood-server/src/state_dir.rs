@@ -112,24 +112,37 @@ impl StateDir {
     /// not hold a count is an error, never a fresh start at 1.
     pub fn next_incarnation(&self) -> Result<u64, StateDirError> {
         let path = self.member.join(INCARNATION);
+        let previous = match self.read_small_file(&path)? {
+            None => 0,
+            Some(text) => {
+                u64::from_str_radix(&text, 16).map_err(|_| StateDirError::BadIncarnation {
+                    path: path.clone(),
+                    found: text,
+                })?
+            }
+        };
+        let next = previous + 1;
+        replace_file(self.fs.as_ref(), &path, format!("{next:016x}\n").as_bytes()).map_err(
+            |source| StateDirError::Io {
+                context: format!("writing {}", path.display()),
+                source,
+            },
+        )?;
+        Ok(next)
+    }
+
+    /// The trimmed text of the small file `path`, or `None` if it does not
+    /// exist. Any other failure to read it is an error.
+    fn read_small_file(&self, path: &Path) -> Result<Option<String>, StateDirError> {
         let io = |context: &str, source| StateDirError::Io {
             context: format!("{context} {}", path.display()),
             source,
         };
-        let previous = if self.fs.exists(&path).map_err(|e| io("looking for", e))? {
-            let bytes = self.fs.read_file(&path).map_err(|e| io("reading", e))?;
-            let text = String::from_utf8_lossy(&bytes).trim().to_string();
-            u64::from_str_radix(&text, 16).map_err(|_| StateDirError::BadIncarnation {
-                path: path.clone(),
-                found: text,
-            })?
-        } else {
-            0
-        };
-        let next = previous + 1;
-        replace_file(self.fs.as_ref(), &path, format!("{next:016x}\n").as_bytes())
-            .map_err(|e| io("writing", e))?;
-        Ok(next)
+        if !self.fs.exists(path).map_err(|e| io("looking for", e))? {
+            return Ok(None);
+        }
+        let bytes = self.fs.read_file(path).map_err(|e| io("reading", e))?;
+        Ok(Some(String::from_utf8_lossy(&bytes).trim().to_string()))
     }
 
     /// `member/raft`.
@@ -151,18 +164,16 @@ impl StateDir {
     /// The live state-machine directory, as `kv-current` names it.
     pub fn current_kv(&self) -> Result<PathBuf, StateDirError> {
         let path = self.member.join(KV_CURRENT);
-        let io = |context: &str, source| StateDirError::Io {
-            context: format!("{context} {}", path.display()),
-            source,
-        };
-        if !self.fs.exists(&path).map_err(|e| io("looking for", e))? {
+        let Some(found) = self.read_small_file(&path)? else {
             return Ok(self.member.join(FIRST_KV));
-        }
-        let bytes = self.fs.read_file(&path).map_err(|e| io("reading", e))?;
-        let found = String::from_utf8_lossy(&bytes).trim().to_string();
+        };
         let plausible = is_kv_dir_name(&found);
         let dir = self.member.join(&found);
-        if !plausible || !self.fs.is_dir(&dir).map_err(|e| io("checking", e))? {
+        let is_dir = self.fs.is_dir(&dir).map_err(|source| StateDirError::Io {
+            context: format!("checking {}", dir.display()),
+            source,
+        })?;
+        if !plausible || !is_dir {
             return Err(StateDirError::BadCurrent { path, found });
         }
         Ok(dir)

@@ -15,11 +15,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures::Stream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
 use self::clock::LeaseClock;
 use self::relay::Relay;
 use super::member::{MemberHandle, status};
+use crate::proto::etcdserverpb::lease_client::LeaseClient;
 use crate::proto::etcdserverpb::lease_server::Lease;
 use crate::proto::etcdserverpb::{
     LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
@@ -82,9 +84,25 @@ impl LeaseService {
         i64::try_from(id).unwrap_or(i64::MAX).max(1)
     }
 
-    fn leader_url(&self) -> Option<String> {
-        let leader = self.member.status.borrow().leader?;
-        self.member.client_url_of(leader)
+    /// A client of the leader, to relay a request this member (which does
+    /// not lead) cannot answer. "No leader" if none is known, or if the
+    /// request was itself `relayed` here: two members with stale views
+    /// would otherwise bounce it between them.
+    fn leader_client(&self, relayed: bool) -> Result<LeaseClient<Channel>, Status> {
+        if relayed {
+            return Err(status::no_leader());
+        }
+        let leader = self
+            .member
+            .status
+            .borrow()
+            .leader
+            .ok_or_else(status::no_leader)?;
+        let url = self
+            .member
+            .client_url_of(leader)
+            .ok_or_else(status::no_leader)?;
+        self.relay.lease_client(&url).ok_or_else(status::no_leader)
     }
 }
 
@@ -168,14 +186,7 @@ impl Lease for LeaseService {
         let inner = request.into_inner();
         let status_now = *self.member.status.borrow();
         if !status_now.is_leader {
-            if relayed {
-                return Err(status::no_leader());
-            }
-            let url = self.leader_url().ok_or_else(status::no_leader)?;
-            let mut client = self
-                .relay
-                .lease_client(&url)
-                .ok_or_else(status::no_leader)?;
+            let mut client = self.leader_client(relayed)?;
             return client.lease_time_to_live(relay::mark(inner)).await;
         }
         let kv = self.member.kv.load();
@@ -240,14 +251,7 @@ impl LeaseService {
     ) -> Result<LeaseKeepAliveResponse, Status> {
         let status_now = *self.member.status.borrow();
         if !status_now.is_leader {
-            if relayed {
-                return Err(status::no_leader());
-            }
-            let url = self.leader_url().ok_or_else(status::no_leader)?;
-            let mut client = self
-                .relay
-                .lease_client(&url)
-                .ok_or_else(status::no_leader)?;
+            let mut client = self.leader_client(relayed)?;
             let mut answers = client
                 .lease_keep_alive(relay::mark(tokio_stream::once(LeaseKeepAliveRequest {
                     id,
