@@ -42,6 +42,7 @@ mod apply;
 mod cursor;
 mod encoding;
 pub mod error;
+mod key_intervals;
 mod live_cache;
 mod mvcc;
 mod overlay;

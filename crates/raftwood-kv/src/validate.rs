@@ -6,11 +6,13 @@
 //! configuration, and members with different settings must still apply the
 //! same log identically.
 
+use std::collections::BTreeSet;
+
 use prost::Message;
 
 use crate::encoding;
 use crate::error::EtcdError;
-use crate::mvcc::RangeEnd;
+use crate::key_intervals::KeyIntervals;
 use crate::proto::etcdserverpb::{
     DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest, range_request, request_op,
 };
@@ -144,63 +146,180 @@ fn check_op(op: &RequestOp, max_txn_ops: usize) -> Result<(), EtcdError> {
     }
 }
 
-/// Deleted key ranges of one txn level.
+/// What one list of operations (with its nested txns) writes.
+/// Keys are borrowed from the request.
 #[derive(Debug, Default)]
-struct Deletes {
-    ranges: Vec<(Vec<u8>, RangeEnd)>,
+struct Writes<'a> {
+    puts: BTreeSet<&'a [u8]>,
+    deletes: KeyIntervals,
 }
 
-impl Deletes {
-    fn covers(&self, key: &[u8]) -> bool {
-        self.ranges
-            .iter()
-            .any(|(start, end)| end.contains(start, key))
+impl<'a> Writes<'a> {
+    /// True if a key of `puts` is put or deleted here.
+    fn meets(&self, puts: &BTreeSet<&'a [u8]>) -> bool {
+        let (fewer, more) = if puts.len() <= self.puts.len() {
+            (puts, &self.puts)
+        } else {
+            (&self.puts, puts)
+        };
+        fewer.iter().any(|key| more.contains(key)) || self.deletes.covers_any(puts)
     }
+
+    /// Everything both write, the smaller merged into the larger.
+    fn union(self, other: Writes<'a>) -> Writes<'a> {
+        Writes {
+            puts: merge_sets(self.puts, other.puts),
+            deletes: self.deletes.union(other.deletes),
+        }
+    }
+}
+
+fn merge_sets<'a>(a: BTreeSet<&'a [u8]>, b: BTreeSet<&'a [u8]>) -> BTreeSet<&'a [u8]> {
+    let (mut larger, smaller) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+    larger.extend(smaller);
+    larger
 }
 
 /// The keys put by one list of operations (and its nested txns) and the
-/// ranges it deletes; a put that meets another put or a delete of the same
-/// key in the same branch path is a duplicate. Then/else branches of a
-/// nested txn exclude each other, so they may put the same key.
-fn check_overlaps(ops: &[RequestOp]) -> Result<(Vec<Vec<u8>>, Deletes), EtcdError> {
-    let mut deletes = Deletes::default();
+/// ranges it deletes, refusing etcd's duplicates: a put of a key that the
+/// same branch path already puts, or deletes in this list or an earlier
+/// nested txn of it. The then and else branches of a nested txn exclude
+/// each other, so they may put the same key.
+///
+/// Every check looks up the members of the smaller side in the larger, and
+/// every merge inserts the smaller into the larger, so a key is touched
+/// O(log n) times however deep it is nested: O(n log² n) in all.
+fn check_overlaps(ops: &[RequestOp]) -> Result<Writes<'_>, EtcdError> {
+    let mut level = Writes::default();
     for op in ops {
         if let Some(request_op::Request::RequestDeleteRange(delete)) = &op.request {
-            deletes.ranges.push((
-                delete.key.clone(),
-                RangeEnd::from_request(&delete.range_end),
-            ));
+            level.deletes.insert_request(&delete.key, &delete.range_end);
         }
     }
-    let mut puts: Vec<Vec<u8>> = Vec::new();
     for op in ops {
         let Some(request_op::Request::RequestTxn(txn)) = &op.request else {
             continue;
         };
-        let (puts_then, deletes_then) = check_overlaps(&txn.success)?;
-        let (puts_else, deletes_else) = check_overlaps(&txn.failure)?;
-        for key in &puts_then {
-            if puts.contains(key) || deletes.covers(key) {
-                return Err(EtcdError::DuplicateKey);
-            }
+        let branches = check_overlaps(&txn.success)?.union(check_overlaps(&txn.failure)?);
+        if level.meets(&branches.puts) {
+            return Err(EtcdError::DuplicateKey);
         }
-        for key in &puts_else {
-            if (puts.contains(key) && !puts_then.contains(key)) || deletes.covers(key) {
-                return Err(EtcdError::DuplicateKey);
-            }
-        }
-        puts.extend(puts_then);
-        puts.extend(puts_else);
-        deletes.ranges.extend(deletes_then.ranges);
-        deletes.ranges.extend(deletes_else.ranges);
+        level = level.union(branches);
     }
     for op in ops {
         if let Some(request_op::Request::RequestPut(put)) = &op.request {
-            if puts.contains(&put.key) || deletes.covers(&put.key) {
+            if level.puts.contains(put.key.as_slice()) || level.deletes.covers(&put.key) {
                 return Err(EtcdError::DuplicateKey);
             }
-            puts.push(put.key.clone());
+            level.puts.insert(&put.key);
         }
     }
-    Ok((puts, deletes))
+    Ok(level)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mvcc::RangeEnd;
+    use proptest::prelude::*;
+
+    /// etcd's duplicate check as it reads, with every lookup a linear
+    /// search: the model the fast check must agree with.
+    type ModelWrites = (Vec<Vec<u8>>, Vec<(Vec<u8>, RangeEnd)>);
+
+    fn model(ops: &[RequestOp]) -> Option<ModelWrites> {
+        let covers = |deletes: &[(Vec<u8>, RangeEnd)], key: &[u8]| {
+            deletes.iter().any(|(start, end)| end.contains(start, key))
+        };
+        let mut deletes = Vec::new();
+        for op in ops {
+            if let Some(request_op::Request::RequestDeleteRange(delete)) = &op.request {
+                deletes.push((
+                    delete.key.clone(),
+                    RangeEnd::from_request(&delete.range_end),
+                ));
+            }
+        }
+        let mut puts: Vec<Vec<u8>> = Vec::new();
+        for op in ops {
+            let Some(request_op::Request::RequestTxn(txn)) = &op.request else {
+                continue;
+            };
+            let (puts_then, deletes_then) = model(&txn.success)?;
+            let (puts_else, deletes_else) = model(&txn.failure)?;
+            for key in &puts_then {
+                if puts.contains(key) || covers(&deletes, key) {
+                    return None;
+                }
+            }
+            for key in &puts_else {
+                if (puts.contains(key) && !puts_then.contains(key)) || covers(&deletes, key) {
+                    return None;
+                }
+            }
+            puts.extend(puts_then);
+            puts.extend(puts_else);
+            deletes.extend(deletes_then);
+            deletes.extend(deletes_else);
+        }
+        for op in ops {
+            if let Some(request_op::Request::RequestPut(put)) = &op.request {
+                if puts.contains(&put.key) || covers(&deletes, &put.key) {
+                    return None;
+                }
+                puts.push(put.key.clone());
+            }
+        }
+        Some((puts, deletes))
+    }
+
+    fn key() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(prop_oneof![Just(b'a'), Just(b'b'), Just(0u8)], 1..3)
+    }
+
+    fn leaf() -> impl Strategy<Value = RequestOp> {
+        prop_oneof![
+            key().prop_map(|key| request_op::Request::RequestPut(PutRequest {
+                key,
+                ..Default::default()
+            })),
+            (key(), prop_oneof![Just(Vec::new()), Just(vec![0]), key()]).prop_map(
+                |(key, range_end)| request_op::Request::RequestDeleteRange(DeleteRangeRequest {
+                    key,
+                    range_end,
+                    prev_kv: false,
+                })
+            ),
+        ]
+        .prop_map(|request| RequestOp {
+            request: Some(request),
+        })
+    }
+
+    fn ops() -> impl Strategy<Value = Vec<RequestOp>> {
+        let op = leaf().prop_recursive(4, 24, 4, |inner| {
+            (
+                prop::collection::vec(inner.clone(), 0..4),
+                prop::collection::vec(inner, 0..4),
+            )
+                .prop_map(|(success, failure)| RequestOp {
+                    request: Some(request_op::Request::RequestTxn(TxnRequest {
+                        compare: Vec::new(),
+                        success,
+                        failure,
+                    })),
+                })
+        });
+        prop::collection::vec(op, 0..6)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn duplicates_are_refused_exactly_as_etcd_refuses_them(success in ops()) {
+            let txn = TxnRequest { success, ..Default::default() };
+            let expected = model(&txn.success).is_some();
+            prop_assert_eq!(validate_txn(&txn, usize::MAX).is_ok(), expected, "{:?}", txn);
+        }
+    }
 }
