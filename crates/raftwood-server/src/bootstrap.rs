@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use raftwood_kv::KvStore;
+use raftwood_kv::{KvOptions, KvStore};
 use raftwood_log::{LogOptions, RaftLogStore};
 use raftwood_lsm::fs::FileSystem;
 use raftwood_raft::{
@@ -63,7 +63,11 @@ pub fn bootstrap(
     let member_id = membership
         .id_of(&config.name)
         .ok_or_else(|| ServerError::DataDirMismatch("member not in its own cluster".into()))?;
-    let dirs = StateDir::new(Arc::clone(&fs), &config.data_dir);
+    let kv_options = KvOptions {
+        limits: config.request_limits(),
+        ..KvOptions::default()
+    };
+    let dirs = StateDir::new(Arc::clone(&fs), &config.data_dir).with_kv_options(kv_options);
     check_identity(
         fs.as_ref(),
         &dirs.identity(),

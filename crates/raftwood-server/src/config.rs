@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use raftwood_kv::RequestLimits;
+
 use crate::error::ConfigError;
 use crate::url::PeerUrl;
 
@@ -98,6 +100,9 @@ pub struct ServerConfig {
     pub quota_backend_bytes: u64,
     /// Largest request accepted (`--max-request-bytes`).
     pub max_request_bytes: u64,
+    /// Most compares, or operations of one branch, in one level of a txn
+    /// (`--max-txn-ops`).
+    pub max_txn_ops: u64,
     /// Every this many seconds, log where writes spent their time (log
     /// write, fsync, apply, propose -> commit; see `timings.rs`); 0: off.
     pub log_timings_seconds: u64,
@@ -126,6 +131,7 @@ impl ServerConfig {
             snapshot_count: 100_000,
             quota_backend_bytes: 0,
             max_request_bytes: 1_572_864,
+            max_txn_ops: 128,
             log_timings_seconds: 0,
         }
     }
@@ -205,6 +211,14 @@ impl ServerConfig {
         (self.request_timeout_ms() / tick_ms)
             .saturating_sub(2)
             .max(1)
+    }
+
+    /// The limits every request is checked against before it is proposed.
+    pub fn request_limits(&self) -> RequestLimits {
+        RequestLimits {
+            max_txn_ops: usize::try_from(self.max_txn_ops).unwrap_or(usize::MAX),
+            max_request_bytes: usize::try_from(self.max_request_bytes).unwrap_or(usize::MAX),
+        }
     }
 
     /// The quota in effect (etcd's default when 0 is given).

@@ -9,6 +9,7 @@
 //! - the peer transport ([`transport`]), one TCP connection per peer;
 //! - etcd's v3 gRPC API ([`grpc`]) on the client URLs.
 
+pub mod accept;
 pub mod bootstrap;
 pub mod config;
 pub mod driver;

@@ -12,7 +12,7 @@ use raftwood_server::config::{InitialClusterState, parse_initial_cluster};
 use raftwood_server::proto::etcdserverpb::kv_client::KvClient;
 use raftwood_server::proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use raftwood_server::proto::etcdserverpb::{
-    HashKvRequest, PutRequest, RangeRequest, StatusRequest, TxnRequest,
+    HashKvRequest, PutRequest, RangeRequest, RequestOp, StatusRequest, TxnRequest, request_op,
 };
 use raftwood_server::url::PeerUrl;
 use raftwood_server::{RunningNode, ServerConfig};
@@ -388,6 +388,66 @@ async fn writes_over_the_backend_quota_get_etcds_error_and_deletes_still_work() 
         })
         .await
         .unwrap();
+    for node in nodes {
+        assert_eq!(node.shutdown().await, None);
+    }
+}
+
+/// A txn of `puts` puts of distinct keys.
+fn txn_of_puts(puts: usize) -> TxnRequest {
+    let success = (0..puts)
+        .map(|i| RequestOp {
+            request: Some(request_op::Request::RequestPut(PutRequest {
+                key: format!("txn{i}").into_bytes(),
+                ..PutRequest::default()
+            })),
+        })
+        .collect();
+    TxnRequest {
+        success,
+        ..TxnRequest::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_limits_follow_max_request_bytes_and_max_txn_ops() {
+    const MIB: usize = 1024 * 1024;
+    let (_dir, client_ports, configs) = layout(|c| {
+        c.max_request_bytes = 3 * MIB as u64;
+        c.max_txn_ops = 4;
+    });
+    let nodes = start_all(&configs).await;
+    let mut client = kv_client(client_ports[0]).await;
+    put_eventually(&mut client, "first", "small").await;
+    let put_of = |bytes: usize| PutRequest {
+        key: b"big".to_vec(),
+        value: vec![7u8; bytes],
+        ..PutRequest::default()
+    };
+    // Above etcd's default 1.5 MiB, within the configured 3 MiB.
+    client.put(put_of(2 * MIB)).await.unwrap();
+    // Over the limit, within gRPC's 512 KiB allowance: etcd's refusal.
+    let in_the_gap = client.put(put_of(3 * MIB + 100 * 1024)).await.unwrap_err();
+    assert_eq!(in_the_gap.code(), tonic::Code::InvalidArgument);
+    assert_eq!(in_the_gap.message(), "etcdserver: request is too large");
+    // Beyond the allowance gRPC refuses it undecoded.
+    let beyond = client.put(put_of(3 * MIB + 600 * 1024)).await.unwrap_err();
+    assert_ne!(beyond.code(), tonic::Code::Ok);
+    assert_ne!(beyond.message(), "etcdserver: request is too large");
+
+    client.txn(txn_of_puts(4)).await.unwrap();
+    let too_many = client.txn(txn_of_puts(5)).await.unwrap_err();
+    assert_eq!(too_many.code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        too_many.message(),
+        "etcdserver: too many operations in txn request"
+    );
+    let stored = get(&mut client, "big").await.unwrap();
+    assert_eq!(
+        stored.len(),
+        2 * MIB,
+        "only the put within the limit was stored"
+    );
     for node in nodes {
         assert_eq!(node.shutdown().await, None);
     }

@@ -58,6 +58,9 @@ pub struct ServeArgs {
     /// Maximum client request size in bytes the server will accept.
     #[arg(long = "max-request-bytes")]
     pub max_request_bytes: Option<u64>,
+    /// Maximum number of operations permitted in a transaction.
+    #[arg(long = "max-txn-ops")]
+    pub max_txn_ops: Option<u64>,
     /// Log where writes spend their time (log write, fsync, apply,
     /// propose -> commit) every this many seconds; 0 (default) is off.
     /// raftwood's own flag, not etcd's.
@@ -83,6 +86,7 @@ struct FileSettings {
     snapshot_count: Option<u64>,
     quota_backend_bytes: Option<u64>,
     max_request_bytes: Option<u64>,
+    max_txn_ops: Option<u64>,
     log_timings_seconds: Option<u64>,
 }
 
@@ -178,6 +182,9 @@ impl ServeArgs {
         }
         if let Some(bytes) = self.max_request_bytes.or(file.max_request_bytes) {
             config.max_request_bytes = bytes;
+        }
+        if let Some(ops) = self.max_txn_ops.or(file.max_txn_ops) {
+            config.max_txn_ops = ops;
         }
         if let Some(seconds) = self.log_timings_seconds.or(file.log_timings_seconds) {
             config.log_timings_seconds = seconds;

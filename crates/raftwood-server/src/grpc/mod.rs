@@ -12,7 +12,6 @@ mod watch;
 
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::proto::etcdserverpb::{
     cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
@@ -48,6 +47,18 @@ impl ClientApi {
     }
 }
 
+/// What etcd lets gRPC add to a request on the wire beyond
+/// `--max-request-bytes` (its `grpcOverheadBytes`): a request in that gap
+/// is decoded and then refused with "etcdserver: request is too large",
+/// one above it is refused by gRPC.
+const GRPC_OVERHEAD_BYTES: u64 = 512 * 1024;
+
+/// The largest message a client listener decodes, as etcd sets gRPC's
+/// receive limit: the request limit plus [`GRPC_OVERHEAD_BYTES`].
+fn receive_limit_bytes(max_request_bytes: u64) -> usize {
+    usize::try_from(max_request_bytes.saturating_add(GRPC_OVERHEAD_BYTES)).unwrap_or(usize::MAX)
+}
+
 /// Serves `api` on `listener` until `shutdown` fires; then stops
 /// accepting, lets requests in flight finish and closes the connections
 /// (which releases the services' hold on the state machine).
@@ -57,18 +68,13 @@ pub async fn serve(
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let member = api.member;
-    let max_bytes = usize::try_from(member.config.max_request_bytes)
-        .unwrap_or(usize::MAX)
-        .saturating_add(64 * 1024);
+    let max_bytes = receive_limit_bytes(member.config.max_request_bytes);
     let authority = listener
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "localhost".to_string());
-    let incoming = TcpListenerStream::new(listener).map(move |stream| {
-        stream.map(|tcp| {
-            let _ = tcp.set_nodelay(true);
-            authority::AuthorityRewritingStream::new(tcp, authority.clone())
-        })
+    let incoming = crate::accept::incoming(listener).map(move |stream| {
+        stream.map(|tcp| authority::AuthorityRewritingStream::new(tcp, authority.clone()))
     });
     let result = tonic::transport::Server::builder()
         .tcp_nodelay(true)
@@ -77,14 +83,26 @@ pub async fn serve(
                 .max_decoding_message_size(max_bytes)
                 .max_encoding_message_size(usize::MAX),
         )
-        .add_service(MaintenanceServer::new(
-            maintenance::MaintenanceService::new(member.clone()),
-        ))
-        .add_service(ClusterServer::new(cluster::ClusterService::new(
-            member.clone(),
-        )))
-        .add_service(WatchServer::new(watch::WatchService::new(member)))
-        .add_service(LeaseServer::new(api.leases))
+        .add_service(
+            MaintenanceServer::new(maintenance::MaintenanceService::new(member.clone()))
+                .max_decoding_message_size(max_bytes)
+                .max_encoding_message_size(usize::MAX),
+        )
+        .add_service(
+            ClusterServer::new(cluster::ClusterService::new(member.clone()))
+                .max_decoding_message_size(max_bytes)
+                .max_encoding_message_size(usize::MAX),
+        )
+        .add_service(
+            WatchServer::new(watch::WatchService::new(member))
+                .max_decoding_message_size(max_bytes)
+                .max_encoding_message_size(usize::MAX),
+        )
+        .add_service(
+            LeaseServer::new(api.leases)
+                .max_decoding_message_size(max_bytes)
+                .max_encoding_message_size(usize::MAX),
+        )
         .serve_with_incoming_shutdown(incoming, async move {
             let mut shutdown = shutdown;
             let _ = shutdown.wait_for(|stop| *stop).await;

@@ -26,6 +26,7 @@ pub use frame::{Frame, FrameError, Hello, MAX_FRAME_BYTES, SnapshotChunk};
 pub use inbound::{Inbound, route_inbound};
 pub use snapshot_receive::{ReceiveError, SnapshotReceiver};
 
+use crate::accept::{AcceptBackoff, accept};
 use crate::driver::MessageSink;
 use crate::snapshot::SnapshotStore;
 
@@ -225,18 +226,17 @@ async fn run_sender(
     }
 }
 
-/// Accepts peers' connections and forwards what they send to `inbound`,
-/// until the listener fails. Connections from another cluster are refused.
+/// Accepts peers' connections and forwards what they send to `inbound`;
+/// runs until the member stops (failed accepts are waited out, see
+/// [`crate::accept`]). Connections from another cluster are refused.
 pub async fn serve_peers(
     listener: TcpListener,
     cluster_id: u64,
     inbound: mpsc::UnboundedSender<Inbound>,
 ) {
+    let mut backoff = AcceptBackoff::default();
     loop {
-        let Ok((stream, address)) = listener.accept().await else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
+        let (stream, address) = accept(&listener, &mut backoff).await;
         let inbound = inbound.clone();
         tokio::spawn(async move {
             if let Err(error) = read_connection(stream, cluster_id, inbound).await {

@@ -142,17 +142,15 @@ impl MemberHandle {
     }
 
     /// The checks a request passes before it is proposed: valid, within
-    /// `--max-request-bytes`, and within the backend quota if it adds
-    /// data. Returns it encoded.
+    /// `--max-request-bytes` and `--max-txn-ops` (the store's limits, from
+    /// the configuration), and within the backend quota if it adds data.
+    /// Returns it encoded.
     fn admit(&self, internal: &InternalRequest) -> Result<Bytes, Status> {
         let kv = self.kv.load();
         if let Err(error) = kv.validate(internal) {
             return Err(status::from_etcd(&error));
         }
         let encoded = Bytes::from(internal.encode_to_vec());
-        if encoded.len() as u64 > self.config.max_request_bytes {
-            return Err(Status::invalid_argument("etcdserver: request is too large"));
-        }
         // etcd's backend quota: writes that add data are refused once the
         // store is over --quota-backend-bytes (puts, txns and, as etcd's
         // quota lease server does, lease grants); deletes, revokes and
