@@ -11,8 +11,9 @@ use std::borrow::Cow;
 
 use raftwood_lsm::{Db, WriteBatch, WriteOptions};
 
+use crate::compaction::{self, ChunkLimit, HistoryWalk};
 use crate::cursor::Source;
-use crate::encoding::{self, DeleteProgress, HISTORY_PREFIX, Record};
+use crate::encoding::{self, CompactionProgress, DeleteProgress, Record};
 use crate::error::{EtcdError, KvError, RequestError};
 use crate::live_cache::LiveCache;
 use crate::mvcc::{Mvcc, RangeEnd, ScanOptions};
@@ -33,11 +34,18 @@ const MAX_LEASE_TTL_SECONDS: i64 = 9_000_000_000;
 /// Live keys a ranged delete reads at a time.
 const DELETE_CHUNK_KEYS: usize = 1024;
 
-/// A large DeleteRange of its own writes its engine batch ahead, in parts,
-/// each time the batch reaches this size (see `Applier::delete_range_in`).
-/// A constant, not an option: every member then splits a delete at the
-/// same keys.
-const DELETE_PART_BYTES: usize = 16 << 20;
+/// A large DeleteRange or Compaction of its own writes its engine batch
+/// ahead, in parts, each time the batch reaches this size (see
+/// `Applier::delete_range_in`, `Applier::compact`). A constant, not an
+/// option: every member then splits a request at the same keys.
+const PART_BYTES: usize = 16 << 20;
+
+/// What a compaction reads at a time: history entries visited, revision
+/// log entries deleted, bytes of history keys deleted.
+const COMPACT_CHUNK: ChunkLimit = ChunkLimit {
+    entries: 1024,
+    bytes: 1 << 20,
+};
 
 /// Where a ranged delete writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +82,18 @@ pub struct Applier<'a> {
     /// Set by [`Applier::allow_delete_parts`] for an entry that is a
     /// DeleteRange of its own: its batch may go to the engine in parts.
     delete_parts: Option<DeleteParts>,
+    /// Set by [`Applier::allow_compaction_parts`] likewise.
+    compaction_parts: Option<CompactionParts>,
+}
+
+/// What a Compaction that writes parts ahead needs.
+#[derive(Debug)]
+struct CompactionParts {
+    /// The raft index of its entry.
+    index: u64,
+    /// Whether the engine holds its progress (a part was written, or the
+    /// compaction resumed): the write that completes it removes it.
+    progress_recorded: bool,
 }
 
 /// What a DeleteRange that writes parts ahead needs.
@@ -134,11 +154,12 @@ impl<'a> Applier<'a> {
             live_cache,
             direct: None,
             delete_parts: None,
+            compaction_parts: None,
         }
     }
 
     /// Lets the next request, the DeleteRange of entry `index`, write its
-    /// engine batch ahead in parts of `DELETE_PART_BYTES` when its range is
+    /// engine batch ahead in parts of `PART_BYTES` when its range is
     /// large, each part with a [`DeleteProgress`] and without the entry's
     /// applied index; `resume` is the progress a previous apply of the same
     /// entry left in the engine. Only allowed while the overlay holds
@@ -158,8 +179,46 @@ impl<'a> Applier<'a> {
         });
     }
 
+    /// Lets the next request, the Compaction of entry `index`, write its
+    /// engine batch ahead in parts of `PART_BYTES` when the history is
+    /// large, each part with a [`CompactionProgress`]; `resumed`: the
+    /// engine holds the progress of an earlier apply of this entry. The
+    /// same rule as [`Applier::allow_delete_parts`]: the overlay is empty.
+    pub fn allow_compaction_parts(&mut self, index: u64, resumed: bool) {
+        assert!(
+            self.overlay.writes().is_empty(),
+            "a Compaction that writes parts starts with an empty overlay"
+        );
+        self.compaction_parts = Some(CompactionParts {
+            index,
+            progress_recorded: resumed,
+        });
+    }
+
     /// Writes the direct batch to the engine now if it has reached
-    /// `DELETE_PART_BYTES` and this delete may write parts: a part of a
+    /// `PART_BYTES` and this compaction may write parts: a part of a large
+    /// compaction at `revision`, with its progress.
+    fn write_compaction_part(&mut self, revision: i64) -> Result<(), KvError> {
+        let (Some(parts), Some(direct)) = (&mut self.compaction_parts, &mut self.direct) else {
+            return Ok(());
+        };
+        if direct.size_bytes() < PART_BYTES {
+            return Ok(());
+        }
+        let mut part = std::mem::take(direct);
+        let progress = CompactionProgress {
+            index: parts.index,
+            revision,
+        };
+        part.put(encoding::META_COMPACTION_PROGRESS, progress.encode());
+        debug_assert!(part.applied_index().is_none());
+        self.db.write(part, WriteOptions::default())?;
+        parts.progress_recorded = true;
+        Ok(())
+    }
+
+    /// Writes the direct batch to the engine now if it has reached
+    /// `PART_BYTES` and this delete may write parts: a part of a
     /// large delete, with its progress (`changes` made, `last_key`
     /// deleted).
     fn write_delete_part(
@@ -171,7 +230,7 @@ impl<'a> Applier<'a> {
         let (Some(parts), Some(direct)) = (&mut self.delete_parts, &mut self.direct) else {
             return Ok(());
         };
-        if direct.size_bytes() < DELETE_PART_BYTES {
+        if direct.size_bytes() < PART_BYTES {
             return Ok(());
         }
         let mut part = std::mem::take(direct);
@@ -795,17 +854,50 @@ impl<'a> Applier<'a> {
         })
     }
 
+    /// Forgets history below `revision` (see `compaction.rs` for what
+    /// goes). The deletes are found a chunk at a time; past one chunk they
+    /// go straight into an engine batch, written ahead in parts when this
+    /// compaction may (`allow_compaction_parts`), so that neither the keys
+    /// nor their deletes are ever all held at once.
     fn compact(&mut self, revision: i64) -> Result<CompactionResponse, RequestError> {
+        // A resumed compaction (`KvStore::open` after a crash between its
+        // parts) finds the revision not yet recorded: only the completing
+        // write records it.
         if revision <= self.revisions.compacted {
             return Err(EtcdError::Compacted.into());
         }
         if revision > self.revisions.current {
             return Err(EtcdError::FutureRevision.into());
         }
-        let mut doomed = self.history_below(revision)?;
-        doomed.extend(self.revision_log_below(revision)?);
-        for key in doomed {
-            self.delete_raw(key);
+        let mut history = HistoryWalk::new(revision);
+        loop {
+            let doomed = history.next_chunk(&self.mvcc(), COMPACT_CHUNK)?;
+            doomed.into_iter().for_each(|key| self.delete_raw(key));
+            if history.is_done() {
+                break;
+            }
+            self.write_compaction_part_ahead(revision)?;
+        }
+        let mut from = vec![encoding::REVISION_PREFIX];
+        loop {
+            let chunk =
+                compaction::revision_log_chunk(&self.mvcc(), revision, &from, COMPACT_CHUNK)?;
+            chunk
+                .doomed
+                .into_iter()
+                .for_each(|key| self.delete_raw(key));
+            let Some(next) = chunk.next else {
+                break;
+            };
+            from = next;
+            self.write_compaction_part_ahead(revision)?;
+        }
+        if self
+            .compaction_parts
+            .take()
+            .is_some_and(|parts| parts.progress_recorded)
+        {
+            self.delete_raw(encoding::META_COMPACTION_PROGRESS.to_vec());
         }
         self.revisions.compacted = revision;
         self.put_raw(
@@ -817,50 +909,12 @@ impl<'a> Applier<'a> {
         })
     }
 
-    /// The history entries a compaction at `revision` removes: for each key,
-    /// every version at or below `revision` except the newest one, which
-    /// stays unless it is a tombstone (etcd's rule). The newest one is the
-    /// version reads at `revision` and after see until the next change, and
-    /// the value of the live entry when there has been none since.
-    fn history_below(&self, revision: i64) -> Result<Vec<Vec<u8>>, KvError> {
-        let mvcc = self.mvcc();
-        let mut cursor = mvcc
-            .source
-            .cursor(vec![HISTORY_PREFIX], vec![HISTORY_PREFIX + 1])?;
-        cursor.seek(&[HISTORY_PREFIX])?;
-        let mut doomed = Vec::new();
-        while cursor.valid() {
-            let (key, _) = encoding::decode_history_key(cursor.key())?;
-            cursor.seek(&encoding::history_key(&key, revision))?;
-            let after = encoding::history_after_key(&key);
-            let mut newest = true;
-            while cursor.valid() && cursor.key() < after.as_slice() {
-                let keep = newest && !Record::decode(cursor.value(), false)?.tombstone;
-                if !keep {
-                    doomed.push(cursor.key().to_vec());
-                }
-                newest = false;
-                cursor.next()?;
-            }
-        }
-        Ok(doomed)
-    }
-}
-
-impl Applier<'_> {
-    /// The revision log entries of revisions below `revision`: watchers can
-    /// no longer start there.
-    fn revision_log_below(&self, revision: i64) -> Result<Vec<Vec<u8>>, KvError> {
-        let mvcc = self.mvcc();
-        let upper = encoding::revision_key(revision, 0);
-        let mut cursor = mvcc.source.cursor(vec![encoding::REVISION_PREFIX], upper)?;
-        cursor.seek(&[encoding::REVISION_PREFIX])?;
-        let mut doomed = Vec::new();
-        while cursor.valid() {
-            doomed.push(cursor.key().to_vec());
-            cursor.next()?;
-        }
-        Ok(doomed)
+    /// More than a chunk: a large compaction. Its deletes go straight into
+    /// an engine batch (nothing later in it reads them: each chunk starts
+    /// after the last), written as a part once it is large enough.
+    fn write_compaction_part_ahead(&mut self, revision: i64) -> Result<(), KvError> {
+        self.write_directly();
+        self.write_compaction_part(revision)
     }
 }
 

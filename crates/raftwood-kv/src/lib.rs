@@ -39,6 +39,7 @@
 //! ```
 
 mod apply;
+mod compaction;
 mod cursor;
 mod encoding;
 pub mod error;

@@ -10,14 +10,14 @@ use raftwood_lsm::{Db, Options, ReadOptions, Snapshot, WriteBatch, WriteOptions}
 
 use crate::apply::{Applier, Revisions};
 use crate::cursor::Source;
-use crate::encoding::{self, DeleteProgress};
+use crate::encoding::{self, CompactionProgress, DeleteProgress};
 use crate::error::{EtcdError, KvError, RequestError};
 use crate::live_cache::LiveCache;
 use crate::mvcc::Mvcc;
 use crate::overlay::Overlay;
 use crate::proto::etcdserverpb::{
-    CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, LeaseGrantResponse,
-    LeaseRevokeResponse, PutResponse, RangeRequest, RangeResponse, TxnResponse,
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
+    LeaseGrantResponse, LeaseRevokeResponse, PutResponse, RangeRequest, RangeResponse, TxnResponse,
 };
 use crate::proto::mvccpb::Event;
 use crate::proto::raftwoodpb::{InternalRequest, internal_request};
@@ -126,6 +126,69 @@ struct ApplyState {
     /// after `applied_index` is that delete, and resumes from here.
     /// Invariant: `None`, or its index is `applied_index + 1`.
     delete_progress: Option<DeleteProgress>,
+    /// Likewise for a large Compaction; at most one of the two is set.
+    compaction_progress: Option<CompactionProgress>,
+}
+
+/// A request that may write parts of itself ahead of its applied index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LargeRequest {
+    /// A ranged DeleteRange (a single key's delete never writes parts).
+    DeleteRange,
+    Compaction,
+}
+
+impl LargeRequest {
+    fn of(request: &Option<Result<InternalRequest, EtcdError>>) -> Option<LargeRequest> {
+        let Some(Ok(InternalRequest {
+            request: Some(request),
+            ..
+        })) = request
+        else {
+            return None;
+        };
+        match request {
+            internal_request::Request::DeleteRange(delete) if !delete.range_end.is_empty() => {
+                Some(LargeRequest::DeleteRange)
+            }
+            internal_request::Request::Compaction(_) => Some(LargeRequest::Compaction),
+            _ => None,
+        }
+    }
+}
+
+/// The progress the engine holds of the entry being applied.
+#[derive(Debug, Default)]
+struct Resume {
+    delete: Option<DeleteProgress>,
+    compaction: Option<CompactionProgress>,
+}
+
+impl ApplyState {
+    /// Takes the progress recorded for entry `index`, which is `large`.
+    /// Invariant: progress is only ever recorded for a request of its kind.
+    fn take_progress(
+        &mut self,
+        index: u64,
+        large: Option<LargeRequest>,
+    ) -> Result<Resume, KvError> {
+        let resume = Resume {
+            delete: self
+                .delete_progress
+                .take_if(|progress| progress.index == index),
+            compaction: self
+                .compaction_progress
+                .take_if(|progress| progress.index == index),
+        };
+        let misplaced = (resume.delete.is_some() && large != Some(LargeRequest::DeleteRange))
+            || (resume.compaction.is_some() && large != Some(LargeRequest::Compaction));
+        if misplaced {
+            return Err(KvError::Corruption(format!(
+                "the engine holds the progress of a large request at index {index}, but that entry is another request ({large:?})"
+            )));
+        }
+        Ok(resume)
+    }
 }
 
 /// etcd's MVCC key-value store on raftwood-lsm, applied from a raft log.
@@ -183,6 +246,23 @@ impl KvStore {
                 progress.index
             )));
         }
+        let compaction_progress = match db.get(encoding::META_COMPACTION_PROGRESS)? {
+            Some(raw) => Some(CompactionProgress::decode(&raw)?),
+            None => None,
+        };
+        if let Some(progress) = &compaction_progress
+            && (Some(progress.index) != applied_index.checked_add(1) || delete_progress.is_some())
+        {
+            return Err(KvError::Corruption(format!(
+                "a Compaction at index {} was written in part, but the applied index is {applied_index}{}",
+                progress.index,
+                if delete_progress.is_some() {
+                    " and a DeleteRange was too"
+                } else {
+                    ""
+                }
+            )));
+        }
         let live_cache_bytes = options.live_cache_bytes;
         let view = View {
             snapshot: db.snapshot(),
@@ -200,6 +280,16 @@ impl KvStore {
             };
             (progress.index, request.encode_to_vec())
         });
+        let unfinished_compaction = compaction_progress.map(|progress| {
+            let request = InternalRequest {
+                request: Some(internal_request::Request::Compaction(CompactionRequest {
+                    revision: progress.revision,
+                    physical: false,
+                })),
+                ..Default::default()
+            };
+            (progress.index, request.encode_to_vec())
+        });
         let store = KvStore {
             db,
             options,
@@ -208,25 +298,31 @@ impl KvStore {
                 applied_index,
                 live_cache: LiveCache::new(live_cache_bytes),
                 delete_progress,
+                compaction_progress,
             }),
             view: Mutex::new(Arc::new(view)),
             poisoned: AtomicBool::new(false),
         };
-        // A large DeleteRange wrote parts of itself, and a crash came
-        // before the write that completes it: the engine holds a state that
-        // is no prefix of the log. Finish it now, before anyone reads. Its
-        // effects depend only on its key and range end, which the progress
-        // records; the raft log's replay then finds the entry applied.
-        if let Some((index, request)) = unfinished_delete {
+        // A large DeleteRange or Compaction wrote parts of itself, and a
+        // crash came before the write that completes it: the engine holds
+        // a state that is no prefix of the log. Finish it now, before
+        // anyone reads. Its effects depend only on what the progress
+        // records (a delete's key and range end, a compaction's revision);
+        // the raft log's replay then finds the entry applied.
+        if let Some((index, request)) = unfinished_delete.or(unfinished_compaction) {
             let outcomes = store.apply(&[CommittedEntry {
                 index,
                 request: Some(&request),
             }])?;
-            if !matches!(outcomes.as_slice(), [Ok(ApplyResponse::DeleteRange(_))])
-                || store.applied_index() != index
-            {
+            let finished = matches!(
+                outcomes.as_slice(),
+                [Ok(
+                    ApplyResponse::DeleteRange(_) | ApplyResponse::Compaction(_)
+                )]
+            );
+            if !finished || store.applied_index() != index {
                 return Err(KvError::Corruption(format!(
-                    "finishing the DeleteRange of entry {index} a crash interrupted gave {outcomes:?}"
+                    "finishing the request of entry {index} a crash interrupted gave {outcomes:?}"
                 )));
             }
         }
@@ -269,17 +365,9 @@ impl KvStore {
             let request = entry
                 .request
                 .map(|payload| decode_entry(entry.index, payload));
-            // Only a ranged delete can hold more than one chunk of keys
-            // and write parts (a single key's delete never does).
-            let delete_range = matches!(
-                &request,
-                Some(Ok(InternalRequest {
-                    request: Some(internal_request::Request::DeleteRange(delete)),
-                    ..
-                })) if !delete.range_end.is_empty()
-            );
-            if delete_range && last_index != state.applied_index {
-                // A DeleteRange may write parts of itself ahead (see
+            let large = LargeRequest::of(&request);
+            if large.is_some() && last_index != state.applied_index {
+                // A large request may write parts of itself ahead (see
                 // `Applier::allow_delete_parts`), recording progress for
                 // its own index: the entries before it in this call are
                 // written first, with their own applied index, even if they
@@ -290,20 +378,18 @@ impl KvStore {
                 self.write_overlay(&mut state, written, last_index, revisions)?;
             }
             last_index = entry.index;
-            let resume = state
-                .delete_progress
-                .take_if(|progress| progress.index == entry.index);
-            // Invariant: progress is only ever recorded for a DeleteRange.
-            if resume.is_some() && !delete_range {
+            let resume = state.take_progress(entry.index, large).inspect_err(|_| {
                 self.poisoned.store(true, Ordering::Release);
-                return Err(KvError::Corruption(format!(
-                    "the engine holds the progress of a DeleteRange at index {}, but that entry is another request",
-                    entry.index
-                )));
-            }
+            })?;
             let mut applier = Applier::new(&self.db, &mut overlay, revisions, &state.live_cache);
-            if delete_range {
-                applier.allow_delete_parts(entry.index, resume);
+            match large {
+                Some(LargeRequest::DeleteRange) => {
+                    applier.allow_delete_parts(entry.index, resume.delete);
+                }
+                Some(LargeRequest::Compaction) => {
+                    applier.allow_compaction_parts(entry.index, resume.compaction.is_some());
+                }
+                None => {}
             }
             let outcome = match request {
                 None => Ok(ApplyResponse::Noop),
@@ -561,6 +647,24 @@ impl KvStore {
     pub fn db_size_bytes(&self) -> u64 {
         let stats = self.db.stats();
         stats.table_size_bytes() + stats.memtable_size_bytes as u64
+    }
+
+    /// Every raw key of the engine's latest state that starts with
+    /// `prefix` (tests of the key layout).
+    #[cfg(test)]
+    pub(crate) fn raw_keys(&self, prefix: u8) -> Result<Vec<Vec<u8>>, KvError> {
+        let mut iter = self.db.iter(ReadOptions {
+            lower_bound: Some(vec![prefix]),
+            upper_bound: Some(vec![prefix + 1]),
+            snapshot: None,
+        })?;
+        iter.seek_to_first()?;
+        let mut keys = Vec::new();
+        while iter.valid() {
+            keys.push(iter.key().to_vec());
+            iter.next()?;
+        }
+        Ok(keys)
     }
 
     /// A CRC-32C over every key and value the store holds (history, live

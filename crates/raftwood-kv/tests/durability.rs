@@ -401,6 +401,105 @@ fn a_live_entry_whose_version_is_missing_from_history_is_corruption() {
     assert_eq!(read(true).unwrap().kvs.len(), 1);
 }
 
+/// The state digest after applying all of `log`, and the engine operations
+/// its large request (the entry before the last, see
+/// [`crash_inside_a_large_request`]) took when applied alone.
+fn reference_run(log: &[Option<Vec<u8>>]) -> (u32, u64) {
+    let large = log.len() - 2;
+    let fs = Arc::new(CrashFs::new());
+    let store = open_on(&fs);
+    for chunk in entries(&log[..large], 0).chunks(500) {
+        store.apply(chunk).unwrap();
+    }
+    store.flush().unwrap();
+    let before = fs.operation_count();
+    let outcomes = store.apply(&entries(&log[..=large], large)).unwrap();
+    assert!(
+        outcomes[0].is_ok(),
+        "{outcomes:?} at revision {}",
+        store.current_revision()
+    );
+    let large_operations = fs.operation_count() - before;
+    store.apply(&entries(log, large + 1)).unwrap();
+    (store.state_digest().unwrap(), large_operations)
+}
+
+/// Crashes `log`'s large request, its entry before the last, at points
+/// spread over its own writes, and checks each reopened store: either
+/// nothing of the request survived (its first part was not durable), or
+/// `open` finished it, never a part of it alone; `finished` checks a store
+/// reopened with the request applied. The request is applied alone, or in
+/// one call with the entry before it (a put, or an entry that writes
+/// nothing), which must then be durable before any part of the request
+/// is. Replaying the log then gives exactly the state of a run that never
+/// crashed. `progress_key`: the meta key the request's parts carry; at
+/// least three crashes must fall between two parts.
+fn crash_inside_a_large_request(
+    log: &[Option<Vec<u8>>],
+    progress_key: &[u8],
+    finished: impl Fn(&KvStore, u64),
+) {
+    let large = log.len() - 2;
+    let large_index = large as u64 + 1;
+    // The same log with an empty entry (as a new leader appends) right
+    // before the request.
+    let mut log_with_empty_entry = log.to_vec();
+    log_with_empty_entry[large - 1] = None;
+    let (reference, large_operations) = reference_run(log);
+    let (reference_with_empty_entry, _) = reference_run(&log_with_empty_entry);
+    assert!(large_operations > 10, "{large_operations}");
+
+    let mut between_parts = 0;
+    for step in 1..=9 {
+        let crash_at = large_operations * step / 10;
+        let (log, reference, first_of_call) = match step % 3 {
+            0 => (log, reference, large),
+            1 => (log, reference, large - 1),
+            _ => (
+                log_with_empty_entry.as_slice(),
+                reference_with_empty_entry,
+                large - 1,
+            ),
+        };
+        let fs = Arc::new(CrashFs::new());
+        let store = open_on(&fs);
+        for chunk in entries(&log[..first_of_call], 0).chunks(500) {
+            store.apply(chunk).unwrap();
+        }
+        store.flush().unwrap();
+        fs.crash_after_operations(crash_at);
+        assert!(
+            store
+                .apply(&entries(&log[..=large], first_of_call))
+                .is_err(),
+            "crash at {crash_at}"
+        );
+        drop(store);
+        fs.crash(CrashMode::DropUnsynced);
+        let engine = raw_contents(Path::new("/kv"), Some(&fs));
+        if engine.iter().any(|(key, _)| key == progress_key) {
+            between_parts += 1;
+        }
+        let store = open_on(&fs);
+        match store.applied_index() {
+            index if index + 2 == large_index || index + 1 == large_index => {}
+            index if index == large_index => finished(&store, crash_at),
+            other => panic!("crash at {crash_at}: reopened at index {other}"),
+        }
+        store.apply(&entries(log, 0)).unwrap();
+        assert_eq!(store.applied_index(), large_index + 1);
+        assert_eq!(
+            store.state_digest().unwrap(),
+            reference,
+            "crash at {crash_at}"
+        );
+    }
+    assert!(
+        between_parts >= 3,
+        "{between_parts} crash points fell after a durable part"
+    );
+}
+
 /// 6,000 keys of 2 KiB, then one DeleteRange of all of them (its batch, a
 /// tombstone, a live-entry delete and a revision-log change naming each
 /// key, is about 37 MB: it is written in parts), then one more put.
@@ -417,72 +516,12 @@ fn large_delete_log() -> Vec<Option<Vec<u8>>> {
     log
 }
 
-/// The state digest after applying all of `log`, and the engine operations
-/// its entry 6001 (the large delete) took when applied alone.
-fn reference_run(log: &[Option<Vec<u8>>]) -> (u32, u64) {
-    let fs = Arc::new(CrashFs::new());
-    let store = open_on(&fs);
-    for chunk in entries(&log[..6000], 0).chunks(500) {
-        store.apply(chunk).unwrap();
-    }
-    store.flush().unwrap();
-    let before = fs.operation_count();
-    let outcomes = store.apply(&entries(&log[..6001], 6000)).unwrap();
-    assert!(
-        matches!(&outcomes[0], Ok(raftwood_kv::ApplyResponse::DeleteRange(r)) if r.deleted > 5000),
-        "{outcomes:?}"
-    );
-    let delete_operations = fs.operation_count() - before;
-    store.apply(&entries(log, 6001)).unwrap();
-    (store.state_digest().unwrap(), delete_operations)
-}
-
 #[test]
 fn a_large_delete_cut_by_a_crash_between_its_parts_is_finished_at_open() {
-    let log = large_delete_log();
-    // The same log with an empty entry (as a new leader appends) right
-    // before the delete.
-    let mut log_with_empty_entry = log.clone();
-    log_with_empty_entry[5999] = None;
-    let delete_index = 6001u64;
-    let (reference, delete_operations) = reference_run(&log);
-    let (reference_with_empty_entry, _) = reference_run(&log_with_empty_entry);
-    assert!(delete_operations > 10, "{delete_operations}");
-
-    // Crash at points spread over the delete's own writes. The delete is
-    // applied alone, or in one call with the entry before it (a put, or an
-    // entry that writes nothing), which must then be durable before any
-    // part of the delete is.
-    let mut finished_at_open = 0;
-    for step in 1..=9 {
-        let crash_at = delete_operations * step / 10;
-        let (log, reference, first_of_call) = match step % 3 {
-            0 => (&log, reference, 6000),
-            1 => (&log, reference, 5999),
-            _ => (&log_with_empty_entry, reference_with_empty_entry, 5999),
-        };
-        let fs = Arc::new(CrashFs::new());
-        let store = open_on(&fs);
-        for chunk in entries(&log[..first_of_call], 0).chunks(500) {
-            store.apply(chunk).unwrap();
-        }
-        store.flush().unwrap();
-        fs.crash_after_operations(crash_at);
-        assert!(
-            store.apply(&entries(&log[..6001], first_of_call)).is_err(),
-            "crash at {crash_at}"
-        );
-        drop(store);
-        fs.crash(CrashMode::DropUnsynced);
-        // Either nothing of the delete survived (its first part was not
-        // durable), or open finished it: never a part of it alone.
-        let store = open_on(&fs);
-        match store.applied_index() {
-            5999 | 6000 => {}
-            index if index == delete_index => finished_at_open += 1,
-            other => panic!("crash at {crash_at}: reopened at index {other}"),
-        }
-        if store.applied_index() == delete_index {
+    crash_inside_a_large_request(
+        &large_delete_log(),
+        b"sdelete_progress",
+        |store, crash_at| {
             let remaining = store
                 .range(&raftwood_kv::proto::etcdserverpb::RangeRequest {
                     key: b"big/".to_vec(),
@@ -492,19 +531,45 @@ fn a_large_delete_cut_by_a_crash_between_its_parts_is_finished_at_open() {
                 })
                 .unwrap();
             assert_eq!(remaining.count, 0, "crash at {crash_at}");
-        }
-        // Replaying the log gives exactly the state of the run that never
-        // crashed: same keys, history and revision-log numbering.
-        store.apply(&entries(log, 0)).unwrap();
-        assert_eq!(store.applied_index(), 6002);
-        assert_eq!(
-            store.state_digest().unwrap(),
-            reference,
-            "crash at {crash_at}"
-        );
-    }
-    assert!(
-        finished_at_open >= 3,
-        "{finished_at_open} crash points fell after a durable part"
+        },
     );
+}
+
+/// Four keys of 32 KiB, each put 400 times in turn and then deleted, then
+/// one Compaction of all that history (its deletes, about 50 MB, are
+/// written in parts of 16 MiB, each ending inside some key's versions),
+/// then one more put.
+fn large_compaction_log() -> Vec<Option<Vec<u8>>> {
+    let keys: Vec<Vec<u8>> = (0..4)
+        .map(|i| {
+            let mut key = format!("big/{i}/").into_bytes();
+            key.resize(32 << 10, b'k');
+            key
+        })
+        .collect();
+    let mut log = Vec::new();
+    for _ in 0..400 {
+        for key in &keys {
+            log.push(Some(support::encode(put(key, b"value"))));
+        }
+    }
+    for key in &keys {
+        log.push(Some(support::encode(delete(key, b""))));
+    }
+    // Revision 1 is the empty store's; each entry above made one. The
+    // last one's revision is left out: the crash test replaces that entry
+    // with an empty one.
+    let before_last_revision = log.len() as i64;
+    log.push(Some(support::encode(compaction(before_last_revision))));
+    log.push(Some(support::encode(put(b"after", b"x"))));
+    log
+}
+
+#[test]
+fn a_large_compaction_cut_by_a_crash_between_its_parts_is_finished_at_open() {
+    let log = large_compaction_log();
+    let revision = log.len() as i64 - 2;
+    crash_inside_a_large_request(&log, b"scompaction_progress", |store, crash_at| {
+        assert_eq!(store.compacted_revision(), revision, "crash at {crash_at}");
+    });
 }
