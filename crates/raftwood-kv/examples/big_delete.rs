@@ -2,16 +2,19 @@
 //! memory it needs: `etcdctl check perf` ends with such a delete of every
 //! key it wrote, under the server's 7 s request timeout.
 //!
-//! `cargo run --release -p raftwood-kv --example big_delete -- [keys]`
+//! `cargo run --release -p raftwood-kv --example big_delete -- [keys] [compact]`
 //! (default 500,000 keys of 256-byte values). Prints the time of the puts,
-//! of the delete, and the process's peak and current RSS after each.
+//! of the delete, and the process's peak and current RSS after each. With
+//! `compact`, then compacts at the last revision (the first compaction
+//! after check perf: two history entries and two revision log entries per
+//! key to delete), and prints its time and the peak RSS during it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a measuring tool")]
 
 use std::time::Instant;
 
 use prost::Message;
-use raftwood_kv::proto::etcdserverpb::{DeleteRangeRequest, PutRequest};
+use raftwood_kv::proto::etcdserverpb::{CompactionRequest, DeleteRangeRequest, PutRequest};
 use raftwood_kv::proto::raftwoodpb::{InternalRequest, internal_request};
 use raftwood_kv::{ApplyResponse, CommittedEntry, KvOptions, KvStore};
 
@@ -104,4 +107,29 @@ fn main() {
         "delete range of {deleted} keys: {elapsed:.2?}; {}",
         memory()
     );
+    if std::env::args().nth(2).as_deref() == Some("compact") {
+        compact(&store, index + 1);
+    }
+}
+
+/// Compacts at the store's current revision as entry `index`.
+fn compact(store: &KvStore, index: u64) {
+    // Resets the peak RSS to the current one (Linux: clear_refs 5).
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let compaction = encode(internal_request::Request::Compaction(CompactionRequest {
+        revision: store.current_revision(),
+        physical: false,
+    }));
+    let started = Instant::now();
+    let outcomes = store
+        .apply(&[CommittedEntry {
+            index,
+            request: Some(&compaction),
+        }])
+        .unwrap();
+    assert!(matches!(
+        outcomes.first(),
+        Some(Ok(ApplyResponse::Compaction(_)))
+    ));
+    println!("compaction: {:.2?}; {}", started.elapsed(), memory());
 }
