@@ -221,6 +221,14 @@ impl ServerConfig {
         }
     }
 
+    /// The most a snapshot received from the leader may hold: twice the
+    /// backend quota (a state machine within the quota, with room for the
+    /// engine's own space amplification). A larger transfer is refused, so
+    /// that a broken or hostile sender cannot fill the disk.
+    pub fn max_snapshot_bytes(&self) -> u64 {
+        self.effective_quota_backend_bytes().saturating_mul(2)
+    }
+
     /// The quota in effect (etcd's default when 0 is given).
     pub fn effective_quota_backend_bytes(&self) -> u64 {
         if self.quota_backend_bytes == 0 {

@@ -149,8 +149,8 @@ struct Channels {
     status_rx: watch::Receiver<RaftStatus>,
     applied: watch::Sender<Index>,
     applied_rx: watch::Receiver<Index>,
-    inbound: mpsc::UnboundedSender<Inbound>,
-    inbound_rx: mpsc::UnboundedReceiver<Inbound>,
+    inbound: mpsc::Sender<Inbound>,
+    inbound_rx: mpsc::Receiver<Inbound>,
 }
 
 impl Channels {
@@ -162,7 +162,7 @@ impl Channels {
             ..RaftStatus::default()
         });
         let (applied, applied_rx) = watch::channel(applied);
-        let (inbound, inbound_rx) = mpsc::unbounded_channel();
+        let (inbound, inbound_rx) = mpsc::channel(transport::INBOUND_QUEUE);
         Channels {
             events,
             events_rx,
@@ -180,7 +180,7 @@ impl Channels {
 fn peer_transport(
     config: &ServerConfig,
     boot: &Bootstrapped,
-    inbound: mpsc::UnboundedSender<Inbound>,
+    inbound: mpsc::Sender<Inbound>,
 ) -> Arc<PeerTransport> {
     let hello = Hello {
         cluster_id: boot.membership.cluster_id,
@@ -368,7 +368,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
             channels.inbound_rx,
             channels.events.clone(),
             membership.clone(),
-            SnapshotReceiver::new(Arc::clone(dirs.fs()), dirs.incoming()),
+            SnapshotReceiver::new(
+                Arc::clone(dirs.fs()),
+                dirs.incoming(),
+                config.max_snapshot_bytes(),
+            ),
         )),
     ];
     if let Some(timings) = timings {

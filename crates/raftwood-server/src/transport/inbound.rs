@@ -14,6 +14,10 @@ use super::{Frame, Hello};
 use crate::driver::LoopEvent;
 use crate::membership::Membership;
 
+/// Reports waiting for the member at most: past it, peer connections wait
+/// (and so, through TCP, do the peers' writes).
+pub const INBOUND_QUEUE: usize = 256;
+
 /// What a peer connection reports to the member.
 #[derive(Debug)]
 pub enum Inbound {
@@ -44,7 +48,7 @@ pub enum Inbound {
 /// Routes what peers report to the drive loop's `events` until either
 /// side closes. Runs as one task per member.
 pub async fn route_inbound(
-    mut inbound: mpsc::UnboundedReceiver<Inbound>,
+    mut inbound: mpsc::Receiver<Inbound>,
     events: mpsc::UnboundedSender<LoopEvent>,
     membership: Arc<RwLock<Membership>>,
     mut snapshots: SnapshotReceiver,

@@ -31,6 +31,12 @@ pub enum ReceiveError {
         /// What the file holds so far.
         written: u64,
     },
+    /// The transfer is larger than this member takes.
+    #[error("snapshot transfer of more than {limit} bytes")]
+    TooLarge {
+        /// The most a transfer may hold.
+        limit: u64,
+    },
     /// The data does not match the sender's checksum.
     #[error("snapshot checksum mismatch")]
     Checksum,
@@ -46,6 +52,8 @@ struct Transfer {
     snapshot_index: u64,
     dir: PathBuf,
     crc: u32,
+    /// Bytes written so far, all files together.
+    bytes: u64,
     /// The files written so far, open for appending (ordered, so that the
     /// same transfer makes the same calls in the same order: the simulator
     /// replays it from a seed).
@@ -57,15 +65,19 @@ struct Transfer {
 pub struct SnapshotReceiver {
     fs: Arc<dyn FileSystem>,
     root: PathBuf,
+    /// The most one transfer may write.
+    max_bytes: u64,
     current: Option<Transfer>,
 }
 
 impl SnapshotReceiver {
-    /// A receiver writing under `root` on `fs`.
-    pub fn new(fs: Arc<dyn FileSystem>, root: PathBuf) -> SnapshotReceiver {
+    /// A receiver writing under `root` on `fs`, refusing a transfer of
+    /// more than `max_bytes`.
+    pub fn new(fs: Arc<dyn FileSystem>, root: PathBuf, max_bytes: u64) -> SnapshotReceiver {
         SnapshotReceiver {
             fs,
             root,
+            max_bytes,
             current: None,
         }
     }
@@ -96,10 +108,13 @@ impl SnapshotReceiver {
         from: NodeId,
         chunk: SnapshotChunk,
     ) -> Result<Option<(PathBuf, Message)>, ReceiveError> {
-        let same = self
-            .current
-            .as_ref()
-            .is_some_and(|t| t.from == from && t.snapshot_index == chunk.snapshot_index);
+        // The same transfer goes on, unless this chunk starts a file it
+        // already has: the sender started over (a lost connection).
+        let same = self.current.as_ref().is_some_and(|t| {
+            t.from == from
+                && t.snapshot_index == chunk.snapshot_index
+                && !(chunk.offset == 0 && t.files.contains_key(&chunk.file))
+        });
         if !same {
             self.start(from, chunk.snapshot_index)?;
         }
@@ -108,7 +123,14 @@ impl SnapshotReceiver {
             return Ok(None);
         };
         if !chunk.file.is_empty() {
+            let bytes = transfer.bytes.saturating_add(chunk.data.len() as u64);
+            if bytes > self.max_bytes {
+                return Err(ReceiveError::TooLarge {
+                    limit: self.max_bytes,
+                });
+            }
             write_chunk(fs.as_ref(), transfer, &chunk)?;
+            transfer.bytes = bytes;
         }
         let Some((crc, message)) = chunk.finish else {
             return Ok(None);
@@ -143,6 +165,7 @@ impl SnapshotReceiver {
             snapshot_index,
             dir,
             crc: 0,
+            bytes: 0,
             files: BTreeMap::new(),
         });
         Ok(())
@@ -223,7 +246,7 @@ mod tests {
         let fs = Arc::new(CrashFs::new());
         fs.create_dir_all(Path::new("/member/snap-incoming"))
             .unwrap();
-        let receiver = SnapshotReceiver::new(fs.clone(), "/member/snap-incoming".into());
+        let receiver = SnapshotReceiver::new(fs.clone(), "/member/snap-incoming".into(), 1 << 20);
         (fs, receiver)
     }
 
@@ -296,5 +319,36 @@ mod tests {
             );
         }
         assert!(!fs.exists(Path::new("/member/escape")).unwrap());
+    }
+
+    #[test]
+    fn a_transfer_larger_than_the_limit_is_refused_and_removed() {
+        let (fs, mut receiver) = receiver();
+        let half = vec![0u8; 600 * 1024].leak();
+        receiver.receive(1, chunk("a", 0, half, None)).unwrap();
+        let over = receiver.receive(1, chunk("b", 0, half, None));
+        assert!(
+            matches!(over, Err(ReceiveError::TooLarge { limit }) if limit == 1 << 20),
+            "{over:?}"
+        );
+        assert!(
+            fs.list_dir(Path::new("/member/snap-incoming"))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_transfer_started_over_replaces_the_one_cut_short() {
+        let (fs, mut receiver) = receiver();
+        receiver.receive(1, chunk("a", 0, b"hel", None)).unwrap();
+        // The connection was lost; the sender starts again from the top.
+        receiver.receive(1, chunk("a", 0, b"hello ", None)).unwrap();
+        let crc = crc32c::crc32c_append(crc32c::crc32c(b"hello "), b"world");
+        let (dir, _) = receiver
+            .receive(1, chunk("a", 6, b"world", Some(crc)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(fs.read_file(&dir.join("a")).unwrap(), b"hello world");
     }
 }

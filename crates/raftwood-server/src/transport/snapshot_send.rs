@@ -1,21 +1,27 @@
-//! Streaming a snapshot directory to a follower in chunks.
+//! Streaming a snapshot directory to a follower in chunks, read from disk
+//! as the connection takes them.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use raftwood_lsm::fs::FileSystem;
+use raftwood_lsm::fs::{FileSystem, RandomAccessFile};
 use raftwood_raft::{Message, NodeId};
+use tokio::sync::oneshot;
 
-use crate::transport::{Frame, PeerTransport, SnapshotChunk};
+use super::sender::QueuedChunk;
+use super::{PeerQueues, PeerTransport, SNAPSHOT_QUEUE, SnapshotChunk};
 
 /// Largest chunk of file data in one frame.
 const CHUNK_BYTES: usize = 1024 * 1024;
 
-/// Queues every file of the snapshot directory `dir` for `peer`, the last
-/// chunk carrying the crc32c of all the data and `message` (the
-/// `InstallSnapshot` the follower's raft core will receive once the data
-/// is installed). Returns whether everything was queued.
+/// Streams every file of the snapshot directory `dir` to `peer`, read
+/// from disk a chunk at a time as the connection takes them; the last
+/// chunk carries the crc32c of all the data and `message` (the
+/// `InstallSnapshot` the follower's raft core will receive once the data is
+/// installed). Returns once every chunk was written to the connection, or
+/// the first failure.
 pub async fn stream_snapshot(
     transport: &PeerTransport,
     fs: Arc<dyn FileSystem>,
@@ -24,59 +30,130 @@ pub async fn stream_snapshot(
     snapshot_index: u64,
     message: Message,
 ) -> Result<(), String> {
+    let queues = transport
+        .queues(peer)
+        .ok_or_else(|| format!("{peer:x} is not a peer"))?;
     let mut files = Vec::new();
     list_files(fs.as_ref(), &dir, "", &mut files)
         .map_err(|e| format!("listing {}: {e}", dir.display()))?;
     files.sort();
-    let mut crc = 0u32;
-    let mut chunks: Vec<SnapshotChunk> = Vec::new();
+    let mut stream = ChunkStream {
+        queues,
+        in_flight: VecDeque::new(),
+        crc: 0,
+    };
+    // The last chunk waits for the checksum of everything before it.
+    let mut held: Option<SnapshotChunk> = None;
     for file in &files {
-        // The seam is blocking: read off the runtime's workers.
-        let (fs, path) = (Arc::clone(&fs), dir.join(file));
-        let data = tokio::task::spawn_blocking(move || fs.read_file(&path))
-            .await
-            .map_err(|e| format!("reading {file}: {e}"))?
-            .map_err(|e| format!("reading {file}: {e}"))?;
-        let mut offset = 0usize;
+        let (reader, size) = open(&fs, &dir.join(file)).await?;
+        let mut offset = 0u64;
         loop {
-            let end = (offset + CHUNK_BYTES).min(data.len());
-            let piece = Bytes::copy_from_slice(&data[offset..end]);
-            crc = crc32c::crc32c_append(crc, &piece);
-            chunks.push(SnapshotChunk {
+            let len = usize::try_from((size - offset).min(CHUNK_BYTES as u64))
+                .map_err(|e| format!("chunk of {file}: {e}"))?;
+            let data = read_at(&reader, offset, len).await?;
+            if let Some(previous) = held.take() {
+                stream.send(previous).await?;
+            }
+            held = Some(SnapshotChunk {
                 snapshot_index,
                 file: file.clone(),
-                offset: offset as u64,
-                data: piece,
+                offset,
+                data: Bytes::from(data),
                 finish: None,
             });
-            offset = end;
-            if offset >= data.len() {
+            offset += len as u64;
+            if offset >= size {
                 break;
             }
         }
-        // Send as we go so memory stays bounded by one file.
-        let last_file = Some(file) == files.last();
-        let keep = usize::from(last_file);
-        while chunks.len() > keep {
-            let chunk = chunks.remove(0);
-            if !transport.send_frame(peer, Frame::SnapshotChunk(chunk)) {
-                return Err(format!("peer {peer:x} is not connected"));
-            }
-        }
     }
-    let mut last = chunks.pop().unwrap_or(SnapshotChunk {
+    let mut last = held.unwrap_or(SnapshotChunk {
         snapshot_index,
         file: String::new(),
         offset: 0,
         data: Bytes::new(),
         finish: None,
     });
-    last.finish = Some((crc, message));
-    if transport.send_frame(peer, Frame::SnapshotChunk(last)) {
-        Ok(())
-    } else {
-        Err(format!("peer {peer:x} is not connected"))
+    stream.crc = crc32c::crc32c_append(stream.crc, &last.data);
+    last.finish = Some((stream.crc, message));
+    stream.send_counted(last).await?;
+    stream.all_written().await
+}
+
+/// Chunks on their way to one peer, and their checksum so far.
+struct ChunkStream {
+    queues: PeerQueues,
+    /// Whether each chunk queued and not yet confirmed was written.
+    in_flight: VecDeque<oneshot::Receiver<()>>,
+    crc: u32,
+}
+
+impl ChunkStream {
+    /// Adds `chunk` to the checksum and queues it.
+    async fn send(&mut self, chunk: SnapshotChunk) -> Result<(), String> {
+        self.crc = crc32c::crc32c_append(self.crc, &chunk.data);
+        self.send_counted(chunk).await
     }
+
+    /// Queues `chunk`, first waiting until at most a queue's worth of
+    /// chunks is unconfirmed: what a transfer holds in memory is bounded.
+    async fn send_counted(&mut self, chunk: SnapshotChunk) -> Result<(), String> {
+        while self.in_flight.len() > SNAPSHOT_QUEUE {
+            self.confirm_oldest().await?;
+        }
+        let (written, confirmation) = oneshot::channel();
+        self.queues
+            .chunks
+            .send(QueuedChunk { chunk, written })
+            .await
+            .map_err(|_| "the member is stopping".to_string())?;
+        self.in_flight.push_back(confirmation);
+        Ok(())
+    }
+
+    async fn confirm_oldest(&mut self) -> Result<(), String> {
+        if let Some(confirmation) = self.in_flight.pop_front() {
+            confirmation
+                .await
+                .map_err(|_| "the connection was lost".to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Waits until every chunk queued was written.
+    async fn all_written(mut self) -> Result<(), String> {
+        while !self.in_flight.is_empty() {
+            self.confirm_oldest().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens a file of the snapshot for reading, off the runtime's workers
+/// (the seam is blocking).
+async fn open(
+    fs: &Arc<dyn FileSystem>,
+    path: &Path,
+) -> Result<(Arc<dyn RandomAccessFile>, u64), String> {
+    let (fs, owned) = (Arc::clone(fs), path.to_path_buf());
+    let reader = tokio::task::spawn_blocking(move || fs.open_random_access(&owned))
+        .await
+        .map_err(|e| format!("opening {}: {e}", path.display()))?
+        .map_err(|e| format!("opening {}: {e}", path.display()))?;
+    let size = reader.size();
+    Ok((reader, size))
+}
+
+async fn read_at(
+    reader: &Arc<dyn RandomAccessFile>,
+    offset: u64,
+    len: usize,
+) -> Result<Vec<u8>, String> {
+    let reader = Arc::clone(reader);
+    tokio::task::spawn_blocking(move || reader.read_exact_at(offset, len))
+        .await
+        .map_err(|e| format!("reading at {offset}: {e}"))?
+        .map_err(|e| format!("reading at {offset}: {e}"))
 }
 
 /// Files under `dir`, one level of subdirectories deep, as relative names.

@@ -89,7 +89,7 @@ fn a_received_and_installed_snapshot_survives_a_power_cut_at_any_step() {
         fs.sync_dir(Path::new("/data")).unwrap();
         fs.sync_dir(Path::new("/")).unwrap();
         fs.crash_after_operations(cut_after);
-        let mut receiver = SnapshotReceiver::new(fs.clone(), dirs.incoming());
+        let mut receiver = SnapshotReceiver::new(fs.clone(), dirs.incoming(), u64::MAX);
         let message = Message {
             from: 1,
             to: 2,

@@ -218,7 +218,14 @@ impl ServerMember {
         .with_forwarding(forwarding);
         let (events, apply_reports) = mpsc::unbounded_channel();
         let (applied, _) = watch::channel(applied);
-        let receiver = SnapshotReceiver::new(Arc::clone(files.dirs.fs()), files.dirs.incoming());
+        // etcd's default quota's limit: the simulated stores are small.
+        let max_snapshot_bytes =
+            raftwood_server::ServerConfig::new("sim", "/".into()).max_snapshot_bytes();
+        let receiver = SnapshotReceiver::new(
+            Arc::clone(files.dirs.fs()),
+            files.dirs.incoming(),
+            max_snapshot_bytes,
+        );
         let apply = ApplyContext {
             kv,
             waiters,
