@@ -48,9 +48,8 @@ impl Kv for KvService {
         }
         let mut response = self
             .member
-            .kv
-            .load()
-            .range(&request)
+            .read_store(move |kv| kv.range(&request))
+            .await?
             .map_err(|e| status::from_request(&e))?;
         self.member.stamp(&mut response.header);
         Ok(Response::new(response))

@@ -90,13 +90,18 @@ impl Maintenance for MaintenanceService {
         &self,
         _request: Request<HashKvRequest>,
     ) -> Result<Response<HashKvResponse>, Status> {
-        let kv = self.member.kv.load();
+        let (digest, current, compacted) = self
+            .member
+            .read_store(|kv| {
+                let digest = kv.state_digest();
+                (digest, kv.current_revision(), kv.compacted_revision())
+            })
+            .await?;
         Ok(Response::new(HashKvResponse {
-            header: Some(self.member.header(kv.current_revision())),
-            hash: kv
-                .state_digest()
+            header: Some(self.member.header(current)),
+            hash: digest
                 .map_err(|e| Status::internal(format!("raftwood: hashing the store: {e}")))?,
-            compact_revision: kv.compacted_revision(),
+            compact_revision: compacted,
         }))
     }
 

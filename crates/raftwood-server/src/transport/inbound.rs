@@ -54,7 +54,28 @@ pub async fn route_inbound(
     mut snapshots: SnapshotReceiver,
 ) {
     while let Some(report) = inbound.recv().await {
-        let Some(event) = to_event(report, &membership, &mut snapshots) else {
+        let event = match report {
+            Inbound::Frame {
+                frame: Frame::SnapshotChunk(chunk),
+                from,
+            } => {
+                // Writing and syncing files blocks: off the runtime's
+                // workers, so that ticks and heartbeats go on meanwhile.
+                let received = tokio::task::spawn_blocking(move || {
+                    let event = receive_chunk(&mut snapshots, from, chunk);
+                    (snapshots, event)
+                })
+                .await;
+                let Ok((receiver, event)) = received else {
+                    tracing::error!("receiving a snapshot chunk panicked; peer reports stop");
+                    return;
+                };
+                snapshots = receiver;
+                event
+            }
+            other => to_event(other, &membership),
+        };
+        let Some(event) = event else {
             continue;
         };
         if events.send(event).is_err() {
@@ -63,12 +84,9 @@ pub async fn route_inbound(
     }
 }
 
-/// The loop's event for one report, if it has one.
-fn to_event(
-    report: Inbound,
-    membership: &RwLock<Membership>,
-    snapshots: &mut SnapshotReceiver,
-) -> Option<LoopEvent> {
+/// The loop's event for one report other than a snapshot chunk, if it has
+/// one.
+fn to_event(report: Inbound, membership: &RwLock<Membership>) -> Option<LoopEvent> {
     match report {
         Inbound::Connected(hello) => {
             if let Some(member) = membership.write().members.get_mut(&hello.from) {
@@ -85,27 +103,39 @@ fn to_event(
             ..
         } => Some(LoopEvent::Messages(messages)),
         Inbound::Frame {
-            frame: Frame::SnapshotChunk(chunk),
+            frame: Frame::SnapshotChunk(_),
             from,
-        } => match snapshots.receive(from, chunk) {
-            Ok(Some((dir, message))) => {
-                let MessageBody::InstallSnapshot { snapshot } = &message.body else {
-                    tracing::warn!(from, "a snapshot transfer ended with another message");
-                    return None;
-                };
-                Some(LoopEvent::SnapshotReceived {
-                    dir,
-                    index: snapshot.index,
-                    message,
-                })
-            }
-            Ok(None) => None,
-            Err(error) => {
-                tracing::warn!(from, %error, "snapshot transfer abandoned");
-                None
-            }
-        },
+        } => {
+            tracing::warn!(from, "a snapshot chunk reached the wrong router");
+            None
+        }
         Inbound::SnapshotSent { peer, ok } => Some(LoopEvent::SnapshotSent { peer, ok }),
         Inbound::Unreachable { peer } => Some(LoopEvent::Unreachable(peer)),
+    }
+}
+
+/// Takes one snapshot chunk; the loop's event once the snapshot is whole.
+fn receive_chunk(
+    snapshots: &mut SnapshotReceiver,
+    from: NodeId,
+    chunk: super::SnapshotChunk,
+) -> Option<LoopEvent> {
+    match snapshots.receive(from, chunk) {
+        Ok(Some((dir, message))) => {
+            let MessageBody::InstallSnapshot { snapshot } = &message.body else {
+                tracing::warn!(from, "a snapshot transfer ended with another message");
+                return None;
+            };
+            Some(LoopEvent::SnapshotReceived {
+                dir,
+                index: snapshot.index,
+                message,
+            })
+        }
+        Ok(None) => None,
+        Err(error) => {
+            tracing::warn!(from, %error, "snapshot transfer abandoned");
+            None
+        }
     }
 }

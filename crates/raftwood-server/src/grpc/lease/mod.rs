@@ -223,12 +223,14 @@ impl Lease for LeaseService {
         &self,
         _request: Request<LeaseLeasesRequest>,
     ) -> Result<Response<LeaseLeasesResponse>, Status> {
-        let kv = self.member.kv.load();
-        let leases = kv
-            .leases()
-            .map_err(|e| Status::internal(format!("raftwood: reading leases: {e}")))?;
+        let (leases, revision) = self
+            .member
+            .read_store(|kv| (kv.leases(), kv.current_revision()))
+            .await?;
+        let leases =
+            leases.map_err(|e| Status::internal(format!("raftwood: reading leases: {e}")))?;
         Ok(Response::new(LeaseLeasesResponse {
-            header: Some(self.member.header(kv.current_revision())),
+            header: Some(self.member.header(revision)),
             leases: leases
                 .into_iter()
                 .map(|(id, _)| LeaseStatus { id })
@@ -288,8 +290,12 @@ async fn expire_leases(member: MemberHandle, clock: Arc<LeaseClock>) {
         if !status_now.is_leader {
             continue;
         }
-        let leases = match member.kv.load().leases() {
-            Ok(leases) => leases,
+        let leases = match member.read_store(|kv| kv.leases()).await {
+            Ok(Ok(leases)) => leases,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "cannot read leases");
+                continue;
+            }
             Err(error) => {
                 tracing::warn!(%error, "cannot read leases");
                 continue;

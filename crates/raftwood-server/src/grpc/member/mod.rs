@@ -180,6 +180,19 @@ impl MemberHandle {
             .map_err(|_| status::stopped())
     }
 
+    /// Runs `read` on the state machine off the runtime's workers: a scan
+    /// (a large range, a full hash, the lease list) then cannot hold up
+    /// the ticks, heartbeats and other requests the workers serve.
+    pub async fn read_store<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&KvStore) -> T + Send + 'static,
+    ) -> Result<T, Status> {
+        let kv = self.kv.load_full();
+        tokio::task::spawn_blocking(move || read(&kv))
+            .await
+            .map_err(|error| Status::internal(format!("raftwood: a store read failed: {error}")))
+    }
+
     /// Waits until a read started now may be served linearizably here.
     pub async fn linearizable_barrier(&self) -> Result<(), Status> {
         let deadline = self.request_timeout();
