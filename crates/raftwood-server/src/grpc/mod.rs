@@ -23,12 +23,13 @@ pub use member::status::{from_etcd, no_leader};
 
 /// The client API of one member. Every client listener serves clones of
 /// these same services, so that what a member keeps outside raft (the
-/// leader's lease deadlines, the relay connections) exists once per
-/// member, however many client URLs it listens on.
+/// leader's lease deadlines, the relay connections, the watchers' event
+/// cache) exists once per member, however many client URLs it listens on.
 #[derive(Debug, Clone)]
 pub struct ClientApi {
     member: MemberHandle,
     leases: lease::LeaseService,
+    watch: watch::WatchService,
 }
 
 impl ClientApi {
@@ -36,6 +37,7 @@ impl ClientApi {
     pub fn new(member: MemberHandle) -> ClientApi {
         ClientApi {
             leases: lease::LeaseService::new(member.clone()),
+            watch: watch::WatchService::new(member.clone()),
             member,
         }
     }
@@ -94,7 +96,7 @@ pub async fn serve(
                 .max_encoding_message_size(usize::MAX),
         )
         .add_service(
-            WatchServer::new(watch::WatchService::new(member))
+            WatchServer::new(api.watch)
                 .max_decoding_message_size(max_bytes)
                 .max_encoding_message_size(usize::MAX),
         )

@@ -2,22 +2,33 @@
 //! or a range, as etcd's.
 //!
 //! One task per client stream holds its watchers. Whenever the state
-//! machine applies more entries, every watcher reads the changes after the
-//! last revision it sent (`KvStore::events`, which reads the store's
-//! revision log) and sends the ones in its range. Because events are read
-//! from the store rather than pushed by the apply thread, a slow client
-//! never holds up apply, and a watcher that starts in the past replays
-//! from history exactly like one that was there all along.
+//! machine applies more entries, the stream reads the changes after the
+//! last revision its watchers sent (`KvStore::events`, which reads the
+//! store's revision log) and sends each watcher the ones in its range.
+//! Because events are read from the store rather than pushed by the apply
+//! thread, a slow client never holds up apply, and a watcher that starts
+//! in the past replays from history exactly like one that was there all
+//! along. The reads are shared: watchers at the same revision read once
+//! per stream (`watchers.rs`), and streams at the same revision read once
+//! per member (`event_cache.rs`), off the runtime's workers.
+
+#[cfg(test)]
+mod drain_tests;
+mod event_cache;
+mod watchers;
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use futures::Stream;
-use raftwood_kv::proto::mvccpb::Event;
+use raftwood_kv::RequestError;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use self::event_cache::{EventCache, ReadError};
+use self::watchers::{Group, Watcher};
 use super::member::MemberHandle;
 use crate::proto::etcdserverpb::watch_request::RequestUnion;
 use crate::proto::etcdserverpb::watch_server::Watch;
@@ -26,52 +37,21 @@ use crate::proto::etcdserverpb::{WatchCreateRequest, WatchRequest, WatchResponse
 /// etcd's filter values (`WatchCreateRequest.FilterType`).
 const FILTER_NO_PUT: i32 = 0;
 const FILTER_NO_DELETE: i32 = 1;
-/// etcd's event types (`mvccpb.Event.EventType`).
-const EVENT_PUT: i32 = 0;
-/// Events read from the store per step, so one busy watcher cannot hold
-/// the stream for long.
-const EVENTS_PER_STEP: usize = 1000;
 
-/// The Watch service of one member.
+/// The Watch service of one member (one per member, served on every client
+/// listener: its event cache is the member's).
 #[derive(Debug, Clone)]
 pub struct WatchService {
     member: MemberHandle,
+    events: Arc<EventCache>,
 }
 
 impl WatchService {
     /// The service of `member`.
     pub fn new(member: MemberHandle) -> WatchService {
-        WatchService { member }
-    }
-}
-
-/// One watcher of a stream.
-#[derive(Debug)]
-struct Watcher {
-    key: Vec<u8>,
-    range_end: Vec<u8>,
-    /// The next revision to send changes from.
-    next_revision: i64,
-    no_put: bool,
-    no_delete: bool,
-    prev_kv: bool,
-}
-
-impl Watcher {
-    fn matches(&self, event: &Event) -> bool {
-        if event.r#type == EVENT_PUT && self.no_put || event.r#type != EVENT_PUT && self.no_delete {
-            return false;
-        }
-        let Some(kv) = &event.kv else {
-            return false;
-        };
-        let key = kv.key.as_slice();
-        if self.range_end.is_empty() {
-            key == self.key.as_slice()
-        } else if self.range_end == [0] {
-            key >= self.key.as_slice()
-        } else {
-            key >= self.key.as_slice() && key < self.range_end.as_slice()
+        WatchService {
+            member,
+            events: Arc::new(EventCache::default()),
         }
     }
 }
@@ -88,14 +68,15 @@ impl Watch for WatchService {
     ) -> Result<Response<Self::WatchStream>, Status> {
         let incoming = request.into_inner();
         let (sender, receiver) = mpsc::channel(64);
-        tokio::spawn(run_stream(self.member.clone(), incoming, sender));
+        tokio::spawn(run_stream(self.clone(), incoming, sender));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 }
 
 type Sender = mpsc::Sender<Result<WatchResponse, Status>>;
 
-async fn run_stream(member: MemberHandle, mut incoming: Streaming<WatchRequest>, sender: Sender) {
+async fn run_stream(service: WatchService, mut incoming: Streaming<WatchRequest>, sender: Sender) {
+    let member = &service.member;
     let mut watchers: BTreeMap<i64, Watcher> = BTreeMap::new();
     let mut next_id: i64 = 0;
     let mut applied = member.applied.clone();
@@ -108,7 +89,7 @@ async fn run_stream(member: MemberHandle, mut incoming: Streaming<WatchRequest>,
                 };
                 let keep_going = match request.request_union {
                     Some(RequestUnion::CreateRequest(create)) => {
-                        create_watcher(&member, &sender, &mut watchers, &mut next_id, create).await
+                        create_watcher(member, &sender, &mut watchers, &mut next_id, create).await
                     }
                     Some(RequestUnion::CancelRequest(cancel)) => {
                         watchers.remove(&cancel.watch_id);
@@ -141,7 +122,7 @@ async fn run_stream(member: MemberHandle, mut incoming: Streaming<WatchRequest>,
                 }
             }
         }
-        if !drain(&member, &sender, &mut watchers).await {
+        if !drain(&service, &sender, &mut watchers).await {
             return;
         }
     }
@@ -228,65 +209,84 @@ async fn create_watcher(
     .await
 }
 
-/// Sends every watcher the changes it has not seen yet.
+/// Sends every watcher the changes it has not seen yet, a group of
+/// watchers at the same revision at a time.
 async fn drain(
-    member: &MemberHandle,
+    service: &WatchService,
     sender: &Sender,
     watchers: &mut BTreeMap<i64, Watcher>,
 ) -> bool {
-    let ids: Vec<i64> = watchers.keys().copied().collect();
-    for id in ids {
-        while let Some(watcher) = watchers.get_mut(&id) {
-            let kv = member.kv.load();
-            let current = kv.current_revision();
-            if watcher.next_revision > current {
-                break;
-            }
-            let batch = match kv.events(watcher.next_revision, EVENTS_PER_STEP, watcher.prev_kv) {
-                Ok(batch) => batch,
-                Err(error) => {
-                    // History this watcher needs was compacted away.
-                    let compacted = kv.compacted_revision();
-                    watchers.remove(&id);
-                    let sent = send(
-                        sender,
-                        WatchResponse {
-                            header: Some(member.header(current)),
-                            watch_id: id,
-                            canceled: true,
-                            compact_revision: compacted,
-                            cancel_reason: error.to_string(),
-                            ..WatchResponse::default()
-                        },
-                    )
-                    .await;
-                    if !sent {
-                        return false;
-                    }
-                    break;
-                }
-            };
-            let events: Vec<Event> = batch
-                .events
-                .into_iter()
-                .filter(|event| watcher.matches(event))
-                .collect();
-            let made_progress = batch.through_revision >= watcher.next_revision;
-            watcher.next_revision = batch.through_revision + 1;
-            if !events.is_empty() {
-                let response = WatchResponse {
-                    header: Some(member.header(batch.through_revision)),
-                    watch_id: id,
-                    events,
-                    ..WatchResponse::default()
-                };
-                if !send(sender, response).await {
+    let member = &service.member;
+    loop {
+        let current = member.kv.load().current_revision();
+        let Some(group) = watchers::next_group(watchers, current) else {
+            return true;
+        };
+        let batch = match service
+            .events
+            .events(member, group.next_revision, group.prev_kv)
+            .await
+        {
+            Ok(batch) => batch,
+            Err(ReadError::Stopped) => return false,
+            Err(ReadError::Store(error)) => {
+                if !cancel_group(member, sender, watchers, group, &error).await {
                     return false;
                 }
+                continue;
             }
-            if !made_progress {
-                break;
+        };
+        let wanted = watchers::dispatch(watchers, group, &batch.events);
+        for watcher in watchers.values_mut() {
+            if watcher.next_revision == group.next_revision && watcher.prev_kv == group.prev_kv {
+                watcher.next_revision = batch.through_revision + 1;
             }
+        }
+        for (id, events) in wanted {
+            let response = WatchResponse {
+                header: Some(member.header(batch.through_revision)),
+                watch_id: id,
+                events,
+                ..WatchResponse::default()
+            };
+            if !send(sender, response).await {
+                return false;
+            }
+        }
+        if batch.through_revision < group.next_revision {
+            return true; // nothing new yet; the next apply wakes the stream
+        }
+    }
+}
+
+/// History the watchers of `group` need was compacted away (or the store
+/// failed): each is cancelled, as etcd cancels them.
+async fn cancel_group(
+    member: &MemberHandle,
+    sender: &Sender,
+    watchers: &mut BTreeMap<i64, Watcher>,
+    group: Group,
+    error: &RequestError,
+) -> bool {
+    let kv = member.kv.load();
+    let (current, compacted) = (kv.current_revision(), kv.compacted_revision());
+    let ids: Vec<i64> = watchers
+        .iter()
+        .filter(|(_, w)| w.next_revision == group.next_revision && w.prev_kv == group.prev_kv)
+        .map(|(&id, _)| id)
+        .collect();
+    for id in ids {
+        watchers.remove(&id);
+        let response = WatchResponse {
+            header: Some(member.header(current)),
+            watch_id: id,
+            canceled: true,
+            compact_revision: compacted,
+            cancel_reason: error.to_string(),
+            ..WatchResponse::default()
+        };
+        if !send(sender, response).await {
+            return false;
         }
     }
     true
