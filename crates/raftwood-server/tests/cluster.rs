@@ -8,11 +8,11 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use raftwood_server::config::parse_initial_cluster;
 use raftwood_server::proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use raftwood_server::proto::etcdserverpb::{
     HashKvRequest, PutRequest, RangeRequest, RequestOp, StatusRequest, TxnRequest, request_op,
 };
-use raftwood_server::config::parse_initial_cluster;
 use raftwood_server::url::PeerUrl;
 use raftwood_server::{RunningNode, ServerConfig};
 use support::{

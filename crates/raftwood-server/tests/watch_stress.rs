@@ -168,8 +168,7 @@ async fn ten_thousand_watchers_hash_kv_and_large_ranges_under_a_put_load() {
         c.heartbeat_interval_ms = 100;
         c.election_timeout_ms = 1000;
     });
-    let nodes: Vec<Option<RunningNode>> =
-        start_all(&configs).await.into_iter().map(Some).collect();
+    let nodes: Vec<Option<RunningNode>> = start_all(&configs).await.into_iter().map(Some).collect();
     let leader = leader_of(&nodes).await;
     let mut first = KvClient::new(channel(ports[leader]));
     put_eventually(&mut first, "start", "x").await;
@@ -204,7 +203,9 @@ async fn ten_thousand_watchers_hash_kv_and_large_ranges_under_a_put_load() {
         if delivered == WATCHED_KEYS {
             break;
         }
-        let extra = events_per_key.iter().find(|c| c.load(Ordering::Relaxed) > 1);
+        let extra = events_per_key
+            .iter()
+            .find(|c| c.load(Ordering::Relaxed) > 1);
         assert!(extra.is_none(), "a watcher got an event twice");
         assert!(
             Instant::now() < deadline,

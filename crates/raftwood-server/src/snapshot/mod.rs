@@ -18,7 +18,7 @@
 //!   core told.
 
 mod install;
-mod meta_file;
+pub mod meta_file;
 mod store;
 mod take;
 

@@ -53,7 +53,9 @@ pub fn configs(root: &Path, client: &[u16], peer: &[u16]) -> Vec<ServerConfig> {
 
 /// Three members' settings on free ports in a fresh directory, each
 /// adjusted by `adjust`.
-pub fn layout(adjust: impl Fn(&mut ServerConfig)) -> (tempfile::TempDir, Vec<u16>, Vec<ServerConfig>) {
+pub fn layout(
+    adjust: impl Fn(&mut ServerConfig),
+) -> (tempfile::TempDir, Vec<u16>, Vec<ServerConfig>) {
     let dir = tempfile::tempdir().unwrap();
     let ports = free_ports(6);
     let (client_ports, peer_ports) = ports.split_at(3);
@@ -81,7 +83,11 @@ pub async fn kv_client(port: u16) -> KvClient<Channel> {
     KvClient::new(channel(port))
 }
 
-pub async fn put(client: &mut KvClient<Channel>, key: &str, value: &str) -> Result<i64, tonic::Status> {
+pub async fn put(
+    client: &mut KvClient<Channel>,
+    key: &str,
+    value: &str,
+) -> Result<i64, tonic::Status> {
     let response = client
         .put(PutRequest {
             key: key.as_bytes().to_vec(),
