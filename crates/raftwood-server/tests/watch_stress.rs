@@ -60,9 +60,9 @@ async fn preload_range_keys(port: u16) {
     }
 }
 
-/// Opens stream `s` on `port` with its watchers (watch id = key number +
-/// 1) and counts, per key, the events they receive. Returns once every
-/// watcher is created.
+/// Opens stream `s` on `port` with its watchers (each watch id is its key's
+/// number plus one) and counts, per key, the events they receive. Returns
+/// once every watcher is created.
 async fn open_stream(s: usize, port: u16, events_per_key: Arc<Vec<AtomicU32>>) {
     let (requests, outgoing) = mpsc::channel(WATCHERS_PER_STREAM);
     let mut client = WatchClient::new(channel(port));
