@@ -2,8 +2,8 @@
 //! on 100 streams, HashKV and large ranges in a loop, while a put load
 //! runs. The leader keeps its leadership (ticks and heartbeats are not
 //! starved), every watcher gets exactly its events, and the puts' latency
-//! is printed (`cargo test --release -p raftwood-server --test watch_stress
-//! -- --nocapture`; the figures are in docs/benchmarks.md).
+//! is printed (`cargo test -p raftwood-server --test watch_stress --
+//! --nocapture`; the figures are in docs/benchmarks.md).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
