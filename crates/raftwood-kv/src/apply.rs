@@ -199,21 +199,19 @@ impl<'a> Applier<'a> {
     /// `PART_BYTES` and this compaction may write parts: a part of a large
     /// compaction at `revision`, with its progress.
     fn write_compaction_part(&mut self, revision: i64) -> Result<(), KvError> {
-        let (Some(parts), Some(direct)) = (&mut self.compaction_parts, &mut self.direct) else {
+        let Some(parts) = &self.compaction_parts else {
             return Ok(());
         };
-        if direct.size_bytes() < PART_BYTES {
-            return Ok(());
-        }
-        let mut part = std::mem::take(direct);
         let progress = CompactionProgress {
             index: parts.index,
             revision,
         };
-        part.put(encoding::META_COMPACTION_PROGRESS, progress.encode());
-        debug_assert!(part.applied_index().is_none());
-        self.db.write(part, WriteOptions::default())?;
-        parts.progress_recorded = true;
+        if self.write_part(encoding::META_COMPACTION_PROGRESS, || {
+            progress.encode().to_vec()
+        })? && let Some(parts) = &mut self.compaction_parts
+        {
+            parts.progress_recorded = true;
+        }
         Ok(())
     }
 
@@ -227,25 +225,47 @@ impl<'a> Applier<'a> {
         changes: u32,
         last_key: &[u8],
     ) -> Result<(), KvError> {
-        let (Some(parts), Some(direct)) = (&mut self.delete_parts, &mut self.direct) else {
+        let Some(parts) = &self.delete_parts else {
             return Ok(());
+        };
+        let index = parts.index;
+        let progress = || {
+            DeleteProgress {
+                index,
+                changes,
+                key: request.key.clone(),
+                range_end: request.range_end.clone(),
+                last_key: last_key.to_vec(),
+            }
+            .encode()
+        };
+        if self.write_part(encoding::META_DELETE_PROGRESS, progress)?
+            && let Some(parts) = &mut self.delete_parts
+        {
+            parts.progress_recorded = true;
+        }
+        Ok(())
+    }
+
+    /// If the direct batch has reached `PART_BYTES`, writes it to the engine
+    /// as a part: without an applied index, with `progress()` under the
+    /// meta key `progress_key`. Returns whether it did.
+    fn write_part(
+        &mut self,
+        progress_key: &[u8],
+        progress: impl FnOnce() -> Vec<u8>,
+    ) -> Result<bool, KvError> {
+        let Some(direct) = &mut self.direct else {
+            return Ok(false);
         };
         if direct.size_bytes() < PART_BYTES {
-            return Ok(());
+            return Ok(false);
         }
         let mut part = std::mem::take(direct);
-        let progress = DeleteProgress {
-            index: parts.index,
-            changes,
-            key: request.key.clone(),
-            range_end: request.range_end.clone(),
-            last_key: last_key.to_vec(),
-        };
-        part.put(encoding::META_DELETE_PROGRESS, progress.encode());
+        part.put(progress_key, progress());
         debug_assert!(part.applied_index().is_none());
         self.db.write(part, WriteOptions::default())?;
-        parts.progress_recorded = true;
-        Ok(())
+        Ok(true)
     }
 
     /// The engine batch of a request that wrote straight into one: every

@@ -32,7 +32,7 @@ use self::watchers::{Group, Watcher};
 use super::member::MemberHandle;
 use crate::proto::etcdserverpb::watch_request::RequestUnion;
 use crate::proto::etcdserverpb::watch_server::Watch;
-use crate::proto::etcdserverpb::{WatchCreateRequest, WatchRequest, WatchResponse};
+use crate::proto::etcdserverpb::{ResponseHeader, WatchCreateRequest, WatchRequest, WatchResponse};
 
 /// etcd's filter values (`WatchCreateRequest.FilterType`).
 const FILTER_NO_PUT: i32 = 0;
@@ -151,18 +151,8 @@ async fn create_watcher(
     let current = kv.current_revision();
     let header = Some(member.header(current));
     if watchers.contains_key(&id) && create.watch_id != 0 {
-        return send(
-            sender,
-            WatchResponse {
-                header,
-                watch_id: id,
-                created: true,
-                canceled: true,
-                cancel_reason: "etcdserver: duplicate watch ID".into(),
-                ..WatchResponse::default()
-            },
-        )
-        .await;
+        let refused = created_and_canceled(header, id, "etcdserver: duplicate watch ID", 0);
+        return send(sender, refused).await;
     }
     let start = if create.start_revision > 0 {
         create.start_revision
@@ -172,19 +162,8 @@ async fn create_watcher(
     let compacted = kv.compacted_revision();
     if start <= compacted {
         // etcd: created, then cancelled with the compact revision.
-        return send(
-            sender,
-            WatchResponse {
-                header,
-                watch_id: id,
-                created: true,
-                canceled: true,
-                compact_revision: compacted,
-                cancel_reason: "etcdserver: mvcc: required revision has been compacted".into(),
-                ..WatchResponse::default()
-            },
-        )
-        .await;
+        let reason = "etcdserver: mvcc: required revision has been compacted";
+        return send(sender, created_and_canceled(header, id, reason, compacted)).await;
     }
     watchers.insert(
         id,
@@ -207,6 +186,24 @@ async fn create_watcher(
         },
     )
     .await
+}
+
+/// How etcd refuses a watch it cannot create: created, then canceled.
+fn created_and_canceled(
+    header: Option<ResponseHeader>,
+    id: i64,
+    reason: &str,
+    compact_revision: i64,
+) -> WatchResponse {
+    WatchResponse {
+        header,
+        watch_id: id,
+        created: true,
+        canceled: true,
+        compact_revision,
+        cancel_reason: reason.into(),
+        ..WatchResponse::default()
+    }
 }
 
 /// Sends every watcher the changes it has not seen yet, a group of
