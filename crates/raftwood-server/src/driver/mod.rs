@@ -22,7 +22,7 @@ use raftwood_raft::{
     Effects, Entry, Index, Message, MessageBody, NodeId, PersistTicket, Proposal, RaftNode, Role,
     Term,
 };
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 
 pub use persist::{
     LogStorage, PendingSnapshot, PersistBatcher, PersistWork, SnapshotFiles, SnapshotStep,
@@ -45,6 +45,11 @@ pub enum LoopEvent {
     Tick,
     /// Messages from peers.
     Messages(Vec<Message>),
+    /// Messages from peers, holding one of the peer connections' permits
+    /// (`transport::route_inbound`) until the loop has stepped them: what
+    /// peers send waits on TCP, not in this loop's queue, when the loop
+    /// falls behind.
+    PeerMessages(Vec<Message>, OwnedSemaphorePermit),
     /// A client's write: the encoded state-machine request. On a follower
     /// it is forwarded to the leader inside raft and answered when this
     /// member applies it, recognised by `id`.
@@ -322,7 +327,7 @@ impl DriveLoop {
                 }
                 Ok(())
             }
-            LoopEvent::Messages(messages) => {
+            LoopEvent::Messages(messages) | LoopEvent::PeerMessages(messages, _) => {
                 for message in messages {
                     if let Err(error) = self.node.step(message) {
                         tracing::debug!(%error, "message refused");

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 use raftwood_raft::{MessageBody, NodeId};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use super::snapshot_receive::SnapshotReceiver;
 use super::{Frame, Hello};
@@ -17,6 +17,10 @@ use crate::membership::Membership;
 /// Reports waiting for the member at most: past it, peer connections wait
 /// (and so, through TCP, do the peers' writes).
 pub const INBOUND_QUEUE: usize = 256;
+/// Frames of peer messages handed to the drive loop and not yet stepped,
+/// at most: past it this router waits for the loop, the inbound queue
+/// fills, and the peers' writes wait on TCP.
+pub const LOOP_MESSAGE_FRAMES: usize = 64;
 
 /// What a peer connection reports to the member.
 #[derive(Debug)]
@@ -53,8 +57,18 @@ pub async fn route_inbound(
     membership: Arc<RwLock<Membership>>,
     mut snapshots: SnapshotReceiver,
 ) {
+    let in_loop = Arc::new(Semaphore::new(LOOP_MESSAGE_FRAMES));
     while let Some(report) = inbound.recv().await {
         let event = match report {
+            Inbound::Frame {
+                frame: Frame::Messages(messages),
+                ..
+            } => {
+                let Ok(permit) = Arc::clone(&in_loop).acquire_owned().await else {
+                    return; // never closed
+                };
+                Some(LoopEvent::PeerMessages(messages, permit))
+            }
             Inbound::Frame {
                 frame: Frame::SnapshotChunk(chunk),
                 from,
@@ -84,8 +98,7 @@ pub async fn route_inbound(
     }
 }
 
-/// The loop's event for one report other than a snapshot chunk, if it has
-/// one.
+/// The loop's event for one report other than a frame, if it has one.
 fn to_event(report: Inbound, membership: &RwLock<Membership>) -> Option<LoopEvent> {
     match report {
         Inbound::Connected(hello) => {
@@ -98,15 +111,8 @@ fn to_event(report: Inbound, membership: &RwLock<Membership>) -> Option<LoopEven
             }
             None
         }
-        Inbound::Frame {
-            frame: Frame::Messages(messages),
-            ..
-        } => Some(LoopEvent::Messages(messages)),
-        Inbound::Frame {
-            frame: Frame::SnapshotChunk(_),
-            from,
-        } => {
-            tracing::warn!(from, "a snapshot chunk reached the wrong router");
+        Inbound::Frame { from, .. } => {
+            tracing::warn!(from, "a frame reached the wrong router");
             None
         }
         Inbound::SnapshotSent { peer, ok } => Some(LoopEvent::SnapshotSent { peer, ok }),
@@ -137,5 +143,70 @@ fn receive_chunk(
             tracing::warn!(from, %error, "snapshot transfer abandoned");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use raftwood_lsm::fs::{CrashFs, FileSystem};
+
+    use super::*;
+    use crate::membership::Membership;
+
+    fn frame() -> Inbound {
+        Inbound::Frame {
+            from: 2,
+            frame: Frame::Messages(Vec::new()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_loop_that_falls_behind_stops_the_router_and_then_the_peers() {
+        let (inbound, reports) = mpsc::channel(INBOUND_QUEUE);
+        let (events, mut loop_side) = mpsc::unbounded_channel();
+        let membership = Arc::new(RwLock::new(Membership {
+            cluster_id: 1,
+            members: Default::default(),
+        }));
+        let fs = Arc::new(CrashFs::new()) as Arc<dyn FileSystem>;
+        let snapshots = SnapshotReceiver::new(fs, "/incoming".into(), u64::MAX);
+        tokio::spawn(route_inbound(reports, events, membership, snapshots));
+
+        // The loop steps nothing: the router hands it a bounded number of
+        // frames, the inbound queue fills behind it, and then a peer's
+        // connection has to wait (here: try_send fails).
+        let mut accepted = 0;
+        for _ in 0..(INBOUND_QUEUE + LOOP_MESSAGE_FRAMES) * 2 {
+            if inbound.try_send(frame()).is_err() {
+                break;
+            }
+            accepted += 1;
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            accepted <= INBOUND_QUEUE + LOOP_MESSAGE_FRAMES + 1,
+            "{accepted}"
+        );
+        let mut held = Vec::new();
+        while let Ok(event) = loop_side.try_recv() {
+            held.push(event);
+        }
+        assert_eq!(held.len(), LOOP_MESSAGE_FRAMES);
+        // Once the loop has stepped them, the rest flows again.
+        drop(held);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let mut more = 0;
+        while let Ok(event) =
+            tokio::time::timeout(Duration::from_millis(200), loop_side.recv()).await
+        {
+            assert!(matches!(event, Some(LoopEvent::PeerMessages(..))));
+            more += 1;
+            if more == LOOP_MESSAGE_FRAMES {
+                break;
+            }
+        }
+        assert_eq!(more, LOOP_MESSAGE_FRAMES);
     }
 }

@@ -23,7 +23,7 @@ use raftwood_raft::{Message, NodeId};
 use tokio::sync::mpsc;
 
 pub use frame::{Frame, FrameError, Hello, MAX_FRAME_BYTES, SnapshotChunk};
-pub use inbound::{INBOUND_QUEUE, Inbound, route_inbound};
+pub use inbound::{INBOUND_QUEUE, Inbound, LOOP_MESSAGE_FRAMES, route_inbound};
 pub use reader::serve_peers;
 pub use sender::{MESSAGE_QUEUE, MESSAGE_QUEUE_BYTES, PeerQueues, SNAPSHOT_QUEUE, WRITE_TIMEOUT};
 pub use snapshot_receive::{ReceiveError, SnapshotReceiver};
