@@ -19,7 +19,6 @@ pub mod batch;
 pub mod cache;
 pub mod compaction;
 mod db;
-pub mod db_iter;
 pub mod error;
 pub mod filename;
 pub mod fs;
@@ -32,14 +31,12 @@ pub mod options;
 pub mod snapshot;
 pub mod sstable;
 pub mod stats;
-pub mod table_cache;
-pub mod table_writer;
 pub mod version;
 
 pub use batch::WriteBatch;
 pub use db::{Db, ReadOptions};
-pub use db_iter::{DbIterator, RangeIter};
 pub use error::{Error, Result};
+pub use iterator::{DbIterator, RangeIter};
 pub use options::{
     Compression, LevelTableOptions, Options, TableOptions, WalRecovery, WriteOptions,
 };

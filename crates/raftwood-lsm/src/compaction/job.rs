@@ -5,12 +5,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::CompactionTask;
+use crate::cache::TableCache;
 use crate::error::Result;
 use crate::iterator::InternalIterator;
 use crate::iterator::merge::MergeIterator;
 use crate::key::{self, RangeTombstone, ValueKind};
-use crate::table_cache::TableCache;
-use crate::table_writer::TableWriter;
+use crate::sstable::TableWriter;
 use crate::version::VersionEdit;
 
 /// The result of a compaction, ready to be logged and applied.

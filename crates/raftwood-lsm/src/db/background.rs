@@ -10,8 +10,8 @@ use crate::compaction::{self, CompactionConfig, CompactionTask};
 use crate::error::{Error, Result};
 use crate::filename::{self, FileKind};
 use crate::memtable::MemTable;
+use crate::sstable::TableWriter;
 use crate::stats::Counters;
-use crate::table_writer::TableWriter;
 use crate::version::VersionEdit;
 
 /// The kinds of background thread.

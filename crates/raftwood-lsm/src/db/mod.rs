@@ -20,6 +20,7 @@ use arc_swap::ArcSwap;
 use parking_lot::{Condvar, Mutex};
 
 use crate::batch::WriteBatch;
+use crate::cache::TableCache;
 use crate::error::{Error, Result};
 use crate::fs::{FileLock, FileSystem};
 use crate::log::LogWriter;
@@ -27,7 +28,6 @@ use crate::memtable::{ChunkPool, MemTable};
 use crate::options::{Options, WriteOptions};
 use crate::snapshot::{Snapshot, SnapshotList};
 use crate::stats::{Counters, LevelStats, Stats};
-use crate::table_cache::TableCache;
 use crate::version::{Version, VersionSet};
 
 pub use read::ReadOptions;

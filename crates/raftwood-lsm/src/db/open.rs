@@ -14,6 +14,7 @@ use super::write::{WriteQueue, apply_to_memtable};
 use super::{DbInner, State, SuperVersion, WalState};
 use crate::batch::WriteBatch;
 use crate::cache::BlockCache;
+use crate::cache::TableCache;
 use crate::error::{Error, Result};
 use crate::filename::{self, FileKind};
 use crate::fs::FileSystem;
@@ -21,9 +22,8 @@ use crate::log::{LogReader, LogWriter};
 use crate::memtable::{ChunkPool, MemTable};
 use crate::options::{Options, WalRecovery};
 use crate::snapshot::SnapshotList;
+use crate::sstable::TableWriter;
 use crate::stats::Counters;
-use crate::table_cache::TableCache;
-use crate::table_writer::TableWriter;
 use crate::version::{MAX_LEVELS, VersionEdit, VersionSet, read_current};
 
 fn validate_options(options: &Options) -> Result<()> {

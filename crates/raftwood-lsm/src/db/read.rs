@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::{DbInner, SeekCharges, SuperVersion};
-use crate::db_iter::DbIterator;
 use crate::error::Result;
+use crate::iterator::DbIterator;
 use crate::iterator::InternalIterator;
 use crate::iterator::level::LevelIterator;
 use crate::iterator::merge::MergeIterator;

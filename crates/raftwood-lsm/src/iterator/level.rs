@@ -5,10 +5,10 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
+use crate::cache::TableCache;
 use crate::error::Result;
 use crate::iterator::InternalIterator;
 use crate::key::compare_internal_keys;
-use crate::table_cache::TableCache;
 use crate::version::FileMetadata;
 
 /// A cursor over the files of one sorted level.

@@ -3,6 +3,10 @@
 //! combines them; [`DbIterator`](crate::DbIterator) turns the merged stream
 //! into the user's view at a snapshot.
 
+mod db_iter;
+
+pub use db_iter::{DbIterator, RangeIter};
+
 pub mod level;
 pub mod merge;
 

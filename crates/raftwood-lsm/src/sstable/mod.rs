@@ -32,6 +32,7 @@ mod range_tombstones;
 mod table_builder;
 mod table_iterator;
 mod table_reader;
+mod table_writer;
 
 #[cfg(test)]
 mod tests;
@@ -44,6 +45,7 @@ pub use properties::TableProperties;
 pub use table_builder::TableBuilder;
 pub use table_iterator::TableIterator;
 pub use table_reader::Table;
+pub use table_writer::TableWriter;
 
 /// What [`TableBuilder::finish`] reports about the table it wrote; the
 /// manifest records this.

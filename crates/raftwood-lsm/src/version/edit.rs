@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use super::FileMetadata;
+use crate::cache::ReaderSlot;
 use crate::error::{Error, Result};
-use crate::table_cache::ReaderSlot;
 
 /// The newest manifest format this build writes and reads.
 pub const MANIFEST_FORMAT_VERSION: u32 = 1;

@@ -1,7 +1,7 @@
 //! What the manifest records about one SSTable.
 
+use crate::cache::ReaderSlot;
 use crate::key;
-use crate::table_cache::ReaderSlot;
 use crate::version::ReadCost;
 
 /// Metadata of a live table file. Immutable once the table is written.

@@ -23,6 +23,10 @@
 //! high-priority pool for index and filter blocks
 //! (`cache_index_and_filter_blocks_with_high_priority`).
 
+mod table_cache;
+
+pub use table_cache::{ReaderSlot, TableCache};
+
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
