@@ -4,5 +4,5 @@
 mod job;
 mod picker;
 
-pub use job::{CompactionOutcome, run_compaction};
-pub use picker::{CompactionConfig, CompactionTask, level_scores, pick_compaction, pick_range};
+pub use job::run_compaction;
+pub use picker::{CompactionConfig, CompactionTask, pick_compaction, pick_range};
