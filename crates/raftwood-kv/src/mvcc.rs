@@ -194,6 +194,10 @@ impl<'a> Mvcc<'a> {
     ) -> Result<Scan, KvError> {
         let mut scan = Scan::default();
         let emit = |key: &[u8], record: Record, scan: &mut Scan| {
+            // Invariant: a scan visits keys in ascending order, each once,
+            // and never returns a version from after the revision read.
+            debug_assert!(scan.kvs.last().is_none_or(|last| last.key.as_slice() < key));
+            debug_assert!(record.mod_revision <= revision);
             scan.count += 1;
             if options.collects(scan.kvs.len()) {
                 let mut record = record;
@@ -370,6 +374,9 @@ impl Mvcc<'_> {
             if max_events > 0 && events.len() >= max_events && revision != last_revision {
                 return Ok((events, last_revision));
             }
+            // Invariant: the revision log is in revision order, within the
+            // range the cursor was bounded to.
+            debug_assert!(revision >= last_revision && revision <= current);
             last_revision = revision;
             let (kind, key) = encoding::decode_change(cursor.value())?;
             let (r#type, kv) = match kind {

@@ -462,6 +462,16 @@ impl KvStore {
         revisions: Revisions,
         live_writes: Option<Vec<LiveWrite>>,
     ) -> Result<(), KvError> {
+        // Invariant: the applied index and the revisions only move forward,
+        // and nothing is compacted beyond the current revision.
+        assert!(
+            applied_index > state.applied_index,
+            "applied index {applied_index} after {}",
+            state.applied_index
+        );
+        assert!(revisions.current >= state.revisions.current);
+        assert!(revisions.compacted >= state.revisions.compacted);
+        assert!(revisions.compacted <= revisions.current);
         batch.set_applied_index(applied_index);
         if let Err(error) = self.db.write(batch, WriteOptions::default()) {
             self.poisoned.store(true, Ordering::Release);
