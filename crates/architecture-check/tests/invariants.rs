@@ -260,10 +260,10 @@ fn assertion_density_per_crate_does_not_fall() {
 }
 
 // The figures of 2026-12-07 23:30 UTC (lsm 28.1, raft 19.4, log 9.0, kv
-// 4.1, server 7.9), less a little slack for moved code; raise them as
+// 6.4, server 7.9), less a little slack for moved code; raise them as
 // assertions are added. The target is 20 everywhere.
 const FLOOR_LSM: f64 = 27.0;
 const FLOOR_RAFT: f64 = 19.0;
 const FLOOR_LOG: f64 = 8.5;
-const FLOOR_KV: f64 = 3.8;
+const FLOOR_KV: f64 = 6.0;
 const FLOOR_SERVER: f64 = 7.5;
