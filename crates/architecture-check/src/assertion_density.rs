@@ -40,12 +40,20 @@ pub fn crate_density(crate_dir: &Path) -> std::io::Result<Density> {
     let mut files = Vec::new();
     crate::source_rules::rust_files(&crate_dir.join("src"), &mut files)?;
     let mut total = Density::default();
-    for file in files {
+    for file in files.into_iter().filter(|file| !is_test_file(file)) {
         let counted = file_density(&std::fs::read_to_string(&file)?);
         total.assertions += counted.assertions;
         total.lines += counted.lines;
     }
     Ok(total)
+}
+
+/// True for a file of test code that its parent includes with
+/// `#[cfg(test)] mod ...;` — by the project's naming: `tests.rs`,
+/// `*_tests.rs`, `test_support.rs`.
+fn is_test_file(file: &Path) -> bool {
+    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name == "tests.rs" || name.ends_with("_tests.rs") || name == "test_support.rs"
 }
 
 /// Counts one file's text, skipping `#[cfg(test)]` items (a module or a
@@ -95,6 +103,20 @@ pub fn file_density(text: &str) -> Density {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_of_test_modules_are_not_counted() {
+        for test_file in [
+            "src/sstable/tests.rs",
+            "src/x/propose_tests.rs",
+            "src/test_support.rs",
+        ] {
+            assert!(is_test_file(Path::new(test_file)), "{test_file}");
+        }
+        for code_file in ["src/tests_helper.rs", "src/contests.rs", "src/lib.rs"] {
+            assert!(!is_test_file(Path::new(code_file)), "{code_file}");
+        }
+    }
 
     #[test]
     fn assertions_in_code_count_and_test_modules_and_comments_do_not() {
