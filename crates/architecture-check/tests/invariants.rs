@@ -260,7 +260,7 @@ fn assertion_density_per_crate_does_not_fall() {
 }
 
 // The figures of 2026-12-07 23:45 UTC, counting non-test code only (lsm
-// 9.5, raft 15.3, log 9.0, kv 6.4, server 2.0; until then the count also
+// 9.5, raft 15.3, log 9.0, kv 6.4, server 3.1; until then the count also
 // took in the files of test modules, `tests.rs` and `*_tests.rs`, and read
 // lsm 28.1, server 7.9), less a little slack for moved code; raise them
 // as assertions are added. The target is 20 everywhere.
@@ -268,4 +268,4 @@ const FLOOR_LSM: f64 = 9.0;
 const FLOOR_RAFT: f64 = 15.0;
 const FLOOR_LOG: f64 = 8.5;
 const FLOOR_KV: f64 = 6.0;
-const FLOOR_SERVER: f64 = 1.9;
+const FLOOR_SERVER: f64 = 3.0;

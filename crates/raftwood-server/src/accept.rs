@@ -31,6 +31,7 @@ impl AcceptBackoff {
         let wait = self
             .wait
             .map_or(FIRST_WAIT, |wait| (wait * 2).min(LONGEST_WAIT));
+        debug_assert!((FIRST_WAIT..=LONGEST_WAIT).contains(&wait));
         self.wait = Some(wait);
         wait
     }

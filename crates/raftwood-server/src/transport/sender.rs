@@ -253,8 +253,10 @@ impl Connection {
 
     /// A message taken off the queue: its bytes no longer count.
     fn taken(&self, message: Message) -> Message {
-        self.queued_bytes
-            .fetch_sub(queued_bytes(&message), Ordering::Relaxed);
+        let bytes = queued_bytes(&message);
+        let before = self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        // Invariant: a message's bytes were counted when it was queued.
+        debug_assert!(before >= bytes, "{before} bytes queued, {bytes} taken");
         message
     }
 

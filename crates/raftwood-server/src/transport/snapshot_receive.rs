@@ -208,6 +208,8 @@ fn write_chunk(
         });
     }
     file.append(&chunk.data)?;
+    // Invariant: files only grow by whole chunks at their end.
+    debug_assert_eq!(file.len(), chunk.offset + chunk.data.len() as u64);
     transfer.crc = crc32c::crc32c_append(transfer.crc, &chunk.data);
     Ok(())
 }

@@ -74,6 +74,7 @@ impl EventCache {
             prev_kv,
             batch: Arc::clone(&batch),
         });
+        debug_assert!(recent.len() <= CACHED_BATCHES);
         Ok(batch)
     }
 

@@ -233,6 +233,18 @@ async fn drain(
                 continue;
             }
         };
+        // Invariant: a batch holds changes of its revisions only, in order
+        // (so a watcher moved past it has been sent all it wants of them).
+        debug_assert!(batch.events.windows(2).all(|pair| {
+            let revision =
+                |e: &raftwood_kv::proto::mvccpb::Event| e.kv.as_ref().map(|kv| kv.mod_revision);
+            revision(&pair[0]) <= revision(&pair[1])
+        }));
+        debug_assert!(batch.events.iter().all(|event| {
+            event.kv.as_ref().is_none_or(|kv| {
+                kv.mod_revision >= group.next_revision && kv.mod_revision <= batch.through_revision
+            })
+        }));
         let wanted = watchers::dispatch(watchers, group, &batch.events);
         for watcher in watchers.values_mut() {
             if watcher.next_revision == group.next_revision && watcher.prev_kv == group.prev_kv {
