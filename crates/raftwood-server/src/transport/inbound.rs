@@ -87,7 +87,12 @@ pub async fn route_inbound(
                 snapshots = receiver;
                 event
             }
-            other => to_event(other, &membership),
+            Inbound::Connected(hello) => {
+                learn_client_urls(&hello, &membership);
+                None
+            }
+            Inbound::SnapshotSent { peer, ok } => Some(LoopEvent::SnapshotSent { peer, ok }),
+            Inbound::Unreachable { peer } => Some(LoopEvent::Unreachable(peer)),
         };
         let Some(event) = event else {
             continue;
@@ -98,25 +103,15 @@ pub async fn route_inbound(
     }
 }
 
-/// The loop's event for one report other than a frame, if it has one.
-fn to_event(report: Inbound, membership: &RwLock<Membership>) -> Option<LoopEvent> {
-    match report {
-        Inbound::Connected(hello) => {
-            if let Some(member) = membership.write().members.get_mut(&hello.from) {
-                member.client_urls = hello
-                    .client_urls
-                    .iter()
-                    .filter_map(|u| u.parse().ok())
-                    .collect();
-            }
-            None
-        }
-        Inbound::Frame { from, .. } => {
-            tracing::warn!(from, "a frame reached the wrong router");
-            None
-        }
-        Inbound::SnapshotSent { peer, ok } => Some(LoopEvent::SnapshotSent { peer, ok }),
-        Inbound::Unreachable { peer } => Some(LoopEvent::Unreachable(peer)),
+/// A peer introduced itself: the client URLs it advertises are where this
+/// member relays to it.
+fn learn_client_urls(hello: &Hello, membership: &RwLock<Membership>) {
+    if let Some(member) = membership.write().members.get_mut(&hello.from) {
+        member.client_urls = hello
+            .client_urls
+            .iter()
+            .filter_map(|u| u.parse().ok())
+            .collect();
     }
 }
 

@@ -40,8 +40,8 @@ pub async fn stream_snapshot(
     let mut stream = ChunkStream {
         queues,
         in_flight: VecDeque::new(),
-        crc: 0,
     };
+    let mut crc = 0u32;
     // The last chunk waits for the checksum of everything before it.
     let mut held: Option<SnapshotChunk> = None;
     for file in &files {
@@ -51,6 +51,7 @@ pub async fn stream_snapshot(
             let len = usize::try_from((size - offset).min(CHUNK_BYTES as u64))
                 .map_err(|e| format!("chunk of {file}: {e}"))?;
             let data = read_at(&reader, offset, len).await?;
+            crc = crc32c::crc32c_append(crc, &data);
             if let Some(previous) = held.take() {
                 stream.send(previous).await?;
             }
@@ -74,30 +75,22 @@ pub async fn stream_snapshot(
         data: Bytes::new(),
         finish: None,
     });
-    stream.crc = crc32c::crc32c_append(stream.crc, &last.data);
-    last.finish = Some((stream.crc, message));
-    stream.send_counted(last).await?;
+    last.finish = Some((crc, message));
+    stream.send(last).await?;
     stream.all_written().await
 }
 
-/// Chunks on their way to one peer, and their checksum so far.
+/// Chunks on their way to one peer.
 struct ChunkStream {
     queues: PeerQueues,
     /// Whether each chunk queued and not yet confirmed was written.
     in_flight: VecDeque<oneshot::Receiver<()>>,
-    crc: u32,
 }
 
 impl ChunkStream {
-    /// Adds `chunk` to the checksum and queues it.
-    async fn send(&mut self, chunk: SnapshotChunk) -> Result<(), String> {
-        self.crc = crc32c::crc32c_append(self.crc, &chunk.data);
-        self.send_counted(chunk).await
-    }
-
     /// Queues `chunk`, first waiting until at most a queue's worth of
     /// chunks is unconfirmed: what a transfer holds in memory is bounded.
-    async fn send_counted(&mut self, chunk: SnapshotChunk) -> Result<(), String> {
+    async fn send(&mut self, chunk: SnapshotChunk) -> Result<(), String> {
         while self.in_flight.len() > SNAPSHOT_QUEUE {
             self.confirm_oldest().await?;
         }

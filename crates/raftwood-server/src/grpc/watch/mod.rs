@@ -247,7 +247,7 @@ async fn drain(
         }));
         let wanted = watchers::dispatch(watchers, group, &batch.events);
         for watcher in watchers.values_mut() {
-            if watcher.next_revision == group.next_revision && watcher.prev_kv == group.prev_kv {
+            if group.holds(watcher) {
                 watcher.next_revision = batch.through_revision + 1;
             }
         }
@@ -281,7 +281,7 @@ async fn cancel_group(
     let (current, compacted) = (kv.current_revision(), kv.compacted_revision());
     let ids: Vec<i64> = watchers
         .iter()
-        .filter(|(_, w)| w.next_revision == group.next_revision && w.prev_kv == group.prev_kv)
+        .filter(|(_, watcher)| group.holds(watcher))
         .map(|(&id, _)| id)
         .collect();
     for id in ids {

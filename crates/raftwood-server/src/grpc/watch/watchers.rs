@@ -56,6 +56,13 @@ pub struct Group {
     pub prev_kv: bool,
 }
 
+impl Group {
+    /// True if `watcher` is of this group.
+    pub fn holds(&self, watcher: &Watcher) -> bool {
+        watcher.next_revision == self.next_revision && watcher.prev_kv == self.prev_kv
+    }
+}
+
 /// The group whose changes to read next: the one furthest behind, among
 /// watchers not past `current`.
 pub fn next_group(watchers: &BTreeMap<i64, Watcher>, current: i64) -> Option<Group> {
@@ -79,7 +86,7 @@ pub fn dispatch(
     let mut single: HashMap<&[u8], Vec<i64>> = HashMap::new();
     let mut ranged: Vec<i64> = Vec::new();
     for (&id, watcher) in watchers {
-        if watcher.next_revision != group.next_revision || watcher.prev_kv != group.prev_kv {
+        if !group.holds(watcher) {
             continue;
         }
         if watcher.range_end.is_empty() {
