@@ -78,8 +78,9 @@ pub async fn serve(
     let incoming = crate::accept::incoming(listener).map(move |stream| {
         stream.map(|tcp| authority::AuthorityRewritingStream::new(tcp, authority.clone()))
     });
+    // Nodelay is set as each connection is accepted (`accept.rs`): tonic
+    // ignores its own setting for an incoming stream it did not bind.
     let result = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         .add_service(
             KvServer::new(kv::KvService::new(member.clone()))
                 .max_decoding_message_size(max_bytes)
