@@ -295,7 +295,7 @@ impl<'a> Applier<'a> {
         self.direct = Some(batch);
     }
 
-    fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
+    pub(crate) fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
         match &mut self.direct {
             Some(batch) => {
                 batch.put(key, value);
@@ -304,7 +304,7 @@ impl<'a> Applier<'a> {
         }
     }
 
-    fn delete_raw(&mut self, key: Vec<u8>) {
+    pub(crate) fn delete_raw(&mut self, key: Vec<u8>) {
         match &mut self.direct {
             Some(batch) => {
                 batch.delete(key);
@@ -318,7 +318,12 @@ impl<'a> Applier<'a> {
         self.revisions
     }
 
-    fn mvcc(&self) -> Mvcc<'_> {
+    /// The value of a raw key as this apply sees it.
+    pub(crate) fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        self.mvcc().source.get(key)
+    }
+
+    pub(crate) fn mvcc(&self) -> Mvcc<'_> {
         Mvcc {
             source: Source {
                 db: self.db,

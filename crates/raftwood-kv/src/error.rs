@@ -76,6 +76,12 @@ pub enum EtcdError {
     /// A lease grant with a TTL above etcd's maximum (9,000,000,000 s).
     #[error("etcdserver: too large lease TTL")]
     LeaseTtlTooLarge,
+    /// A member id the registry does not hold.
+    #[error("etcdserver: member not found")]
+    MemberNotFound,
+    /// Peer URLs another member already has.
+    #[error("etcdserver: Peer URLs already exists")]
+    PeerUrlExists,
     /// A raft log entry whose payload does not decode. Not an etcd error:
     /// etcd would crash; raftwood refuses the entry on every member alike.
     #[error("raftwood: malformed request in raft log entry {index}")]
@@ -112,8 +118,8 @@ impl EtcdError {
             EtcdError::Compacted | EtcdError::FutureRevision | EtcdError::LeaseTtlTooLarge => {
                 Code::OutOfRange
             }
-            EtcdError::LeaseNotFound => Code::NotFound,
-            EtcdError::LeaseExists => Code::FailedPrecondition,
+            EtcdError::LeaseNotFound | EtcdError::MemberNotFound => Code::NotFound,
+            EtcdError::LeaseExists | EtcdError::PeerUrlExists => Code::FailedPrecondition,
             EtcdError::UnsupportedRequest { .. } => Code::Unimplemented,
             EtcdError::MalformedEntry { .. } => Code::Internal,
         }

@@ -45,6 +45,7 @@ mod encoding;
 pub mod error;
 mod key_intervals;
 mod live_cache;
+pub mod members;
 mod mvcc;
 mod overlay;
 pub mod proto;

@@ -13,11 +13,13 @@ use crate::cursor::Source;
 use crate::encoding::{self, CompactionProgress, DeleteProgress};
 use crate::error::{EtcdError, KvError, RequestError};
 use crate::live_cache::LiveCache;
+use crate::members::{MemberRegistry, member_key, read_registry};
 use crate::mvcc::Mvcc;
 use crate::overlay::Overlay;
 use crate::proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
-    LeaseGrantResponse, LeaseRevokeResponse, PutResponse, RangeRequest, RangeResponse, TxnResponse,
+    LeaseGrantResponse, LeaseRevokeResponse, Member, PutResponse, RangeRequest, RangeResponse,
+    TxnResponse,
 };
 use crate::proto::mvccpb::Event;
 use crate::proto::raftwoodpb::{InternalRequest, internal_request};
@@ -75,6 +77,9 @@ pub enum ApplyResponse {
     LeaseGrant(LeaseGrantResponse),
     /// A lease was revoked (its keys deleted).
     LeaseRevoke(LeaseRevokeResponse),
+    /// The member registry changed (or a change was a no-op): the
+    /// caller reads it with [`KvStore::members`].
+    Membership,
     /// An entry without a request: only the applied index moved.
     Noop,
     /// The entry was at or below the applied index (a replay); nothing
@@ -605,6 +610,38 @@ impl KvStore {
         }
     }
 
+    /// The member registry at the latest applied state.
+    pub fn members(&self) -> Result<MemberRegistry, KvError> {
+        let view = self.view();
+        read_registry(&self.mvcc_at(&view).source)
+    }
+
+    /// Records `members` as the registry of a store that has none: the
+    /// initial members of a new cluster, or those a joining member learned
+    /// from its peers (until a snapshot brings the leader's). Written and
+    /// flushed before it returns (the store has no WAL), without moving
+    /// the applied index: it is where the log starts, not an entry of it.
+    /// Does nothing if the store has a registry.
+    pub fn bootstrap_members(&self, members: &[Member]) -> Result<(), KvError> {
+        let state = self.apply.lock();
+        if !self.members()?.members.is_empty() {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::new();
+        for member in members {
+            batch.put(member_key(member.id), member.encode_to_vec());
+        }
+        self.db.write(batch, WriteOptions::default())?;
+        self.db.flush()?;
+        let view = Arc::new(View {
+            snapshot: self.db.snapshot(),
+            revisions: state.revisions,
+            applied_index: state.applied_index,
+        });
+        *self.view.lock() = view;
+        Ok(())
+    }
+
     /// The revision of the last change (1 for an empty store, as etcd).
     pub fn current_revision(&self) -> i64 {
         self.view().revisions.current
@@ -764,6 +801,15 @@ fn apply_one(
         Some(internal_request::Request::LeaseRevoke(revoke)) => {
             applier.lease_revoke(revoke).map(ApplyResponse::LeaseRevoke)
         }
+        Some(internal_request::Request::MemberChange(change)) => applier
+            .member_change(change)
+            .map(|()| ApplyResponse::Membership),
+        Some(internal_request::Request::MemberAttributes(attributes)) => applier
+            .member_attributes(attributes)
+            .map(|()| ApplyResponse::Membership),
+        Some(internal_request::Request::MemberPeerUrls(update)) => applier
+            .member_peer_urls(update)
+            .map(|()| ApplyResponse::Membership),
         None => Err(EtcdError::UnsupportedRequest { index }.into()),
     }
 }

@@ -61,7 +61,10 @@ fn validate_with(request: &InternalRequest, max_txn_ops: usize) -> Result<(), Et
         Some(internal_request::Request::Txn(txn)) => validate_txn(txn, max_txn_ops),
         Some(internal_request::Request::Compaction(_))
         | Some(internal_request::Request::LeaseGrant(_))
-        | Some(internal_request::Request::LeaseRevoke(_)) => Ok(()),
+        | Some(internal_request::Request::LeaseRevoke(_))
+        | Some(internal_request::Request::MemberChange(_))
+        | Some(internal_request::Request::MemberAttributes(_))
+        | Some(internal_request::Request::MemberPeerUrls(_)) => Ok(()),
         None => Err(EtcdError::EmptyRequest),
     }
 }
