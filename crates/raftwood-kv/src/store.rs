@@ -618,12 +618,14 @@ impl KvStore {
 
     /// Records `members` as the registry of a store that has none: the
     /// initial members of a new cluster, or those a joining member learned
-    /// from its peers (until a snapshot brings the leader's). Written and
-    /// flushed before it returns (the store has no WAL), without moving
-    /// the applied index: it is where the log starts, not an entry of it.
-    /// Does nothing if the store has a registry.
-    pub fn bootstrap_members(&self, members: &[Member]) -> Result<(), KvError> {
-        let state = self.apply.lock();
+    /// from its peers (until a snapshot brings the leader's). `applied_index`
+    /// is where this state stands in the raft log: a new cluster's members
+    /// all start from the same snapshot point (index 1), which this state
+    /// is; a joining member's is 0 (it has applied nothing); the applied
+    /// index never goes back. Written and flushed before it returns (the
+    /// store has no WAL). Does nothing if the store has a registry.
+    pub fn bootstrap_members(&self, members: &[Member], applied_index: u64) -> Result<(), KvError> {
+        let mut state = self.apply.lock();
         if !self.members()?.members.is_empty() {
             return Ok(());
         }
@@ -631,12 +633,15 @@ impl KvStore {
         for member in members {
             batch.put(member_key(member.id), member.encode_to_vec());
         }
+        let applied_index = applied_index.max(state.applied_index);
+        batch.set_applied_index(applied_index);
         self.db.write(batch, WriteOptions::default())?;
         self.db.flush()?;
+        state.applied_index = applied_index;
         let view = Arc::new(View {
             snapshot: self.db.snapshot(),
             revisions: state.revisions,
-            applied_index: state.applied_index,
+            applied_index,
         });
         *self.view.lock() = view;
         Ok(())

@@ -52,14 +52,22 @@ fn the_registry_follows_adds_promotes_removes_and_publishes() {
     let dir = tempfile::tempdir().unwrap();
     let store = KvStore::open(dir.path(), KvOptions::default()).unwrap();
     store
-        .bootstrap_members(&[
-            member(1, "http://a:1", false),
-            member(2, "http://b:1", false),
-        ])
+        .bootstrap_members(
+            &[
+                member(1, "http://a:1", false),
+                member(2, "http://b:1", false),
+            ],
+            1,
+        )
         .unwrap();
+    assert_eq!(
+        store.applied_index(),
+        1,
+        "the bootstrap state is the snapshot point's"
+    );
     // A second bootstrap (a restart) leaves the registry alone.
     store
-        .bootstrap_members(&[member(9, "http://z:1", false)])
+        .bootstrap_members(&[member(9, "http://z:1", false)], 0)
         .unwrap();
     assert_eq!(store.members().unwrap().members.len(), 2);
     let revision = store.current_revision();

@@ -390,6 +390,11 @@ impl Model {
                     header: header(self.revision),
                 }))
             }
+            Request::MemberChange(_)
+            | Request::MemberAttributes(_)
+            | Request::MemberPeerUrls(_) => {
+                unreachable!("the model's workload makes no membership requests")
+            }
             Request::Compaction(c) => {
                 if c.revision <= self.compacted {
                     return Err(EtcdError::Compacted);

@@ -2,11 +2,14 @@
 //! and where its raft core starts — gathered into one [`Bootstrapped`]
 //! value before any thread or task runs (`node::start` does the rest).
 //!
-//! In order: the member and cluster ids from `--initial-cluster`, checked
-//! against the data directory's identity file; the raft log opened and
-//! recovered; leftovers of interrupted snapshot installs and takes
-//! removed; the state machine opened; and the two reconciled
-//! (`recovery::reconcile`), or a new cluster bootstrapped.
+//! In order: the member and cluster ids — from `--initial-cluster` for a
+//! new cluster, from the membership the cluster's members answered for a
+//! member that joins (`transport::join`), from the data directory's
+//! identity file on a restart; the raft log opened and recovered;
+//! leftovers of interrupted snapshot installs and takes removed; the
+//! state machine opened, its member registry started if it has none; and
+//! the log and the state machine reconciled (`recovery::reconcile`), or a
+//! new cluster bootstrapped.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -34,7 +37,7 @@ pub struct Bootstrapped {
     /// How many times this member has started, this start included
     /// (`member/incarnation`).
     pub incarnation: u64,
-    /// Who is in the cluster (from `--initial-cluster`).
+    /// Who is in the cluster, as the state machine's registry says.
     pub membership: Membership,
     /// The data directory's layout.
     pub dirs: StateDir,
@@ -54,26 +57,21 @@ pub struct Bootstrapped {
 /// identity, and the bootstrap snapshot point of a new cluster), what
 /// recovery asks for (the log reset to an installed snapshot), and removes
 /// what interrupted snapshot steps left.
+///
+/// `joined`: for a member started with `--initial-cluster-state existing`
+/// and no identity yet, the membership its peers answered (see
+/// [`needs_membership_query`]).
 pub fn bootstrap(
     config: &ServerConfig,
     fs: Arc<dyn FileSystem>,
+    joined: Option<Membership>,
 ) -> Result<Bootstrapped, ServerError> {
-    let membership =
-        Membership::from_initial_cluster(&config.initial_cluster, &config.initial_cluster_token);
-    let member_id = membership
-        .id_of(&config.name)
-        .ok_or_else(|| ServerError::DataDirMismatch("member not in its own cluster".into()))?;
     let kv_options = KvOptions {
         limits: config.request_limits(),
         ..KvOptions::default()
     };
     let dirs = StateDir::new(Arc::clone(&fs), &config.data_dir).with_kv_options(kv_options);
-    check_identity(
-        fs.as_ref(),
-        &dirs.identity(),
-        member_id,
-        membership.cluster_id,
-    )?;
+    let (member_id, first_registry) = identify(config, fs.as_ref(), &dirs, joined)?;
     let incarnation = dirs.next_incarnation()?;
 
     let (mut log_store, recovered) =
@@ -97,11 +95,21 @@ pub fn bootstrap(
     let fresh = recovered.snapshot.is_none()
         && recovered.entries.is_empty()
         && recovered.hard_state == HardState::default();
+    let cluster_id = first_registry.membership.cluster_id;
+    kv.bootstrap_members(
+        &first_registry.membership.to_proto(),
+        first_registry.applied_index,
+    )?;
+    let registry = kv.members()?;
+    let membership = Membership::from_registry(cluster_id, &registry);
     let initial = if fresh {
         first_start(config, &membership, &mut log_store)?
     } else {
         restart(recovered, &kv, installed, &mut log_store)?
     };
+    if fresh && config.initial_cluster_state == InitialClusterState::New {
+        keep_bootstrap_snapshot(&snapshots, &kv, &initial.snapshot)?;
+    }
     tracing::info!(
         member = %format!("{member_id:x}"),
         applied = initial.applied,
@@ -119,6 +127,141 @@ pub fn bootstrap(
         kv,
         initial,
     })
+}
+
+/// The registry a store without one starts from, and the applied index it
+/// stands for.
+struct FirstRegistry {
+    membership: Membership,
+    applied_index: u64,
+}
+
+/// Whether `config` describes a member joining an existing cluster that
+/// has not yet learned it (no identity in its data directory): it must ask
+/// its peers before [`bootstrap`].
+pub fn needs_membership_query(config: &ServerConfig) -> bool {
+    config.initial_cluster_state == InitialClusterState::Existing
+        && !StateDir::new(Arc::new(raftwood_lsm::fs::StdFs), &config.data_dir)
+            .identity()
+            .exists()
+}
+
+/// Who this member is: its id, and the registry its state machine starts
+/// from if it has none. A new cluster's members derive everything from
+/// `--initial-cluster`; a joining member finds itself, by its peer URLs, in
+/// the membership its peers answered; a restarted member reads its
+/// identity file (a new cluster's member checks it against its flags).
+fn identify(
+    config: &ServerConfig,
+    fs: &dyn FileSystem,
+    dirs: &StateDir,
+    joined: Option<Membership>,
+) -> Result<(NodeId, FirstRegistry), ServerError> {
+    let initial =
+        Membership::from_initial_cluster(&config.initial_cluster, &config.initial_cluster_token);
+    if let Some(joined) = joined {
+        let my_urls = &config.initial_advertise_peer_urls;
+        let Some(me) = joined.with_peer_url(my_urls, None) else {
+            return Err(ServerError::DataDirMismatch(format!(
+                "no member of cluster {:x} has the peer URLs {} (add it first: etcdctl member add {} --peer-urls=...)",
+                joined.cluster_id,
+                my_urls
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                config.name
+            )));
+        };
+        check_identity(fs, &dirs.identity(), me, joined.cluster_id)?;
+        let first = FirstRegistry {
+            membership: joined,
+            applied_index: 0,
+        };
+        return Ok((me, first));
+    }
+    let first = FirstRegistry {
+        membership: initial,
+        applied_index: 1,
+    };
+    if let Some((member_id, cluster_id)) = read_identity(fs, &dirs.identity())? {
+        if config.initial_cluster_state == InitialClusterState::New {
+            // The flags must describe the member the directory holds: a
+            // wrong --data-dir, --name or token is caught here.
+            let derived = first.membership.id_of(&config.name).unwrap_or(0);
+            check_identity(fs, &dirs.identity(), derived, first.membership.cluster_id)?;
+        }
+        let membership = Membership {
+            cluster_id,
+            ..first.membership
+        };
+        return Ok((
+            member_id,
+            FirstRegistry {
+                membership,
+                ..first
+            },
+        ));
+    }
+    let member_id = first.membership.id_of(&config.name).ok_or_else(|| {
+        ServerError::DataDirMismatch(format!(
+            "--name {} is not in --initial-cluster",
+            config.name
+        ))
+    })?;
+    if config.initial_cluster_state == InitialClusterState::Existing {
+        return Err(ServerError::DataDirMismatch(
+            "--initial-cluster-state existing needs the cluster's membership from a peer".into(),
+        ));
+    }
+    check_identity(fs, &dirs.identity(), member_id, first.membership.cluster_id)?;
+    Ok((member_id, first))
+}
+
+/// The member and cluster ids an identity file records, if there is one.
+fn read_identity(fs: &dyn FileSystem, path: &Path) -> Result<Option<(NodeId, u64)>, ServerError> {
+    let looking = |e| ServerError::storage(format!("reading {}", path.display()), e);
+    if !fs.exists(path).map_err(looking)? {
+        return Ok(None);
+    }
+    let text = fs.read_file(path).map_err(looking)?;
+    let text = String::from_utf8_lossy(&text);
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+    };
+    match (field("member_id"), field("cluster_id")) {
+        (Some(member), Some(cluster)) => Ok(Some((member, cluster))),
+        _ => Err(ServerError::DataDirMismatch(format!(
+            "{} does not hold a member id and a cluster id:\n{text}",
+            path.display()
+        ))),
+    }
+}
+
+/// Keeps the state machine at a new cluster's snapshot point (its first
+/// member registry, nothing else) as this member's first snapshot: a
+/// member added before the log is ever compacted needs the log from its
+/// start, which is that snapshot point, so the leader must have it to
+/// send.
+fn keep_bootstrap_snapshot(
+    snapshots: &SnapshotStore,
+    kv: &KvStore,
+    meta: &SnapshotMeta,
+) -> Result<(), ServerError> {
+    let taken = snapshot::take(snapshots, kv, meta.index, snapshot::Checkpoint::Flushed)
+        .map_err(ServerError::Bootstrap)?;
+    if taken.index != meta.index {
+        return Err(ServerError::Bootstrap(format!(
+            "the bootstrap snapshot holds index {}, not {}",
+            taken.index, meta.index
+        )));
+    }
+    snapshots
+        .finish(&taken.temp_dir, meta)
+        .map(|_| ())
+        .map_err(ServerError::Bootstrap)
 }
 
 /// Where a member with an empty log starts: a new cluster's members all

@@ -1,15 +1,28 @@
 //! Who is in the cluster: member ids, names and addresses.
 //!
-//! Ids are derived, as etcd derives them, from what identifies a member
-//! (its peer URLs and the cluster token), so every member computes the same
-//! ids from the same `--initial-cluster` without talking to anyone.
+//! The initial members' ids are derived, as etcd derives them, from what
+//! identifies a member (its peer URLs and the cluster token), so every
+//! member computes the same ids from the same `--initial-cluster` without
+//! talking to anyone. A member added later gets an id mixed with the time
+//! of the MemberAdd (`new_member_id`), so a machine replaced at the same
+//! address is a new member, not the removed one back.
+//!
+//! After bootstrap the membership is what the state machine's registry
+//! says (`raftwood_kv::members`): the apply thread publishes it after
+//! every change, as a [`MembershipWatch`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
+use raftwood_kv::members::MemberRegistry;
+use raftwood_kv::proto::etcdserverpb;
 use raftwood_raft::NodeId;
 
 use crate::config::InitialMember;
 use crate::url::PeerUrl;
+
+/// The membership as last applied, published by the apply thread.
+pub type MembershipWatch = tokio::sync::watch::Receiver<Arc<Membership>>;
 
 /// FNV-1a, 64 bits: stable across Rust versions and platforms (unlike
 /// `DefaultHasher`), which ids written to disk require.
@@ -37,6 +50,29 @@ pub fn member_id(peer_urls: &[PeerUrl], token: &str) -> NodeId {
     if id == 0 { 1 } else { id }
 }
 
+/// The id of a member added at `now_seconds` (since the Unix epoch) with
+/// these peer URLs: as etcd, the time is mixed in, so that a machine that
+/// replaces a removed member at the same address gets a new id. Skips any
+/// id `taken` says is (or was) in use.
+pub fn new_member_id(
+    peer_urls: &[PeerUrl],
+    token: &str,
+    now_seconds: u64,
+    taken: impl Fn(NodeId) -> bool,
+) -> NodeId {
+    let mut urls: Vec<String> = peer_urls.iter().map(ToString::to_string).collect();
+    urls.sort();
+    let joined = urls.join(",");
+    let mut salt = now_seconds;
+    loop {
+        let id = fnv1a_64(&[joined.as_bytes(), token.as_bytes(), &salt.to_be_bytes()]);
+        if id != 0 && !taken(id) {
+            return id;
+        }
+        salt = salt.wrapping_add(1);
+    }
+}
+
 /// The cluster id: a hash of the sorted member ids and the token.
 pub fn cluster_id(member_ids: &[NodeId], token: &str) -> u64 {
     let mut ids = member_ids.to_vec();
@@ -61,12 +97,50 @@ pub struct Member {
 }
 
 /// The members, by id.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Membership {
     /// The cluster's id.
     pub cluster_id: u64,
     /// Every member, by id.
     pub members: BTreeMap<NodeId, Member>,
+    /// Ids of members that were removed: they may never come back.
+    pub removed: BTreeSet<NodeId>,
+}
+
+impl Member {
+    /// The member as etcd's API shows it.
+    pub fn to_proto(&self) -> etcdserverpb::Member {
+        etcdserverpb::Member {
+            id: self.id,
+            name: self.name.clone(),
+            peer_ur_ls: self.peer_urls.iter().map(ToString::to_string).collect(),
+            client_ur_ls: self.client_urls.iter().map(ToString::to_string).collect(),
+            is_learner: self.is_learner,
+        }
+    }
+
+    /// The member a registry record describes; URLs that do not parse
+    /// (none can: they were checked before proposing) are left out.
+    pub fn from_proto(member: &etcdserverpb::Member) -> Member {
+        let parse = |urls: &[String]| -> Vec<PeerUrl> {
+            urls.iter()
+                .filter_map(|url| match url.parse() {
+                    Ok(url) => Some(url),
+                    Err(error) => {
+                        tracing::warn!(url = %url, %error, "a member's URL does not parse; left out");
+                        None
+                    }
+                })
+                .collect()
+        };
+        Member {
+            id: member.id,
+            name: member.name.clone(),
+            peer_urls: parse(&member.peer_ur_ls),
+            client_urls: parse(&member.client_ur_ls),
+            is_learner: member.is_learner,
+        }
+    }
 }
 
 impl Membership {
@@ -92,7 +166,40 @@ impl Membership {
         Membership {
             cluster_id: cluster_id(&ids, token),
             members,
+            removed: BTreeSet::new(),
         }
+    }
+
+    /// The membership the state machine's registry records.
+    pub fn from_registry(cluster_id: u64, registry: &MemberRegistry) -> Membership {
+        Membership {
+            cluster_id,
+            members: registry
+                .members
+                .iter()
+                .map(|m| (m.id, Member::from_proto(m)))
+                .collect(),
+            removed: registry.removed.iter().copied().collect(),
+        }
+    }
+
+    /// The members as registry records.
+    pub fn to_proto(&self) -> Vec<etcdserverpb::Member> {
+        self.members.values().map(Member::to_proto).collect()
+    }
+
+    /// The member that has one of `peer_urls`, other than `except`.
+    pub fn with_peer_url(&self, peer_urls: &[PeerUrl], except: Option<NodeId>) -> Option<NodeId> {
+        self.members
+            .values()
+            .filter(|m| Some(m.id) != except)
+            .find(|m| m.peer_urls.iter().any(|url| peer_urls.contains(url)))
+            .map(|m| m.id)
+    }
+
+    /// How many members are learners.
+    pub fn learner_count(&self) -> usize {
+        self.members.values().filter(|m| m.is_learner).count()
     }
 
     /// The id of the member named `name`.

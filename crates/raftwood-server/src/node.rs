@@ -10,7 +10,7 @@ use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use raftwood_kv::KvStore;
 use raftwood_log::RaftLogStore;
 use raftwood_lsm::fs::StdFs;
@@ -19,16 +19,20 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::bootstrap::{Bootstrapped, bootstrap};
+use crate::bootstrap::{Bootstrapped, bootstrap, needs_membership_query};
 use crate::config::ServerConfig;
 use crate::driver::{
     ApplyWork, DriveLoop, ForwardSettings, LoopEvent, LoopOutputs, PersistWork, RaftStatus, Waiters,
 };
 use crate::error::ServerError;
 use crate::grpc::{ClientApi, MemberHandle};
+use crate::membership::{Membership, MembershipWatch};
+use crate::proto::raftwoodpb::{MemberAttributes, internal_request};
 use crate::request_id::RequestIds;
 use crate::snapshot::SnapshotStore;
-use crate::threads::{ApplyContext, ApplySnapshots, run_apply, run_persistence};
+use crate::threads::{
+    ApplyContext, ApplySnapshots, MembershipPublisher, run_apply, run_persistence,
+};
 use crate::timings::StageTimings;
 use crate::transport::{self, Hello, Inbound, PeerTransport, SnapshotReceiver};
 
@@ -176,7 +180,7 @@ impl Channels {
     }
 }
 
-/// The peer transport, with a sender started for every other member.
+/// The peer transport; `follow_membership` starts its senders.
 fn peer_transport(
     config: &ServerConfig,
     boot: &Bootstrapped,
@@ -192,16 +196,7 @@ fn peer_transport(
             .collect(),
         name: config.name.clone(),
     };
-    let network = PeerTransport::new(hello, boot.snapshots.clone(), inbound);
-    for member in boot.membership.members.values() {
-        if member.id != boot.member_id {
-            network.add_peer(
-                member.id,
-                member.peer_urls.iter().map(|u| u.authority()).collect(),
-            );
-        }
-    }
-    network
+    PeerTransport::new(hello, boot.snapshots.clone(), inbound)
 }
 
 /// Starts the persistence thread over `log_store`; it reports to the
@@ -275,6 +270,84 @@ fn first_batch_id(incarnation: u64) -> u64 {
     BATCH_ID_BASE + incarnation * BATCH_IDS_PER_INCARNATION
 }
 
+/// Asks the peers of `--initial-cluster` (other than this member) who is in
+/// the cluster, in order, until one answers (etcd asks the same of its
+/// peers' `/members`).
+async fn learn_membership(config: &ServerConfig) -> Result<Membership, ServerError> {
+    let mine = &config.initial_advertise_peer_urls;
+    let mut failures = Vec::new();
+    for member in &config.initial_cluster {
+        for url in member.peer_urls.iter().filter(|url| !mine.contains(url)) {
+            match transport::join::ask(&url.authority(), MEMBERSHIP_QUERY_TIMEOUT).await {
+                Ok(membership) => return Ok(membership),
+                Err(error) => failures.push(format!("{url}: {error}")),
+            }
+        }
+    }
+    Err(ServerError::Bootstrap(format!(
+        "could not learn the cluster's membership from any peer of --initial-cluster ({})",
+        failures.join("; ")
+    )))
+}
+
+/// How long a peer may take to answer the membership query.
+const MEMBERSHIP_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Keeps the peer transport in line with the membership as it is applied:
+/// senders for members added, none for members removed.
+async fn follow_membership(network: Arc<PeerTransport>, mut membership: MembershipWatch) {
+    let mut known = std::collections::HashMap::new();
+    loop {
+        let current = Arc::clone(&membership.borrow_and_update());
+        network.follow_membership(&current, &mut known);
+        if membership.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Publishes this member's name and client URLs through raft (etcd's
+/// publish) until the registry shows them: that is how the others learn
+/// where to relay to it and what `member list` prints.
+async fn publish_attributes(member: MemberHandle) {
+    let attributes = MemberAttributes {
+        id: member.member_id,
+        name: member.config.name.clone(),
+        client_ur_ls: member
+            .config
+            .advertise_client_urls
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+    };
+    let mut membership = member.membership.clone();
+    let mut retry = Duration::from_millis(100);
+    loop {
+        let published = membership
+            .borrow_and_update()
+            .members
+            .get(&member.member_id)
+            .is_some_and(|me| {
+                me.to_proto().name == attributes.name
+                    && me.to_proto().client_ur_ls == attributes.client_ur_ls
+            });
+        if published {
+            // Published; a snapshot or a MemberUpdate may change the
+            // record later, so keep watching.
+            if membership.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        let request = internal_request::Request::MemberAttributes(attributes.clone());
+        if let Err(status) = member.propose(request).await {
+            tracing::debug!(%status, "publishing this member's attributes; will retry");
+            tokio::time::sleep(retry).await;
+            retry = (retry * 2).min(Duration::from_secs(2));
+        }
+    }
+}
+
 /// Time enters the drive loop as ticks, one per heartbeat interval.
 async fn tick(events: mpsc::UnboundedSender<LoopEvent>, period: Duration) {
     let mut interval = tokio::time::interval(period);
@@ -304,7 +377,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
     config.validate()?;
     let config = Arc::new(config);
     let listeners = bind_listeners(&config).await?;
-    let mut boot = bootstrap(&config, Arc::new(StdFs))?;
+    let joined = if needs_membership_query(&config) {
+        Some(learn_membership(&config).await?)
+    } else {
+        None
+    };
+    let mut boot = bootstrap(&config, Arc::new(StdFs), joined)?;
     let member_id = boot.member_id;
     let incarnation = boot.incarnation;
     let snapshot_index = boot.initial.snapshot.index;
@@ -320,10 +398,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
         ..
     } = boot;
     let cluster_id = membership.cluster_id;
-    let membership = Arc::new(RwLock::new(membership));
-    if let Some(me) = membership.write().members.get_mut(&member_id) {
-        me.client_urls = config.advertise_client_urls.clone();
-    }
+    let (membership_sender, membership) = watch::channel(Arc::new(membership));
     let kv: Arc<ArcSwap<KvStore>> = Arc::new(ArcSwap::from_pointee(kv));
     let waiters = Arc::new(Mutex::new(Waiters::default()));
     let timings = (config.log_timings_seconds > 0).then(|| Arc::new(StageTimings::new()));
@@ -340,6 +415,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
         waiters: waiters.clone(),
         applied: channels.applied,
         events: channels.events.clone(),
+        membership: Some(MembershipPublisher {
+            cluster_id,
+            member_id,
+            sender: membership_sender,
+        }),
         snapshots: Some(ApplySnapshots {
             state_dir: dirs.clone(),
             store: snapshots,
@@ -350,7 +430,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
     let (apply, apply_thread) = spawn_apply(&config.name, apply_context, timings.clone())?;
 
     let outputs = LoopOutputs {
-        network: Arc::new(network),
+        network: Arc::new(Arc::clone(&network)),
         persist,
         apply,
         waiters,
@@ -364,10 +444,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
             channels.events.clone(),
             Duration::from_millis(config.heartbeat_interval_ms),
         )),
+        tokio::spawn(follow_membership(network, membership.clone())),
         tokio::spawn(transport::route_inbound(
             channels.inbound_rx,
             channels.events.clone(),
-            membership.clone(),
             SnapshotReceiver::new(
                 Arc::clone(dirs.fs()),
                 dirs.incoming(),
@@ -383,7 +463,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
     for listener in listeners.peers {
         let inbound = channels.inbound.clone();
         tasks.push(tokio::spawn(transport::serve_peers(
-            listener, cluster_id, inbound,
+            listener,
+            cluster_id,
+            membership.clone(),
+            inbound,
         )));
     }
 
@@ -403,6 +486,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
     };
     let api = ClientApi::new(member.clone());
     tasks.push(tokio::spawn(api.expire_leases()));
+    tasks.push(tokio::spawn(publish_attributes(member.clone())));
     let clients = serve_clients(listeners.clients, &api);
     Ok(RunningNode {
         context: member,

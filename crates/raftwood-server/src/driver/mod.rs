@@ -7,6 +7,7 @@
 //! [`LogStorage`], the network a [`MessageSink`], and time arrives as
 //! [`LoopEvent::Tick`], so the same loop can be driven by a simulator.
 
+mod membership;
 mod persist;
 mod reads;
 mod sink;
@@ -19,8 +20,8 @@ use std::sync::mpsc as std_mpsc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use raftwood_raft::{
-    Effects, Entry, Index, Message, MessageBody, NodeId, PersistTicket, Proposal, RaftNode, Role,
-    Term,
+    ConfChange, Effects, Entry, Index, Message, MessageBody, NodeId, PersistTicket, Proposal,
+    RaftNode, Role, Term,
 };
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 
@@ -30,7 +31,7 @@ pub use persist::{
 };
 pub use reads::{ReadBatcher, ReadError, ReadReply};
 pub use sink::MessageSink;
-pub use waiters::{ProposeError, ProposeResult, Waiters};
+pub use waiters::{MembershipRefusal, ProposeError, ProposeResult, Waiters};
 
 use crate::timings::{RoundTimer, StageTimings};
 
@@ -101,6 +102,15 @@ pub enum LoopEvent {
     },
     /// Leadership should move to this member (etcd's MoveLeader).
     TransferLeader(NodeId),
+    /// A membership change to propose if this member leads (MemberAdd,
+    /// MemberRemove, MemberPromote); its context is the registry change,
+    /// an encoded `InternalRequest`.
+    ChangeMembership {
+        /// The change.
+        change: ConfChange,
+        /// Where the outcome goes once the change is applied.
+        reply: oneshot::Sender<ProposeResult>,
+    },
     /// A storage error: the member must stop (fail-stop).
     Fatal(String),
     /// Stop the loop.
@@ -196,6 +206,8 @@ pub struct DriveLoop {
     /// Invariant: above every batch id this member used before, in this
     /// life or an earlier one (see [`DriveLoop::with_forwarding`]).
     next_batch_id: u64,
+    /// When each peer was last heard from (membership changes' checks).
+    activity: membership::PeerActivity,
 }
 
 /// The proposal-forwarding settings of a [`DriveLoop`].
@@ -230,6 +242,7 @@ impl DriveLoop {
             // dropped proposal's client hears back well within a minute.
             forward_timeout_ticks: u64::from(node_election_ticks) * 4,
             next_batch_id: 1,
+            activity: membership::PeerActivity::default(),
             node,
         }
     }
@@ -329,6 +342,7 @@ impl DriveLoop {
             }
             LoopEvent::Messages(messages) | LoopEvent::PeerMessages(messages, _) => {
                 for message in messages {
+                    self.activity.heard(message.from, self.ticks);
                     if let Err(error) = self.node.step(message) {
                         tracing::debug!(%error, "message refused");
                     }
@@ -380,8 +394,12 @@ impl DriveLoop {
                 }
                 Ok(())
             }
+            LoopEvent::ChangeMembership { change, reply } => {
+                self.change_membership(change, reply);
+                Ok(())
+            }
             LoopEvent::Fatal(reason) => {
-                tracing::error!(%reason, "stopping: storage failed");
+                tracing::error!(%reason, "stopping");
                 self.failed = Some(reason);
                 Ok(())
             }

@@ -47,6 +47,28 @@ pub enum ProposeError {
     /// The member is shutting down.
     #[error("stopped")]
     Stopped,
+    /// The leader refused a membership change (see `driver/membership.rs`).
+    #[error("membership change refused: {0}")]
+    Membership(#[from] MembershipRefusal),
+}
+
+/// Why the leader refused a membership change, in etcd's terms.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MembershipRefusal {
+    /// The change could leave the cluster without a quorum of members the
+    /// leader hears from (etcd's strict reconfiguration check).
+    #[error("etcdserver: unhealthy cluster")]
+    Unhealthy,
+    /// A learner to promote is too far behind the leader's log.
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    /// Another membership change is still being applied.
+    #[error("raftwood: another membership change is in progress; retry")]
+    ChangePending,
+    /// The raft core refused the change as it stands (an unknown member,
+    /// a change it cannot make).
+    #[error("raftwood: membership change refused: {0}")]
+    Invalid(String),
 }
 
 /// The result a proposer receives.

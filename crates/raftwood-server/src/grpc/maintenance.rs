@@ -125,7 +125,13 @@ impl Maintenance for MaintenanceService {
         if !status.is_leader {
             return Err(Status::failed_precondition("etcdserver: not leader"));
         }
-        if !self.member.membership.read().members.contains_key(&target) {
+        if !self
+            .member
+            .membership
+            .borrow()
+            .members
+            .contains_key(&target)
+        {
             return Err(Status::not_found("etcdserver: bad leader transferee"));
         }
         self.member.transfer_leader(target)?;

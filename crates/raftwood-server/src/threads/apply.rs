@@ -9,12 +9,13 @@ use std::sync::mpsc as std_mpsc;
 
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
-use raftwood_kv::{CommittedEntry, KvStore};
-use raftwood_raft::{Entry, EntryPayload, Index, Message};
+use raftwood_kv::{ApplyResponse, CommittedEntry, KvStore};
+use raftwood_raft::{Entry, EntryPayload, Index, Message, NodeId};
 use tokio::sync::watch;
 
 use crate::driver::{ApplyWork, LoopEvent, Waiters};
 use crate::durable::remove_tree_synced;
+use crate::membership::Membership;
 use crate::snapshot::{self, SnapshotStore};
 use crate::state_dir::StateDir;
 use crate::timings::{Stage, StageTimings};
@@ -30,11 +31,54 @@ pub struct ApplyContext {
     pub applied: watch::Sender<Index>,
     /// Reports to the drive loop.
     pub events: tokio::sync::mpsc::UnboundedSender<LoopEvent>,
+    /// Where the membership is published after every change to the
+    /// registry; `None` for a member that publishes none (the simulator's).
+    pub membership: Option<MembershipPublisher>,
     /// Snapshot taking and installing, which work on real directories;
     /// `None` for a member that never snapshots (the simulator's, which
     /// covers snapshots in its raft-core mode): a snapshot received then is
     /// a fatal error.
     pub snapshots: Option<ApplySnapshots>,
+}
+
+/// Publishes the state machine's member registry as the member's
+/// [`Membership`] whenever an applied entry may have changed it.
+#[derive(Debug)]
+pub struct MembershipPublisher {
+    /// The cluster's id (the registry does not hold it).
+    pub cluster_id: u64,
+    /// This member: once the registry has removed it, it stops.
+    pub member_id: NodeId,
+    /// The published membership.
+    pub sender: watch::Sender<Arc<Membership>>,
+}
+
+impl MembershipPublisher {
+    /// Reads the registry of `kv` and publishes it if it changed. A member
+    /// the registry says was removed stops (etcd's "the member has been
+    /// permanently removed from the cluster"): an error, as a storage
+    /// failure is, so that nothing more is applied or served.
+    pub fn refresh(&self, kv: &KvStore) -> Result<(), String> {
+        let registry = kv
+            .members()
+            .map_err(|e| format!("reading the member registry: {e}"))?;
+        let membership = Membership::from_registry(self.cluster_id, &registry);
+        let removed = registry.was_removed(self.member_id);
+        self.sender.send_if_modified(|current| {
+            if **current == membership {
+                return false;
+            }
+            *current = Arc::new(membership);
+            true
+        });
+        if removed {
+            return Err(format!(
+                "member {:x} has been permanently removed from the cluster",
+                self.member_id
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Where and how often the apply thread snapshots the state machine.
@@ -111,16 +155,21 @@ fn apply_entries(context: &mut ApplyContext, entries: Vec<Entry>) -> Result<(), 
         .iter()
         .map(|entry| CommittedEntry {
             index: entry.index,
-            request: match &entry.payload {
-                EntryPayload::Command(data) => Some(data.as_ref()),
-                EntryPayload::Empty | EntryPayload::ConfChange(_) => None,
-            },
+            request: state_machine_request(entry),
         })
         .collect();
     let outcomes = kv
         .apply(&committed)
         .map_err(|e| format!("state machine apply failed: {e}"))?;
     assert_eq!(outcomes.len(), entries.len(), "one outcome per entry");
+    let membership_changed = outcomes
+        .iter()
+        .any(|outcome| matches!(outcome, Ok(ApplyResponse::Membership)));
+    // Published before the proposers hear back, so that a MemberAdd's
+    // answer lists the member it added.
+    if membership_changed && let Some(membership) = &context.membership {
+        membership.refresh(&kv)?;
+    }
     {
         let mut waiters = context.waiters.lock();
         for (entry, outcome) in entries.iter().zip(outcomes) {
@@ -153,6 +202,19 @@ fn apply_entries(context: &mut ApplyContext, entries: Vec<Entry>) -> Result<(), 
         });
     }
     Ok(())
+}
+
+/// What an entry asks of the state machine: a command's request, or the
+/// registry change a configuration change carries in its context (the
+/// leave-joint step carries none); `None` for an empty entry.
+fn state_machine_request(entry: &Entry) -> Option<&[u8]> {
+    match &entry.payload {
+        EntryPayload::Command(data) => Some(data.as_ref()),
+        EntryPayload::ConfChange(change) if !change.context.is_empty() => {
+            Some(change.context.as_ref())
+        }
+        EntryPayload::Empty | EntryPayload::ConfChange(_) => None,
+    }
 }
 
 fn install(
@@ -194,6 +256,9 @@ fn install(
     snapshots.last_snapshot_index = index;
     context.applied.send_replace(applied);
     tracing::info!(index, applied, "installed snapshot from the leader");
+    if let Some(membership) = &context.membership {
+        membership.refresh(&context.kv.load_full())?;
+    }
     let _ = context.events.send(LoopEvent::Messages(vec![message]));
     Ok(())
 }

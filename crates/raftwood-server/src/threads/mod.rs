@@ -7,5 +7,5 @@
 mod apply;
 mod persist;
 
-pub use apply::{ApplyContext, ApplySnapshots, apply_batch, run_apply};
+pub use apply::{ApplyContext, ApplySnapshots, MembershipPublisher, apply_batch, run_apply};
 pub use persist::run_persistence;

@@ -36,6 +36,9 @@ pub enum FrameError {
         /// The peer's.
         theirs: u64,
     },
+    /// The peer was removed from the cluster: it may never take part again.
+    #[error("peer {0:x} was removed from the cluster")]
+    Removed(NodeId),
     /// A frame is malformed.
     #[error("malformed frame: {0}")]
     Malformed(String),
@@ -246,14 +249,14 @@ fn get_message(body: &mut &[u8]) -> Result<Message, FrameError> {
     Ok(message)
 }
 
-fn put_string(out: &mut impl BufMut, text: &str) {
+pub(super) fn put_string(out: &mut impl BufMut, text: &str) {
     let bytes = text.as_bytes();
     let len = bytes.len().min(usize::from(u16::MAX));
     out.put_u16_le(len_u16(len, "frame string"));
     out.put_slice(&bytes[..len]);
 }
 
-fn get_string(body: &mut &[u8]) -> Result<String, FrameError> {
+pub(super) fn get_string(body: &mut &[u8]) -> Result<String, FrameError> {
     let len = usize::from(get_u16(body)?);
     if body.len() < len {
         return Err(FrameError::Malformed(
@@ -275,22 +278,22 @@ fn need(body: &[u8], n: usize) -> Result<(), FrameError> {
     }
 }
 
-fn get_u8(body: &mut &[u8]) -> Result<u8, FrameError> {
+pub(super) fn get_u8(body: &mut &[u8]) -> Result<u8, FrameError> {
     need(body, 1)?;
     Ok(body.get_u8())
 }
 
-fn get_u16(body: &mut &[u8]) -> Result<u16, FrameError> {
+pub(super) fn get_u16(body: &mut &[u8]) -> Result<u16, FrameError> {
     need(body, 2)?;
     Ok(body.get_u16_le())
 }
 
-fn get_u32(body: &mut &[u8]) -> Result<u32, FrameError> {
+pub(super) fn get_u32(body: &mut &[u8]) -> Result<u32, FrameError> {
     need(body, 4)?;
     Ok(body.get_u32_le())
 }
 
-fn get_u64(body: &mut &[u8]) -> Result<u64, FrameError> {
+pub(super) fn get_u64(body: &mut &[u8]) -> Result<u64, FrameError> {
     need(body, 8)?;
     Ok(body.get_u64_le())
 }

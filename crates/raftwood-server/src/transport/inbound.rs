@@ -1,18 +1,18 @@
 //! What peer connections report, and the task that turns it into the
-//! drive loop's events: a peer's hello updates what this member knows of
-//! it, snapshot chunks are reassembled into a directory before the loop
-//! hears of the snapshot, everything else is passed on.
+//! drive loop's events: snapshot chunks are reassembled into a directory
+//! before the loop hears of the snapshot, everything else is passed on.
+//! (A peer's hello teaches nothing: what members are called and where
+//! clients reach them is published through raft, never taken from a
+//! connection.)
 
 use std::sync::Arc;
 
-use parking_lot::RwLock;
 use raftwood_raft::{MessageBody, NodeId};
 use tokio::sync::{Semaphore, mpsc};
 
 use super::snapshot_receive::SnapshotReceiver;
 use super::{Frame, Hello};
 use crate::driver::LoopEvent;
-use crate::membership::Membership;
 
 /// Reports waiting for the member at most: past it, peer connections wait
 /// (and so, through TCP, do the peers' writes).
@@ -54,7 +54,6 @@ pub enum Inbound {
 pub async fn route_inbound(
     mut inbound: mpsc::Receiver<Inbound>,
     events: mpsc::UnboundedSender<LoopEvent>,
-    membership: Arc<RwLock<Membership>>,
     mut snapshots: SnapshotReceiver,
 ) {
     let in_loop = Arc::new(Semaphore::new(LOOP_MESSAGE_FRAMES));
@@ -88,7 +87,7 @@ pub async fn route_inbound(
                 event
             }
             Inbound::Connected(hello) => {
-                learn_client_urls(&hello, &membership);
+                tracing::debug!(from = %format!("{:x}", hello.from), name = %hello.name, "peer connected");
                 None
             }
             Inbound::SnapshotSent { peer, ok } => Some(LoopEvent::SnapshotSent { peer, ok }),
@@ -100,18 +99,6 @@ pub async fn route_inbound(
         if events.send(event).is_err() {
             return;
         }
-    }
-}
-
-/// A peer introduced itself: the client URLs it advertises are where this
-/// member relays to it.
-fn learn_client_urls(hello: &Hello, membership: &RwLock<Membership>) {
-    if let Some(member) = membership.write().members.get_mut(&hello.from) {
-        member.client_urls = hello
-            .client_urls
-            .iter()
-            .filter_map(|u| u.parse().ok())
-            .collect();
     }
 }
 
@@ -148,7 +135,6 @@ mod tests {
     use raftwood_lsm::fs::{CrashFs, FileSystem};
 
     use super::*;
-    use crate::membership::Membership;
 
     fn frame() -> Inbound {
         Inbound::Frame {
@@ -161,13 +147,9 @@ mod tests {
     async fn a_loop_that_falls_behind_stops_the_router_and_then_the_peers() {
         let (inbound, reports) = mpsc::channel(INBOUND_QUEUE);
         let (events, mut loop_side) = mpsc::unbounded_channel();
-        let membership = Arc::new(RwLock::new(Membership {
-            cluster_id: 1,
-            members: Default::default(),
-        }));
         let fs = Arc::new(CrashFs::new()) as Arc<dyn FileSystem>;
         let snapshots = SnapshotReceiver::new(fs, "/incoming".into(), u64::MAX);
-        tokio::spawn(route_inbound(reports, events, membership, snapshots));
+        tokio::spawn(route_inbound(reports, events, snapshots));
 
         // The loop steps nothing: the router hands it a bounded number of
         // frames, the inbound queue fills behind it, and then a peer's

@@ -6,6 +6,7 @@
 
 mod frame;
 mod inbound;
+pub mod join;
 mod reader;
 mod sender;
 #[cfg(test)]
@@ -71,6 +72,43 @@ impl PeerTransport {
         let queues =
             sender::spawn_sender(peer, addresses, self.hello.encode(), self.inbound.clone());
         self.peers.lock().insert(peer, queues);
+    }
+
+    /// Stops sending to `peer` (removed from the cluster): its queued
+    /// messages are dropped with its sender task.
+    pub fn remove_peer(&self, peer: NodeId) {
+        self.peers.lock().remove(&peer);
+    }
+
+    /// Brings the peers in line with `membership`: a sender for every other
+    /// member (restarted where its peer URLs changed), none for anyone
+    /// else. `known` holds each peer's addresses as last set, and is kept.
+    pub fn follow_membership(
+        &self,
+        membership: &crate::membership::Membership,
+        known: &mut HashMap<NodeId, Vec<String>>,
+    ) {
+        let wanted: HashMap<NodeId, Vec<String>> = membership
+            .members
+            .values()
+            .filter(|m| m.id != self.hello.from)
+            .map(|m| (m.id, m.peer_urls.iter().map(|u| u.authority()).collect()))
+            .collect();
+        known.retain(|peer, _| {
+            let keep = wanted.contains_key(peer);
+            if !keep {
+                tracing::info!(peer = %format!("{peer:x}"), "no longer a member; not sending to it");
+                self.remove_peer(*peer);
+            }
+            keep
+        });
+        for (peer, addresses) in wanted {
+            if known.get(&peer) != Some(&addresses) {
+                tracing::info!(peer = %format!("{peer:x}"), ?addresses, "sending to peer");
+                self.add_peer(peer, addresses.clone());
+                known.insert(peer, addresses);
+            }
+        }
     }
 
     /// The queues of `peer`'s connection, if it is a peer.

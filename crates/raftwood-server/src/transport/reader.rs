@@ -1,12 +1,14 @@
 //! The peer listener: accepts peers' connections, checks their hello, and
-//! passes the frames they send to the member (`inbound.rs`).
+//! passes the frames they send to the member (`inbound.rs`); answers a
+//! joining member's membership query (`join.rs`).
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use super::{Frame, FrameError, Hello, Inbound, MAX_FRAME_BYTES};
+use super::{Frame, FrameError, Hello, Inbound, MAX_FRAME_BYTES, join};
 use crate::accept::{AcceptBackoff, accept};
+use crate::membership::MembershipWatch;
 
 /// The frame buffer a connection keeps between frames; a larger one, left
 /// by a large frame, is given back.
@@ -14,14 +16,21 @@ const KEPT_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
 /// Accepts peers' connections and forwards what they send to `inbound`;
 /// runs until the member stops (failed accepts are waited out, see
-/// [`crate::accept`]). Connections from another cluster are refused.
-pub async fn serve_peers(listener: TcpListener, cluster_id: u64, inbound: mpsc::Sender<Inbound>) {
+/// [`crate::accept`]). Connections from another cluster, and from members
+/// that were removed, are refused.
+pub async fn serve_peers(
+    listener: TcpListener,
+    cluster_id: u64,
+    membership: MembershipWatch,
+    inbound: mpsc::Sender<Inbound>,
+) {
     let mut backoff = AcceptBackoff::default();
     loop {
         let (stream, address) = accept(&listener, &mut backoff).await;
         let inbound = inbound.clone();
+        let membership = membership.clone();
         tokio::spawn(async move {
-            if let Err(error) = read_connection(stream, cluster_id, inbound).await {
+            if let Err(error) = read_connection(stream, cluster_id, membership, inbound).await {
                 tracing::debug!(%address, %error, "peer connection closed");
             }
         });
@@ -31,10 +40,16 @@ pub async fn serve_peers(listener: TcpListener, cluster_id: u64, inbound: mpsc::
 async fn read_connection(
     mut stream: TcpStream,
     cluster_id: u64,
+    membership: MembershipWatch,
     inbound: mpsc::Sender<Inbound>,
 ) -> Result<(), ConnectionError> {
     let mut header = [0u8; 12];
     stream.read_exact(&mut header).await?;
+    if join::is_query(&header)? {
+        let current = membership.borrow().clone();
+        join::answer(&mut stream, &current).await?;
+        return Ok(());
+    }
     let len = Hello::decode_header(&header)?;
     let mut body = Vec::new();
     read_body(&mut stream, len, &mut body).await?;
@@ -45,6 +60,9 @@ async fn read_connection(
             theirs: hello.cluster_id,
         }
         .into());
+    }
+    if membership.borrow().removed.contains(&hello.from) {
+        return Err(FrameError::Removed(hello.from).into());
     }
     let from = hello.from;
     if inbound.send(Inbound::Connected(hello)).await.is_err() {

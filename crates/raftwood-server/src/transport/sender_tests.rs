@@ -177,7 +177,10 @@ async fn a_snapshot_streamed_from_disk_arrives_whole_and_is_then_reported_sent()
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
     let (peer_inbound, mut peer_reports) = mpsc::channel(INBOUND_QUEUE);
-    tokio::spawn(serve_peers(listener, CLUSTER, peer_inbound));
+    let membership =
+        tokio::sync::watch::channel(std::sync::Arc::new(crate::membership::Membership::default()))
+            .1;
+    tokio::spawn(serve_peers(listener, CLUSTER, membership, peer_inbound));
     transport.add_peer(PEER, vec![address]);
     transport.send_snapshot(install_snapshot());
 

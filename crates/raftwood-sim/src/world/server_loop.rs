@@ -630,6 +630,14 @@ impl Simulation {
                 // Unknown fate (a forwarded proposal may still be applied):
                 // no answer, the client times out and never resends it.
                 Err(ProposeError::ForwardTimedOut | ProposeError::Stopped) => return false,
+                // Clients' writes are never membership changes.
+                Err(ProposeError::Membership(refusal)) => {
+                    problems.push(format!(
+                        "member {id} refused write {} as a membership change: {refusal}",
+                        waiting.request_id
+                    ));
+                    return false;
+                }
             };
             replies.push((waiting.client, reply));
             false

@@ -231,6 +231,7 @@ impl ServerMember {
             waiters,
             applied,
             events,
+            membership: None,
             snapshots: Some(ApplySnapshots {
                 state_dir: files.dirs,
                 store: files.snapshots.clone(),

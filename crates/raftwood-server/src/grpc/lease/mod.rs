@@ -19,7 +19,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
 use self::clock::LeaseClock;
-use self::relay::Relay;
+use super::member::relay::{self, Relay};
 use super::member::{MemberHandle, status};
 use crate::proto::etcdserverpb::lease_client::LeaseClient;
 use crate::proto::etcdserverpb::lease_server::Lease;
@@ -32,7 +32,6 @@ use crate::proto::raftwoodpb::internal_request;
 use raftwood_kv::ApplyResponse;
 
 mod clock;
-mod relay;
 
 /// The Lease service of one member. Clones share one lease clock: a
 /// member has one, however many client URLs serve the service.
@@ -337,7 +336,9 @@ mod tests {
         // Member 2's client URL is known, with nothing listening: a relay
         // would fail with a transport error, not "no leader".
         let nobody: crate::url::PeerUrl = "http://127.0.0.1:1".parse().expect("a url");
-        member.membership.write().members.insert(
+        let mut member = member;
+        let mut membership = (**member.membership.borrow()).clone();
+        membership.members.insert(
             2,
             crate::membership::Member {
                 id: 2,
@@ -347,6 +348,7 @@ mod tests {
                 is_learner: false,
             },
         );
+        member.membership = tokio::sync::watch::channel(Arc::new(membership)).1;
         LeaseService::new(member)
     }
 

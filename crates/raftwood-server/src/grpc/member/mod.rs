@@ -5,6 +5,7 @@
 //! service file implements its service over this module alone; no service
 //! imports another.
 
+pub mod relay;
 pub mod status;
 
 use std::sync::Arc;
@@ -12,16 +13,15 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use parking_lot::RwLock;
 use prost::Message as _;
 use raftwood_kv::{ApplyResponse, KvStore};
-use raftwood_raft::{Index, NodeId};
+use raftwood_raft::{ConfChange, Index, NodeId};
 use tokio::sync::{mpsc, oneshot, watch};
 use tonic::Status;
 
 use crate::config::ServerConfig;
 use crate::driver::{LoopEvent, RaftStatus};
-use crate::membership::Membership;
+use crate::membership::MembershipWatch;
 use crate::proto::etcdserverpb::ResponseHeader;
 use crate::proto::raftwoodpb::{InternalRequest, internal_request};
 use crate::request_id::RequestIds;
@@ -35,8 +35,8 @@ pub struct MemberHandle {
     pub member_id: NodeId,
     /// The cluster's id.
     pub cluster_id: u64,
-    /// Who is in the cluster.
-    pub membership: Arc<RwLock<Membership>>,
+    /// Who is in the cluster, as last applied.
+    pub membership: MembershipWatch,
     /// The state machine (reads are served from it directly); replaced
     /// when a snapshot from the leader is installed.
     pub kv: Arc<ArcSwap<KvStore>>,
@@ -81,9 +81,20 @@ impl MemberHandle {
 
     /// The first client URL of `member`, if known.
     pub fn client_url_of(&self, member: NodeId) -> Option<String> {
-        let membership = self.membership.read();
+        let membership = self.membership.borrow();
         let url = membership.members.get(&member)?.client_urls.first()?;
         Some(url.to_string())
+    }
+
+    /// The client URL of the leader, for a request only the leader may
+    /// answer; "no leader" if none is known, or if the request was itself
+    /// relayed (two members with stale views never bounce it between them).
+    pub fn leader_client_url(&self, relayed: bool) -> Result<String, Status> {
+        if relayed {
+            return Err(status::no_leader());
+        }
+        let leader = self.status.borrow().leader.ok_or_else(status::no_leader)?;
+        self.client_url_of(leader).ok_or_else(status::no_leader)
     }
 
     /// Proposes `request` with a fresh id and waits for its outcome, on
@@ -170,6 +181,23 @@ impl MemberHandle {
             ));
         }
         Ok(encoded)
+    }
+
+    /// Has the leader propose the membership `change` (this member must
+    /// lead when the loop takes it: "no leader" otherwise, and the caller
+    /// relays) and waits until it is applied here.
+    pub async fn change_membership(&self, change: ConfChange) -> Result<(), Status> {
+        let (reply, result) = oneshot::channel();
+        self.events
+            .send(LoopEvent::ChangeMembership { change, reply })
+            .map_err(|_| status::stopped())?;
+        match tokio::time::timeout(self.request_timeout(), result).await {
+            Err(_) => Err(status::timed_out()),
+            Ok(Err(_)) => Err(status::stopped()),
+            Ok(Ok(Ok(Ok(_)))) => Ok(()),
+            Ok(Ok(Ok(Err(error)))) => Err(status::from_etcd(&error)),
+            Ok(Ok(Err(error))) => Err(status::from_propose(&error)),
+        }
     }
 
     /// Asks the drive loop to hand leadership to `target` (etcd's

@@ -5,7 +5,7 @@
 use raftwood_kv::{Code, EtcdError, RequestError};
 use tonic::Status;
 
-use crate::driver::{ProposeError, ReadError};
+use crate::driver::{MembershipRefusal, ProposeError, ReadError};
 
 /// "etcdserver: no leader".
 pub fn no_leader() -> Status {
@@ -69,6 +69,20 @@ pub fn from_propose(error: &ProposeError) -> Status {
         ProposeError::Busy => too_many_requests(),
         ProposeError::ForwardTimedOut => timed_out_leader_fail(),
         ProposeError::Stopped => stopped(),
+        ProposeError::Membership(refusal) => from_membership(refusal),
+    }
+}
+
+/// A refused membership change, with etcd's codes.
+pub fn from_membership(refusal: &MembershipRefusal) -> Status {
+    let text = refusal.to_string();
+    match refusal {
+        MembershipRefusal::Unhealthy | MembershipRefusal::ChangePending => {
+            Status::unavailable(text)
+        }
+        MembershipRefusal::LearnerNotReady | MembershipRefusal::Invalid(_) => {
+            Status::failed_precondition(text)
+        }
     }
 }
 

@@ -7,7 +7,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use parking_lot::RwLock;
 use raftwood_kv::{KvOptions, KvStore};
 use raftwood_lsm::fs::{CrashFs, FileSystem};
 use tokio::sync::{mpsc, watch};
@@ -49,10 +48,12 @@ pub(crate) fn handle_with(
         config: Arc::new(ServerConfig::new("m1", "/unused".into())),
         member_id: ME,
         cluster_id: 7,
-        membership: Arc::new(RwLock::new(Membership {
+        membership: watch::channel(Arc::new(Membership {
             cluster_id: 7,
             members,
-        })),
+            removed: Default::default(),
+        }))
+        .1,
         kv: Arc::new(ArcSwap::from_pointee(kv)),
         events,
         status,

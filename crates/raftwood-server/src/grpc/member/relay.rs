@@ -1,8 +1,10 @@
-//! Relaying the lease requests that only the leader can answer —
-//! keep-alive and time-to-live read the leader's lease deadlines
-//! (`LeaseClock`) — from a follower to the leader's client URL (learned
-//! from the leader's peer hello). Writes are not relayed here: a follower
-//! forwards them inside raft (`MessageBody::ProposeRequest`).
+//! Relaying the requests that only the leader can answer from a follower
+//! to the leader's client URL (which the leader published through raft,
+//! as every member publishes its own): lease keep-alive and time-to-live
+//! (they read the leader's lease deadlines) and the membership changes
+//! (the leader checks them against what it knows of its followers).
+//! Writes are not relayed: a follower forwards them inside raft
+//! (`MessageBody::ProposeRequest`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::proto::etcdserverpb::cluster_client::ClusterClient;
 use crate::proto::etcdserverpb::lease_client::LeaseClient;
 
 /// Metadata key marking a relayed request: a member that receives one and
@@ -56,6 +59,11 @@ impl Relay {
     /// A Lease client for the member at `url`.
     pub fn lease_client(&self, url: &str) -> Option<LeaseClient<Channel>> {
         Some(LeaseClient::new(self.channel(url)?))
+    }
+
+    /// A Cluster client for the member at `url`.
+    pub fn cluster_client(&self, url: &str) -> Option<ClusterClient<Channel>> {
+        Some(ClusterClient::new(self.channel(url)?))
     }
 }
 
