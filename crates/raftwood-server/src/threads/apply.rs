@@ -54,11 +54,9 @@ pub struct MembershipPublisher {
 }
 
 impl MembershipPublisher {
-    /// Reads the registry of `kv` and publishes it if it changed. A member
-    /// the registry says was removed stops (etcd's "the member has been
-    /// permanently removed from the cluster"): an error, as a storage
-    /// failure is, so that nothing more is applied or served.
-    pub fn refresh(&self, kv: &KvStore) -> Result<(), String> {
+    /// Reads the registry of `kv` and publishes it if it changed. Returns
+    /// whether this member is still in the cluster.
+    pub fn refresh(&self, kv: &KvStore) -> Result<RegistryStanding, String> {
         let registry = kv
             .members()
             .map_err(|e| format!("reading the member registry: {e}"))?;
@@ -71,14 +69,31 @@ impl MembershipPublisher {
             *current = Arc::new(membership);
             true
         });
-        if removed {
-            return Err(format!(
-                "member {:x} has been permanently removed from the cluster",
-                self.member_id
-            ));
-        }
-        Ok(())
+        Ok(if removed {
+            RegistryStanding::Removed
+        } else {
+            RegistryStanding::Member
+        })
     }
+
+    /// The error that stops a member the registry removed (etcd's "the
+    /// member has been permanently removed from the cluster"): an error, as
+    /// a storage failure is, so that nothing more is applied or served.
+    fn removed_error(&self) -> String {
+        format!(
+            "member {:x} has been permanently removed from the cluster; its data directory must be removed before it can join again",
+            self.member_id
+        )
+    }
+}
+
+/// Whether the registry still holds this member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistryStanding {
+    /// It does.
+    Member,
+    /// It was removed: the member stops.
+    Removed,
 }
 
 /// Where and how often the apply thread snapshots the state machine.
@@ -166,9 +181,11 @@ fn apply_entries(context: &mut ApplyContext, entries: Vec<Entry>) -> Result<(), 
         .iter()
         .any(|outcome| matches!(outcome, Ok(ApplyResponse::Membership)));
     // Published before the proposers hear back, so that a MemberAdd's
-    // answer lists the member it added.
+    // answer lists the member it added; a member that removed itself
+    // answers its proposer first, then stops.
+    let mut removed = false;
     if membership_changed && let Some(membership) = &context.membership {
-        membership.refresh(&kv)?;
+        removed = membership.refresh(&kv)? == RegistryStanding::Removed;
     }
     {
         let mut waiters = context.waiters.lock();
@@ -182,6 +199,9 @@ fn apply_entries(context: &mut ApplyContext, entries: Vec<Entry>) -> Result<(), 
     }
     context.applied.send_replace(last);
     let _ = context.events.send(LoopEvent::Applied(last));
+    if removed && let Some(membership) = &context.membership {
+        return Err(membership.removed_error());
+    }
 
     let Some(snapshots) = &mut context.snapshots else {
         return Ok(());
@@ -256,8 +276,10 @@ fn install(
     snapshots.last_snapshot_index = index;
     context.applied.send_replace(applied);
     tracing::info!(index, applied, "installed snapshot from the leader");
-    if let Some(membership) = &context.membership {
-        membership.refresh(&context.kv.load_full())?;
+    if let Some(membership) = &context.membership
+        && membership.refresh(&context.kv.load_full())? == RegistryStanding::Removed
+    {
+        return Err(membership.removed_error());
     }
     let _ = context.events.send(LoopEvent::Messages(vec![message]));
     Ok(())

@@ -1,0 +1,297 @@
+//! Membership changes on a real cluster (three members in one process,
+//! over etcd's gRPC API): a learner added, started with
+//! `--initial-cluster-state existing`, caught up by snapshot and promoted;
+//! the leader removed while it leads, through a follower; the joined member
+//! restarted; and etcd's refusals with its texts.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use raftwood_server::config::{InitialClusterState, InitialMember};
+use raftwood_server::proto::etcdserverpb::cluster_client::ClusterClient;
+use raftwood_server::proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use raftwood_server::proto::etcdserverpb::{
+    HashKvRequest, Member, MemberAddRequest, MemberListRequest, MemberPromoteRequest,
+    MemberRemoveRequest, MemberUpdateRequest, RangeRequest,
+};
+use raftwood_server::url::PeerUrl;
+use raftwood_server::{RunningNode, ServerConfig};
+use support::{channel, free_ports, get, kv_client, layout, leader_of, put_eventually, start_all};
+use tonic::Code;
+use tonic::transport::Channel;
+
+fn cluster_client(port: u16) -> ClusterClient<Channel> {
+    ClusterClient::new(channel(port))
+}
+
+async fn members(port: u16) -> Vec<Member> {
+    cluster_client(port)
+        .member_list(MemberListRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .members
+}
+
+/// Waits until `check` holds for the member list at `port`.
+async fn wait_for_members(port: u16, what: &str, check: impl Fn(&[Member]) -> bool) -> Vec<Member> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = members(port).await;
+        if check(&list) {
+            return list;
+        }
+        assert!(Instant::now() < deadline, "{what}: {list:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn refused<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code: Code, text: &str) {
+    match result {
+        Err(status) => {
+            assert_eq!(status.code(), code, "{status:?}");
+            assert_eq!(status.message(), text);
+        }
+        Ok(answer) => panic!("accepted, expected {text:?}: {answer:?}"),
+    }
+}
+
+/// The settings of member `name` joining the cluster of `existing`.
+fn joiner(existing: &[ServerConfig], name: &str, client: u16, peer: u16) -> ServerConfig {
+    let mut config = ServerConfig::new(name, existing[0].data_dir.parent().unwrap().join(name));
+    let url = PeerUrl::localhost(peer);
+    config.listen_client_urls = vec![PeerUrl::localhost(client)];
+    config.advertise_client_urls = vec![PeerUrl::localhost(client)];
+    config.listen_peer_urls = vec![url.clone()];
+    config.initial_advertise_peer_urls = vec![url.clone()];
+    let mut cluster = existing[0].initial_cluster.clone();
+    cluster.push(InitialMember {
+        name: name.into(),
+        peer_urls: vec![url],
+    });
+    config.initial_cluster = cluster;
+    config.initial_cluster_state = InitialClusterState::Existing;
+    config.heartbeat_interval_ms = existing[0].heartbeat_interval_ms;
+    config.election_timeout_ms = existing[0].election_timeout_ms;
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_joins_is_promoted_and_the_leader_is_removed_through_a_follower() {
+    let (_dir, client_ports, configs) = layout(|_| {});
+    let mut nodes: Vec<Option<RunningNode>> =
+        start_all(&configs).await.into_iter().map(Some).collect();
+    let mut kv = kv_client(client_ports[0]).await;
+    for i in 0..20 {
+        put_eventually(&mut kv, &format!("before/{i}"), "v").await;
+    }
+    // Every member published its name and client URL through raft.
+    let listed = wait_for_members(client_ports[1], "names published", |list| {
+        list.len() == 3
+            && list
+                .iter()
+                .all(|m| !m.name.is_empty() && m.client_ur_ls.len() == 1)
+    })
+    .await;
+    assert!(listed.windows(2).all(|w| w[0].id < w[1].id), "sorted by id");
+
+    // etcd's refusals, before anything is added.
+    let ports = free_ports(3);
+    let (d_client, d_peer, spare_peer) = (ports[0], ports[1], ports[2]);
+    let mut cluster = cluster_client(client_ports[2]);
+    let taken = configs[0].initial_advertise_peer_urls[0].to_string();
+    refused(
+        cluster
+            .member_add(MemberAddRequest {
+                peer_ur_ls: vec![taken],
+                is_learner: true,
+            })
+            .await,
+        Code::FailedPrecondition,
+        "etcdserver: Peer URLs already exists",
+    );
+    refused(
+        cluster
+            .member_add(MemberAddRequest {
+                peer_ur_ls: vec!["ftp://x".into()],
+                is_learner: true,
+            })
+            .await,
+        Code::InvalidArgument,
+        "etcdserver: given member URLs are invalid",
+    );
+    refused(
+        cluster
+            .member_remove(MemberRemoveRequest { id: 0x1234 })
+            .await,
+        Code::NotFound,
+        "etcdserver: member not found",
+    );
+    refused(
+        cluster
+            .member_promote(MemberPromoteRequest { id: listed[0].id })
+            .await,
+        Code::FailedPrecondition,
+        "etcdserver: can only promote a learner member",
+    );
+
+    // A learner added through a follower (relayed to the leader).
+    let d_url = PeerUrl::localhost(d_peer).to_string();
+    let added = cluster
+        .member_add(MemberAddRequest {
+            peer_ur_ls: vec![d_url.clone()],
+            is_learner: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let d = added.member.unwrap();
+    assert!(
+        d.is_learner && d.name.is_empty() && d.client_ur_ls.is_empty(),
+        "{d:?}"
+    );
+    assert_eq!(added.members.len(), 4);
+    assert!(added.members.contains(&d));
+    refused(
+        cluster
+            .member_add(MemberAddRequest {
+                peer_ur_ls: vec![PeerUrl::localhost(spare_peer).to_string()],
+                is_learner: true,
+            })
+            .await,
+        Code::FailedPrecondition,
+        "etcdserver: too many learner members in cluster",
+    );
+
+    // It starts, learns the cluster from a peer, catches up by snapshot and
+    // publishes its name.
+    let d_config = joiner(&configs, "d", d_client, d_peer);
+    let d_node = raftwood_server::start(d_config.clone()).await.unwrap();
+    assert_eq!(d_node.context.member_id, d.id);
+    wait_for_members(client_ports[0], "d started", |list| {
+        list.iter()
+            .any(|m| m.id == d.id && m.name == "d" && m.is_learner)
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while d_node
+        .context
+        .kv
+        .load()
+        .range(&RangeRequest {
+            key: b"before/19".to_vec(),
+            ..Default::default()
+        })
+        .unwrap()
+        .kvs
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the learner never caught up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Promoted once in sync.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match cluster
+            .member_promote(MemberPromoteRequest { id: d.id })
+            .await
+        {
+            Ok(_) => break,
+            Err(status) => {
+                assert!(
+                    status.message().contains("in sync with leader")
+                        || status.code() == Code::Unavailable,
+                    "{status:?}"
+                );
+                assert!(Instant::now() < deadline, "never promoted: {status:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    wait_for_members(client_ports[0], "d a voter", |list| {
+        list.iter().any(|m| m.id == d.id && !m.is_learner)
+    })
+    .await;
+    nodes.push(Some(d_node));
+
+    // MemberUpdate: refused for another member's URL, then applied.
+    refused(
+        cluster
+            .member_update(MemberUpdateRequest {
+                id: d.id,
+                peer_ur_ls: vec![configs[1].initial_advertise_peer_urls[0].to_string()],
+            })
+            .await,
+        Code::FailedPrecondition,
+        "etcdserver: Peer URLs already exists",
+    );
+
+    // The leader is removed, asked through a follower: it steps down and
+    // stops; the rest elect a leader and keep every write.
+    let leader = leader_of(&nodes).await;
+    let leader_id = nodes[leader].as_ref().unwrap().context.member_id;
+    let via = (0..3).find(|i| *i != leader).unwrap();
+    cluster_client(client_ports[via])
+        .member_remove(MemberRemoveRequest { id: leader_id })
+        .await
+        .unwrap();
+    let mut removed = nodes[leader].take().unwrap();
+    let reason = tokio::time::timeout(Duration::from_secs(20), removed.wait_failed())
+        .await
+        .expect("the removed leader stops");
+    assert!(!reason.is_empty());
+    removed.shutdown().await;
+    let mut kv = kv_client(client_ports[via]).await;
+    put_eventually(&mut kv, "after/removal", "yes").await;
+    let remaining: Vec<u16> = (0..3)
+        .filter(|i| *i != leader)
+        .map(|i| client_ports[i])
+        .chain([d_client])
+        .collect();
+    let list = wait_for_members(remaining[0], "leader gone", |list| list.len() == 3).await;
+    assert!(list.iter().all(|m| m.id != leader_id));
+    refused(
+        cluster_client(remaining[0])
+            .member_remove(MemberRemoveRequest { id: leader_id })
+            .await,
+        Code::NotFound,
+        "etcdserver: member not found",
+    );
+
+    // The joined member restarts from its own directory (no query) with
+    // the membership it had.
+    let d_node = nodes[3].take().unwrap();
+    assert_eq!(d_node.shutdown().await, None);
+    let d_node = raftwood_server::start(d_config).await.unwrap();
+    assert_eq!(d_node.context.member_id, d.id);
+    nodes[3] = Some(d_node);
+    let mut d_kv = kv_client(d_client).await;
+    put_eventually(&mut d_kv, "after/restart", "yes").await;
+    assert_eq!(get(&mut d_kv, "before/0").await.as_deref(), Some("v"));
+
+    // Every remaining member holds the same state.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut hashes = Vec::new();
+        for port in &remaining {
+            let answer = MaintenanceClient::new(channel(*port))
+                .hash_kv(HashKvRequest { revision: 0 })
+                .await
+                .unwrap()
+                .into_inner();
+            hashes.push((answer.hash, answer.header.unwrap().revision));
+        }
+        if hashes.iter().all(|h| *h == hashes[0]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{hashes:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for node in nodes.into_iter().flatten() {
+        node.shutdown().await;
+    }
+}
