@@ -88,11 +88,16 @@ impl RunningNode {
         failure
     }
 
-    /// Waits until the member stops by itself (a fatal storage error).
+    /// Waits until the member stops by itself: a fatal storage error, or
+    /// its own removal from the cluster (then the answer says so).
     pub async fn wait_failed(&mut self) -> String {
         let mut status = self.context.status.clone();
         loop {
-            if status.borrow().failed {
+            let now = *status.borrow();
+            if now.removed {
+                return "removed from the cluster".into();
+            }
+            if now.failed {
                 return "storage failure".into();
             }
             if status.changed().await.is_err() {

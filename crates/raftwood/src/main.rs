@@ -103,6 +103,18 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                 Some(failure) => Err(failure),
             }
         }
-        reason = node.wait_failed() => Err(format!("member stopped: {reason}")),
+        reason = node.wait_failed() => {
+            let removed = node.context.status.borrow().removed;
+            let failure = node.shutdown().await;
+            if removed {
+                // As etcd: a removed member exits cleanly, so that a
+                // supervisor does not restart it into a cluster that will
+                // refuse it.
+                eprintln!("raftwood: the member has been permanently removed from the cluster");
+                eprintln!("raftwood: the data-dir used by this member must be removed");
+                return Ok(());
+            }
+            Err(format!("member stopped: {}", failure.unwrap_or(reason)))
+        }
     }
 }

@@ -113,6 +113,9 @@ pub enum LoopEvent {
     },
     /// A storage error: the member must stop (fail-stop).
     Fatal(String),
+    /// The member applied its own removal from the cluster: it stops, for
+    /// good (its data directory cannot rejoin).
+    Removed(String),
     /// Stop the loop.
     Shutdown,
 }
@@ -165,6 +168,8 @@ pub struct RaftStatus {
     pub is_leader: bool,
     /// Whether a storage error stopped the member.
     pub failed: bool,
+    /// Whether the member stopped because it was removed from the cluster.
+    pub removed: bool,
 }
 
 /// Channels the loop sends work to.
@@ -190,6 +195,8 @@ pub struct DriveLoop {
     reads: ReadBatcher,
     last_leader: Option<NodeId>,
     failed: Option<String>,
+    /// Set when the member applied its own removal.
+    removed: bool,
     /// Entries kept in the log behind a snapshot.
     catch_up_entries: u64,
     /// With `--log-timings-seconds`: times each proposal round from
@@ -235,6 +242,7 @@ impl DriveLoop {
             reads: ReadBatcher::default(),
             last_leader: None,
             failed: None,
+            removed: false,
             catch_up_entries,
             round_timer: None,
             ticks: 0,
@@ -311,6 +319,7 @@ impl DriveLoop {
         self.outputs.waiters.lock().stop();
         let mut status = *self.outputs.status.borrow();
         status.failed = self.failed.is_some();
+        status.removed = self.removed;
         status.leader = None;
         status.is_leader = false;
         self.outputs.status.send_replace(status);
@@ -396,6 +405,13 @@ impl DriveLoop {
             }
             LoopEvent::ChangeMembership { change, reply } => {
                 self.change_membership(change, reply);
+                Ok(())
+            }
+            LoopEvent::Removed(reason) => {
+                tracing::error!("the member has been permanently removed from the cluster");
+                tracing::info!("the data-dir used by this member must be removed");
+                self.removed = true;
+                self.failed = Some(reason);
                 Ok(())
             }
             LoopEvent::Fatal(reason) => {
@@ -582,6 +598,7 @@ impl DriveLoop {
             applied: log.applied(),
             is_leader: self.node.role() == Role::Leader,
             failed: self.failed.is_some(),
+            removed: self.removed,
         };
         // The commit and applied indexes change nearly every round, and
         // nothing waits for them (readers `borrow` them): they are updated

@@ -76,6 +76,11 @@ impl MembershipPublisher {
         })
     }
 
+    /// Whether the membership last published says this member was removed.
+    pub fn is_removed(&self) -> bool {
+        self.sender.borrow().removed.contains(&self.member_id)
+    }
+
     /// The error that stops a member the registry removed (etcd's "the
     /// member has been permanently removed from the cluster"): an error, as
     /// a storage failure is, so that nothing more is applied or served.
@@ -128,7 +133,13 @@ pub fn run_apply(
             .sum();
         let started = std::time::Instant::now();
         if let Err(reason) = apply_batch(&mut context, works) {
-            let _ = context.events.send(LoopEvent::Fatal(reason));
+            let removed = context.membership.as_ref().is_some_and(MembershipPublisher::is_removed);
+            let event = if removed {
+                LoopEvent::Removed(reason)
+            } else {
+                LoopEvent::Fatal(reason)
+            };
+            let _ = context.events.send(event);
             return;
         }
         if let Some(timings) = &timings {
