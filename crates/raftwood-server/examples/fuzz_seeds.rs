@@ -221,6 +221,12 @@ fn main() {
         name: "a".into(),
     };
     write(&root, "peer_hello", "hello", &hello.encode());
+    write(
+        &root,
+        "membership_answer",
+        "three_members",
+        &membership_answer()[12..],
+    );
     write(&root, "raft_log_segment", "three_entries", &log_segment());
     write(&root, "hpack_authority", "grpc_go", &header_block());
     for (name, entry) in kv_entries() {
@@ -240,4 +246,34 @@ fn main() {
     let mut progress = 6001u64.to_le_bytes().to_vec();
     progress.extend_from_slice(&4321i64.to_le_bytes());
     write(&root, "kv_records", "compaction_progress", &progress);
+}
+
+/// A membership answer: two voters that started, a learner that did not,
+/// one removed member.
+fn membership_answer() -> Vec<u8> {
+    use raftwood_server::membership::{Member, Membership};
+    use raftwood_server::url::PeerUrl;
+    let member = |id: u64, name: &str, port: u16, learner: bool| Member {
+        id,
+        name: name.into(),
+        peer_urls: vec![PeerUrl::localhost(port)],
+        client_urls: if name.is_empty() {
+            Vec::new()
+        } else {
+            vec![PeerUrl::localhost(port - 1)]
+        },
+        is_learner: learner,
+    };
+    let membership = Membership {
+        cluster_id: 0xC1,
+        members: [
+            (1, member(1, "a", 2380, false)),
+            (2, member(2, "b", 2480, false)),
+            (3, member(3, "", 2580, true)),
+        ]
+        .into_iter()
+        .collect(),
+        removed: [4].into_iter().collect(),
+    };
+    raftwood_server::transport::join::encode_answer(&membership)
 }

@@ -69,6 +69,7 @@ pub fn new_member_id(
         if id != 0 && !taken(id) {
             return id;
         }
+        assert_ne!(salt, now_seconds.wrapping_sub(1), "every id is taken");
         salt = salt.wrapping_add(1);
     }
 }

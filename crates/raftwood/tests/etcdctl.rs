@@ -327,3 +327,183 @@ fn etcdctl_works_against_raftwood_dev_and_data_survives_a_restart() {
     };
     assert!(status.success(), "raftwood dev exited with {status}");
 }
+
+/// The last line etcdctl printed on stderr: etcd's error text, after the
+/// client's retry warnings (as `tests/fixtures/etcd-3.4-membership.txt`
+/// shows etcd's own answers).
+fn etcdctl_error(endpoints: &[String], args: &[&str]) -> String {
+    let output = etcdctl_raw(endpoints, args, None);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "etcdctl {args:?} did not fail with 1"
+    );
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    stderr.lines().last().unwrap_or_default().to_owned()
+}
+
+/// `member list`'s line for each member, by id.
+fn member_lines(endpoints: &[String]) -> Vec<String> {
+    etcdctl(endpoints, &["member", "list"])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn etcdctl_adds_promotes_and_removes_a_member_as_with_etcd() {
+    ensure_etcdctl();
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(8);
+    let cluster = start_dev(&dir.path().join("dev"), &ports[0..3], &ports[3..6]);
+    let endpoints = cluster.endpoints.clone();
+    let (d_client, d_peer) = (ports[6], ports[7]);
+
+    // Three started voters, in etcd's line format, sorted by id.
+    let started = |line: &str| {
+        let fields: Vec<&str> = line.split(", ").collect();
+        fields.len() == 6 && fields[1] == "started" && fields[5] == "false"
+    };
+    wait_until("every member published its name", || {
+        let lines = member_lines(&endpoints);
+        lines.len() == 3 && lines.iter().all(|l| started(l))
+    });
+
+    // The learner is added; etcdctl prints etcd's lines for starting it.
+    let d_url = format!("http://127.0.0.1:{d_peer}");
+    let added = etcdctl(
+        &endpoints,
+        &[
+            "member",
+            "add",
+            "d",
+            &format!("--peer-urls={d_url}"),
+            "--learner",
+        ],
+    );
+    let lines: Vec<&str> = added.lines().collect();
+    let words: Vec<&str> = lines[0].split(' ').collect();
+    assert_eq!(
+        (words[0], words[2], words[3], words[4]),
+        ("Member", "added", "to", "cluster"),
+        "{added}"
+    );
+    let d_id = words[1].to_owned();
+    assert_eq!(lines[1], "");
+    assert_eq!(lines[2], "ETCD_NAME=\"d\"");
+    let initial_cluster = lines[3]
+        .strip_prefix("ETCD_INITIAL_CLUSTER=\"")
+        .and_then(|rest| rest.strip_suffix('"'))
+        .unwrap();
+    assert!(initial_cluster.contains(&format!("d={d_url}")), "{added}");
+    assert_eq!(
+        lines[4],
+        format!("ETCD_INITIAL_ADVERTISE_PEER_URLS=\"{d_url}\"")
+    );
+    assert_eq!(lines[5], "ETCD_INITIAL_CLUSTER_STATE=\"existing\"");
+    assert!(
+        member_lines(&endpoints).contains(&format!("{d_id}, unstarted, , {d_url}, , true")),
+        "the unstarted learner as etcd prints it"
+    );
+
+    // etcd's refusals, word for word.
+    let spare = format!("--peer-urls=http://127.0.0.1:{}", ports[5] + 1000);
+    for (args, text) in [
+        (
+            vec!["member", "add", "e", spare.as_str(), "--learner"],
+            "too many learner members in cluster",
+        ),
+        (
+            vec!["member", "add", "x", &format!("--peer-urls={d_url}")],
+            "Peer URLs already exists",
+        ),
+        (
+            vec!["member", "promote", &d_id],
+            "can only promote a learner member which is in sync with leader",
+        ),
+        (vec!["member", "remove", "1234"], "member not found"),
+        (
+            vec!["member", "update", "1234", spare.as_str()],
+            "member not found",
+        ),
+    ] {
+        assert_eq!(
+            etcdctl_error(&endpoints, &args),
+            format!("Error: etcdserver: {text}"),
+            "{args:?}"
+        );
+    }
+
+    // d starts as etcdctl said, catches up, publishes its name.
+    let mut d = Command::new(env!("CARGO_BIN_EXE_raftwood"))
+        .args(["serve", "--name", "d", "--data-dir"])
+        .arg(dir.path().join("d"))
+        .arg(format!("--listen-client-urls=http://127.0.0.1:{d_client}"))
+        .arg(format!(
+            "--advertise-client-urls=http://127.0.0.1:{d_client}"
+        ))
+        .arg(format!("--listen-peer-urls={d_url}"))
+        .arg(format!("--initial-advertise-peer-urls={d_url}"))
+        .arg(format!("--initial-cluster={initial_cluster}"))
+        .arg("--initial-cluster-state=existing")
+        .arg("--initial-cluster-token=raftwood-dev")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("d started", || {
+        member_lines(&endpoints).contains(&format!(
+            "{d_id}, started, d, {d_url}, http://127.0.0.1:{d_client}, true"
+        ))
+    });
+    let mut promoted = String::new();
+    wait_until("d promoted", || {
+        let output = etcdctl_raw(&endpoints, &["member", "promote", &d_id], None);
+        promoted = String::from_utf8_lossy(&output.stdout).into_owned();
+        output.status.success()
+    });
+    assert!(
+        promoted.starts_with(&format!("Member {d_id} promoted in cluster ")),
+        "{promoted}"
+    );
+    let d_endpoint = vec![format!("http://127.0.0.1:{d_client}")];
+    etcdctl(&d_endpoint, &["put", "via-d", "yes"]);
+    assert_eq!(
+        etcdctl(&endpoints, &["get", "via-d", "--print-value-only"]),
+        "yes\n"
+    );
+
+    // Removed, d exits by itself with status 0 and etcd's words.
+    let removed = etcdctl(&endpoints, &["member", "remove", &d_id]);
+    assert!(
+        removed.starts_with(&format!("Member {d_id} removed from cluster ")),
+        "{removed}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = d.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = d.kill();
+            panic!("the removed member did not stop");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut d.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{status:?}: {stderr}");
+    assert!(
+        stderr.contains("permanently removed from the cluster"),
+        "{stderr}"
+    );
+    assert_eq!(member_lines(&endpoints).len(), 3);
+    drop(cluster);
+}

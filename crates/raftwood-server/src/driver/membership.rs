@@ -55,6 +55,11 @@ impl DriveLoop {
         }
         match self.node.propose_conf_change(change) {
             Ok(position) => {
+                assert!(
+                    position.index > self.node.log().applied(),
+                    "a change proposed at {} is behind the applied index",
+                    position.index
+                );
                 self.outputs
                     .waiters
                     .lock()

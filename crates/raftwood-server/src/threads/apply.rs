@@ -61,6 +61,15 @@ impl MembershipPublisher {
             .members()
             .map_err(|e| format!("reading the member registry: {e}"))?;
         let membership = Membership::from_registry(self.cluster_id, &registry);
+        // Ids of added members are drawn outside the removed ones, and a
+        // removal moves an id from one set to the other.
+        assert!(
+            membership
+                .members
+                .keys()
+                .all(|id| !membership.removed.contains(id)),
+            "a member both present and removed: {membership:?}"
+        );
         let removed = registry.was_removed(self.member_id);
         self.sender.send_if_modified(|current| {
             if **current == membership {
@@ -133,7 +142,10 @@ pub fn run_apply(
             .sum();
         let started = std::time::Instant::now();
         if let Err(reason) = apply_batch(&mut context, works) {
-            let removed = context.membership.as_ref().is_some_and(MembershipPublisher::is_removed);
+            let removed = context
+                .membership
+                .as_ref()
+                .is_some_and(MembershipPublisher::is_removed);
             let event = if removed {
                 LoopEvent::Removed(reason)
             } else {

@@ -58,7 +58,8 @@ pub fn encode_answer(membership: &Membership) -> Vec<u8> {
     let mut body = Vec::new();
     body.put_u64_le(membership.cluster_id);
     body.put_u32_le(len_u32(membership.members.len(), "member count"));
-    for member in membership.members.values() {
+    for (id, member) in &membership.members {
+        assert_eq!(*id, member.id, "a member is filed under its own id");
         body.put_u64_le(member.id);
         put_string(&mut body, &member.name);
         body.put_u8(u8::from(member.is_learner));

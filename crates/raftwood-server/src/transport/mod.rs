@@ -103,6 +103,7 @@ impl PeerTransport {
             keep
         });
         for (peer, addresses) in wanted {
+            assert_ne!(peer, self.hello.from, "a member never sends to itself");
             if known.get(&peer) != Some(&addresses) {
                 tracing::info!(peer = %format!("{peer:x}"), ?addresses, "sending to peer");
                 self.add_peer(peer, addresses.clone());
