@@ -59,6 +59,38 @@ fn refused<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code: Code, tex
     }
 }
 
+/// Connects to `config`'s peer port as member `from` and introduces itself
+/// with client URLs nobody serves.
+async fn forge_hello(config: &ServerConfig, from: u64) {
+    use tokio::io::AsyncWriteExt;
+    let cluster_id = members_header_cluster(config).await;
+    let hello = raftwood_server::transport::Hello {
+        cluster_id,
+        from,
+        client_urls: vec!["http://127.0.0.1:1".into()],
+        name: "forged".into(),
+    };
+    let mut stream = tokio::net::TcpStream::connect(config.listen_peer_urls[0].authority())
+        .await
+        .unwrap();
+    stream.write_all(&hello.encode()).await.unwrap();
+    stream.flush().await.unwrap();
+    // Held open a moment, as a real peer's connection would be.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+async fn members_header_cluster(config: &ServerConfig) -> u64 {
+    let port = config.listen_client_urls[0].port();
+    cluster_client(port)
+        .member_list(MemberListRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .header
+        .unwrap()
+        .cluster_id
+}
+
 /// The settings of member `name` joining the cluster of `existing`.
 fn joiner(existing: &[ServerConfig], name: &str, client: u16, peer: u16) -> ServerConfig {
     let mut config = ServerConfig::new(name, existing[0].data_dir.parent().unwrap().join(name));
@@ -97,6 +129,17 @@ async fn a_learner_joins_is_promoted_and_the_leader_is_removed_through_a_followe
     })
     .await;
     assert!(listed.windows(2).all(|w| w[0].id < w[1].id), "sorted by id");
+
+    // Hardening: a peer connection's hello used to overwrite the client
+    // URLs members relay to. A forged hello, in another member's name, now
+    // teaches nothing: client URLs come only from raft.
+    forge_hello(&configs[0], listed[1].id).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        members(client_ports[0]).await,
+        listed,
+        "a hello changed the membership"
+    );
 
     // etcd's refusals, before anything is added.
     let ports = free_ports(3);

@@ -49,14 +49,14 @@ impl ClusterService {
         self.member.status.borrow().is_leader
     }
 
-    fn leader_client(
+    async fn leader_client(
         &self,
         relayed: bool,
     ) -> Result<
         crate::proto::etcdserverpb::cluster_client::ClusterClient<tonic::transport::Channel>,
         Status,
     > {
-        let url = self.member.leader_client_url(relayed)?;
+        let url = self.member.leader_client_url_soon(relayed).await?;
         self.relay
             .cluster_client(&url)
             .ok_or_else(super::member::status::no_leader)
@@ -166,7 +166,7 @@ impl Cluster for ClusterService {
         let relayed = relay::is_relayed(&request);
         let inner = request.into_inner();
         if !self.leads() {
-            let mut leader = self.leader_client(relayed)?;
+            let mut leader = self.leader_client(relayed).await?;
             return leader.member_add(relay::mark(inner)).await;
         }
         let peer_urls = parse_peer_urls(&inner.peer_ur_ls)?;
@@ -215,7 +215,7 @@ impl Cluster for ClusterService {
         let relayed = relay::is_relayed(&request);
         let inner = request.into_inner();
         if !self.leads() {
-            let mut leader = self.leader_client(relayed)?;
+            let mut leader = self.leader_client(relayed).await?;
             return leader.member_remove(relay::mark(inner)).await;
         }
         let membership = self.membership();
@@ -286,7 +286,7 @@ impl Cluster for ClusterService {
         let relayed = relay::is_relayed(&request);
         let inner = request.into_inner();
         if !self.leads() {
-            let mut leader = self.leader_client(relayed)?;
+            let mut leader = self.leader_client(relayed).await?;
             return leader.member_promote(relay::mark(inner)).await;
         }
         let membership = self.membership();

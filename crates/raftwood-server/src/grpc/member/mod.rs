@@ -97,6 +97,34 @@ impl MemberHandle {
         self.client_url_of(leader).ok_or_else(status::no_leader)
     }
 
+    /// [`MemberHandle::leader_client_url`], waiting (within the request
+    /// timeout) while a leader is unknown or has not yet published its
+    /// client URL here — as just after an election, or a start — rather
+    /// than refusing a request no client retries (MemberAdd).
+    pub async fn leader_client_url_soon(&self, relayed: bool) -> Result<String, Status> {
+        if relayed {
+            return Err(status::no_leader());
+        }
+        let mut membership = self.membership.clone();
+        let mut raft = self.status.clone();
+        let deadline = tokio::time::Instant::now() + self.request_timeout();
+        loop {
+            if let Ok(url) = self.leader_client_url(false) {
+                return Ok(url);
+            }
+            let changed = async {
+                tokio::select! {
+                    result = membership.changed() => result.is_ok(),
+                    result = raft.changed() => result.is_ok(),
+                }
+            };
+            match tokio::time::timeout_at(deadline, changed).await {
+                Ok(true) => {}
+                Ok(false) | Err(_) => return Err(status::no_leader()),
+            }
+        }
+    }
+
     /// Proposes `request` with a fresh id and waits for its outcome, on
     /// the leader or a follower alike.
     pub async fn propose(
