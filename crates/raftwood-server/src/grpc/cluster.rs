@@ -135,7 +135,8 @@ fn voter_ids(membership: &Membership) -> impl Iterator<Item = NodeId> + '_ {
 /// quorum of the cluster with the new one.
 fn check_enough_started_to_add(membership: &Membership) -> Result<(), Status> {
     let voters = voter_ids(membership).count();
-    if started(membership, voter_ids(membership)) < (voters + 1) / 2 + 1 {
+    // A quorum of voters + 1: (voters + 1) / 2 + 1.
+    if started(membership, voter_ids(membership)) < voters.div_ceil(2) + 1 {
         return Err(not_enough_started());
     }
     Ok(())
