@@ -31,33 +31,63 @@ pub const REVISION_PREFIX: u8 = b'r';
 pub const LEASE_PREFIX: u8 = b'e';
 /// First byte of lease attachment keys.
 pub const ATTACHMENT_PREFIX: u8 = b'a';
+/// First byte of a member's record in the member registry.
+pub const MEMBER_PREFIX: u8 = b'm';
+/// First byte of a removed member's marker.
+pub const REMOVED_PREFIX: u8 = b'x';
+
+/// `prefix | id` (8 bytes, big-endian, so ids sort numerically).
+fn prefixed_id(prefix: u8, id: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9);
+    out.push(prefix);
+    out.extend_from_slice(&id.to_be_bytes());
+    out
+}
+
+/// The id of a `prefix | id` key.
+fn decode_prefixed_id(prefix: u8, raw: &[u8], what: &str) -> Result<u64, KvError> {
+    match raw {
+        [first, rest @ ..] if *first == prefix => rest
+            .try_into()
+            .map(u64::from_be_bytes)
+            .map_err(|_| KvError::Corruption(format!("bad {what} key {raw:?}"))),
+        _ => Err(KvError::Corruption(format!("bad {what} key {raw:?}"))),
+    }
+}
 
 /// `e | id`.
 pub fn lease_key(id: i64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(9);
-    out.push(LEASE_PREFIX);
-    out.extend_from_slice(&(id as u64).to_be_bytes());
-    out
+    prefixed_id(LEASE_PREFIX, id as u64)
 }
 
 /// The lease id of a lease key.
 pub fn decode_lease_key(raw: &[u8]) -> Result<i64, KvError> {
-    match raw {
-        [LEASE_PREFIX, rest @ ..] if rest.len() == 8 => {
-            let mut id = [0u8; 8];
-            id.copy_from_slice(rest);
-            Ok(u64::from_be_bytes(id) as i64)
-        }
-        _ => Err(KvError::Corruption(format!("bad lease key {raw:?}"))),
-    }
+    decode_prefixed_id(LEASE_PREFIX, raw, "lease").map(|id| id as i64)
+}
+
+/// `m | id`: member `id`'s record.
+pub fn member_key(id: u64) -> Vec<u8> {
+    prefixed_id(MEMBER_PREFIX, id)
+}
+
+/// The member id of a member record's key.
+pub fn decode_member_key(raw: &[u8]) -> Result<u64, KvError> {
+    decode_prefixed_id(MEMBER_PREFIX, raw, "member")
+}
+
+/// `x | id`: the marker of removed member `id`.
+pub fn removed_key(id: u64) -> Vec<u8> {
+    prefixed_id(REMOVED_PREFIX, id)
+}
+
+/// The member id of a removed member's marker.
+pub fn decode_removed_key(raw: &[u8]) -> Result<u64, KvError> {
+    decode_prefixed_id(REMOVED_PREFIX, raw, "removed member")
 }
 
 /// `a | id`: the prefix of every attachment of lease `id`.
 pub fn attachment_prefix(id: i64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(9);
-    out.push(ATTACHMENT_PREFIX);
-    out.extend_from_slice(&(id as u64).to_be_bytes());
-    out
+    prefixed_id(ATTACHMENT_PREFIX, id as u64)
 }
 
 /// `a | id | key`.
@@ -501,6 +531,20 @@ pub fn decode_meta(raw: &[u8]) -> Result<i64, KvError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn registry_keys_hold_the_id_big_endian_so_the_registry_reads_in_id_order() {
+        assert_eq!(member_key(0x0102), vec![b'm', 0, 0, 0, 0, 0, 0, 1, 2]);
+        assert_eq!(decode_member_key(&member_key(u64::MAX)).unwrap(), u64::MAX);
+        assert_eq!(decode_removed_key(&removed_key(7)).unwrap(), 7);
+        assert!(member_key(1) < member_key(256));
+        assert!(decode_member_key(b"m123").is_err());
+        assert!(
+            decode_member_key(&removed_key(7)).is_err(),
+            "another prefix"
+        );
+        assert!(decode_lease_key(&member_key(7)).is_err());
+    }
 
     proptest! {
         #[test]

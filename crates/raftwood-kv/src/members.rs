@@ -15,14 +15,12 @@ use prost::Message as _;
 
 use crate::apply::Applier;
 use crate::cursor::Source;
+use crate::encoding::{
+    MEMBER_PREFIX, REMOVED_PREFIX, decode_member_key, decode_removed_key, member_key, removed_key,
+};
 use crate::error::{EtcdError, KvError, RequestError};
 use crate::proto::etcdserverpb::Member;
 use crate::proto::raftwoodpb::{MemberAttributes, MemberChange, MemberPeerUrls, member_change};
-
-/// First byte of a member's record.
-pub const MEMBER_PREFIX: u8 = b'm';
-/// First byte of a removed member's marker.
-pub const REMOVED_PREFIX: u8 = b'x';
 
 /// The registry as of one applied index.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,38 +43,13 @@ impl MemberRegistry {
     }
 }
 
-/// The key of member `id`'s record.
-pub fn member_key(id: u64) -> Vec<u8> {
-    prefixed(MEMBER_PREFIX, id)
-}
-
-/// The key of the marker of removed member `id`.
-pub fn removed_key(id: u64) -> Vec<u8> {
-    prefixed(REMOVED_PREFIX, id)
-}
-
-fn prefixed(prefix: u8, id: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(9);
-    key.push(prefix);
-    key.extend_from_slice(&id.to_be_bytes());
-    key
-}
-
-fn id_of(key: &[u8]) -> Result<u64, KvError> {
-    let bytes: [u8; 8] = key
-        .get(1..)
-        .and_then(|rest| rest.try_into().ok())
-        .ok_or_else(|| KvError::Corruption(format!("member registry key {key:?}")))?;
-    Ok(u64::from_be_bytes(bytes))
-}
-
 /// Reads the whole registry at `source`.
 pub fn read_registry(source: &Source<'_>) -> Result<MemberRegistry, KvError> {
     let mut registry = MemberRegistry::default();
     let mut cursor = source.cursor(vec![MEMBER_PREFIX], vec![MEMBER_PREFIX + 1])?;
     cursor.seek(&[MEMBER_PREFIX])?;
     while cursor.valid() {
-        let id = id_of(cursor.key())?;
+        let id = decode_member_key(cursor.key())?;
         let member = Member::decode(cursor.value())
             .map_err(|e| KvError::Corruption(format!("member {id:x}: {e}")))?;
         if member.id != id {
@@ -91,7 +64,7 @@ pub fn read_registry(source: &Source<'_>) -> Result<MemberRegistry, KvError> {
     let mut cursor = source.cursor(vec![REMOVED_PREFIX], vec![REMOVED_PREFIX + 1])?;
     cursor.seek(&[REMOVED_PREFIX])?;
     while cursor.valid() {
-        registry.removed.push(id_of(cursor.key())?);
+        registry.removed.push(decode_removed_key(cursor.key())?);
         cursor.next()?;
     }
     Ok(registry)
@@ -173,18 +146,5 @@ impl Applier<'_> {
         member.peer_ur_ls.clone_from(&update.peer_ur_ls);
         self.put_member(&member);
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_hold_the_id_big_endian_so_the_registry_reads_in_id_order() {
-        assert_eq!(member_key(0x0102), vec![b'm', 0, 0, 0, 0, 0, 0, 1, 2]);
-        assert_eq!(id_of(&member_key(u64::MAX)).unwrap(), u64::MAX);
-        assert!(member_key(1) < member_key(256));
-        assert!(id_of(b"m123").is_err());
     }
 }

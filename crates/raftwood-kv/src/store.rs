@@ -10,10 +10,11 @@ use raftwood_lsm::{Db, Options, ReadOptions, Snapshot, WriteBatch, WriteOptions}
 
 use crate::apply::{Applier, Revisions};
 use crate::cursor::Source;
+use crate::encoding::member_key;
 use crate::encoding::{self, CompactionProgress, DeleteProgress};
 use crate::error::{EtcdError, KvError, RequestError};
 use crate::live_cache::LiveCache;
-use crate::members::{MemberRegistry, member_key, read_registry};
+use crate::members::{MemberRegistry, read_registry};
 use crate::mvcc::Mvcc;
 use crate::overlay::Overlay;
 use crate::proto::etcdserverpb::{

@@ -139,26 +139,32 @@ struct FirstRegistry {
 /// Whether `config` describes a member joining an existing cluster that
 /// has not yet learned it (no identity in its data directory): it must ask
 /// its peers before [`bootstrap`].
-pub fn needs_membership_query(config: &ServerConfig) -> bool {
-    config.initial_cluster_state == InitialClusterState::Existing
-        && !StateDir::new(Arc::new(raftwood_lsm::fs::StdFs), &config.data_dir)
-            .identity()
-            .exists()
+pub fn needs_membership_query(
+    config: &ServerConfig,
+    fs: &Arc<dyn FileSystem>,
+) -> Result<bool, ServerError> {
+    if config.initial_cluster_state != InitialClusterState::Existing {
+        return Ok(false);
+    }
+    let identity = StateDir::new(Arc::clone(fs), &config.data_dir).identity();
+    let exists = fs
+        .exists(&identity)
+        .map_err(|e| ServerError::storage(format!("looking for {}", identity.display()), e))?;
+    Ok(!exists)
 }
 
 /// Who this member is: its id, and the registry its state machine starts
-/// from if it has none. A new cluster's members derive everything from
-/// `--initial-cluster`; a joining member finds itself, by its peer URLs, in
-/// the membership its peers answered; a restarted member reads its
-/// identity file (a new cluster's member checks it against its flags).
+/// from if it has none. A joining member finds itself, by its peer URLs, in
+/// the membership its peers answered; a new cluster's members derive
+/// everything from `--initial-cluster` (the identity file, if there is
+/// one, must agree: a wrong --data-dir, --name or token is caught here); a
+/// member that joined earlier reads its identity file.
 fn identify(
     config: &ServerConfig,
     fs: &dyn FileSystem,
     dirs: &StateDir,
     joined: Option<Membership>,
 ) -> Result<(NodeId, FirstRegistry), ServerError> {
-    let initial =
-        Membership::from_initial_cluster(&config.initial_cluster, &config.initial_cluster_token);
     if let Some(joined) = joined {
         let my_urls = &config.initial_advertise_peer_urls;
         let Some(me) = joined.with_peer_url(my_urls, None) else {
@@ -180,41 +186,36 @@ fn identify(
         };
         return Ok((me, first));
     }
-    let first = FirstRegistry {
-        membership: initial,
-        applied_index: 1,
-    };
-    if let Some((member_id, cluster_id)) = read_identity(fs, &dirs.identity())? {
-        if config.initial_cluster_state == InitialClusterState::New {
-            // The flags must describe the member the directory holds: a
-            // wrong --data-dir, --name or token is caught here.
-            let derived = first.membership.id_of(&config.name).unwrap_or(0);
-            check_identity(fs, &dirs.identity(), derived, first.membership.cluster_id)?;
-        }
-        let membership = Membership {
-            cluster_id,
-            ..first.membership
+    let initial =
+        Membership::from_initial_cluster(&config.initial_cluster, &config.initial_cluster_token);
+    if config.initial_cluster_state == InitialClusterState::New {
+        let member_id = initial.id_of(&config.name).ok_or_else(|| {
+            ServerError::DataDirMismatch(format!(
+                "--name {} is not in --initial-cluster",
+                config.name
+            ))
+        })?;
+        check_identity(fs, &dirs.identity(), member_id, initial.cluster_id)?;
+        let first = FirstRegistry {
+            membership: initial,
+            applied_index: 1,
         };
-        return Ok((
-            member_id,
-            FirstRegistry {
-                membership,
-                ..first
-            },
-        ));
+        return Ok((member_id, first));
     }
-    let member_id = first.membership.id_of(&config.name).ok_or_else(|| {
-        ServerError::DataDirMismatch(format!(
-            "--name {} is not in --initial-cluster",
-            config.name
-        ))
-    })?;
-    if config.initial_cluster_state == InitialClusterState::Existing {
+    // Joined earlier (`needs_membership_query` found its identity): its
+    // registry came with the join and the leader's snapshots.
+    let Some((member_id, cluster_id)) = read_identity(fs, &dirs.identity())? else {
         return Err(ServerError::DataDirMismatch(
             "--initial-cluster-state existing needs the cluster's membership from a peer".into(),
         ));
-    }
-    check_identity(fs, &dirs.identity(), member_id, first.membership.cluster_id)?;
+    };
+    let first = FirstRegistry {
+        membership: Membership {
+            cluster_id,
+            ..initial
+        },
+        applied_index: 1,
+    };
     Ok((member_id, first))
 }
 

@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use raftwood_kv::KvStore;
 use raftwood_log::RaftLogStore;
-use raftwood_lsm::fs::StdFs;
+use raftwood_lsm::fs::{FileSystem, StdFs};
 use raftwood_raft::{Config, Index, InitialState, NodeId, RaftNode, ReadOnlyMode};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -26,8 +26,7 @@ use crate::driver::{
 };
 use crate::error::ServerError;
 use crate::grpc::{ClientApi, MemberHandle};
-use crate::membership::{Membership, MembershipWatch};
-use crate::proto::raftwoodpb::{MemberAttributes, internal_request};
+use crate::membership::Membership;
 use crate::request_id::RequestIds;
 use crate::snapshot::SnapshotStore;
 use crate::threads::{
@@ -185,7 +184,7 @@ impl Channels {
     }
 }
 
-/// The peer transport; `follow_membership` starts its senders.
+/// The peer transport; `transport::follow_membership` starts its senders.
 fn peer_transport(
     config: &ServerConfig,
     boot: &Bootstrapped,
@@ -275,83 +274,22 @@ fn first_batch_id(incarnation: u64) -> u64 {
     BATCH_ID_BASE + incarnation * BATCH_IDS_PER_INCARNATION
 }
 
-/// Asks the peers of `--initial-cluster` (other than this member) who is in
-/// the cluster, in order, until one answers (etcd asks the same of its
-/// peers' `/members`).
-async fn learn_membership(config: &ServerConfig) -> Result<Membership, ServerError> {
+/// The membership of the cluster this member joins, from the first peer
+/// of `--initial-cluster` (other than itself) that answers.
+async fn ask_peers_for_membership(config: &ServerConfig) -> Result<Membership, ServerError> {
     let mine = &config.initial_advertise_peer_urls;
-    let mut failures = Vec::new();
-    for member in &config.initial_cluster {
-        for url in member.peer_urls.iter().filter(|url| !mine.contains(url)) {
-            match transport::join::ask(&url.authority(), MEMBERSHIP_QUERY_TIMEOUT).await {
-                Ok(membership) => return Ok(membership),
-                Err(error) => failures.push(format!("{url}: {error}")),
-            }
-        }
-    }
-    Err(ServerError::Bootstrap(format!(
-        "could not learn the cluster's membership from any peer of --initial-cluster ({})",
-        failures.join("; ")
-    )))
+    let peers = config
+        .initial_cluster
+        .iter()
+        .flat_map(|member| member.peer_urls.iter())
+        .filter(|url| !mine.contains(url));
+    transport::join::ask_any(peers, MEMBERSHIP_QUERY_TIMEOUT)
+        .await
+        .map_err(ServerError::Bootstrap)
 }
 
 /// How long a peer may take to answer the membership query.
 const MEMBERSHIP_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Keeps the peer transport in line with the membership as it is applied:
-/// senders for members added, none for members removed.
-async fn follow_membership(network: Arc<PeerTransport>, mut membership: MembershipWatch) {
-    let mut known = std::collections::HashMap::new();
-    loop {
-        let current = Arc::clone(&membership.borrow_and_update());
-        network.follow_membership(&current, &mut known);
-        if membership.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
-/// Publishes this member's name and client URLs through raft (etcd's
-/// publish) until the registry shows them: that is how the others learn
-/// where to relay to it and what `member list` prints.
-async fn publish_attributes(member: MemberHandle) {
-    let attributes = MemberAttributes {
-        id: member.member_id,
-        name: member.config.name.clone(),
-        client_ur_ls: member
-            .config
-            .advertise_client_urls
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
-    };
-    let mut membership = member.membership.clone();
-    let mut retry = Duration::from_millis(100);
-    loop {
-        let published = membership
-            .borrow_and_update()
-            .members
-            .get(&member.member_id)
-            .is_some_and(|me| {
-                me.to_proto().name == attributes.name
-                    && me.to_proto().client_ur_ls == attributes.client_ur_ls
-            });
-        if published {
-            // Published; a snapshot or a MemberUpdate may change the
-            // record later, so keep watching.
-            if membership.changed().await.is_err() {
-                return;
-            }
-            continue;
-        }
-        let request = internal_request::Request::MemberAttributes(attributes.clone());
-        if let Err(status) = member.propose(request).await {
-            tracing::debug!(%status, "publishing this member's attributes; will retry");
-            tokio::time::sleep(retry).await;
-            retry = (retry * 2).min(Duration::from_secs(2));
-        }
-    }
-}
 
 /// Time enters the drive loop as ticks, one per heartbeat interval.
 async fn tick(events: mpsc::UnboundedSender<LoopEvent>, period: Duration) {
@@ -382,12 +320,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
     config.validate()?;
     let config = Arc::new(config);
     let listeners = bind_listeners(&config).await?;
-    let joined = if needs_membership_query(&config) {
-        Some(learn_membership(&config).await?)
+    let fs: Arc<dyn FileSystem> = Arc::new(StdFs);
+    let joined = if needs_membership_query(&config, &fs)? {
+        Some(ask_peers_for_membership(&config).await?)
     } else {
         None
     };
-    let mut boot = bootstrap(&config, Arc::new(StdFs), joined)?;
+    let mut boot = bootstrap(&config, fs, joined)?;
     let member_id = boot.member_id;
     let incarnation = boot.incarnation;
     let snapshot_index = boot.initial.snapshot.index;
@@ -449,7 +388,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
             channels.events.clone(),
             Duration::from_millis(config.heartbeat_interval_ms),
         )),
-        tokio::spawn(follow_membership(network, membership.clone())),
+        tokio::spawn(transport::follow_membership(network, membership.clone())),
         tokio::spawn(transport::route_inbound(
             channels.inbound_rx,
             channels.events.clone(),
@@ -491,7 +430,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningNode, ServerError> {
     };
     let api = ClientApi::new(member.clone());
     tasks.push(tokio::spawn(api.expire_leases()));
-    tasks.push(tokio::spawn(publish_attributes(member.clone())));
+    tasks.push(tokio::spawn(member.clone().publish_attributes()));
     let clients = serve_clients(listeners.clients, &api);
     Ok(RunningNode {
         context: member,

@@ -59,11 +59,10 @@ fn refused<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code: Code, tex
     }
 }
 
-/// Connects to `config`'s peer port as member `from` and introduces itself
-/// with client URLs nobody serves.
-async fn forge_hello(config: &ServerConfig, from: u64) {
+/// Connects to `config`'s peer port as member `from` of `cluster_id` and
+/// introduces itself with client URLs nobody serves.
+async fn forge_hello(config: &ServerConfig, cluster_id: u64, from: u64) {
     use tokio::io::AsyncWriteExt;
-    let cluster_id = members_header_cluster(config).await;
     let hello = raftwood_server::transport::Hello {
         cluster_id,
         from,
@@ -77,18 +76,6 @@ async fn forge_hello(config: &ServerConfig, from: u64) {
     stream.flush().await.unwrap();
     // Held open a moment, as a real peer's connection would be.
     tokio::time::sleep(Duration::from_millis(100)).await;
-}
-
-async fn members_header_cluster(config: &ServerConfig) -> u64 {
-    let port = config.listen_client_urls[0].port();
-    cluster_client(port)
-        .member_list(MemberListRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .header
-        .unwrap()
-        .cluster_id
 }
 
 /// The settings of member `name` joining the cluster of `existing`.
@@ -133,7 +120,8 @@ async fn a_learner_joins_is_promoted_and_the_leader_is_removed_through_a_followe
     // Hardening: a peer connection's hello used to overwrite the client
     // URLs members relay to. A forged hello, in another member's name, now
     // teaches nothing: client URLs come only from raft.
-    forge_hello(&configs[0], listed[1].id).await;
+    let cluster_id = nodes[0].as_ref().unwrap().context.cluster_id;
+    forge_hello(&configs[0], cluster_id, listed[1].id).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         members(client_ports[0]).await,
@@ -334,6 +322,60 @@ async fn a_learner_joins_is_promoted_and_the_leader_is_removed_through_a_followe
         assert!(Instant::now() < deadline, "{hashes:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    for node in nodes.into_iter().flatten() {
+        node.shutdown().await;
+    }
+}
+
+/// etcd's strict reconfiguration check, as the fixture recorded it with
+/// one of three members killed: adding (even a learner) and removing a
+/// live voter are refused as "unhealthy cluster"; removing the dead member
+/// is allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_voter_down_changes_that_need_it_are_refused_as_unhealthy() {
+    let (_dir, client_ports, configs) = layout(|_| {});
+    let mut nodes: Vec<Option<RunningNode>> =
+        start_all(&configs).await.into_iter().map(Some).collect();
+    let mut kv = kv_client(client_ports[0]).await;
+    put_eventually(&mut kv, "k", "v").await;
+    let leader = leader_of(&nodes).await;
+    let down = (leader + 1) % 3;
+    let live = (leader + 2) % 3;
+    let down_id = nodes[down].as_ref().unwrap().context.member_id;
+    let live_id = nodes[live].as_ref().unwrap().context.member_id;
+    nodes[down].take().unwrap().shutdown().await;
+    // Past an election timeout (200 ms here), the leader no longer counts
+    // it as heard from.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    let mut cluster = cluster_client(client_ports[leader]);
+    let spare = PeerUrl::localhost(free_ports(1)[0]).to_string();
+    refused(
+        cluster
+            .member_add(MemberAddRequest {
+                peer_ur_ls: vec![spare],
+                is_learner: true,
+            })
+            .await,
+        Code::Unavailable,
+        "etcdserver: unhealthy cluster",
+    );
+    refused(
+        cluster
+            .member_remove(MemberRemoveRequest { id: live_id })
+            .await,
+        Code::Unavailable,
+        "etcdserver: unhealthy cluster",
+    );
+    let after = cluster
+        .member_remove(MemberRemoveRequest { id: down_id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(after.members.len(), 2);
+    assert!(after.members.iter().all(|m| m.id != down_id));
+    let mut kv = kv_client(client_ports[live]).await;
+    put_eventually(&mut kv, "k", "after").await;
     for node in nodes.into_iter().flatten() {
         node.shutdown().await;
     }

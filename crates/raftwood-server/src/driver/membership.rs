@@ -23,16 +23,21 @@ pub struct PeerActivity {
 }
 
 impl PeerActivity {
-    /// A message from `peer` arrived at `tick`.
+    /// Messages from `peer` arrived at `tick`.
     pub fn heard(&mut self, peer: NodeId, tick: u64) {
-        self.last_heard_tick.insert(peer, tick);
+        let before = self.last_heard_tick.insert(peer, tick);
+        assert!(
+            before.is_none_or(|before| before <= tick),
+            "the loop's ticks went back"
+        );
     }
 
     /// Whether `peer` was heard from within `window_ticks` of `now_tick`.
     pub fn is_active(&self, peer: NodeId, now_tick: u64, window_ticks: u64) -> bool {
-        self.last_heard_tick
-            .get(&peer)
-            .is_some_and(|heard| now_tick.saturating_sub(*heard) <= window_ticks)
+        self.last_heard_tick.get(&peer).is_some_and(|heard| {
+            assert!(*heard <= now_tick, "heard from {peer:x} after now");
+            now_tick - heard <= window_ticks
+        })
     }
 }
 
@@ -87,7 +92,7 @@ impl DriveLoop {
     /// have caught up to 90 % of the leader's log.
     fn check_membership_change(&self, change: &ConfChange) -> Result<(), MembershipRefusal> {
         let tracker = self.node.tracker();
-        let voters: Vec<NodeId> = tracker.conf_state().voters.into_iter().collect();
+        let voters = tracker.conf_state().voters;
         let me = self.node.id();
         let active = |peer: NodeId| {
             peer == me

@@ -350,8 +350,13 @@ impl DriveLoop {
                 Ok(())
             }
             LoopEvent::Messages(messages) | LoopEvent::PeerMessages(messages, _) => {
+                // A peer's frame holds its messages only: noted once.
+                let mut last_from = None;
                 for message in messages {
-                    self.activity.heard(message.from, self.ticks);
+                    if last_from != Some(message.from) {
+                        last_from = Some(message.from);
+                        self.activity.heard(message.from, self.ticks);
+                    }
                     if let Err(error) = self.node.step(message) {
                         tracing::debug!(%error, "message refused");
                     }

@@ -52,9 +52,25 @@ pub enum ProposeError {
     Membership(#[from] MembershipRefusal),
 }
 
-/// Why the leader refused a membership change, in etcd's terms.
+/// Why a membership change was refused, in etcd's terms: by the Cluster
+/// service on what the registry says, or by the leader's drive loop on
+/// what raft says. (An unknown member and taken peer URLs are the state
+/// machine's refusals too: `EtcdError::MemberNotFound`, `PeerUrlExists`.)
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MembershipRefusal {
+    /// No peer URL, or one that is not `http://host:port`.
+    #[error("etcdserver: given member URLs are invalid")]
+    InvalidUrls,
+    /// A second learner (etcd allows one).
+    #[error("etcdserver: too many learner members in cluster")]
+    TooManyLearners,
+    /// A promotion of a member that is not a learner.
+    #[error("etcdserver: can only promote a learner member")]
+    NotLearner,
+    /// Adding or removing a voter would leave fewer started voters (ones
+    /// that published their name) than a quorum.
+    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    NotEnoughStarted,
     /// The change could leave the cluster without a quorum of members the
     /// leader hears from (etcd's strict reconfiguration check).
     #[error("etcdserver: unhealthy cluster")]

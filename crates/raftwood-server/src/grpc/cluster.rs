@@ -7,12 +7,14 @@
 //! leader's client URL. MemberUpdate changes only the registry: an
 //! ordinary proposal, forwarded inside raft like a write.
 
+use raftwood_kv::EtcdError;
 use raftwood_raft::{ConfChange, ConfChangeKind, NodeId};
 use tonic::{Request, Response, Status};
 
 use super::member::MemberHandle;
 use super::member::relay::{self, Relay};
-use crate::membership::{Membership, new_member_id};
+use super::member::status::{self, MembershipRefusal};
+use crate::membership::{Member as MemberInfo, Membership, new_member_id};
 use crate::proto::etcdserverpb::{
     Member, MemberAddRequest, MemberAddResponse, MemberListRequest, MemberListResponse,
     MemberPromoteRequest, MemberPromoteResponse, MemberRemoveRequest, MemberRemoveResponse,
@@ -59,7 +61,7 @@ impl ClusterService {
         let url = self.member.leader_client_url_soon(relayed).await?;
         self.relay
             .cluster_client(&url)
-            .ok_or_else(super::member::status::no_leader)
+            .ok_or_else(status::no_leader)
     }
 
     /// Proposes `kind` of `id` with the registry `change` riding along.
@@ -83,73 +85,43 @@ impl ClusterService {
     }
 }
 
-fn invalid_urls() -> Status {
-    Status::invalid_argument("etcdserver: given member URLs are invalid")
+fn refused(refusal: MembershipRefusal) -> Status {
+    status::from_membership(&refusal)
 }
 
 fn member_not_found() -> Status {
-    Status::not_found("etcdserver: member not found")
+    status::from_etcd(&EtcdError::MemberNotFound)
 }
 
 fn peer_urls_exist() -> Status {
-    Status::failed_precondition("etcdserver: Peer URLs already exists")
-}
-
-fn not_enough_started() -> Status {
-    Status::failed_precondition(
-        "etcdserver: re-configuration failed due to not enough started members",
-    )
+    status::from_etcd(&EtcdError::PeerUrlExists)
 }
 
 /// Parses a request's peer URLs (at least one; each `http://host:port`).
 fn parse_peer_urls(urls: &[String]) -> Result<Vec<PeerUrl>, Status> {
     if urls.is_empty() {
-        return Err(invalid_urls());
+        return Err(refused(MembershipRefusal::InvalidUrls));
     }
     urls.iter()
-        .map(|url| url.parse::<PeerUrl>().map_err(|_| invalid_urls()))
+        .map(|url| {
+            url.parse::<PeerUrl>()
+                .map_err(|_| refused(MembershipRefusal::InvalidUrls))
+        })
         .collect()
 }
 
-/// Voters that have started (published their name), of `voters`.
-fn started(membership: &Membership, voters: impl Iterator<Item = NodeId>) -> usize {
-    voters
-        .filter(|id| {
-            membership
-                .members
-                .get(id)
-                .is_some_and(|m| !m.name.is_empty())
-        })
-        .count()
-}
-
-fn voter_ids(membership: &Membership) -> impl Iterator<Item = NodeId> + '_ {
-    membership
+/// Whether the voters other than `except`, once `extra` more are counted
+/// (a voter being added, who has not started), keep a quorum of started
+/// ones (that published their name): etcd's check before adding or
+/// removing a voter.
+fn enough_started(membership: &Membership, except: Option<NodeId>, extra: usize) -> bool {
+    let voters: Vec<&MemberInfo> = membership
         .members
         .values()
-        .filter(|m| !m.is_learner)
-        .map(|m| m.id)
-}
-
-/// etcd's check before adding a voter: the started voters must be a
-/// quorum of the cluster with the new one.
-fn check_enough_started_to_add(membership: &Membership) -> Result<(), Status> {
-    let voters = voter_ids(membership).count();
-    // A quorum of voters + 1: (voters + 1) / 2 + 1.
-    if started(membership, voter_ids(membership)) < voters.div_ceil(2) + 1 {
-        return Err(not_enough_started());
-    }
-    Ok(())
-}
-
-/// etcd's check before removing voter `id`: the started voters left must
-/// be a quorum of the voters left.
-fn check_enough_started_to_remove(membership: &Membership, id: NodeId) -> Result<(), Status> {
-    let remaining = voter_ids(membership).filter(|v| *v != id).count();
-    if started(membership, voter_ids(membership).filter(|v| *v != id)) < remaining / 2 + 1 {
-        return Err(not_enough_started());
-    }
-    Ok(())
+        .filter(|m| !m.is_learner && Some(m.id) != except)
+        .collect();
+    let started = voters.iter().filter(|m| !m.name.is_empty()).count();
+    started > (voters.len() + extra) / 2
 }
 
 fn now_seconds() -> u64 {
@@ -177,12 +149,10 @@ impl Cluster for ClusterService {
         }
         if inner.is_learner {
             if membership.learner_count() >= 1 {
-                return Err(Status::failed_precondition(
-                    "etcdserver: too many learner members in cluster",
-                ));
+                return Err(refused(MembershipRefusal::TooManyLearners));
             }
-        } else {
-            check_enough_started_to_add(&membership)?;
+        } else if !enough_started(&membership, None, 1) {
+            return Err(refused(MembershipRefusal::NotEnoughStarted));
         }
         let token = &self.member.config.initial_cluster_token;
         let id = new_member_id(&peer_urls, token, now_seconds(), |id| {
@@ -223,8 +193,8 @@ impl Cluster for ClusterService {
         let Some(removed) = membership.members.get(&inner.id) else {
             return Err(member_not_found());
         };
-        if !removed.is_learner {
-            check_enough_started_to_remove(&membership, inner.id)?;
+        if !removed.is_learner && !enough_started(&membership, Some(inner.id), 0) {
+            return Err(refused(MembershipRefusal::NotEnoughStarted));
         }
         let record = Member {
             id: inner.id,
@@ -295,9 +265,7 @@ impl Cluster for ClusterService {
             return Err(member_not_found());
         };
         if !learner.is_learner {
-            return Err(Status::failed_precondition(
-                "etcdserver: can only promote a learner member",
-            ));
+            return Err(refused(MembershipRefusal::NotLearner));
         }
         let record = Member {
             id: inner.id,
@@ -314,5 +282,54 @@ impl Cluster for ClusterService {
             header: Some(self.member.header_now()),
             members: self.members_now(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn membership(members: &[(NodeId, &str, bool)]) -> Membership {
+        Membership {
+            cluster_id: 1,
+            members: members
+                .iter()
+                .map(|(id, name, learner)| {
+                    let member = MemberInfo {
+                        id: *id,
+                        name: (*name).into(),
+                        peer_urls: Vec::new(),
+                        client_urls: Vec::new(),
+                        is_learner: *learner,
+                    };
+                    (*id, member)
+                })
+                .collect(),
+            removed: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_voter_is_added_or_removed_only_with_a_quorum_of_started_voters() {
+        // Three voters, one never started: adding a fourth needs 3 of 4
+        // started; removing a started one leaves 1 of 2.
+        let one_unstarted = membership(&[(1, "a", false), (2, "b", false), (3, "", false)]);
+        assert!(!enough_started(&one_unstarted, None, 1));
+        assert!(!enough_started(&one_unstarted, Some(1), 0));
+        // Removing the unstarted one leaves 2 of 2.
+        assert!(enough_started(&one_unstarted, Some(3), 0));
+        // All started: add (3 of 4) and remove (2 of 2) pass; a learner,
+        // started or not, is no voter.
+        let all = membership(&[
+            (1, "a", false),
+            (2, "b", false),
+            (3, "c", false),
+            (4, "", true),
+        ]);
+        assert!(enough_started(&all, None, 1));
+        assert!(enough_started(&all, Some(1), 0));
+        // A single started voter removing itself would leave none.
+        let alone = membership(&[(1, "a", false)]);
+        assert!(!enough_started(&alone, Some(1), 0));
     }
 }

@@ -54,9 +54,8 @@ pub struct MembershipPublisher {
 }
 
 impl MembershipPublisher {
-    /// Reads the registry of `kv` and publishes it if it changed. Returns
-    /// whether this member is still in the cluster.
-    pub fn refresh(&self, kv: &KvStore) -> Result<RegistryStanding, String> {
+    /// Reads the registry of `kv` and publishes it if it changed.
+    pub fn refresh(&self, kv: &KvStore) -> Result<(), String> {
         let registry = kv
             .members()
             .map_err(|e| format!("reading the member registry: {e}"))?;
@@ -70,7 +69,6 @@ impl MembershipPublisher {
                 .all(|id| !membership.removed.contains(id)),
             "a member both present and removed: {membership:?}"
         );
-        let removed = registry.was_removed(self.member_id);
         self.sender.send_if_modified(|current| {
             if **current == membership {
                 return false;
@@ -78,11 +76,7 @@ impl MembershipPublisher {
             *current = Arc::new(membership);
             true
         });
-        Ok(if removed {
-            RegistryStanding::Removed
-        } else {
-            RegistryStanding::Member
-        })
+        Ok(())
     }
 
     /// Whether the membership last published says this member was removed.
@@ -99,15 +93,6 @@ impl MembershipPublisher {
             self.member_id
         )
     }
-}
-
-/// Whether the registry still holds this member.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RegistryStanding {
-    /// It does.
-    Member,
-    /// It was removed: the member stops.
-    Removed,
 }
 
 /// Where and how often the apply thread snapshots the state machine.
@@ -206,9 +191,8 @@ fn apply_entries(context: &mut ApplyContext, entries: Vec<Entry>) -> Result<(), 
     // Published before the proposers hear back, so that a MemberAdd's
     // answer lists the member it added; a member that removed itself
     // answers its proposer first, then stops.
-    let mut removed = false;
     if membership_changed && let Some(membership) = &context.membership {
-        removed = membership.refresh(&kv)? == RegistryStanding::Removed;
+        membership.refresh(&kv)?;
     }
     {
         let mut waiters = context.waiters.lock();
@@ -222,7 +206,10 @@ fn apply_entries(context: &mut ApplyContext, entries: Vec<Entry>) -> Result<(), 
     }
     context.applied.send_replace(last);
     let _ = context.events.send(LoopEvent::Applied(last));
-    if removed && let Some(membership) = &context.membership {
+    if membership_changed
+        && let Some(membership) = &context.membership
+        && membership.is_removed()
+    {
         return Err(membership.removed_error());
     }
 
@@ -299,10 +286,11 @@ fn install(
     snapshots.last_snapshot_index = index;
     context.applied.send_replace(applied);
     tracing::info!(index, applied, "installed snapshot from the leader");
-    if let Some(membership) = &context.membership
-        && membership.refresh(&context.kv.load_full())? == RegistryStanding::Removed
-    {
-        return Err(membership.removed_error());
+    if let Some(membership) = &context.membership {
+        membership.refresh(&context.kv.load_full())?;
+        if membership.is_removed() {
+            return Err(membership.removed_error());
+        }
     }
     let _ = context.events.send(LoopEvent::Messages(vec![message]));
     Ok(())

@@ -18,7 +18,9 @@ use tokio::net::TcpStream;
 
 use super::FrameError;
 use super::frame::{PROTOCOL_VERSION, get_string, get_u8, get_u16, get_u32, get_u64, put_string};
+use super::reader::read_body;
 use crate::membership::{Member, Membership};
+use crate::url::PeerUrl;
 
 /// The first six bytes of a membership query and of its answer.
 pub const QUERY_MAGIC: &[u8; 6] = b"RWMEMB";
@@ -139,6 +141,25 @@ pub async fn answer(
     stream.flush().await
 }
 
+/// Asks each of `peers` in turn for its membership, until one answers
+/// (etcd asks the same of its peers' `/members`).
+pub async fn ask_any<'a>(
+    peers: impl Iterator<Item = &'a PeerUrl>,
+    timeout: Duration,
+) -> Result<Membership, String> {
+    let mut failures = Vec::new();
+    for url in peers {
+        match ask(&url.authority(), timeout).await {
+            Ok(membership) => return Ok(membership),
+            Err(error) => failures.push(format!("{url}: {error}")),
+        }
+    }
+    Err(format!(
+        "could not learn the cluster's membership from any peer of --initial-cluster ({})",
+        failures.join("; ")
+    ))
+}
+
 /// Asks the member at `address` (host:port) for its membership.
 pub async fn ask(address: &str, timeout: Duration) -> Result<Membership, String> {
     let asking = async {
@@ -171,21 +192,15 @@ async fn read_answer(stream: &mut (impl AsyncRead + Unpin)) -> Result<Membership
         return Err(format!("an answer of {len} bytes"));
     }
     let mut body = Vec::new();
-    let read = stream
-        .take(u64::from(len))
-        .read_to_end(&mut body)
+    read_body(stream, len, &mut body)
         .await
         .map_err(|e| format!("reading the answer: {e}"))?;
-    if read != len as usize {
-        return Err("the answer ended early".into());
-    }
     decode_answer(&body).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::url::PeerUrl;
 
     fn sample() -> Membership {
         let mut members = BTreeMap::new();

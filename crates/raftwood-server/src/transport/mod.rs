@@ -26,6 +26,22 @@ use tokio::sync::mpsc;
 pub use frame::{Frame, FrameError, Hello, MAX_FRAME_BYTES, SnapshotChunk};
 pub use inbound::{INBOUND_QUEUE, Inbound, LOOP_MESSAGE_FRAMES, route_inbound};
 pub use reader::serve_peers;
+
+/// Keeps `network`'s senders in line with the membership as it is applied:
+/// senders for members added, none for members removed. Runs as one task
+/// per member.
+pub async fn follow_membership(
+    network: Arc<PeerTransport>,
+    mut membership: crate::membership::MembershipWatch,
+) {
+    loop {
+        let current = Arc::clone(&membership.borrow_and_update());
+        network.follow_membership(&current);
+        if membership.changed().await.is_err() {
+            return;
+        }
+    }
+}
 pub use sender::{MESSAGE_QUEUE, MESSAGE_QUEUE_BYTES, PeerQueues, SNAPSHOT_QUEUE, WRITE_TIMEOUT};
 pub use snapshot_receive::{ReceiveError, SnapshotReceiver};
 
@@ -37,8 +53,14 @@ pub struct PeerTransport {
     hello: Hello,
     /// This member's snapshots, streamed from here.
     snapshots: SnapshotStore,
-    peers: Mutex<HashMap<NodeId, PeerQueues>>,
+    peers: Mutex<HashMap<NodeId, Peer>>,
     inbound: mpsc::Sender<Inbound>,
+}
+
+/// A peer this member sends to: where it dials, and its sender's queues.
+struct Peer {
+    addresses: Vec<String>,
+    queues: PeerQueues,
 }
 
 impl std::fmt::Debug for PeerTransport {
@@ -69,52 +91,44 @@ impl PeerTransport {
     /// Starts (or restarts with new addresses) the sender for `peer`. Must
     /// be called inside the tokio runtime.
     pub fn add_peer(&self, peer: NodeId, addresses: Vec<String>) {
-        let queues =
-            sender::spawn_sender(peer, addresses, self.hello.encode(), self.inbound.clone());
-        self.peers.lock().insert(peer, queues);
-    }
-
-    /// Stops sending to `peer` (removed from the cluster): its queued
-    /// messages are dropped with its sender task.
-    pub fn remove_peer(&self, peer: NodeId) {
-        self.peers.lock().remove(&peer);
+        let queues = sender::spawn_sender(
+            peer,
+            addresses.clone(),
+            self.hello.encode(),
+            self.inbound.clone(),
+        );
+        self.peers.lock().insert(peer, Peer { addresses, queues });
     }
 
     /// Brings the peers in line with `membership`: a sender for every other
-    /// member (restarted where its peer URLs changed), none for anyone
-    /// else. `known` holds each peer's addresses as last set, and is kept.
-    pub fn follow_membership(
-        &self,
-        membership: &crate::membership::Membership,
-        known: &mut HashMap<NodeId, Vec<String>>,
-    ) {
+    /// member (restarted where its peer URLs changed), none for anyone else
+    /// (a dropped sender takes its queued messages with it).
+    pub fn follow_membership(&self, membership: &crate::membership::Membership) {
         let wanted: HashMap<NodeId, Vec<String>> = membership
             .members
             .values()
             .filter(|m| m.id != self.hello.from)
             .map(|m| (m.id, m.peer_urls.iter().map(|u| u.authority()).collect()))
             .collect();
-        known.retain(|peer, _| {
+        self.peers.lock().retain(|peer, _| {
             let keep = wanted.contains_key(peer);
             if !keep {
                 tracing::info!(peer = %format!("{peer:x}"), "no longer a member; not sending to it");
-                self.remove_peer(*peer);
             }
             keep
         });
         for (peer, addresses) in wanted {
-            assert_ne!(peer, self.hello.from, "a member never sends to itself");
-            if known.get(&peer) != Some(&addresses) {
+            let current = self.peers.lock().get(&peer).map(|p| p.addresses.clone());
+            if current.as_ref() != Some(&addresses) {
                 tracing::info!(peer = %format!("{peer:x}"), ?addresses, "sending to peer");
-                self.add_peer(peer, addresses.clone());
-                known.insert(peer, addresses);
+                self.add_peer(peer, addresses);
             }
         }
     }
 
     /// The queues of `peer`'s connection, if it is a peer.
     pub fn queues(&self, peer: NodeId) -> Option<PeerQueues> {
-        self.peers.lock().get(&peer).cloned()
+        self.peers.lock().get(&peer).map(|p| p.queues.clone())
     }
 }
 
@@ -154,7 +168,7 @@ impl PeerTransport {
         let peers = self.peers.lock();
         for message in messages {
             match peers.get(&message.to) {
-                Some(queues) => queues.send_message(message),
+                Some(peer) => peer.queues.send_message(message),
                 None => {
                     tracing::debug!(to = message.to, "message to an unknown peer dropped");
                 }

@@ -98,7 +98,7 @@ async fn read_frame(
 /// Reads `len` bytes into `body`. The buffer grows as the bytes arrive, not
 /// to the declared length first: a peer that announces a large frame and
 /// sends little costs what it sent.
-async fn read_body(
+pub(super) async fn read_body(
     stream: &mut (impl AsyncRead + Unpin),
     len: u32,
     body: &mut Vec<u8>,
@@ -112,7 +112,7 @@ async fn read_body(
 }
 
 #[derive(Debug, thiserror::Error)]
-enum ConnectionError {
+pub(super) enum ConnectionError {
     #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error(transparent)]

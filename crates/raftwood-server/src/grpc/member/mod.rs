@@ -23,7 +23,7 @@ use crate::config::ServerConfig;
 use crate::driver::{LoopEvent, RaftStatus};
 use crate::membership::MembershipWatch;
 use crate::proto::etcdserverpb::ResponseHeader;
-use crate::proto::raftwoodpb::{InternalRequest, internal_request};
+use crate::proto::raftwoodpb::{InternalRequest, MemberAttributes, internal_request};
 use crate::request_id::RequestIds;
 
 /// What the client-facing services need from a running member.
@@ -209,6 +209,42 @@ impl MemberHandle {
             ));
         }
         Ok(encoded)
+    }
+
+    /// Publishes this member's name and client URLs through raft (etcd's
+    /// publish) until the registry shows them, and again whenever it stops
+    /// showing them (a snapshot, a MemberUpdate): that is how the others
+    /// learn where to relay to it and what `member list` prints. Runs as
+    /// one task per member.
+    pub async fn publish_attributes(self) {
+        let name = self.config.name.clone();
+        let client_urls = self.config.advertise_client_urls.clone();
+        let mut membership = self.membership.clone();
+        let mut retry = Duration::from_millis(100);
+        loop {
+            let published = membership
+                .borrow_and_update()
+                .members
+                .get(&self.member_id)
+                .is_some_and(|me| me.name == name && me.client_urls == client_urls);
+            if published {
+                if membership.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            let attributes = MemberAttributes {
+                id: self.member_id,
+                name: name.clone(),
+                client_ur_ls: client_urls.iter().map(ToString::to_string).collect(),
+            };
+            let request = internal_request::Request::MemberAttributes(attributes);
+            if let Err(status) = self.propose(request).await {
+                tracing::debug!(%status, "publishing this member's attributes; will retry");
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(Duration::from_secs(2));
+            }
+        }
     }
 
     /// Has the leader propose the membership `change` (this member must

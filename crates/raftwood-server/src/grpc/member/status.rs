@@ -5,7 +5,8 @@
 use raftwood_kv::{Code, EtcdError, RequestError};
 use tonic::Status;
 
-use crate::driver::{MembershipRefusal, ProposeError, ReadError};
+pub use crate::driver::MembershipRefusal;
+use crate::driver::{ProposeError, ReadError};
 
 /// "etcdserver: no leader".
 pub fn no_leader() -> Status {
@@ -80,9 +81,12 @@ pub fn from_membership(refusal: &MembershipRefusal) -> Status {
         MembershipRefusal::Unhealthy | MembershipRefusal::ChangePending => {
             Status::unavailable(text)
         }
-        MembershipRefusal::LearnerNotReady | MembershipRefusal::Invalid(_) => {
-            Status::failed_precondition(text)
-        }
+        MembershipRefusal::InvalidUrls => Status::invalid_argument(text),
+        MembershipRefusal::TooManyLearners
+        | MembershipRefusal::NotLearner
+        | MembershipRefusal::NotEnoughStarted
+        | MembershipRefusal::LearnerNotReady
+        | MembershipRefusal::Invalid(_) => Status::failed_precondition(text),
     }
 }
 
