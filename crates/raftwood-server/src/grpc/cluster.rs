@@ -113,7 +113,8 @@ fn parse_peer_urls(urls: &[String]) -> Result<Vec<PeerUrl>, Status> {
 /// Whether the voters other than `except`, once `extra` more are counted
 /// (a voter being added, who has not started), keep a quorum of started
 /// ones (that published their name): etcd's check before adding or
-/// removing a voter.
+/// removing a voter. As etcd, a one-member cluster may always add a
+/// voter: that is how a cluster restored from a backup grows again.
 fn enough_started(membership: &Membership, except: Option<NodeId>, extra: usize) -> bool {
     let voters: Vec<&MemberInfo> = membership
         .members
@@ -121,7 +122,8 @@ fn enough_started(membership: &Membership, except: Option<NodeId>, extra: usize)
         .filter(|m| !m.is_learner && Some(m.id) != except)
         .collect();
     let started = voters.iter().filter(|m| !m.name.is_empty()).count();
-    started > (voters.len() + extra) / 2
+    let growing_from_one = extra == 1 && started == 1 && voters.len() == 1;
+    growing_from_one || started > (voters.len() + extra) / 2
 }
 
 fn now_seconds() -> u64 {
@@ -328,8 +330,13 @@ mod tests {
         ]);
         assert!(enough_started(&all, None, 1));
         assert!(enough_started(&all, Some(1), 0));
-        // A single started voter removing itself would leave none.
+        // A single started voter removing itself would leave none; but it
+        // may add a second (etcd's special case, though 1 of 2 is no
+        // quorum), not while another voter never started.
         let alone = membership(&[(1, "a", false)]);
         assert!(!enough_started(&alone, Some(1), 0));
+        assert!(enough_started(&alone, None, 1));
+        let two_one_started = membership(&[(1, "a", false), (2, "", false)]);
+        assert!(!enough_started(&two_one_started, None, 1));
     }
 }
