@@ -105,10 +105,13 @@ pub fn bootstrap(
     let initial = if fresh {
         first_start(config, &membership, &mut log_store)?
     } else {
-        restart(recovered, &kv, installed, &mut log_store)?
+        restart(recovered, &kv, installed, &snapshots, &mut log_store)?
     };
     if fresh && config.initial_cluster_state == InitialClusterState::New {
-        keep_bootstrap_snapshot(&snapshots, &kv, &initial.snapshot)?;
+        // A member added before the log is ever compacted needs the log
+        // from its start, this snapshot point: the leader must have it.
+        snapshot::keep_live_store(&snapshots, &kv, &initial.snapshot)
+            .map_err(ServerError::Bootstrap)?;
     }
     tracing::info!(
         member = %format!("{member_id:x}"),
@@ -241,30 +244,6 @@ fn read_identity(fs: &dyn FileSystem, path: &Path) -> Result<Option<(NodeId, u64
     }
 }
 
-/// Keeps the state machine at a new cluster's snapshot point (its first
-/// member registry, nothing else) as this member's first snapshot: a
-/// member added before the log is ever compacted needs the log from its
-/// start, which is that snapshot point, so the leader must have it to
-/// send.
-fn keep_bootstrap_snapshot(
-    snapshots: &SnapshotStore,
-    kv: &KvStore,
-    meta: &SnapshotMeta,
-) -> Result<(), ServerError> {
-    let taken = snapshot::take(snapshots, kv, meta.index, snapshot::Checkpoint::Flushed)
-        .map_err(ServerError::Bootstrap)?;
-    if taken.index != meta.index {
-        return Err(ServerError::Bootstrap(format!(
-            "the bootstrap snapshot holds index {}, not {}",
-            taken.index, meta.index
-        )));
-    }
-    snapshots
-        .finish(&taken.temp_dir, meta)
-        .map(|_| ())
-        .map_err(ServerError::Bootstrap)
-}
-
 /// Where a member with an empty log starts: a new cluster's members all
 /// start from the same snapshot point holding the initial voters; a
 /// joining member starts empty and learns the configuration from the
@@ -292,6 +271,7 @@ fn restart(
     recovered: raftwood_log::Recovered,
     kv: &KvStore,
     installed: Option<SnapshotMeta>,
+    snapshots: &SnapshotStore,
     log_store: &mut RaftLogStore,
 ) -> Result<InitialState, ServerError> {
     let startup = reconcile(
@@ -306,6 +286,12 @@ fn restart(
             index = snapshot.index,
             "the state machine holds a snapshot the raft log did not record; resetting the log to it"
         );
+        // The install stopped before keeping it as this member's snapshot;
+        // kept before the log starts at it, so a crash in between leaves
+        // the reset to do again, not a log starting at a snapshot this
+        // member cannot send.
+        snapshot::keep_live_store_if_missing(snapshots, kv, snapshot)
+            .map_err(ServerError::Bootstrap)?;
         persist_snapshot_point(log_store, snapshot, startup.initial.hard_state)?;
     }
     Ok(startup.initial)

@@ -16,13 +16,40 @@ use std::sync::Arc;
 
 use raftwood_kv::members::MemberRegistry;
 use raftwood_kv::proto::etcdserverpb;
-use raftwood_raft::NodeId;
+use raftwood_kv::proto::raftwoodpb::{
+    InternalRequest, MemberChange, internal_request, member_change,
+};
+use raftwood_raft::{ConfChange, ConfChangeKind, NodeId};
 
 use crate::config::InitialMember;
 use crate::url::PeerUrl;
 
 /// The membership as last applied, published by the apply thread.
 pub type MembershipWatch = tokio::sync::watch::Receiver<Arc<Membership>>;
+
+/// The raft configuration change that adds, promotes or removes `member`
+/// (`kind`), carrying the registry change (`registry_change`) in its
+/// context, so that every member's state machine records it at the index
+/// where raft applies the change. What MemberAdd, MemberPromote and
+/// MemberRemove propose (and the simulator's membership churn).
+pub fn conf_change(
+    kind: ConfChangeKind,
+    registry_change: member_change::Kind,
+    member: etcdserverpb::Member,
+) -> ConfChange {
+    let id = member.id;
+    assert_ne!(id, 0, "raft reserves member id 0 for nobody");
+    let context = InternalRequest {
+        id: 0,
+        request: Some(internal_request::Request::MemberChange(MemberChange {
+            kind: registry_change as i32,
+            member: Some(member),
+        })),
+    };
+    let mut change = ConfChange::single(kind, id);
+    change.context = prost::Message::encode_to_vec(&context).into();
+    change
+}
 
 /// FNV-1a, 64 bits: stable across Rust versions and platforms (unlike
 /// `DefaultHasher`), which ids written to disk require.

@@ -190,13 +190,11 @@ impl SimOptions {
     /// snapshots taken, finished, sent, received and installed by the
     /// server's own steps on the member's crash-modelling filesystem
     /// (`--snapshot-count` is `compaction_threshold_entries`), with crashes
-    /// armed inside those steps. Without membership churn: the drive loop
-    /// has no way to propose a configuration change yet (the raft-core
-    /// mode covers churn).
+    /// armed inside those steps. Membership churn goes through the drive
+    /// loop as the Cluster service's changes do (`server_membership.rs`).
     pub fn server_loop_from_seed(seed: u64) -> SimOptions {
         let mut options = SimOptions::from_seed(seed);
         options.server_loop = true;
-        options.fault_weights.membership = 0;
         // Drawn from a generator of its own, so the rest of the run's
         // settings are the raft-core mode's for the same seed.
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x1009_b47c_4000_5eed);

@@ -23,9 +23,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use raftwood_kv::proto::etcdserverpb::Member;
 use raftwood_kv::{ApplyOutcome, CommittedEntry, KvOptions, KvStore};
 use raftwood_lsm::fs::{CrashFs, CrashMode, FileSystem};
-use raftwood_raft::{Index, SnapshotMeta};
+use raftwood_raft::{Index, NodeId, SnapshotMeta};
 use raftwood_server::snapshot::{self, SnapshotStore};
 use raftwood_server::state_dir::StateDir;
 
@@ -61,6 +62,18 @@ pub struct MemberKv {
 impl Default for MemberKv {
     fn default() -> Self {
         MemberKv::new()
+    }
+}
+
+/// The registry's record of simulated member `id`, as MemberAdd writes it
+/// (its peer URL stands for an address; the simulator has no sockets).
+pub fn registry_record(id: NodeId, is_learner: bool) -> Member {
+    Member {
+        id,
+        name: format!("member-{id}"),
+        peer_ur_ls: vec![format!("http://member-{id}.sim:2380")],
+        client_ur_ls: Vec::new(),
+        is_learner,
     }
 }
 
@@ -110,6 +123,40 @@ impl MemberKv {
     pub fn snapshot_store(&self) -> Result<SnapshotStore, String> {
         SnapshotStore::open(self.fs(), self.state_dir().snapshot_root())
             .map_err(|e| io("opening the snapshot store", e))
+    }
+
+    /// What the server's start-up writes at a new cluster's first start
+    /// (`bootstrap.rs`): the registry of the initial voters at the
+    /// snapshot point `point`, kept as the member's first snapshot, so that
+    /// a member added before any snapshot is taken can be sent one. Nothing
+    /// for a joining member (no snapshot point) or a store already written.
+    pub fn bootstrap_new_cluster(&self, point: &SnapshotMeta) -> Result<(), String> {
+        let Some(store) = &self.store else {
+            return Err("bootstrapping a store that is not open".into());
+        };
+        let kv = store.load_full();
+        if point.index == 0 || kv.applied_index() != 0 {
+            return Ok(());
+        }
+        let members: Vec<Member> = point
+            .conf_state
+            .voters
+            .iter()
+            .map(|id| registry_record(*id, false))
+            .collect();
+        kv.bootstrap_members(&members, point.index)
+            .map_err(|e| io("recording the initial members", e))?;
+        snapshot::keep_live_store(&self.snapshot_store()?, &kv, point)
+    }
+
+    /// Keeps the live store as the snapshot `meta` unless it is there
+    /// already, as the server's start-up does before it resets the log to
+    /// a snapshot an install did not finish keeping.
+    pub fn keep_live_store_if_missing(&self, meta: &SnapshotMeta) -> Result<(), String> {
+        let Some(store) = &self.store else {
+            return Err("keeping a snapshot of a store that is not open".into());
+        };
+        snapshot::keep_live_store_if_missing(&self.snapshot_store()?, &store.load(), meta)
     }
 
     /// Opens the store as the server's start-up does (`bootstrap.rs`): the

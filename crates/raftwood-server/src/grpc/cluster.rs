@@ -8,7 +8,7 @@
 //! ordinary proposal, forwarded inside raft like a write.
 
 use raftwood_kv::EtcdError;
-use raftwood_raft::{ConfChange, ConfChangeKind, NodeId};
+use raftwood_raft::{ConfChangeKind, NodeId};
 use tonic::{Request, Response, Status};
 
 use super::member::MemberHandle;
@@ -20,9 +20,7 @@ use crate::proto::etcdserverpb::{
     MemberPromoteRequest, MemberPromoteResponse, MemberRemoveRequest, MemberRemoveResponse,
     MemberUpdateRequest, MemberUpdateResponse, cluster_server::Cluster,
 };
-use crate::proto::raftwoodpb::{
-    InternalRequest, MemberChange, MemberPeerUrls, internal_request, member_change,
-};
+use crate::proto::raftwoodpb::{MemberPeerUrls, internal_request, member_change};
 use crate::url::PeerUrl;
 
 /// The Cluster service of one member.
@@ -64,23 +62,14 @@ impl ClusterService {
             .ok_or_else(status::no_leader)
     }
 
-    /// Proposes `kind` of `id` with the registry `change` riding along.
+    /// Proposes `kind` of `member` with the registry change riding along.
     async fn change(
         &self,
         kind: ConfChangeKind,
-        id: NodeId,
-        change_kind: member_change::Kind,
+        registry_change: member_change::Kind,
         member: Member,
     ) -> Result<(), Status> {
-        let context = InternalRequest {
-            id: 0,
-            request: Some(internal_request::Request::MemberChange(MemberChange {
-                kind: change_kind as i32,
-                member: Some(member),
-            })),
-        };
-        let mut change = ConfChange::single(kind, id);
-        change.context = prost::Message::encode_to_vec(&context).into();
+        let change = crate::membership::conf_change(kind, registry_change, member);
         self.member.change_membership(change).await
     }
 }
@@ -172,7 +161,7 @@ impl Cluster for ClusterService {
         } else {
             ConfChangeKind::AddVoter
         };
-        self.change(kind, id, member_change::Kind::Add, added.clone())
+        self.change(kind, member_change::Kind::Add, added.clone())
             .await?;
         Ok(Response::new(MemberAddResponse {
             header: Some(self.member.header_now()),
@@ -204,7 +193,6 @@ impl Cluster for ClusterService {
         };
         self.change(
             ConfChangeKind::RemoveNode,
-            inner.id,
             member_change::Kind::Remove,
             record,
         )
@@ -275,7 +263,6 @@ impl Cluster for ClusterService {
         };
         self.change(
             ConfChangeKind::AddVoter,
-            inner.id,
             member_change::Kind::Promote,
             record,
         )

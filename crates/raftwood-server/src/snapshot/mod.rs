@@ -15,14 +15,19 @@
 //!   `transport/snapshot_send.rs`, `transport/snapshot_receive.rs`);
 //! - **install** (`install.rs`, on the apply thread): the received
 //!   checkpoint becomes the live state machine, and only then is the raft
-//!   core told.
+//!   core told;
+//! - **keep** (`keep.rs`): the live state machine kept as the snapshot its
+//!   log starts at, when the member has none (bootstrap, install, a
+//!   restart after an interrupted install), so that it can send one.
 
 mod install;
+mod keep;
 pub mod meta_file;
 mod store;
 mod take;
 
 pub use install::{install, installed_snapshot};
+pub use keep::{keep_live_store, keep_live_store_if_missing};
 pub use meta_file::{META_FILE, decode as decode_meta, encode as encode_meta};
 pub use store::SnapshotStore;
 pub use take::{Checkpoint, TakenSnapshot, checkpoint_due, take};

@@ -127,22 +127,28 @@ pub fn run_apply(
             .sum();
         let started = std::time::Instant::now();
         if let Err(reason) = apply_batch(&mut context, works) {
-            let removed = context
-                .membership
-                .as_ref()
-                .is_some_and(MembershipPublisher::is_removed);
-            let event = if removed {
-                LoopEvent::Removed(reason)
-            } else {
-                LoopEvent::Fatal(reason)
-            };
-            let _ = context.events.send(event);
+            let _ = context.events.send(stop_event(&context, reason));
             return;
         }
         if let Some(timings) = &timings {
             timings.record_duration(Stage::Apply, started.elapsed());
             timings.record(Stage::EntriesPerApply, entries as u64);
         }
+    }
+}
+
+/// What stops the member after [`apply_batch`] failed with `reason`: its
+/// removal from the cluster, if the registry it applied says so, else a
+/// storage failure (fail-stop).
+pub fn stop_event(context: &ApplyContext, reason: String) -> LoopEvent {
+    let removed = context
+        .membership
+        .as_ref()
+        .is_some_and(MembershipPublisher::is_removed);
+    if removed {
+        LoopEvent::Removed(reason)
+    } else {
+        LoopEvent::Fatal(reason)
     }
 }
 
@@ -296,13 +302,7 @@ fn install(
     Ok(())
 }
 
-/// Keeps the snapshot just installed as this member's own finished
-/// snapshot: its raft log now starts after it, so should it lead before it
-/// takes a snapshot of its own, a follower that needs entries before that
-/// point can only be sent this one (found by the simulator: a leader with
-/// no snapshot at its log's start never caught such a follower up). The
-/// installed store is durable at its applied index, so a checkpoint of its
-/// flushed state is only hard links.
+/// Keeps the snapshot just installed as this member's own (`snapshot/keep.rs`).
 fn keep_as_own_snapshot(
     snapshots: &ApplySnapshots,
     kv: &KvStore,
@@ -311,17 +311,5 @@ fn keep_as_own_snapshot(
     let raftwood_raft::MessageBody::InstallSnapshot { snapshot: meta } = &message.body else {
         return Err("an install without its snapshot message".into());
     };
-    let taken = snapshot::take(
-        &snapshots.store,
-        kv,
-        kv.applied_index(),
-        snapshot::Checkpoint::Flushed,
-    )?;
-    if taken.index < meta.index {
-        return Err(format!(
-            "snapshot {} installed, but its store is durable only at {}",
-            meta.index, taken.index
-        ));
-    }
-    snapshots.store.finish(&taken.temp_dir, meta).map(|_| ())
+    snapshot::keep_live_store(&snapshots.store, kv, meta)
 }

@@ -7,5 +7,7 @@
 mod apply;
 mod persist;
 
-pub use apply::{ApplyContext, ApplySnapshots, MembershipPublisher, apply_batch, run_apply};
+pub use apply::{
+    ApplyContext, ApplySnapshots, MembershipPublisher, apply_batch, run_apply, stop_event,
+};
 pub use persist::run_persistence;

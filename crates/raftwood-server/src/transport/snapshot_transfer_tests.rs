@@ -143,3 +143,42 @@ fn a_received_and_installed_snapshot_survives_a_power_cut_at_any_step() {
         }
     }
 }
+
+/// An install that stopped before keeping the snapshot as the member's own
+/// leaves a log that will start at a snapshot the member cannot send; the
+/// start-up keeps the live store as that snapshot (found by the
+/// simulator's membership churn: a member added later never caught up).
+#[test]
+fn a_store_installed_but_not_kept_is_kept_as_the_members_snapshot_once() {
+    let (files, meta) = leader_snapshot(20);
+    let fs = Arc::new(CrashFs::new());
+    let dirs = StateDir::new(fs.clone(), Path::new("/data"));
+    fs.create_dir_all(&dirs.incoming()).unwrap();
+    fs.create_dir_all(&dirs.member().join("kv")).unwrap();
+    let received = dirs.incoming().join("from-leader");
+    for (file, data) in &files {
+        let path = received.join(file);
+        fs.create_dir_all(path.parent().unwrap()).unwrap();
+        crate::durable::write_file_synced(fs.as_ref(), &path, data).unwrap();
+    }
+    let kv = install(&dirs, &received, meta.index).unwrap();
+    let store = SnapshotStore::open(fs.clone(), dirs.snapshot_root()).unwrap();
+    let kept = store.path_of(meta.index);
+    assert!(!fs.exists(&kept).unwrap(), "not kept by install itself");
+
+    crate::snapshot::keep_live_store_if_missing(&store, &kv, &meta).unwrap();
+    let meta_path = kept.join(crate::snapshot::META_FILE);
+    let written = fs.read_file(&meta_path).unwrap();
+    assert_eq!(crate::snapshot::decode_meta(&written), Some(meta.clone()));
+    let copy = dirs.open_kv_at(&kept.join("kv")).unwrap();
+    assert_eq!(copy.applied_index(), meta.index, "the kept copy is whole");
+    drop(copy);
+
+    // Kept already: a second start-up leaves it alone.
+    fs.remove_file(&meta_path).unwrap();
+    crate::snapshot::keep_live_store_if_missing(&store, &kv, &meta).unwrap();
+    assert!(
+        !fs.exists(&meta_path).unwrap(),
+        "an existing snapshot is not redone"
+    );
+}

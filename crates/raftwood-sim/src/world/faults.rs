@@ -40,6 +40,7 @@ impl Simulation {
         if self.phase != Phase::Faults {
             return;
         }
+        self.poll_membership_change();
         let w = self.options.fault_weights;
         let weights = [
             w.crash,
@@ -253,6 +254,12 @@ impl Simulation {
                 }
             };
             if let Some(snapshot) = &startup.reset_log_to {
+                // As the server's start-up does: the live store is kept as
+                // the snapshot first, so that the member can send it.
+                if let Err(error) = node.kv.keep_live_store_if_missing(snapshot) {
+                    self.safety_violation(format!("member {id} cannot restart: {error}"));
+                    return;
+                }
                 node.disk.submit(
                     PersistRequest {
                         ticket: PersistTicket(0),
@@ -456,8 +463,7 @@ impl Simulation {
     /// a learner (a new, empty member), else remove a voter.
     pub(super) fn fault_membership(&mut self) {
         if self.options.server_loop {
-            // New members start empty and need a snapshot, which the
-            // server-loop mode does not model.
+            self.server_membership_change();
             return;
         }
         let Some(leader) = self.current_leader() else {

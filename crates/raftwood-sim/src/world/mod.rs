@@ -235,6 +235,8 @@ pub struct Simulation {
     events: u64,
     nodes: BTreeMap<NodeId, SimNode>,
     next_node_id: NodeId,
+    /// Server-loop mode: the membership change waiting for its answer.
+    membership_pending: Option<server_membership::PendingMembershipChange>,
     network: Network,
     partition_generation: u64,
     clients: Vec<Client>,
@@ -289,6 +291,7 @@ impl Simulation {
             events: 0,
             nodes: BTreeMap::new(),
             next_node_id: 1,
+            membership_pending: None,
             network,
             partition_generation: 0,
             clients: Vec::new(),
@@ -368,15 +371,24 @@ impl Simulation {
             configure(&mut config);
         }
         let disk = SimDisk::new(durable);
-        // A new member's store is empty: the bootstrap snapshot (index 1)
-        // holds no data, and a member joining later starts from index 0.
+        // A new member's store is empty: in the raft-core mode the bootstrap
+        // snapshot (index 1) holds no data; in the server-loop mode it holds
+        // the initial members' registry, as the server's does. A member
+        // joining later starts from index 0.
         let mut kv = MemberKv::new();
         let opened = if self.options.server_loop {
             kv.open_server_layout().map(|_| ())
         } else {
             kv.open()
         };
-        if let Err(error) = opened {
+        let bootstrapped = opened.and_then(|()| {
+            if self.options.server_loop {
+                kv.bootstrap_new_cluster(&disk.durable().snapshot)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(error) = bootstrapped {
             self.safety_violation(format!("member {id}: {error}"));
         }
         let kv_applied = disk.durable().snapshot.index;
@@ -458,3 +470,4 @@ mod faults;
 mod liveness;
 mod server_loop;
 mod server_member;
+mod server_membership;

@@ -10,7 +10,7 @@ use raftwood_server::driver::{
     SnapshotStep, complete_snapshot,
 };
 use raftwood_server::snapshot::{self, SnapshotStore};
-use raftwood_server::threads::apply_batch;
+use raftwood_server::threads::{apply_batch, stop_event};
 use raftwood_server::transport::SnapshotChunk;
 use tokio::sync::oneshot;
 
@@ -248,7 +248,12 @@ impl Simulation {
                 }
                 // The sender cannot read its snapshot: the transport
                 // fails the send.
-                None => self.report_snapshot(id, message.to, false),
+                None => {
+                    self.trace(|| {
+                        format!("{id} cannot read the snapshot it sends to {}", message.to)
+                    });
+                    self.report_snapshot(id, message.to, false);
+                }
             }
         }
         self.server_answer_clients(id);
@@ -362,6 +367,13 @@ impl Simulation {
         if problems.is_empty()
             && let Err(error) = apply_batch(&mut server.apply, works)
         {
+            if let LoopEvent::Removed(_) = stop_event(&server.apply, error.clone()) {
+                if armed {
+                    self.disarm_crash(id);
+                }
+                self.stop_removed_member(id);
+                return;
+            }
             if armed {
                 self.crash_member(id);
                 self.count_fault(match snapshot_step {

@@ -13,6 +13,8 @@
 //!   every round and runs the work as timed events, with
 //!   `PersistBatcher`/`WrittenBatch` and `apply_batch`.
 //! - Proposers and readers: oneshot receivers, polled with `try_recv`.
+//! - The membership: published from the store's registry by the server's
+//!   `MembershipPublisher`; a member that applies its own removal stops.
 //!
 //! - Snapshots: the server's own steps (`raftwood_server::snapshot`) on the
 //!   member's crash-modelling filesystem. The apply side takes and installs
@@ -27,14 +29,15 @@ use std::sync::mpsc as std_mpsc;
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use raftwood_kv::KvStore;
-use raftwood_raft::{Index, Message, PersistRequest, RaftNode, SnapshotMeta, Term};
+use raftwood_raft::{Index, Message, NodeId, PersistRequest, RaftNode, SnapshotMeta, Term};
 use raftwood_server::driver::{
     ApplyWork, DriveLoop, ForwardSettings, LogStorage, LoopEvent, LoopOutputs, MessageSink,
     PersistBatcher, PersistWork, ProposeResult, RaftStatus, ReadError, Waiters, WrittenBatch,
 };
+use raftwood_server::membership::Membership;
 use raftwood_server::snapshot::SnapshotStore;
 use raftwood_server::state_dir::StateDir;
-use raftwood_server::threads::{ApplyContext, ApplySnapshots};
+use raftwood_server::threads::{ApplyContext, ApplySnapshots, MembershipPublisher};
 use raftwood_server::transport::SnapshotReceiver;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -166,6 +169,25 @@ pub struct ServerMember {
     pub applied_at: std::collections::BTreeMap<u64, (Index, Term)>,
 }
 
+/// The simulated cluster's id (the registry does not hold one).
+const SIM_CLUSTER_ID: u64 = 0x51_3c1d;
+
+/// Publishes member `id`'s membership from its store's registry, as the
+/// server's apply thread does: the apply side then stops the member once
+/// it applies its own removal.
+fn membership_publisher(id: NodeId, kv: &KvStore) -> MembershipPublisher {
+    // A registry the store cannot read shows as empty here; the apply
+    // side reads it again after every membership change and fails then.
+    let registry = kv.members().unwrap_or_default();
+    let membership = Membership::from_registry(SIM_CLUSTER_ID, &registry);
+    let (sender, _) = watch::channel(Arc::new(membership));
+    MembershipPublisher {
+        cluster_id: SIM_CLUSTER_ID,
+        member_id: id,
+        sender,
+    }
+}
+
 /// Where a member's state machine and snapshots live, and how often it
 /// snapshots.
 #[derive(Debug)]
@@ -191,6 +213,7 @@ impl ServerMember {
         files: MemberFiles,
     ) -> ServerMember {
         let last_snapshot_index = node.log().snapshot().index;
+        let node_id = node.id();
         // As the server's batch ids come from the wall clock, these come
         // from simulated time, so a restarted member's forwarded batches
         // are above its earlier life's (up to 1,024 rounds per simulated
@@ -226,12 +249,13 @@ impl ServerMember {
             files.dirs.incoming(),
             max_snapshot_bytes,
         );
+        let membership = membership_publisher(node_id, &kv.load());
         let apply = ApplyContext {
             kv,
             waiters,
             applied,
             events,
-            membership: None,
+            membership: Some(membership),
             snapshots: Some(ApplySnapshots {
                 state_dir: files.dirs,
                 store: files.snapshots.clone(),
