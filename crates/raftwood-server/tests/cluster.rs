@@ -437,8 +437,12 @@ async fn watches_see_history_then_live_changes_in_their_range() {
         })
         .await
         .unwrap();
+    // Created, then cancelled with the compact revision, as etcd does.
+    let created = responses.message().await.unwrap().unwrap();
+    assert!(created.created && !created.canceled, "{created:?}");
     let refused = responses.message().await.unwrap().unwrap();
     assert!(refused.canceled);
+    assert_eq!(refused.watch_id, created.watch_id);
     assert!(refused.compact_revision >= revision, "{refused:?}");
 
     drop(requests);

@@ -3,6 +3,7 @@
 
 mod bench;
 mod dev;
+mod go_duration;
 mod serve_args;
 
 use std::process::ExitCode;

@@ -66,6 +66,10 @@ pub struct ServeArgs {
     /// raftwood's own flag, not etcd's.
     #[arg(long = "log-timings-seconds")]
     pub log_timings_seconds: Option<u64>,
+    /// Duration of periodic watch progress notifications (Go's duration
+    /// syntax, as etcd: 10m, 1m30s, 500ms).
+    #[arg(long = "experimental-watch-progress-notify-interval")]
+    pub experimental_watch_progress_notify_interval: Option<String>,
 }
 
 /// The settings file: the same names as the flags.
@@ -88,6 +92,7 @@ struct FileSettings {
     max_request_bytes: Option<u64>,
     max_txn_ops: Option<u64>,
     log_timings_seconds: Option<u64>,
+    experimental_watch_progress_notify_interval: Option<String>,
 }
 
 fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
@@ -188,6 +193,26 @@ impl ServeArgs {
         }
         if let Some(seconds) = self.log_timings_seconds.or(file.log_timings_seconds) {
             config.log_timings_seconds = seconds;
+        }
+        if let Some(text) = self
+            .experimental_watch_progress_notify_interval
+            .clone()
+            .or(file.experimental_watch_progress_notify_interval)
+        {
+            let interval = crate::go_duration::parse(&text).map_err(|e| {
+                ConfigError::Invalid(format!(
+                    "--experimental-watch-progress-notify-interval {text:?}: {e}"
+                ))
+            })?;
+            // etcd raises a shorter interval to its minimum, with a warning.
+            let minimum = raftwood_server::config::MIN_WATCH_PROGRESS_NOTIFY_INTERVAL;
+            if interval < minimum {
+                tracing::warn!(
+                    ?minimum,
+                    "adjusting watch progress notify interval to minimum period"
+                );
+            }
+            config.watch_progress_notify_interval = interval.max(minimum);
         }
         config.validate()?;
         Ok(config)

@@ -53,6 +53,7 @@ fn watchers() -> BTreeMap<i64, Watcher> {
                 no_put: false,
                 no_delete: false,
                 prev_kv: false,
+                ..Watcher::default()
             };
             (id, watcher)
         })
@@ -64,6 +65,7 @@ fn watchers() -> BTreeMap<i64, Watcher> {
         no_put: false,
         no_delete: false,
         prev_kv: false,
+        ..Watcher::default()
     };
     watchers.insert(1000, everything);
     watchers
@@ -72,7 +74,7 @@ fn watchers() -> BTreeMap<i64, Watcher> {
 async fn drained(service: &WatchService) -> Vec<WatchResponse> {
     let (sender, mut receiver) = mpsc::channel(4096);
     let mut watchers = watchers();
-    assert!(drain(service, &sender, &mut watchers).await);
+    assert!(drain(service, &sender, &mut watchers).await.is_some());
     assert!(watchers.values().all(|w| w.next_revision == 52));
     drop(sender);
     let mut responses = Vec::new();

@@ -11,10 +11,18 @@
 //! along. The reads are shared: watchers at the same revision read once
 //! per stream (`watchers.rs`), and streams at the same revision read once
 //! per member (`event_cache.rs`), off the runtime's workers.
+//!
+//! Progress: a progress request is answered once the stream's watchers
+//! are drained, with the revision every one of them has been sent (etcd
+//! 3.4 answered with the store's revision at once, which could claim
+//! events not yet sent); watchers created with `progress_notify` hear the
+//! same every `--experimental-watch-progress-notify-interval` (10 minutes)
+//! unless they were sent events since the last one, as in etcd.
 
 #[cfg(test)]
 mod drain_tests;
 mod event_cache;
+mod fragment;
 mod watchers;
 
 use std::collections::BTreeMap;
@@ -22,7 +30,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
-use raftwood_kv::RequestError;
+use raftwood_kv::{EtcdError, RequestError};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -33,6 +41,10 @@ use super::member::MemberHandle;
 use crate::proto::etcdserverpb::watch_request::RequestUnion;
 use crate::proto::etcdserverpb::watch_server::Watch;
 use crate::proto::etcdserverpb::{ResponseHeader, WatchCreateRequest, WatchRequest, WatchResponse};
+
+/// The watch id a client sends to let the server choose
+/// (`clientv3.AutoWatchID`).
+const AUTO_WATCH_ID: i64 = 0;
 
 /// etcd's filter values (`WatchCreateRequest.FilterType`).
 const FILTER_NO_PUT: i32 = 0;
@@ -75,12 +87,29 @@ impl Watch for WatchService {
 
 type Sender = mpsc::Sender<Result<WatchResponse, Status>>;
 
+/// The watch id etcd's responses carry when they belong to no watcher
+/// (`clientv3.InvalidWatchID`).
+const NO_WATCH_ID: i64 = -1;
+
+/// One client stream's watchers and the ids it hands out.
+#[derive(Debug, Default)]
+struct StreamWatchers {
+    watchers: BTreeMap<i64, Watcher>,
+    /// The next id to try for a watcher that asks for none (etcd's
+    /// `nextID`: never handed out twice in a stream).
+    next_id: i64,
+}
+
 async fn run_stream(service: WatchService, mut incoming: Streaming<WatchRequest>, sender: Sender) {
     let member = &service.member;
-    let mut watchers: BTreeMap<i64, Watcher> = BTreeMap::new();
-    let mut next_id: i64 = 0;
+    let mut stream = StreamWatchers::default();
     let mut applied = member.applied.clone();
+    let interval = member.config.watch_progress_notify_interval;
+    let mut progress_ticker =
+        tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     loop {
+        let mut progress_requested = false;
+        let mut progress_due = false;
         tokio::select! {
             message = incoming.message() => {
                 let request = match message {
@@ -89,26 +118,14 @@ async fn run_stream(service: WatchService, mut incoming: Streaming<WatchRequest>
                 };
                 let keep_going = match request.request_union {
                     Some(RequestUnion::CreateRequest(create)) => {
-                        create_watcher(member, &sender, &mut watchers, &mut next_id, create).await
+                        create_watcher(member, &sender, &mut stream, create).await
                     }
                     Some(RequestUnion::CancelRequest(cancel)) => {
-                        watchers.remove(&cancel.watch_id);
-                        send(&sender, WatchResponse {
-                            header: Some(member.header_now()),
-                            watch_id: cancel.watch_id,
-                            canceled: true,
-                            ..WatchResponse::default()
-                        }).await
+                        cancel_watcher(member, &sender, &mut stream, cancel.watch_id).await
                     }
                     Some(RequestUnion::ProgressRequest(_)) => {
-                        // A progress notification: the header's revision
-                        // says every watcher is up to date to it (they are
-                        // drained below before anything new is applied).
-                        send(&sender, WatchResponse {
-                            header: Some(member.header_now()),
-                            watch_id: -1,
-                            ..WatchResponse::default()
-                        }).await
+                        progress_requested = true;
+                        true
                     }
                     None => true,
                 };
@@ -121,11 +138,88 @@ async fn run_stream(service: WatchService, mut incoming: Streaming<WatchRequest>
                     return; // the member stopped
                 }
             }
+            _ = progress_ticker.tick() => progress_due = true,
         }
-        if !drain(&service, &sender, &mut watchers).await {
+        let Some(current) = drain(&service, &sender, &mut stream.watchers).await else {
+            return;
+        };
+        let synced = synced_revision(&stream.watchers, current);
+        if progress_requested && !send(&sender, progress(member, NO_WATCH_ID, synced)).await {
+            return;
+        }
+        if progress_due && !notify_progress(member, &sender, &mut stream.watchers, current).await {
             return;
         }
     }
+}
+
+/// The revision through which every watcher of the stream has been sent
+/// its events, after a drain that caught them up to `current`: a watcher
+/// behind (the store applied more meanwhile) holds it back; watchers
+/// starting in the future do not.
+fn synced_revision(watchers: &BTreeMap<i64, Watcher>, current: i64) -> i64 {
+    let synced = watchers
+        .values()
+        .map(|watcher| watcher.next_revision - 1)
+        .fold(current, i64::min);
+    assert!(synced <= current, "progress never runs ahead of the store");
+    synced
+}
+
+/// A progress notification: `watch_id`'s events (every watcher's, for
+/// [`NO_WATCH_ID`]) have all been sent through `revision`.
+fn progress(member: &MemberHandle, watch_id: i64, revision: i64) -> WatchResponse {
+    WatchResponse {
+        header: Some(member.header(revision)),
+        watch_id,
+        ..WatchResponse::default()
+    }
+}
+
+/// The periodic notification of watchers created with `progress_notify`
+/// that were sent nothing since the last one and are caught up (etcd:
+/// only synced watchers are told).
+async fn notify_progress(
+    member: &MemberHandle,
+    sender: &Sender,
+    watchers: &mut BTreeMap<i64, Watcher>,
+    current: i64,
+) -> bool {
+    let mut due = Vec::new();
+    for (&id, watcher) in watchers.iter_mut() {
+        if watcher.progress_notify
+            && !watcher.sent_since_progress
+            && watcher.next_revision > current
+        {
+            due.push(id);
+        }
+        watcher.sent_since_progress = false;
+    }
+    for id in due {
+        if !send(sender, progress(member, id, current)).await {
+            return false;
+        }
+    }
+    true
+}
+
+async fn cancel_watcher(
+    member: &MemberHandle,
+    sender: &Sender,
+    stream: &mut StreamWatchers,
+    watch_id: i64,
+) -> bool {
+    // etcd answers only a watcher it had.
+    if stream.watchers.remove(&watch_id).is_none() {
+        return true;
+    }
+    let response = WatchResponse {
+        header: Some(member.header_now()),
+        watch_id,
+        canceled: true,
+        ..WatchResponse::default()
+    };
+    send(sender, response).await
 }
 
 async fn send(sender: &Sender, response: WatchResponse) -> bool {
@@ -135,37 +229,32 @@ async fn send(sender: &Sender, response: WatchResponse) -> bool {
 async fn create_watcher(
     member: &MemberHandle,
     sender: &Sender,
-    watchers: &mut BTreeMap<i64, Watcher>,
-    next_id: &mut i64,
+    stream: &mut StreamWatchers,
     create: WatchCreateRequest,
 ) -> bool {
-    let kv = member.kv.load();
-    let id = if create.watch_id != 0 {
-        create.watch_id
-    } else {
-        while watchers.contains_key(next_id) {
-            *next_id += 1;
-        }
-        *next_id
-    };
-    let current = kv.current_revision();
+    let current = member.kv.load().current_revision();
     let header = Some(member.header(current));
-    if watchers.contains_key(&id) && create.watch_id != 0 {
-        let refused = created_and_canceled(header, id, "etcdserver: duplicate watch ID", 0);
-        return send(sender, refused).await;
-    }
+    let id = if create.watch_id == AUTO_WATCH_ID {
+        while stream.watchers.contains_key(&stream.next_id) {
+            stream.next_id += 1;
+        }
+        stream.next_id += 1;
+        stream.next_id - 1
+    } else if stream.watchers.contains_key(&create.watch_id) {
+        let reason = "mvcc: duplicate watch ID provided on the WatchStream";
+        return send(sender, created_and_canceled(header, reason)).await;
+    } else {
+        create.watch_id
+    };
     let start = if create.start_revision > 0 {
         create.start_revision
     } else {
         current + 1
     };
-    let compacted = kv.compacted_revision();
-    if start <= compacted {
-        // etcd: created, then cancelled with the compact revision.
-        let reason = "etcdserver: mvcc: required revision has been compacted";
-        return send(sender, created_and_canceled(header, id, reason, compacted)).await;
-    }
-    watchers.insert(
+    // A start below the compaction revision is created, then cancelled
+    // with the compact revision by the drain that finds it compacted (as
+    // etcd does); a start at the compaction revision is served.
+    stream.watchers.insert(
         id,
         Watcher {
             key: create.key,
@@ -174,6 +263,9 @@ async fn create_watcher(
             no_put: create.filters.contains(&FILTER_NO_PUT),
             no_delete: create.filters.contains(&FILTER_NO_DELETE),
             prev_kv: create.prev_kv,
+            progress_notify: create.progress_notify,
+            fragment: create.fragment,
+            sent_since_progress: false,
         },
     );
     send(
@@ -188,36 +280,33 @@ async fn create_watcher(
     .await
 }
 
-/// How etcd refuses a watch it cannot create: created, then canceled.
-fn created_and_canceled(
-    header: Option<ResponseHeader>,
-    id: i64,
-    reason: &str,
-    compact_revision: i64,
-) -> WatchResponse {
+/// How etcd refuses a watch it cannot create: created and canceled at
+/// once, for no watcher.
+fn created_and_canceled(header: Option<ResponseHeader>, reason: &str) -> WatchResponse {
     WatchResponse {
         header,
-        watch_id: id,
+        watch_id: NO_WATCH_ID,
         created: true,
         canceled: true,
-        compact_revision,
         cancel_reason: reason.into(),
         ..WatchResponse::default()
     }
 }
 
 /// Sends every watcher the changes it has not seen yet, a group of
-/// watchers at the same revision at a time.
+/// watchers at the same revision at a time. Returns the store's revision
+/// the watchers were caught up to (`None`: the stream or member ended).
 async fn drain(
     service: &WatchService,
     sender: &Sender,
     watchers: &mut BTreeMap<i64, Watcher>,
-) -> bool {
+) -> Option<i64> {
     let member = &service.member;
+    let max_bytes = usize::try_from(member.config.max_request_bytes).unwrap_or(usize::MAX);
     loop {
         let current = member.kv.load().current_revision();
         let Some(group) = watchers::next_group(watchers, current) else {
-            return true;
+            return Some(current);
         };
         let batch = match service
             .events
@@ -225,10 +314,10 @@ async fn drain(
             .await
         {
             Ok(batch) => batch,
-            Err(ReadError::Stopped) => return false,
+            Err(ReadError::Stopped) => return None,
             Err(ReadError::Store(error)) => {
                 if !cancel_group(member, sender, watchers, group, &error).await {
-                    return false;
+                    return None;
                 }
                 continue;
             }
@@ -258,12 +347,24 @@ async fn drain(
                 events,
                 ..WatchResponse::default()
             };
-            if !send(sender, response).await {
-                return false;
+            let Some(watcher) = watchers.get_mut(&id) else {
+                unreachable!("dispatch answers only the stream's watchers");
+            };
+            watcher.sent_since_progress = true;
+            let responses = if watcher.fragment {
+                fragment::fragments(response, max_bytes)
+            } else {
+                vec![response]
+            };
+            for response in responses {
+                if !send(sender, response).await {
+                    return None;
+                }
             }
         }
         if batch.through_revision < group.next_revision {
-            return true; // nothing new yet; the next apply wakes the stream
+            // Nothing new yet; the next apply wakes the stream.
+            return Some(batch.through_revision);
         }
     }
 }
@@ -284,6 +385,9 @@ async fn cancel_group(
         .filter(|(_, watcher)| group.holds(watcher))
         .map(|(&id, _)| id)
         .collect();
+    // etcd says compaction by the compact revision alone; other
+    // failures by their reason.
+    let compacted_away = matches!(error, RequestError::Refused(EtcdError::Compacted));
     for id in ids {
         watchers.remove(&id);
         let response = WatchResponse {
@@ -291,7 +395,11 @@ async fn cancel_group(
             watch_id: id,
             canceled: true,
             compact_revision: compacted,
-            cancel_reason: error.to_string(),
+            cancel_reason: if compacted_away {
+                String::new()
+            } else {
+                error.to_string()
+            },
             ..WatchResponse::default()
         };
         if !send(sender, response).await {

@@ -15,7 +15,7 @@ use raftwood_kv::proto::mvccpb::Event;
 const EVENT_PUT: i32 = 0;
 
 /// One watcher of a stream.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Watcher {
     pub key: Vec<u8>,
     pub range_end: Vec<u8>,
@@ -24,6 +24,13 @@ pub struct Watcher {
     pub no_put: bool,
     pub no_delete: bool,
     pub prev_kv: bool,
+    /// Wants periodic progress notifications (`progress_notify`).
+    pub progress_notify: bool,
+    /// Wants large responses split (`fragment`).
+    pub fragment: bool,
+    /// Was sent events since the last periodic progress notification
+    /// (which it then does not need).
+    pub sent_since_progress: bool,
 }
 
 impl Watcher {
@@ -126,6 +133,7 @@ mod tests {
             no_put: false,
             no_delete: false,
             prev_kv: false,
+            ..Watcher::default()
         }
     }
 
