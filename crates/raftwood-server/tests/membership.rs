@@ -27,6 +27,53 @@ fn cluster_client(port: u16) -> ClusterClient<Channel> {
     ClusterClient::new(channel(port))
 }
 
+/// etcd 3.4 on a learner: Status and serializable Range answered,
+/// everything else "etcdserver: rpc not supported for learner".
+async fn learner_serves_only_status_and_serializable_reads(port: u16) {
+    use raftwood_server::proto::etcdserverpb::{PutRequest, StatusRequest};
+
+    let refused = |status: tonic::Status| {
+        assert_eq!(status.code(), Code::Unavailable);
+        assert_eq!(
+            status.message(),
+            "etcdserver: rpc not supported for learner"
+        );
+    };
+    let mut kv = kv_client(port).await;
+    let serializable = RangeRequest {
+        key: b"before/19".to_vec(),
+        serializable: true,
+        ..Default::default()
+    };
+    let read = kv.range(serializable.clone()).await.unwrap().into_inner();
+    assert_eq!(read.kvs.len(), 1, "a serializable read is served");
+    let linearizable = RangeRequest {
+        serializable: false,
+        ..serializable
+    };
+    refused(kv.range(linearizable).await.unwrap_err());
+    let put = PutRequest {
+        key: b"on-learner".to_vec(),
+        ..Default::default()
+    };
+    refused(kv.put(put).await.unwrap_err());
+    refused(
+        cluster_client(port)
+            .member_list(MemberListRequest::default())
+            .await
+            .unwrap_err(),
+    );
+    let mut maintenance = MaintenanceClient::new(channel(port));
+    let status = maintenance.status(StatusRequest::default()).await.unwrap();
+    assert!(status.into_inner().is_learner);
+    refused(
+        maintenance
+            .hash_kv(HashKvRequest::default())
+            .await
+            .unwrap_err(),
+    );
+}
+
 async fn members(port: u16) -> Vec<Member> {
     cluster_client(port)
         .member_list(MemberListRequest::default())
@@ -223,6 +270,7 @@ async fn a_learner_joins_is_promoted_and_the_leader_is_removed_through_a_followe
         assert!(Instant::now() < deadline, "the learner never caught up");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    learner_serves_only_status_and_serializable_reads(d_client).await;
 
     // Promoted once in sync.
     let deadline = Instant::now() + Duration::from_secs(30);

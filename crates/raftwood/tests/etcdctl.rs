@@ -463,6 +463,14 @@ fn etcdctl_adds_promotes_and_removes_a_member_as_with_etcd() {
             "{d_id}, started, d, {d_url}, http://127.0.0.1:{d_client}, true"
         ))
     });
+    // On the learner alone, as etcd: a write refused, a serializable read
+    // served (the fixture's "via learner d" blocks).
+    let d_only = [format!("http://127.0.0.1:{d_client}")];
+    assert_eq!(
+        etcdctl_error(&d_only, &["put", "foo", "bar"]),
+        "Error: etcdserver: rpc not supported for learner"
+    );
+    assert_eq!(etcdctl(&d_only, &["get", "foo", "--consistency=s"]), "");
     let mut promoted = String::new();
     wait_until("d promoted", || {
         let output = etcdctl_raw(&endpoints, &["member", "promote", &d_id], None);

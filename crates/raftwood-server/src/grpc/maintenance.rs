@@ -67,7 +67,7 @@ impl Maintenance for MaintenanceService {
                 Vec::new()
             },
             db_size_in_use: db_size,
-            is_learner: false,
+            is_learner: self.member.is_learner(),
         }))
     }
 

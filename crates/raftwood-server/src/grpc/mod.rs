@@ -5,6 +5,7 @@
 pub mod authority;
 mod cluster;
 mod kv;
+mod learner_gate;
 mod lease;
 mod maintenance;
 pub mod member;
@@ -81,6 +82,7 @@ pub async fn serve(
     // Nodelay is set as each connection is accepted (`accept.rs`): tonic
     // ignores its own setting for an incoming stream it did not bind.
     let result = tonic::transport::Server::builder()
+        .layer(learner_gate::LearnerGateLayer::new(member.clone()))
         .add_service(
             KvServer::new(kv::KvService::new(member.clone()))
                 .max_decoding_message_size(max_bytes)

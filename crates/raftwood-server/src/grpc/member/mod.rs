@@ -79,6 +79,16 @@ impl MemberHandle {
         *response_header = Some(self.header(revision));
     }
 
+    /// Whether this member is a learner (it serves only Status and
+    /// serializable reads, as in etcd 3.4).
+    pub fn is_learner(&self) -> bool {
+        self.membership
+            .borrow()
+            .members
+            .get(&self.member_id)
+            .is_some_and(|me| me.is_learner)
+    }
+
     /// The first client URL of `member`, if known.
     pub fn client_url_of(&self, member: NodeId) -> Option<String> {
         let membership = self.membership.borrow();

@@ -36,6 +36,12 @@ pub fn too_many_requests() -> Status {
     Status::resource_exhausted("etcdserver: too many requests")
 }
 
+/// A learner asked for what only voters serve (etcd 3.4: everything but
+/// Status and serializable Range, and no stream at all).
+pub fn not_supported_for_learner() -> Status {
+    Status::unavailable("etcdserver: rpc not supported for learner")
+}
+
 /// The member is stopping (etcd: "etcdserver: server stopped").
 pub fn stopped() -> Status {
     Status::unavailable("etcdserver: server stopped")
