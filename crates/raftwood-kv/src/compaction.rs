@@ -12,7 +12,7 @@
 //! until the tombstone goes, it is still the newest version at or below
 //! the revision.
 
-use crate::encoding::{self, HISTORY_PREFIX, REVISION_PREFIX, Record};
+use crate::encoding::{self, ChangeKind, HISTORY_PREFIX, REVISION_PREFIX, Record};
 use crate::error::KvError;
 use crate::mvcc::Mvcc;
 
@@ -139,7 +139,10 @@ pub(crate) struct RevisionLogChunk {
 
 /// Up to `limit.entries` revision log entries below `revision`, from the
 /// raw key `from` on, and the key to go on from if there are more: watchers
-/// can no longer start at those revisions. (Revision keys are 13 bytes.)
+/// can no longer start at those revisions. The entry of a version the
+/// compaction keeps (a key's newest put at or below `revision`) stays:
+/// it holds the version's sub-revision, which etcd's HashKV hashes
+/// (`hash.rs`). (Revision keys are 13 bytes.)
 pub(crate) fn revision_log_chunk(
     mvcc: &Mvcc<'_>,
     revision: i64,
@@ -150,15 +153,45 @@ pub(crate) fn revision_log_chunk(
     let mut cursor = mvcc.source.cursor(vec![REVISION_PREFIX], upper)?;
     cursor.seek(from)?;
     let mut doomed = Vec::new();
+    let mut visited = 0;
     while cursor.valid() {
-        if doomed.len() == limit.entries {
+        if visited == limit.entries {
             let next = Some(cursor.key().to_vec());
             return Ok(RevisionLogChunk { doomed, next });
         }
-        doomed.push(cursor.key().to_vec());
+        visited += 1;
+        let changed_at = encoding::decode_revision_key(cursor.key())?;
+        if !is_kept_put(mvcc, cursor.value(), changed_at, revision)? {
+            doomed.push(cursor.key().to_vec());
+        }
         cursor.next()?;
     }
     Ok(RevisionLogChunk { doomed, next: None })
+}
+
+/// Whether the revision log entry `change`, at `changed_at`, is the put
+/// of the version a compaction at `revision` keeps: its key's newest
+/// version at or below `revision`, not a tombstone.
+fn is_kept_put(
+    mvcc: &Mvcc<'_>,
+    change: &[u8],
+    changed_at: i64,
+    revision: i64,
+) -> Result<bool, KvError> {
+    let (kind, key) = encoding::decode_change(change)?;
+    if kind != ChangeKind::Put {
+        return Ok(false);
+    }
+    let mut history = mvcc.source.cursor(
+        encoding::history_bound(key),
+        encoding::history_after_key(key),
+    )?;
+    history.seek(&encoding::history_key(key, revision))?;
+    if !history.valid() {
+        return Ok(false);
+    }
+    let newest = Record::decode(history.value(), false)?;
+    Ok(!newest.tombstone && newest.mod_revision == changed_at)
 }
 
 #[cfg(test)]
@@ -286,8 +319,18 @@ mod tests {
             .raw_keys(REVISION_PREFIX)
             .expect("revision log");
         assert!(!revision_log.is_empty());
+        // Below the compaction revision, only the puts of kept versions.
         for raw in revision_log {
-            assert!(encoding::decode_revision_key(&raw).expect("a revision key") >= compact_at);
+            let revision = encoding::decode_revision_key(&raw).expect("a revision key");
+            if revision < compact_at {
+                let value = applied.store.raw_get(&raw).expect("read").expect("present");
+                let (kind, key) = encoding::decode_change(&value).expect("a change");
+                assert_eq!(kind, encoding::ChangeKind::Put);
+                assert!(
+                    expected.contains(&(key.to_vec(), revision)),
+                    "the revision log keeps {key:?} at {revision}, a version compacted away"
+                );
+            }
         }
     }
 }

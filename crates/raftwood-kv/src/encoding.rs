@@ -369,6 +369,14 @@ pub fn decode_revision_key(raw: &[u8]) -> Result<i64, KvError> {
     }
 }
 
+/// The revision and sub-revision of a revision log key.
+pub fn decode_revision_key_with_sub(raw: &[u8]) -> Result<(i64, u32), KvError> {
+    let revision = decode_revision_key(raw)?;
+    let mut sub = [0u8; 4];
+    sub.copy_from_slice(&raw[9..13]);
+    Ok((revision, u32::from_be_bytes(sub)))
+}
+
 /// The value of a revision log entry: `kind u8 (0 put, 1 delete) | key`.
 pub fn encode_change(kind: ChangeKind, key: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + key.len());

@@ -43,6 +43,7 @@ mod compaction;
 mod cursor;
 mod encoding;
 pub mod error;
+mod hash;
 mod key_intervals;
 mod live_cache;
 pub mod members;
@@ -54,9 +55,10 @@ mod store;
 pub mod validate;
 
 pub use error::{Code, EtcdError, KvError, RequestError};
+pub use hash::etcd_revision_key;
 pub use range::resolve_revision;
 pub use store::{
-    ApplyOutcome, ApplyResponse, CommittedEntry, EventBatch, KvOptions, KvStore, LeaseInfo,
+    ApplyOutcome, ApplyResponse, CommittedEntry, EventBatch, HashKv, KvOptions, KvStore, LeaseInfo,
 };
 pub use validate::{
     RequestLimits, validate_delete_range, validate_put, validate_range, validate_request,

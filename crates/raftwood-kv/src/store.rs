@@ -574,6 +574,29 @@ impl KvStore {
         })
     }
 
+    /// etcd's HashKV at `revision` (0: the current one), computed as etcd
+    /// computes it (`hash.rs`), with the current and compacted revisions
+    /// it was computed at. Errors as etcd's: [`EtcdError::Compacted`] at or
+    /// below the compacted revision, [`EtcdError::FutureRevision`] above
+    /// the current one.
+    pub fn hash_kv(&self, revision: i64) -> Result<HashKv, RequestError> {
+        let view = self.view();
+        let (current, compacted) = (view.revisions.current, view.revisions.compacted);
+        if revision > 0 && revision <= compacted {
+            return Err(EtcdError::Compacted.into());
+        }
+        if revision > current {
+            return Err(EtcdError::FutureRevision.into());
+        }
+        let revision = if revision == 0 { current } else { revision };
+        let hash = self.mvcc_at(&view).hash_kv(revision, compacted, current)?;
+        Ok(HashKv {
+            hash,
+            current_revision: current,
+            compacted_revision: compacted,
+        })
+    }
+
     /// Lease `id` as applied: its granted TTL (seconds) and the keys
     /// attached to it, in key order; `None` if it is not granted. Time is
     /// the server's business: the store neither counts down nor expires
@@ -702,6 +725,13 @@ impl KvStore {
         stats.table_size_bytes() + stats.memtable_size_bytes as u64
     }
 
+    /// The raw value under `key` in the engine's latest state (tests of
+    /// the key layout).
+    #[cfg(test)]
+    pub(crate) fn raw_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        Ok(self.db.get(key)?)
+    }
+
     /// Every raw key of the engine's latest state that starts with
     /// `prefix` (tests of the key layout).
     #[cfg(test)]
@@ -740,6 +770,17 @@ impl KvStore {
         }
         Ok(crc)
     }
+}
+
+/// What [`KvStore::hash_kv`] answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashKv {
+    /// The hash.
+    pub hash: u32,
+    /// The store's revision when it was computed.
+    pub current_revision: i64,
+    /// The compaction revision when it was computed.
+    pub compacted_revision: i64,
 }
 
 /// Refuses a store written in another layout, and marks a fresh one with

@@ -1,11 +1,11 @@
-//! The Maintenance service: Status, HashKV, MoveLeader and Alarm (no
+//! The Maintenance service: Status, Hash, HashKV, MoveLeader and Alarm (no
 //! alarms are raised yet). Defragment and Snapshot answer Unimplemented.
 
 use std::pin::Pin;
 
 use tonic::{Request, Response, Status};
 
-use super::member::MemberHandle;
+use super::member::{MemberHandle, status};
 use crate::proto::etcdserverpb::{
     AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, HashKvRequest,
     HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse,
@@ -80,28 +80,36 @@ impl Maintenance for MaintenanceService {
         ))
     }
 
+    /// A hash of the whole replicated state (every key space of the
+    /// state machine, leases and members included): for tests, as etcd's.
+    /// Not comparable with etcd's (the stores differ); HashKV is.
     async fn hash(&self, _request: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
-        Err(Status::unimplemented(
-            "raftwood: hash is not implemented; use HashKV",
-        ))
-    }
-
-    async fn hash_kv(
-        &self,
-        _request: Request<HashKvRequest>,
-    ) -> Result<Response<HashKvResponse>, Status> {
-        let (digest, current, compacted) = self
+        let (digest, current) = self
             .member
-            .read_store(|kv| {
-                let digest = kv.state_digest();
-                (digest, kv.current_revision(), kv.compacted_revision())
-            })
+            .read_store(|kv| (kv.state_digest(), kv.current_revision()))
             .await?;
-        Ok(Response::new(HashKvResponse {
+        Ok(Response::new(HashResponse {
             header: Some(self.member.header(current)),
             hash: digest
                 .map_err(|e| Status::internal(format!("raftwood: hashing the store: {e}")))?,
-            compact_revision: compacted,
+        }))
+    }
+
+    /// etcd's HashKV, computed as etcd computes it (`raftwood_kv` `hash.rs`).
+    async fn hash_kv(
+        &self,
+        request: Request<HashKvRequest>,
+    ) -> Result<Response<HashKvResponse>, Status> {
+        let revision = request.into_inner().revision;
+        let answer = self
+            .member
+            .read_store(move |kv| kv.hash_kv(revision))
+            .await?
+            .map_err(|e| status::from_request(&e))?;
+        Ok(Response::new(HashKvResponse {
+            header: Some(self.member.header(answer.current_revision)),
+            hash: answer.hash,
+            compact_revision: answer.compacted_revision,
         }))
     }
 

@@ -84,23 +84,13 @@ impl LeaseService {
     }
 
     /// A client of the leader, to relay a request this member (which does
-    /// not lead) cannot answer. "No leader" if none is known, or if the
-    /// request was itself `relayed` here: two members with stale views
-    /// would otherwise bounce it between them.
-    fn leader_client(&self, relayed: bool) -> Result<LeaseClient<Channel>, Status> {
-        if relayed {
-            return Err(status::no_leader());
-        }
-        let leader = self
-            .member
-            .status
-            .borrow()
-            .leader
-            .ok_or_else(status::no_leader)?;
-        let url = self
-            .member
-            .client_url_of(leader)
-            .ok_or_else(status::no_leader)?;
+    /// not lead) cannot answer, once the leader's client URL is known here
+    /// (just after an election or a start it may not be yet). "No leader"
+    /// if none becomes known in time, or if the request was itself
+    /// `relayed` here: two members with stale views would otherwise bounce
+    /// it between them.
+    async fn leader_client(&self, relayed: bool) -> Result<LeaseClient<Channel>, Status> {
+        let url = self.member.leader_client_url_soon(relayed).await?;
         self.relay.lease_client(&url).ok_or_else(status::no_leader)
     }
 }
@@ -185,7 +175,7 @@ impl Lease for LeaseService {
         let inner = request.into_inner();
         let status_now = *self.member.status.borrow();
         if !status_now.is_leader {
-            let mut client = self.leader_client(relayed)?;
+            let mut client = self.leader_client(relayed).await?;
             return client.lease_time_to_live(relay::mark(inner)).await;
         }
         let kv = self.member.kv.load();
@@ -252,7 +242,7 @@ impl LeaseService {
     ) -> Result<LeaseKeepAliveResponse, Status> {
         let status_now = *self.member.status.borrow();
         if !status_now.is_leader {
-            let mut client = self.leader_client(relayed)?;
+            let mut client = self.leader_client(relayed).await?;
             let mut answers = client
                 .lease_keep_alive(relay::mark(tokio_stream::once(LeaseKeepAliveRequest {
                     id,
