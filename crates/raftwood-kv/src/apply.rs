@@ -147,6 +147,10 @@ impl<'a> Applier<'a> {
         revisions: Revisions,
         live_cache: &'a LiveCache,
     ) -> Self {
+        debug_assert!(
+            revisions.current >= 1 && (-1..=revisions.current).contains(&revisions.compacted),
+            "{revisions:?}"
+        );
         Applier {
             db,
             overlay,
@@ -292,6 +296,11 @@ impl<'a> Applier<'a> {
                 None => batch.delete(key),
             };
         }
+        debug_assert_eq!(
+            batch.len(),
+            self.overlay.writes().len(),
+            "a write of the overlay lost"
+        );
         self.direct = Some(batch);
     }
 
@@ -355,6 +364,9 @@ impl<'a> Applier<'a> {
         match &result {
             Ok(_) => {
                 debug_assert!(self.revisions.compacted <= self.revisions.current);
+                // A request changed the store exactly when it logged a
+                // change: its events and its revision go together.
+                debug_assert_eq!(txn.changed, txn.changes > 0);
                 if txn.changed {
                     self.revisions.current = txn.write_revision();
                     self.put_raw(
@@ -546,6 +558,14 @@ impl<'a> Applier<'a> {
                     }
                 }
             }
+            // Each deleted key let go of the lease: no attachment is left.
+            debug_assert!(
+                self.mvcc()
+                    .attached_keys(request.id)
+                    .map_or(true, |keys| keys.is_empty()),
+                "lease {} still holds keys after its revoke",
+                request.id
+            );
             self.delete_raw(encoding::lease_key(request.id));
             Ok(LeaseRevokeResponse {
                 header: Some(header(txn.view_revision())),
@@ -610,6 +630,13 @@ impl<'a> Applier<'a> {
             self.delete_raw(encoding::attachment_key(old_lease, &request.key));
         }
         if record.lease != 0 {
+            // Attached only to a lease that exists: `check_put` looked it
+            // up before the request wrote (an unreadable engine aside).
+            debug_assert!(
+                request.ignore_lease || self.lease_exists(record.lease).unwrap_or(true),
+                "a put attached to lease {}, which is not granted",
+                record.lease
+            );
             self.put_raw(
                 encoding::attachment_key(record.lease, &request.key),
                 Vec::new(),
@@ -634,6 +661,9 @@ impl<'a> Applier<'a> {
     /// Records a change in the revision log (the order of events, for
     /// watchers) and marks the request as changing the store.
     fn log_change(&mut self, txn: &mut WriteTxn, kind: encoding::ChangeKind, key: &[u8]) {
+        // Every change of a request is at the revision after the store's:
+        // revisions go up by one per request that changes something.
+        debug_assert_eq!(txn.write_revision(), self.revisions.current + 1);
         self.put_raw(
             encoding::revision_key(txn.write_revision(), txn.changes),
             encoding::encode_change(kind, key),
@@ -694,6 +724,9 @@ impl<'a> Applier<'a> {
                     .live_chunk(&request.key, &end, last.as_deref(), DELETE_CHUNK_KEYS)?;
             let complete = chunk.len() < DELETE_CHUNK_KEYS;
             for (key, old) in chunk {
+                // Each chunk resumes after the last key deleted, so every
+                // key of the range is deleted once, in key order.
+                debug_assert!(last.as_ref().is_none_or(|last| *last < key));
                 if let Some(prev) = self.delete_key(txn, &key, old, request.prev_kv)? {
                     prev_kvs.push(prev);
                 }

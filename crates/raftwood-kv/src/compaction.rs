@@ -79,6 +79,9 @@ impl HistoryWalk {
         let mut doomed_bytes = 0;
         while cursor.valid() {
             if visited == limit.entries || doomed_bytes >= limit.bytes {
+                // Each chunk ends past where it started, or the walk
+                // would never end.
+                debug_assert!(cursor.key() > from.as_slice());
                 self.next = Some(cursor.key().to_vec());
                 return Ok(doomed);
             }
@@ -106,6 +109,13 @@ impl HistoryWalk {
             let Some(current) = &mut self.current else {
                 unreachable!("the current key was set above");
             };
+            // Nothing above the compaction revision is ever deleted.
+            debug_assert!(
+                cursor.key() >= encoding::history_key(&current.key, self.revision).as_slice(),
+                "a version of {:?} above revision {} visited",
+                current.key,
+                self.revision
+            );
             if current.seen_newest {
                 doomed_bytes += cursor.key().len();
                 doomed.push(cursor.key().to_vec());
@@ -156,6 +166,10 @@ pub(crate) fn revision_log_chunk(
     let mut visited = 0;
     while cursor.valid() {
         if visited == limit.entries {
+            debug_assert!(
+                cursor.key() > from,
+                "a chunk of the revision log ended where it started"
+            );
             let next = Some(cursor.key().to_vec());
             return Ok(RevisionLogChunk { doomed, next });
         }

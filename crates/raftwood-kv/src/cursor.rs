@@ -115,11 +115,16 @@ impl<'a> Cursor<'a> {
     pub fn seek(&mut self, target: &[u8]) -> Result<(), KvError> {
         self.lsm.seek(target)?;
         self.overlay_entry = self.overlay_from(Bound::Included(target));
-        self.settle()
+        self.settle()?;
+        if cfg!(debug_assertions) {
+            self.check_invariants();
+        }
+        Ok(())
     }
 
     /// Moves past the current key.
     pub fn next(&mut self) -> Result<(), KvError> {
+        let before = cfg!(debug_assertions).then(|| self.key().to_vec());
         match self.on {
             On::Nothing => return Ok(()),
             On::Lsm => self.lsm.next()?,
@@ -132,7 +137,32 @@ impl<'a> Cursor<'a> {
                 }
             }
         }
-        self.settle()
+        self.settle()?;
+        if cfg!(debug_assertions) {
+            self.check_invariants();
+        }
+        debug_assert!(
+            !self.valid() || before.is_none_or(|before| self.key() > before.as_slice()),
+            "the cursor did not move forward"
+        );
+        Ok(())
+    }
+
+    /// The merge's invariants at a position: on the smaller of the two
+    /// sources' keys (the overlay's on a tie), never on a pending delete,
+    /// below the upper bound.
+    fn check_invariants(&self) {
+        let lsm_key = self.lsm.valid().then(|| self.lsm.key());
+        match self.on {
+            On::Nothing => assert!(self.overlay_entry.is_none() && lsm_key.is_none()),
+            On::Lsm => assert!(
+                lsm_key.is_some_and(|lsm| self.overlay_entry.is_none_or(|(key, _)| lsm < key))
+            ),
+            On::Overlay => assert!(self.overlay_entry.is_some_and(|(key, value)| {
+                value.is_some() && lsm_key.is_none_or(|lsm| lsm >= key)
+            })),
+        }
+        assert!(!self.valid() || self.key() < self.upper.as_slice());
     }
 
     /// Picks the smaller of the two sources' keys, skipping overlay deletes

@@ -105,6 +105,10 @@ pub fn attachment_end(id: i64) -> Vec<u8> {
         Some(next) => out.extend_from_slice(&next.to_be_bytes()),
         None => out[0] = ATTACHMENT_PREFIX + 1,
     }
+    debug_assert!(
+        out > attachment_prefix(id),
+        "the end of lease {id}'s attachments is before them"
+    );
     out
 }
 
@@ -174,6 +178,12 @@ impl DeleteProgress {
             out.extend_from_slice(field);
         }
         out.extend_from_slice(&self.last_key);
+        // `decode` refuses a progress without a key or a last key deleted.
+        debug_assert!(!self.key.is_empty() && !self.last_key.is_empty());
+        debug_assert_eq!(
+            out.len(),
+            20 + self.key.len() + self.range_end.len() + self.last_key.len()
+        );
         out
     }
 
@@ -225,6 +235,12 @@ pub struct CompactionProgress {
 impl CompactionProgress {
     /// `index: u64 LE | revision: i64 LE`.
     pub fn encode(&self) -> [u8; 16] {
+        // `decode` refuses a revision below 1: no compaction has one.
+        debug_assert!(
+            self.revision >= 1,
+            "compaction progress at revision {}",
+            self.revision
+        );
         let mut out = [0u8; 16];
         out[..8].copy_from_slice(&self.index.to_le_bytes());
         out[8..].copy_from_slice(&self.revision.to_le_bytes());
@@ -278,6 +294,7 @@ pub fn is_live_key(raw: &[u8]) -> bool {
 
 /// The user key of a live key.
 pub fn user_key_of_live(live: &[u8]) -> &[u8] {
+    debug_assert!(is_live_key(live), "{live:?} is not a live key");
     live.get(1..).unwrap_or(&[])
 }
 
@@ -298,6 +315,8 @@ pub fn history_key(key: &[u8], revision: i64) -> Vec<u8> {
     escape_into(&mut out, key);
     out.extend_from_slice(&TERMINATOR);
     out.extend_from_slice(&(!(revision as u64)).to_be_bytes());
+    // Requests are refused before raft by this length (`validate_put`).
+    debug_assert_eq!(out.len(), history_key_len(key));
     out
 }
 
@@ -350,6 +369,8 @@ pub enum ChangeKind {
 
 /// `r | revision (u64 BE) | sub (u32 BE)`.
 pub fn revision_key(revision: i64, sub: u32) -> Vec<u8> {
+    // As a u64 a negative revision would sort after every other.
+    debug_assert!(revision >= 0, "revision log key of revision {revision}");
     let mut out = Vec::with_capacity(1 + 8 + 4);
     out.push(REVISION_PREFIX);
     out.extend_from_slice(&(revision as u64).to_be_bytes());
@@ -448,6 +469,10 @@ impl Record {
     /// The encoded record with `value` in place of its own (a put's
     /// header holds none; its value is the request's).
     pub fn encode_with_value(&self, value: &[u8]) -> Vec<u8> {
+        debug_assert!(
+            !self.tombstone || value.is_empty(),
+            "a tombstone with a value"
+        );
         let mut out = Vec::with_capacity(RECORD_HEADER_LEN + value.len());
         out.push(if self.tombstone {
             KIND_TOMBSTONE
@@ -463,6 +488,7 @@ impl Record {
             out.extend_from_slice(&field.to_le_bytes());
         }
         out.extend_from_slice(value);
+        debug_assert_eq!(out.len(), RECORD_HEADER_LEN + value.len());
         out
     }
 
@@ -602,11 +628,9 @@ mod tests {
             damaged.resize(len, 0);
             assert!(CompactionProgress::decode(&damaged).is_err(), "{len} bytes");
         }
-        let zero_revision = CompactionProgress {
-            index: 1,
-            revision: 0,
-        }
-        .encode();
+        // Made by hand: `encode` asserts the revision.
+        let mut zero_revision = raw;
+        zero_revision[8..].copy_from_slice(&0i64.to_le_bytes());
         assert!(CompactionProgress::decode(&zero_revision).is_err());
     }
 

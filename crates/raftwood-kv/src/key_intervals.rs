@@ -18,11 +18,18 @@ pub(crate) struct KeyIntervals {
 impl KeyIntervals {
     /// Adds the range etcd names by `key` and `range_end` (see [`RangeEnd`]).
     pub(crate) fn insert_request(&mut self, key: &[u8], range_end: &[u8]) {
-        match RangeEnd::from_request(range_end) {
+        let end = RangeEnd::from_request(range_end);
+        // etcd's empty range: nothing to cover.
+        let empty = matches!(&end, RangeEnd::Before(end) if end.as_slice() <= key);
+        match end {
             RangeEnd::Single => self.insert(key.to_vec(), Some(successor(key))),
             RangeEnd::Before(end) => self.insert(key.to_vec(), Some(end)),
             RangeEnd::Unbounded => self.insert(key.to_vec(), None),
         }
+        debug_assert!(
+            empty || self.covers(key),
+            "{key:?} not covered once its range is added"
+        );
     }
 
     /// True if some range holds `key`.

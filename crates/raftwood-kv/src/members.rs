@@ -67,6 +67,10 @@ pub fn read_registry(source: &Source<'_>) -> Result<MemberRegistry, KvError> {
         registry.removed.push(decode_removed_key(cursor.key())?);
         cursor.next()?;
     }
+    // Ids are the keys' big-endian suffixes, read in key order: unique and
+    // ascending (`was_removed` searches `removed` by halves).
+    debug_assert!(registry.members.windows(2).all(|w| w[0].id < w[1].id));
+    debug_assert!(registry.removed.windows(2).all(|w| w[0] < w[1]));
     Ok(registry)
 }
 

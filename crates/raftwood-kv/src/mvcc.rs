@@ -302,6 +302,10 @@ impl<'a> Mvcc<'a> {
             chunk.push((key.to_vec(), record));
             live.next()?;
         }
+        // A chunk goes on after `after` (a delete resumes there).
+        debug_assert!(
+            after.is_none_or(|after| chunk.first().is_none_or(|(key, _)| key.as_slice() > after))
+        );
         Ok(chunk)
     }
 }

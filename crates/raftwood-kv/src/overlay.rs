@@ -74,6 +74,16 @@ impl Overlay {
         if let Some(key) = undo_key {
             self.undo.push((key, previous));
         }
+        if cfg!(debug_assertions) {
+            self.check_invariants();
+        }
+    }
+
+    /// An undo log only under [`Undo::Kept`], and only for a request that
+    /// wrote.
+    fn check_invariants(&self) {
+        assert!(self.mode == Undo::Kept || self.undo.is_empty());
+        assert!(self.written || self.undo.is_empty());
     }
 
     /// Records a put.

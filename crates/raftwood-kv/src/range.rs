@@ -10,6 +10,10 @@ use crate::validate::validate_range;
 /// Checks a requested read revision against the view: 0 or less means
 /// `current`; above it is a future revision; below `compacted` is gone.
 pub fn resolve_revision(requested: i64, current: i64, compacted: i64) -> Result<i64, EtcdError> {
+    debug_assert!(
+        compacted <= current,
+        "compacted {compacted} above current {current}"
+    );
     if requested > current {
         return Err(EtcdError::FutureRevision);
     }
@@ -63,6 +67,10 @@ pub fn serve(
             with_values: !request.keys_only || sort_target == range_request::SortTarget::Value,
         },
     )?;
+    // The scan counts every key of the range and collects a prefix of them.
+    debug_assert!(scan.kvs.len() as i64 <= scan.count);
+    debug_assert!(fetch_limit.is_none_or(|limit| scan.kvs.len() <= limit));
+    debug_assert!(!request.count_only || scan.kvs.is_empty());
     let mut kvs = scan.kvs;
     if request.max_mod_revision != 0 {
         kvs.retain(|kv| kv.mod_revision <= request.max_mod_revision);

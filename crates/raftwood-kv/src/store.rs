@@ -171,6 +171,40 @@ struct Resume {
 }
 
 impl ApplyState {
+    /// The invariants documented on the fields, and the revisions'
+    /// (`KvStore::open` refuses a store whose meta breaks them, so a broken
+    /// one here is a bug of the apply path). Fail-stop: the next write would
+    /// record the broken state.
+    fn check_invariants(&self) {
+        let Revisions { current, compacted } = self.revisions;
+        assert!(current >= 1, "current revision {current}");
+        assert!(
+            (-1..=current).contains(&compacted),
+            "compacted revision {compacted} outside [-1, {current}]"
+        );
+        // A large request's progress belongs to the entry after the last
+        // applied one: the parts it wrote are ahead of the applied index by
+        // that entry exactly.
+        let next = self.applied_index.checked_add(1);
+        assert!(
+            self.delete_progress
+                .as_ref()
+                .is_none_or(|progress| Some(progress.index) == next),
+            "DeleteRange progress {:?} with applied index {}",
+            self.delete_progress.as_ref().map(|p| p.index),
+            self.applied_index
+        );
+        assert!(
+            self.compaction_progress.is_none_or(
+                |progress| Some(progress.index) == next && self.delete_progress.is_none()
+            ),
+            "Compaction progress {:?} with applied index {} (DeleteRange progress too: {})",
+            self.compaction_progress.map(|p| p.index),
+            self.applied_index,
+            self.delete_progress.is_some()
+        );
+    }
+
     /// Takes the progress recorded for entry `index`, which is `large`.
     /// Invariant: progress is only ever recorded for a request of its kind.
     fn take_progress(
@@ -309,6 +343,7 @@ impl KvStore {
             view: Mutex::new(Arc::new(view)),
             poisoned: AtomicBool::new(false),
         };
+        store.apply.lock().check_invariants();
         // A large DeleteRange or Compaction wrote parts of itself, and a
         // crash came before the write that completes it: the engine holds
         // a state that is no prefix of the log. Finish it now, before
@@ -331,6 +366,11 @@ impl KvStore {
                     "finishing the request of entry {index} a crash interrupted gave {outcomes:?}"
                 )));
             }
+            // The write that completed it took its progress away.
+            debug_assert!({
+                let state = store.apply.lock();
+                state.delete_progress.is_none() && state.compaction_progress.is_none()
+            });
         }
         Ok(store)
     }
@@ -430,6 +470,7 @@ impl KvStore {
         if last_index != state.applied_index {
             self.write_overlay(&mut state, overlay, last_index, revisions)?;
         }
+        debug_assert_eq!(outcomes.len(), entries.len(), "one outcome per entry");
         Ok(outcomes)
     }
 
@@ -444,6 +485,7 @@ impl KvStore {
     ) -> Result<(), KvError> {
         let mut batch = WriteBatch::new();
         let mut live_writes = Vec::new();
+        let count = overlay.writes().len();
         for (key, value) in overlay.into_writes() {
             match &value {
                 Some(value) => batch.put(&key, value),
@@ -453,6 +495,7 @@ impl KvStore {
                 live_writes.push((key, value));
             }
         }
+        debug_assert_eq!(batch.len(), count, "a write of the overlay lost");
         self.write_applied(state, batch, applied_index, revisions, Some(live_writes))
     }
 
@@ -494,6 +537,7 @@ impl KvStore {
         }
         state.revisions = revisions;
         state.applied_index = applied_index;
+        state.check_invariants();
         let view = Arc::new(View {
             snapshot: self.db.snapshot(),
             revisions,
@@ -568,6 +612,14 @@ impl KvStore {
         };
         let (events, through_revision) =
             mvcc.events(start, view.revisions.current, max_events, with_prev_kv)?;
+        // A batch ends at a revision of the view, and not before its start
+        // (unless the start is still to come).
+        debug_assert!(
+            through_revision <= view.revisions.current
+                && (through_revision >= start - 1 || through_revision == view.revisions.current),
+            "events from {start} through {through_revision}, current {}",
+            view.revisions.current
+        );
         Ok(EventBatch {
             events,
             through_revision,
@@ -662,6 +714,7 @@ impl KvStore {
         self.db.write(batch, WriteOptions::default())?;
         self.db.flush()?;
         state.applied_index = applied_index;
+        state.check_invariants();
         let view = Arc::new(View {
             snapshot: self.db.snapshot(),
             revisions: state.revisions,

@@ -87,6 +87,12 @@ pub(crate) fn put_record(
         payload_len <= MAX_PAYLOAD_BYTES,
         "record payloads are limited to {MAX_PAYLOAD_BYTES} bytes"
     );
+    // `read_record` refuses any other flag.
+    debug_assert_eq!(
+        flags & !FLAG_END_OF_WRITE,
+        0,
+        "unknown record flags {flags:#04x}"
+    );
     let mut header = [0u8; HEADER_BYTES];
     header[4..12].copy_from_slice(&offset.to_le_bytes());
     header[12..16].copy_from_slice(&payload_len.to_le_bytes());

@@ -81,6 +81,9 @@ pub(crate) fn encode_payload(record: &Record, out: &mut Vec<u8>) {
     out.clear();
     match record {
         Record::SegmentHeader(header) => {
+            // The version written is always this build's: a header that says
+            // otherwise would describe a segment this build did not write.
+            debug_assert_eq!(header.version, FORMAT_VERSION);
             out.extend_from_slice(&SEGMENT_MAGIC);
             out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
             out.extend_from_slice(&header.sequence.to_le_bytes());
@@ -96,6 +99,11 @@ pub(crate) fn encode_payload(record: &Record, out: &mut Vec<u8>) {
         }
         Record::Entries(entries) => {
             debug_assert!(!entries.is_empty());
+            // Recovery refuses a record whose entries are not consecutive.
+            debug_assert!(
+                entries.windows(2).all(|w| w[0].index + 1 == w[1].index),
+                "entries of one record are consecutive"
+            );
             let count = raftwood_lsm::length::len_u32(entries.len(), "raft log record entry count");
             out.extend_from_slice(&count.to_le_bytes());
             for entry in entries {
@@ -107,6 +115,13 @@ pub(crate) fn encode_payload(record: &Record, out: &mut Vec<u8>) {
         Record::Truncate { from_index } => out.extend_from_slice(&from_index.to_le_bytes()),
         Record::Synced { durable_bytes } => out.extend_from_slice(&durable_bytes.to_le_bytes()),
     }
+    // What is written must read back as itself (entries excepted: their
+    // records are large, and the codec checks each entry it encodes).
+    debug_assert!(
+        matches!(record, Record::Entries(_))
+            || decode_payload(record.record_type(), out).as_ref() == Ok(record),
+        "{record:?} does not decode from its own encoding"
+    );
 }
 
 /// Why a payload whose checksum matched still does not decode.
@@ -334,8 +349,10 @@ mod tests {
             index,
             payload: raftwood_raft::EntryPayload::Empty,
         };
-        let mut payload = Vec::new();
-        encode_payload(&Record::Entries(vec![entry(1), entry(3)]), &mut payload);
+        // Framed by hand: `encode_payload` asserts the invariant.
+        let mut payload = 2u32.to_le_bytes().to_vec();
+        encode_entry(&entry(1), &mut payload);
+        encode_entry(&entry(3), &mut payload);
         assert!(decode_payload(RecordType::Entries, &payload).is_err());
         assert!(decode_payload(RecordType::Entries, &0u32.to_le_bytes()).is_err());
         assert!(decode_payload(RecordType::Entries, &u32::MAX.to_le_bytes()).is_err());

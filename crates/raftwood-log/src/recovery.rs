@@ -250,6 +250,24 @@ pub(crate) fn recover(
     state
         .finish_replay()
         .map_err(|detail| corruption(&last_path, 0, detail))?;
+    // The store takes these as its closed segments and numbers the next one
+    // after them (`RaftLogStore::check_invariants`).
+    debug_assert!(
+        segments
+            .windows(2)
+            .all(|w| w[0].sequence + 1 == w[1].sequence),
+        "replayed segments are consecutive"
+    );
+    debug_assert!(
+        segments
+            .last()
+            .is_none_or(|s| s.sequence + 1 == next_sequence),
+        "the next segment follows the last replayed one"
+    );
+    debug_assert!(
+        last_reset_sequence.is_none_or(|reset| segments.iter().any(|s| s.sequence == reset)),
+        "the last snapshot install is in a replayed segment"
+    );
     Ok(RecoveredLog {
         state,
         segments,
@@ -377,6 +395,10 @@ fn replay_segment(
         }
         pending.push(record);
         position += HEADER_BYTES + header.payload_len as usize;
+        debug_assert!(
+            position <= data.len(),
+            "read_record returned bytes past the end"
+        );
         if header.flags & FLAG_END_OF_WRITE != 0 {
             for record in pending.drain(..) {
                 apply(&record, state, info, last_reset_sequence)
@@ -398,6 +420,9 @@ fn replay_segment(
             valid_bytes: valid_bytes as u64,
         });
     }
+    // Only the newest segment may end early, at its zero tail: one with a
+    // successor is valid exactly up to the length the successor vouches for.
+    debug_assert!(limit.is_none_or(|limit| valid_bytes == limit));
     Ok(SegmentEnd::Clean {
         valid_bytes: valid_bytes as u64,
     })

@@ -212,6 +212,23 @@ impl RaftLogStore {
                 chunk.push(entry.clone());
             }
             records.push(Record::Entries(chunk));
+            debug_assert!(
+                records
+                    .iter()
+                    .all(|r| !matches!(r, Record::Entries(chunk) if chunk.is_empty())),
+                "an empty entries record"
+            );
+            debug_assert_eq!(
+                records
+                    .iter()
+                    .map(|r| match r {
+                        Record::Entries(chunk) => chunk.len(),
+                        _ => 0,
+                    })
+                    .sum::<usize>(),
+                request.entries.len(),
+                "the chunks hold every entry once"
+            );
         }
         if let Some(hard_state) = request.hard_state {
             records.push(Record::HardState(hard_state));
@@ -225,6 +242,14 @@ impl RaftLogStore {
         self.append_write(&records)?;
         for record in &records {
             self.apply(record);
+        }
+        // The request's last entry (or its snapshot point) is now the log's
+        // last, and the active segment knows it holds it.
+        if let Some(last) = request.entries.last() {
+            debug_assert_eq!(self.state.last_index(), last.index);
+            debug_assert!(self.active.max_entry_index >= Some(last.index));
+        } else if let Some(meta) = &request.snapshot {
+            debug_assert_eq!(self.state.last_index(), meta.index);
         }
         self.check_invariants();
         Ok(())
@@ -243,6 +268,7 @@ impl RaftLogStore {
             return Err(self.poison(format!("syncing {}", self.active.path.display()), error));
         }
         self.active_durable_bytes = self.active_file.len();
+        self.check_invariants();
         Ok(())
     }
 
@@ -304,6 +330,7 @@ impl RaftLogStore {
         {
             return Err(self.poison(format!("syncing directory {}", self.dir.display()), error));
         }
+        debug_assert!(self.state.snapshot_index() >= snapshot.index);
         self.check_invariants();
         Ok(())
     }
@@ -320,12 +347,18 @@ impl RaftLogStore {
         }
         let skip = usize::try_from(lo - first).unwrap_or(usize::MAX);
         let take = usize::try_from(hi - lo).unwrap_or(usize::MAX);
-        Ok(self
+        let entries: Vec<Entry> = self
             .state
             .entries
             .range(skip..skip + take)
             .cloned()
-            .collect())
+            .collect();
+        debug_assert!(
+            entries.first().is_none_or(|e| e.index == lo)
+                && entries.last().is_none_or(|e| e.index + 1 == hi),
+            "entries {lo}..{hi} read from the wrong place"
+        );
+        Ok(entries)
     }
 
     /// The term of the entry at `index` (the snapshot point included), if
@@ -381,6 +414,7 @@ impl RaftLogStore {
     /// appends them with one call.
     fn append_write(&mut self, records: &[Record]) -> Result<(), LogError> {
         debug_assert!(!records.is_empty());
+        debug_assert!(self.poisoned.is_none(), "a poisoned store never writes");
         self.buffer.clear();
         let base = self.active_file.len();
         let synced = Record::Synced {
@@ -411,6 +445,9 @@ impl RaftLogStore {
                 error,
             ));
         }
+        // The offsets framed into the records assumed the write lands at
+        // `base`, and the next write's at the end of this one.
+        debug_assert_eq!(self.active_file.len(), base + self.buffer.len() as u64);
         Ok(())
     }
 
@@ -420,6 +457,7 @@ impl RaftLogStore {
     /// write's sync, which is then the one sync in `zero_ahead_bytes` of
     /// log that commits a new file size.
     fn zero_ahead(&mut self, end: u64) -> Result<(), LogError> {
+        debug_assert!(end > self.active_file.len(), "a write of no bytes");
         if end <= self.active_zeroed_to {
             return Ok(());
         }
@@ -486,6 +524,7 @@ impl RaftLogStore {
         self.active_zeroed_to = zeroed_to;
         self.active_durable_bytes = self.active_file.len();
         self.closed.push_back(previous);
+        self.check_invariants();
         Ok(())
     }
 
@@ -520,6 +559,18 @@ impl RaftLogStore {
                 _ => true,
             },
             "entries are consecutive"
+        );
+        debug_assert!(
+            self.state
+                .entries
+                .front()
+                .is_none_or(|e| e.term >= self.state.snapshot.as_ref().map_or(0, |s| s.term)),
+            "no entry has a term below the snapshot point's"
+        );
+        debug_assert!(
+            self.last_reset_sequence
+                .is_none_or(|reset| reset <= self.active.sequence),
+            "the newest snapshot install is in a segment that exists"
         );
     }
 }

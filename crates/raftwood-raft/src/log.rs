@@ -82,6 +82,27 @@ impl RaftLog {
             self.applying,
             self.committed
         );
+        assert!(
+            self.applying <= self.persisted.max(self.snapshot.index),
+            "log: applying {} past persisted {}",
+            self.applying,
+            self.persisted
+        );
+        // Compaction needs the entries applied and durable; an installed
+        // snapshot moves both cursors to its index.
+        assert!(
+            self.snapshot.index <= self.applied && self.snapshot.index <= self.handed_to_persist,
+            "log: snapshot {} past applied {} or handed {}",
+            self.snapshot.index,
+            self.applied,
+            self.handed_to_persist
+        );
+        assert!(
+            self.pending_snapshot
+                .as_ref()
+                .is_none_or(|pending| *pending == self.snapshot),
+            "log: the snapshot to persist is not the one the log starts after"
+        );
         if let Some(first) = self.entries.front() {
             assert_eq!(first.index, self.snapshot.index + 1, "log: first entry");
             assert!(
@@ -258,6 +279,10 @@ impl RaftLog {
             }
             out.push(entry.clone());
         }
+        debug_assert!(
+            low >= high || out.first().is_some_and(|e| e.index == low),
+            "slice {low}..{high} starts elsewhere"
+        );
         Ok(out)
     }
 
@@ -364,6 +389,8 @@ impl RaftLog {
         let to_persist: Vec<Entry> = (from..=self.last_index())
             .filter_map(|i| self.entry(i).cloned())
             .collect();
+        // Nothing between the snapshot and the last entry is missing.
+        debug_assert_eq!(to_persist.len() as u64, self.last_index() + 1 - from);
         self.handed_to_persist = self.last_index();
         to_persist
     }
@@ -399,6 +426,15 @@ impl RaftLog {
         let entries = self
             .slice(self.applying + 1, high + 1, max_bytes, usize::MAX)
             .unwrap_or_default();
+        // `applying` is at or above the snapshot index, so the slice is
+        // never compacted, and it goes on exactly where the last one ended.
+        debug_assert!(
+            entries
+                .first()
+                .is_some_and(|e| e.index == self.applying + 1),
+            "entries to apply after {} do not follow it",
+            self.applying
+        );
         if let Some(last) = entries.last() {
             self.applying = last.index;
         }

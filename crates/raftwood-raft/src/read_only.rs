@@ -52,6 +52,9 @@ impl ReadOnlyQueue {
             round,
         });
         self.acks.push_back((round, BTreeSet::from([leader])));
+        if cfg!(debug_assertions) {
+            self.check_invariants();
+        }
         round
     }
 
@@ -76,6 +79,9 @@ impl ReadOnlyQueue {
         while self.acks.front().is_some_and(|(r, _)| *r <= round) {
             self.acks.pop_front();
         }
+        if cfg!(debug_assertions) {
+            self.check_invariants();
+        }
         confirmed
     }
 
@@ -93,6 +99,32 @@ impl ReadOnlyQueue {
     /// Number of reads waiting.
     pub fn len(&self) -> usize {
         self.pending.len()
+    }
+
+    /// The queue's invariants: reads in round order, one acknowledgement
+    /// set per waiting read's round (a round is confirmed, and forgotten,
+    /// together with its reads), and no round above the last handed out.
+    fn check_invariants(&self) {
+        assert!(
+            self.pending
+                .iter()
+                .zip(self.pending.iter().skip(1))
+                .all(|(a, b)| a.round <= b.round),
+            "reads out of round order"
+        );
+        assert!(
+            self.pending
+                .iter()
+                .map(|read| read.round)
+                .eq(self.acks.iter().map(|(round, _)| *round)),
+            "the rounds of the reads and of their acknowledgements differ"
+        );
+        assert!(
+            self.acks
+                .back()
+                .is_none_or(|(round, _)| *round <= self.last_round),
+            "a round above the last one handed out"
+        );
     }
 }
 

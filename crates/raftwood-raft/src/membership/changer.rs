@@ -107,7 +107,12 @@ impl<'a> Changer<'a> {
         if count > 1 {
             return Err(ConfChangeError::TooManyVoterChanges { count });
         }
-        Ok(draft.finish())
+        let (config, progress) = draft.finish();
+        debug_assert!(
+            !config.voters.is_joint(),
+            "a simple change made a joint configuration"
+        );
+        Ok((config, progress))
     }
 
     /// Enters a joint configuration (thesis §4.3): the current voters
@@ -129,7 +134,16 @@ impl<'a> Changer<'a> {
         draft.conf.voters_outgoing = draft.conf.voters.clone();
         draft.apply(changes)?;
         draft.conf.auto_leave = auto_leave;
-        Ok(draft.finish())
+        let (joint, progress) = draft.finish();
+        // The shape of a joint configuration (thesis §4.3): the voters
+        // before the change decide as the outgoing half, whatever the
+        // changes did to the incoming one.
+        debug_assert_eq!(
+            joint.voters.outgoing().voters(),
+            config.voters.incoming().voters(),
+            "the outgoing half is not the configuration left"
+        );
+        Ok((joint, progress))
     }
 
     /// Leaves the joint configuration: the incoming voters alone decide,
@@ -153,7 +167,16 @@ impl<'a> Changer<'a> {
             }
         }
         draft.conf.auto_leave = false;
-        Ok(draft.finish())
+        let (left, progress) = draft.finish();
+        // The incoming half alone remains, unchanged.
+        debug_assert_eq!(
+            left.voters,
+            crate::quorum::JointConfig::simple(
+                self.tracker.config().voters.incoming().voters().clone()
+            ),
+            "leaving changed the incoming voters"
+        );
+        Ok((left, progress))
     }
 
     /// Builds the configuration a [`ConfState`] describes (from a snapshot,

@@ -98,6 +98,7 @@ impl RaftNode {
 
     fn become_pre_candidate(&mut self) {
         assert_ne!(self.role, Role::Leader, "a leader does not campaign");
+        debug_assert!(self.is_promotable(), "only a voter campaigns");
         // Pre-vote changes neither term nor vote (thesis §9.6): a member
         // that cannot win leaves no trace.
         self.tracker.reset_votes();

@@ -139,6 +139,15 @@ impl RaftNode {
             .append_as_follower(prev_log_index, prev_log_term, entries)
         {
             Ok(Some(last_new_index)) => {
+                // Log Matching (paper §5.3): the log now holds the leader's
+                // entries through the last one sent.
+                debug_assert!(
+                    self.log.matches(
+                        last_new_index,
+                        entries.last().map_or(prev_log_term, |e| e.term)
+                    ),
+                    "the log does not end like the leader's append"
+                );
                 self.log.commit_to(commit.min(last_new_index));
                 // Planted bug: acknowledge before the entries are durable.
                 #[cfg(feature = "planted-bugs")]

@@ -389,6 +389,73 @@ impl RaftNode {
                 .all(|(a, b)| a.0 < b.0),
             "configuration history out of order"
         );
+        assert!(
+            self.conf_history.last().is_some_and(
+                |(at, conf)| *at <= self.log.applied() && *conf == self.tracker.conf_state()
+            ),
+            "the newest configuration in the history is not the applied one in force"
+        );
+        assert!(
+            self.conf_history[0].0 <= self.log.snapshot().index,
+            "the configuration at the snapshot point is forgotten"
+        );
+        // The hard state handed out to persist is a past value of the
+        // current one: its commit index is not above the current one, and
+        // within a term the vote handed out is never changed (paper §5.2:
+        // one vote per term, kept across restarts).
+        assert!(
+            self.handed_hard_state.commit <= self.log.committed(),
+            "the commit index went back"
+        );
+        #[cfg(feature = "planted-bugs")]
+        let vote_twice_planted = self
+            .config
+            .has_planted_bug(crate::config::PlantedBug::VoteTwiceInOneTerm);
+        #[cfg(not(feature = "planted-bugs"))]
+        let vote_twice_planted = false;
+        assert!(
+            vote_twice_planted
+                || self.handed_hard_state.term < self.term
+                || self.handed_hard_state.vote.is_none()
+                || self.handed_hard_state.vote == self.vote,
+            "a second vote in term {}",
+            self.term
+        );
+        // Roles: a candidate (and so a leader) voted for itself; nobody
+        // campaigning knows a leader; only a leader queues reads.
+        assert!(
+            vote_twice_planted
+                || !matches!(self.role, Role::Candidate | Role::Leader)
+                || self.vote == Some(self.id()),
+            "a {} that did not vote for itself",
+            self.role
+        );
+        assert!(
+            !matches!(self.role, Role::Candidate | Role::PreCandidate) || self.leader.is_none(),
+            "a {} that knows a leader",
+            self.role
+        );
+        assert!(
+            leading || self.read_only.len() == 0,
+            "reads queued outside leadership"
+        );
+        assert!(
+            !leading || self.pending_conf_index <= self.log.last_index(),
+            "a pending configuration change past the log"
+        );
+        // Timers: each is reset when it reaches its timeout.
+        let base = self.config.election_timeout_ticks;
+        assert!(
+            (base..2 * base).contains(&self.randomized_election_timeout_ticks),
+            "election timeout drawn outside [{base}, {})",
+            2 * base
+        );
+        if leading {
+            assert!(self.election_elapsed_ticks < base);
+            assert!(self.heartbeat_elapsed_ticks < self.config.heartbeat_interval_ticks);
+        } else {
+            assert!(self.election_elapsed_ticks < self.randomized_election_timeout_ticks);
+        }
     }
 
     /// [`RaftNode::check_invariants`] after every input, in debug builds.

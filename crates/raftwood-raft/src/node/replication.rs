@@ -54,6 +54,10 @@ impl RaftNode {
     /// lets this term commit (paper §8).
     pub(super) fn become_leader(&mut self) {
         assert_ne!(self.role, Role::Follower, "only a candidate becomes leader");
+        // Not a pre-candidate either: winning a pre-vote leads to a real
+        // election, not to leadership. And the election was won.
+        debug_assert_eq!(self.role, Role::Candidate);
+        debug_assert_eq!(self.tracker.tally_votes().2, crate::quorum::VoteResult::Won);
         let term = self.term;
         self.leader = Some(self.id());
         self.role = Role::Leader;
