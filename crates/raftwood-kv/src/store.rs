@@ -772,6 +772,15 @@ impl KvStore {
         Ok(self.db.checkpoint_flushed(dir)?)
     }
 
+    /// etcd's defragment, on an LSM: a full compaction of the engine,
+    /// which rewrites every level into the deepest and drops what
+    /// compactions of revisions, deletes and overwrites left behind.
+    /// Reads and applies go on meanwhile (the engine merges without
+    /// holding its lock; only its automatic compactions wait).
+    pub fn defragment(&self) -> Result<(), KvError> {
+        Ok(self.db.compact_range(None, None)?)
+    }
+
     /// Bytes the store occupies: tables plus the active memtable.
     pub fn db_size_bytes(&self) -> u64 {
         let stats = self.db.stats();

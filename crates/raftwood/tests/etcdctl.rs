@@ -253,6 +253,13 @@ fn etcdctl_works_against_raftwood_dev_and_data_survives_a_restart() {
     assert!(values.iter().all(|v| *v == values[0]), "{at_two}");
     assert!(values[0].parse::<u32>().is_ok(), "{at_two}");
 
+    // Defragment, one member at a time, as etcdctl reports it from etcd.
+    let defragmented = etcdctl(&one(2), &["defrag"]);
+    assert_eq!(
+        defragmented,
+        format!("Finished defragmenting etcd member[{}]\n", one(2)[0])
+    );
+
     // Leases: grant, attach, time-to-live with keys, keep-alive, revoke.
     let granted = etcdctl(&one(1), &["lease", "grant", "100"]);
     let lease_id = granted
