@@ -275,21 +275,34 @@ fn first_batch_id(incarnation: u64) -> u64 {
 }
 
 /// The membership of the cluster this member joins, from the first peer
-/// of `--initial-cluster` (other than itself) that answers.
+/// of `--initial-cluster` (other than itself) that answers with one that
+/// includes this member.
 async fn ask_peers_for_membership(config: &ServerConfig) -> Result<Membership, ServerError> {
     let mine = &config.initial_advertise_peer_urls;
-    let peers = config
+    let peers: Vec<crate::url::PeerUrl> = config
         .initial_cluster
         .iter()
         .flat_map(|member| member.peer_urls.iter())
-        .filter(|url| !mine.contains(url));
-    transport::join::ask_any(peers, MEMBERSHIP_QUERY_TIMEOUT)
-        .await
-        .map_err(ServerError::Bootstrap)
+        .filter(|url| !mine.contains(url))
+        .cloned()
+        .collect();
+    let includes_me = |membership: &Membership| membership.with_peer_url(mine, None).is_some();
+    transport::join::ask_any(
+        &peers,
+        MEMBERSHIP_QUERY_TIMEOUT,
+        MEMBERSHIP_QUERY_PATIENCE,
+        includes_me,
+    )
+    .await
+    .map_err(ServerError::Bootstrap)
 }
 
 /// How long a peer may take to answer the membership query.
 const MEMBERSHIP_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the peers are asked again while none knows this member yet
+/// (a follower applies the MemberAdd just after the leader answered it).
+const MEMBERSHIP_QUERY_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Time enters the drive loop as ticks, one per heartbeat interval.
 async fn tick(events: mpsc::UnboundedSender<LoopEvent>, period: Duration) {

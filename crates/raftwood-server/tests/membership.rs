@@ -428,3 +428,219 @@ async fn with_a_voter_down_changes_that_need_it_are_refused_as_unhealthy() {
         node.shutdown().await;
     }
 }
+
+/// Retries `change` until it is accepted: membership changes are refused
+/// while the cluster is busy (a learner not yet in sync, a change in
+/// progress, a leader just elected), as on etcd, and an operator retries.
+async fn until_accepted<T, F, Fut>(what: &str, mut change: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match change().await {
+            Ok(answer) => return answer.into_inner(),
+            Err(status) => {
+                assert!(Instant::now() < deadline, "{what}: {status:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Puts `w/<n>` for n = 0, 1, ... through whichever of `ports` answers,
+/// until `stop`; returns the n of every acknowledged put.
+async fn write_until(
+    ports: std::sync::Arc<parking_lot::Mutex<Vec<u16>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<u64> {
+    let mut acknowledged = Vec::new();
+    let mut attempt = 0usize;
+    let mut n = 0u64;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let port = {
+            let ports = ports.lock();
+            ports[attempt % ports.len()]
+        };
+        let mut kv = kv_client(port).await;
+        let put = tokio::time::timeout(
+            Duration::from_secs(2),
+            support::put(&mut kv, &format!("w/{n}"), "v"),
+        )
+        .await;
+        match put {
+            Ok(Ok(_)) => {
+                acknowledged.push(n);
+                n += 1;
+            }
+            // Unknown outcome or refused: the next key, on another member.
+            _ => {
+                n += 1;
+                attempt += 1;
+            }
+        }
+    }
+    acknowledged
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_grow_to_five_and_shrink_to_three_without_the_leader_while_writes_run() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let (_dir, client_ports, configs) = layout(|_| {});
+    let mut nodes: Vec<Option<RunningNode>> =
+        start_all(&configs).await.into_iter().map(Some).collect();
+    let mut kv = kv_client(client_ports[0]).await;
+    put_eventually(&mut kv, "warm-up", "1").await;
+    let ports = Arc::new(parking_lot::Mutex::new(client_ports.clone()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn(write_until(Arc::clone(&ports), Arc::clone(&stop)));
+
+    // Grow: each new member is added as a learner, started empty, caught
+    // up, and promoted.
+    let mut all_configs = configs.clone();
+    for name in ["d", "e"] {
+        let fresh = free_ports(2);
+        let (client, peer) = (fresh[0], fresh[1]);
+        let url = PeerUrl::localhost(peer).to_string();
+        let first = client_ports[0];
+        let added = until_accepted(&format!("add {name}"), || {
+            let url = url.clone();
+            async move {
+                cluster_client(first)
+                    .member_add(MemberAddRequest {
+                        peer_ur_ls: vec![url],
+                        is_learner: true,
+                    })
+                    .await
+            }
+        })
+        .await;
+        let id = added.member.unwrap().id;
+        let config = joiner(&all_configs, name, client, peer);
+        let node = raftwood_server::start(config.clone()).await.unwrap();
+        assert_eq!(node.context.member_id, id);
+        nodes.push(Some(node));
+        all_configs.push(config);
+        // The learner catches up (said here, with both positions, rather
+        // than by the promote refusals below).
+        {
+            let learner = nodes.last().unwrap().as_ref().unwrap().context.status.clone();
+            let leader = leader_of(&nodes).await;
+            let leader_status = nodes[leader].as_ref().unwrap().context.status.clone();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let (mine, theirs) = (*learner.borrow(), *leader_status.borrow());
+                if mine.applied + 5 >= theirs.commit {
+                    break;
+                }
+                if mine.failed {
+                    let node = nodes.pop().flatten().unwrap();
+                    let reason = node.shutdown().await;
+                    panic!("learner {name} failed: {reason:?}");
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "learner {name} stuck: {mine:?} vs leader {theirs:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        until_accepted(&format!("promote {name}"), || async move {
+            cluster_client(first)
+                .member_promote(MemberPromoteRequest { id })
+                .await
+        })
+        .await;
+        ports.lock().push(client);
+    }
+    let grown = wait_for_members(client_ports[0], "five voters", |list| {
+        list.len() == 5 && list.iter().all(|m| !m.is_learner && !m.name.is_empty())
+    })
+    .await;
+    assert_eq!(grown.len(), 5);
+
+    // Shrink: the leader first (asked through a follower), then one more.
+    for round in 0..2 {
+        let leader = leader_of(&nodes).await;
+        let victim = if round == 0 {
+            leader
+        } else {
+            (0..nodes.len())
+                .find(|i| *i != leader && nodes[*i].is_some())
+                .unwrap()
+        };
+        let via = (0..nodes.len())
+            .find(|i| *i != victim && nodes[*i].is_some())
+            .unwrap();
+        let victim_id = nodes[victim].as_ref().unwrap().context.member_id;
+        let via_port = all_configs[via].listen_client_urls[0].port();
+        until_accepted("remove", || async move {
+            cluster_client(via_port)
+                .member_remove(MemberRemoveRequest { id: victim_id })
+                .await
+        })
+        .await;
+        let victim_port = all_configs[victim].listen_client_urls[0].port();
+        ports.lock().retain(|port| *port != victim_port);
+        let mut removed = nodes[victim].take().unwrap();
+        if round == 0 {
+            let reason = tokio::time::timeout(Duration::from_secs(20), removed.wait_failed())
+                .await
+                .expect("the removed leader stops");
+            assert_eq!(reason, "removed from the cluster");
+        }
+        removed.shutdown().await;
+    }
+    let survivors: Vec<u16> = ports.lock().clone();
+    assert_eq!(survivors.len(), 3);
+    wait_for_members(survivors[0], "three voters", |list| list.len() == 3).await;
+    stop.store(true, Ordering::Relaxed);
+    let acknowledged = writer.await.unwrap();
+    assert!(acknowledged.len() > 20, "only {} writes", acknowledged.len());
+
+    // Every acknowledged write is there; every member holds the same state.
+    let mut kv = kv_client(survivors[0]).await;
+    let stored: std::collections::BTreeSet<Vec<u8>> = kv
+        .range(RangeRequest {
+            key: b"w/".to_vec(),
+            range_end: b"w0".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .kvs
+        .into_iter()
+        .map(|kv| kv.key)
+        .collect();
+    for n in &acknowledged {
+        assert!(stored.contains(format!("w/{n}").as_bytes()), "w/{n} lost");
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut hashes = Vec::new();
+        for port in &survivors {
+            let answer = MaintenanceClient::new(channel(*port))
+                .hash_kv(HashKvRequest { revision: 0 })
+                .await
+                .unwrap()
+                .into_inner();
+            hashes.push((answer.hash, answer.header.unwrap().revision));
+        }
+        if hashes.iter().all(|h| *h == hashes[0]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{hashes:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "{} writes acknowledged through 3 -> 5 -> 3 members",
+        acknowledged.len()
+    );
+    for node in nodes.into_iter().flatten() {
+        node.shutdown().await;
+    }
+}

@@ -141,24 +141,46 @@ pub async fn answer(
     stream.flush().await
 }
 
-/// Asks each of `peers` in turn for its membership, until one answers
-/// (etcd asks the same of its peers' `/members`).
-pub async fn ask_any<'a>(
-    peers: impl Iterator<Item = &'a PeerUrl>,
+/// Asks each of `peers` in turn for its membership (etcd asks the same of
+/// its peers' `/members`) until one answers with a membership that
+/// `includes_me`: a peer that has not yet applied the MemberAdd the leader
+/// already answered does not know the new member, so the peers are asked
+/// again, a few times within `patience`. Returns the last answer if none
+/// includes it (the caller says why it cannot join), and an error if no
+/// peer answers at all.
+pub async fn ask_any(
+    peers: &[PeerUrl],
     timeout: Duration,
+    patience: Duration,
+    includes_me: impl Fn(&Membership) -> bool,
 ) -> Result<Membership, String> {
+    let deadline = tokio::time::Instant::now() + patience;
     let mut failures = Vec::new();
-    for url in peers {
-        match ask(&url.authority(), timeout).await {
-            Ok(membership) => return Ok(membership),
-            Err(error) => failures.push(format!("{url}: {error}")),
+    loop {
+        let mut last_answer = None;
+        for url in peers {
+            match ask(&url.authority(), timeout).await {
+                Ok(membership) if includes_me(&membership) => return Ok(membership),
+                Ok(membership) => last_answer = Some(membership),
+                Err(error) => failures.push(format!("{url}: {error}")),
+            }
+        }
+        match last_answer {
+            Some(answer) if tokio::time::Instant::now() >= deadline => return Ok(answer),
+            Some(_) => tokio::time::sleep(ASK_AGAIN_AFTER).await,
+            None => {
+                return Err(format!(
+                    "could not learn the cluster's membership from any peer of --initial-cluster ({})",
+                    failures.join("; ")
+                ));
+            }
         }
     }
-    Err(format!(
-        "could not learn the cluster's membership from any peer of --initial-cluster ({})",
-        failures.join("; ")
-    ))
 }
+
+/// The pause before asking the peers again for a membership that includes
+/// the joining member.
+const ASK_AGAIN_AFTER: Duration = Duration::from_millis(200);
 
 /// Asks the member at `address` (host:port) for its membership.
 pub async fn ask(address: &str, timeout: Duration) -> Result<Membership, String> {
