@@ -46,6 +46,11 @@ pub struct ModelBuilder {
 }
 
 impl ModelBuilder {
+    /// The model read so far.
+    pub fn into_root(self) -> Tree {
+        self.root
+    }
+
     fn current(&mut self) -> &mut Tree {
         match self.stack.last_mut() {
             Some((_, tree)) => tree,
