@@ -3,7 +3,8 @@
 //! then every key (and value) in element order.
 
 use crate::page::{
-    BRANCH_PAGE, ELEMENT_SIZE, LEAF_PAGE, PAGE_HEADER_SIZE, PageHeader, element_offset,
+    BRANCH_PAGE, ELEMENT_SIZE, LEAF_PAGE, MAX_ELEMENTS_PER_PAGE, PAGE_HEADER_SIZE, PageHeader,
+    element_offset,
 };
 
 /// One element's fixed part; its key and value are in the builder's data.
@@ -78,6 +79,7 @@ impl PageBuilder {
     /// Appends a branch element pointing at `child`.
     pub fn push_branch(&mut self, key: &[u8], child: u64) {
         assert!(!self.is_leaf, "a branch element pushed onto a leaf page");
+        assert!(child >= 2, "a branch element pointing at meta page {child}");
         self.push(
             ElementSpec {
                 flags: 0,
@@ -99,9 +101,16 @@ impl PageBuilder {
     /// Lays the page out as page `id` padded to whole pages of `page_size`
     /// (an overflowing page spans several), and empties the builder.
     pub fn take_page(&mut self, id: u64, page_size: usize) -> Vec<u8> {
+        assert!(id >= 2, "page {id} is a meta page");
         let pages = self.size().div_ceil(page_size).max(1);
+        let overflow = u32::try_from(pages - 1);
+        assert!(
+            overflow.is_ok(),
+            "a page of {} bytes overflows bbolt's u32 overflow count",
+            self.size()
+        );
         let mut out = vec![0; pages * page_size];
-        self.lay_out(id, u32::try_from(pages - 1).unwrap_or(u32::MAX), &mut out);
+        self.lay_out(id, overflow.unwrap_or(u32::MAX), &mut out);
         self.clear();
         out
     }
@@ -116,6 +125,12 @@ impl PageBuilder {
     }
 
     fn lay_out(&self, id: u64, overflow: u32, out: &mut [u8]) {
+        assert!(out.len() >= self.size(), "the page does not fit its buffer");
+        assert!(
+            self.elements.len() < MAX_ELEMENTS_PER_PAGE,
+            "a page of {} elements",
+            self.elements.len()
+        );
         let flags = if self.is_leaf { LEAF_PAGE } else { BRANCH_PAGE };
         let count = u16::try_from(self.elements.len()).unwrap_or(u16::MAX);
         PageHeader {
@@ -145,6 +160,11 @@ impl PageBuilder {
             }
             data_at += element.key_len as usize + element.value_len as usize;
         }
+        assert_eq!(
+            data_at,
+            data_start + self.data.len(),
+            "elements account for every data byte"
+        );
     }
 
     fn clear(&mut self) {

@@ -101,6 +101,10 @@ impl TreeBuilder {
 
     /// Writes level `level`'s page and records it in the level above.
     fn write_page<W: Write + Seek>(&mut self, sink: &mut PageSink<W>, level: usize) -> Result<()> {
+        assert!(
+            !self.levels[level].page.is_empty(),
+            "writing an empty page below the root"
+        );
         let first_key = self.levels[level].page.first_key().to_vec();
         let bytes = self.levels[level]
             .page
@@ -155,11 +159,8 @@ impl TreeBuilder {
                 return sink.append(&bytes);
             }
             // Below the top a level's last page always holds an element: a
-            // page is only written out when an element arrives for the next.
-            assert!(
-                !self.levels[level].page.is_empty(),
-                "an empty page below the root"
-            );
+            // page is only written out when an element arrives for the next
+            // (write_page asserts it).
             self.write_page(sink, level)?;
             level += 1;
         }

@@ -183,6 +183,11 @@ impl<W: Write + Seek> Writer<W> {
         let FinishedTree::Root(root_page) = self.root.tree.finish(&mut self.sink, false)? else {
             unreachable!("inlining was not allowed");
         };
+        // What bbolt's meta.write asserts before writing a meta page.
+        assert!(
+            root_page < self.sink.next_page(),
+            "root page {root_page} above the high-water mark"
+        );
         let meta_for = |txid| Meta {
             page_size: self.options.page_size as u32,
             flags: 0,
