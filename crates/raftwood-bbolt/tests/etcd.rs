@@ -19,7 +19,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{ModelBuilder, Node, Tree};
-use raftwood_bbolt::{NO_FREELIST, Reader, Writer};
+use raftwood_bbolt::{BucketRoot, NO_FREELIST, Reader, Value, Writer};
 
 const SHA256_LEN: usize = 32;
 
@@ -405,4 +405,29 @@ fn etcd_restores_and_serves_a_snapshot_this_crate_wrote() {
     ]);
     assert!(put.status.success());
     assert_eq!(get(&etcd, "/after/restore"), "yes");
+}
+
+/// Which top-level buckets a file keeps inline.
+fn inline_buckets(file: &[u8]) -> Vec<(Vec<u8>, bool)> {
+    let reader = Reader::open(file).unwrap();
+    reader
+        .cursor(&reader.root_bucket())
+        .map(|entry| {
+            let entry = entry.unwrap();
+            let Value::Bucket(bucket) = entry.value else {
+                panic!("a plain key at the root")
+            };
+            (entry.key, matches!(bucket.root, BucketRoot::Inline(_)))
+        })
+        .collect()
+}
+
+#[test]
+fn the_writer_inlines_exactly_the_buckets_etcd_inlined() {
+    let original = inline_buckets(&fixture());
+    assert!(
+        original.iter().filter(|(_, inline)| *inline).count() >= 8,
+        "{original:?}"
+    );
+    assert_eq!(inline_buckets(&rewrite_fixture()), original);
 }
