@@ -108,6 +108,15 @@ pub enum Error {
         expected: &'static str,
     },
 
+    /// An inline bucket's page is shorter than a page header.
+    #[error("page {page}: {len} bytes, shorter than a page header")]
+    ShortPage {
+        /// The page (0 for an inline bucket's page).
+        page: u64,
+        /// Its length.
+        len: usize,
+    },
+
     /// A page element, or the key and value it points at, lies outside its
     /// page.
     #[error("page {page}: element {index} lies outside the page")]

@@ -64,14 +64,16 @@ impl PageHeader {
         out[12..16].copy_from_slice(&self.overflow.to_le_bytes());
     }
 
-    /// Reads a header from the first 16 bytes of `bytes`; `None` when fewer.
-    pub fn decode(bytes: &[u8]) -> Option<PageHeader> {
-        Some(PageHeader {
-            id: read_u64(bytes, 0)?,
-            flags: read_u16(bytes, 8)?,
-            count: read_u16(bytes, 10)?,
-            overflow: read_u32(bytes, 12)?,
-        })
+    /// Reads a header.
+    pub fn decode(bytes: &[u8; PAGE_HEADER_SIZE]) -> PageHeader {
+        let [id @ .., f0, f1, c0, c1, o0, o1, o2, o3] = *bytes;
+        let id: [u8; 8] = id;
+        PageHeader {
+            id: u64::from_le_bytes(id),
+            flags: u16::from_le_bytes([f0, f1]),
+            count: u16::from_le_bytes([c0, c1]),
+            overflow: u32::from_le_bytes([o0, o1, o2, o3]),
+        }
     }
 }
 
@@ -110,8 +112,13 @@ impl Page {
     /// be a branch or a leaf page. The id in the header is not checked here
     /// (inline pages carry 0).
     pub fn from_bytes(id: u64, bytes: Vec<u8>) -> Result<Page> {
-        let header =
-            PageHeader::decode(&bytes).ok_or(Error::ElementOutOfBounds { page: id, index: 0 })?;
+        let header = bytes
+            .first_chunk::<PAGE_HEADER_SIZE>()
+            .map(PageHeader::decode)
+            .ok_or(Error::ShortPage {
+                page: id,
+                len: bytes.len(),
+            })?;
         if header.flags != BRANCH_PAGE && header.flags != LEAF_PAGE {
             return Err(Error::WrongPageType {
                 page: id,
@@ -197,13 +204,6 @@ impl Page {
 /// Where element `index` starts in its page.
 pub fn element_offset(index: usize) -> usize {
     PAGE_HEADER_SIZE + index * ELEMENT_SIZE
-}
-
-/// Reads a little-endian u16 at `at`; `None` past the end.
-pub fn read_u16(bytes: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(
-        bytes.get(at..at.checked_add(2)?)?.try_into().ok()?,
-    ))
 }
 
 /// Reads a little-endian u32 at `at`; `None` past the end.

@@ -171,7 +171,7 @@ impl<S: ReadAt> Reader<S> {
         let mut bytes = [0; PAGE_HEADER_SIZE];
         self.source
             .read_exact_at(&mut bytes, id * self.page_size())?;
-        let header = PageHeader::decode(&bytes).ok_or(Error::Truncated { needed: 16, len: 0 })?;
+        let header = PageHeader::decode(&bytes);
         if header.id != id {
             return Err(Error::PageIdMismatch {
                 page: id,

@@ -69,7 +69,9 @@ impl OpenBucket {
 
 /// Writes a bbolt file. Call [`begin_bucket`](Self::begin_bucket),
 /// [`put`](Self::put) and [`end_bucket`](Self::end_bucket) in key order,
-/// then [`finish`](Self::finish).
+/// then [`finish`](Self::finish). A writer dropped before `finish` leaves
+/// zeroed meta pages, which no bbolt reader opens: an unfinished file is
+/// never mistaken for a snapshot.
 ///
 /// # Panics
 ///

@@ -231,11 +231,11 @@ fn an_element_outside_its_page_is_named() {
 fn no_single_byte_change_panics_or_loops() {
     let file = sample();
     for at in 0..file.len() {
-        for value in [file[at] ^ 0xFF, file[at] ^ 0x01] {
-            let mut damaged = file.clone();
-            damaged[at] = value;
-            let _ = read_everything(&damaged);
-        }
+        // Alternately every bit and the lowest bit: large and small damage
+        // across every field, at half the cost of both everywhere.
+        let mut damaged = file.clone();
+        damaged[at] ^= if at % 2 == 0 { 0xFF } else { 0x01 };
+        let _ = read_everything(&damaged);
     }
 }
 
