@@ -65,6 +65,13 @@ pub fn dependency_rules() -> Vec<DependencyRule> {
             not_through: vec![],
         },
         DependencyRule {
+            crate_name: "raftwood-bbolt",
+            description: "the bbolt file format crate depends on no other raftwood crate, no async runtime and no networking: a library on its own",
+            forbidden: ASYNC_AND_NETWORK.to_vec(),
+            forbidden_prefixes: vec!["raftwood-"],
+            not_through: vec![],
+        },
+        DependencyRule {
             crate_name: "raftwood-kv",
             description: "the state machine knows nothing of raft, the server, async runtimes or the network",
             forbidden: ASYNC_AND_NETWORK.to_vec(),

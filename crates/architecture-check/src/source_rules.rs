@@ -51,6 +51,13 @@ pub fn source_rules() -> Vec<SourceRule> {
             only_dirs: vec![],
         },
         SourceRule {
+            crate_name: "raftwood-bbolt",
+            description: "the bbolt file format crate reads and writes through the sources and sinks it is given, never the network",
+            forbidden: vec!["std::net"],
+            allowed_dirs: vec![],
+            only_dirs: vec![],
+        },
+        SourceRule {
             crate_name: "raftwood-log",
             description: "the raft log store reaches the disk only through the storage engine's FileSystem seam, so the crash-modelling filesystem can test it",
             forbidden: vec!["std::fs", "std::net", "std::os::unix::fs"],
