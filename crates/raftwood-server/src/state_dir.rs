@@ -201,6 +201,16 @@ impl StateDir {
         KvStore::open(dir, options)
     }
 
+    /// Opens the state machine in `dir`, which must already be one (a
+    /// received snapshot's checkpoint): a directory without a store is an
+    /// error, not a new, empty store.
+    pub fn open_existing_kv_at(&self, dir: &Path) -> Result<KvStore, raftwood_kv::KvError> {
+        let mut options = self.kv_options.clone();
+        options.lsm.fs = Arc::clone(&self.fs);
+        options.lsm.create_if_missing = false;
+        KvStore::open(dir, options)
+    }
+
     /// Where the meta of the snapshot installed as `kv_dir` is kept:
     /// `kv-<index>.raft-snapshot` beside it.
     pub fn installed_meta_path(&self, kv_dir: &Path) -> PathBuf {

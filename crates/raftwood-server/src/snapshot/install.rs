@@ -44,6 +44,7 @@ pub fn install(dirs: &StateDir, received: &Path, index: Index) -> Result<KvStore
             meta.index
         ));
     }
+    check_received_store(dirs, &received.join("kv"), index)?;
     let name = format!("kv-{index:016x}");
     let target = dirs.member().join(&name);
     if fs
@@ -72,6 +73,33 @@ pub fn install(dirs: &StateDir, received: &Path, index: Index) -> Result<KvStore
         tracing::warn!(%error, "the received snapshot's directory was not deleted");
     }
     dirs.open_kv_at(&target).map_err(|e| e.to_string())
+}
+
+/// Refuses a received checkpoint that is not a store applied to `index`
+/// at least, before anything switches to it: a transfer that lost files
+/// must not become the live state machine (an empty one, with the engine
+/// creating what it misses).
+fn check_received_store(dirs: &StateDir, kv: &Path, index: Index) -> Result<(), String> {
+    let files = || {
+        dirs.fs()
+            .list_dir(kv)
+            .map(|names| names.join(" "))
+            .unwrap_or_else(|e| format!("(unlisted: {e})"))
+    };
+    let store = dirs.open_existing_kv_at(kv).map_err(|e| {
+        format!(
+            "installing snapshot {index}: the received state machine does not open: {e} (files: {})",
+            files()
+        )
+    })?;
+    let applied = store.applied_index();
+    if applied < index {
+        return Err(format!(
+            "installing snapshot {index}: the received state machine is applied only to {applied} (files: {})",
+            files()
+        ));
+    }
+    Ok(())
 }
 
 /// The snapshot the live state machine `live` was installed from, if it

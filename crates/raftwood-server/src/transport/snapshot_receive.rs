@@ -60,7 +60,14 @@ struct Transfer {
     files: BTreeMap<String, Box<dyn WritableFile>>,
 }
 
-/// Assembles incoming snapshots under `root/<index>.incoming`.
+/// Assembles incoming snapshots under `root/<index>-<n>.incoming`: `n`
+/// counts this receiver's transfers, so that a transfer never reuses the
+/// directory of an earlier one, which may be complete and waiting for the
+/// apply thread to install it. (With one name per index, a second transfer
+/// of the same snapshot, started by a leader that had not yet heard the
+/// first was received, deleted and refilled the first one's directory
+/// under the install: the member installed an empty state machine. Found
+/// by the 3 -> 5 -> 3 membership test.)
 #[derive(Debug)]
 pub struct SnapshotReceiver {
     fs: Arc<dyn FileSystem>,
@@ -68,6 +75,8 @@ pub struct SnapshotReceiver {
     /// The most one transfer may write.
     max_bytes: u64,
     current: Option<Transfer>,
+    /// Transfers started so far (names their directories).
+    transfers_started: u64,
 }
 
 impl SnapshotReceiver {
@@ -79,6 +88,7 @@ impl SnapshotReceiver {
             root,
             max_bytes,
             current: None,
+            transfers_started: 0,
         }
     }
 
@@ -157,7 +167,11 @@ impl SnapshotReceiver {
             drop(abandoned.files);
             remove_tree_synced(self.fs.as_ref(), &abandoned.dir)?;
         }
-        let dir = self.root.join(format!("{snapshot_index:016x}.incoming"));
+        self.transfers_started += 1;
+        let dir = self.root.join(format!(
+            "{snapshot_index:016x}-{}.incoming",
+            self.transfers_started
+        ));
         remove_tree_synced(self.fs.as_ref(), &dir)?;
         self.fs.create_dir_all(&dir)?;
         self.current = Some(Transfer {
@@ -271,6 +285,30 @@ mod tests {
         assert!(matches!(message.body, MessageBody::InstallSnapshot { .. }));
         fs.crash(CrashMode::DropUnsynced);
         assert_eq!(fs.read_file(&dir.join("kv/a.sst")).unwrap(), b"hello world");
+    }
+
+    /// A complete transfer waits for the apply thread; the leader, not yet
+    /// told, streams the same snapshot again. The second transfer must not
+    /// touch the first's directory.
+    #[test]
+    fn a_second_transfer_of_the_same_snapshot_leaves_the_completed_one_alone() {
+        let (fs, mut receiver) = receiver();
+        let crc = crc32c::crc32c(b"whole");
+        let (first, _) = receiver
+            .receive(1, chunk("kv/a.sst", 0, b"whole", Some(crc)))
+            .unwrap()
+            .unwrap();
+        receiver
+            .receive(1, chunk("kv/a.sst", 0, b"wh", None))
+            .unwrap();
+        assert_eq!(fs.read_file(&first.join("kv/a.sst")).unwrap(), b"whole");
+        let (second, _) = receiver
+            .receive(1, chunk("kv/a.sst", 2, b"ole", Some(crc)))
+            .unwrap()
+            .unwrap();
+        assert_ne!(first, second);
+        assert_eq!(fs.read_file(&first.join("kv/a.sst")).unwrap(), b"whole");
+        assert_eq!(fs.read_file(&second.join("kv/a.sst")).unwrap(), b"whole");
     }
 
     #[test]
