@@ -65,6 +65,10 @@ impl DriveLoop {
                     "a change proposed at {} is behind the applied index",
                     position.index
                 );
+                // One change at a time: the core took this one as its only
+                // pending change, at the log's tail, in this leader's term.
+                assert_eq!(position.index, self.node.log().last_index());
+                assert_eq!(position.term, self.node.term());
                 self.outputs
                     .waiters
                     .lock()
@@ -106,6 +110,10 @@ impl DriveLoop {
                     if single.kind == ConfChangeKind::AddVoter && tracker.is_learner(single.node_id)
                     {
                         let matched = tracker.progress(single.node_id).map_or(0, |p| p.matched);
+                        debug_assert!(
+                            matched <= self.node.log().last_index(),
+                            "a learner matched past the leader's log"
+                        );
                         let needed = self.node.log().last_index() * LEARNER_READY_PERCENT / 100;
                         if matched < needed {
                             return Err(MembershipRefusal::LearnerNotReady);

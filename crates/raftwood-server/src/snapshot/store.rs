@@ -22,7 +22,10 @@ pub struct SnapshotStore {
 }
 
 fn name_of(index: u64) -> String {
-    format!("{index:016x}")
+    let name = format!("{index:016x}");
+    // `prune` and start-up tell finished snapshots by their names.
+    debug_assert!(is_finished_name(&name), "{name}");
+    name
 }
 
 /// A finished snapshot's directory name: 16 hex digits.

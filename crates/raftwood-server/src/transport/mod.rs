@@ -91,6 +91,7 @@ impl PeerTransport {
     /// Starts (or restarts with new addresses) the sender for `peer`. Must
     /// be called inside the tokio runtime.
     pub fn add_peer(&self, peer: NodeId, addresses: Vec<String>) {
+        assert_ne!(peer, self.hello.from, "a member never dials itself");
         let queues = sender::spawn_sender(
             peer,
             addresses.clone(),
@@ -167,6 +168,7 @@ impl PeerTransport {
     pub fn send_messages(&self, messages: Vec<Message>) {
         let peers = self.peers.lock();
         for message in messages {
+            debug_assert_eq!(message.from, self.hello.from, "only this member's messages");
             match peers.get(&message.to) {
                 Some(peer) => peer.queues.send_message(message),
                 None => {

@@ -248,6 +248,9 @@ impl Connection {
         if !messages.is_empty() {
             Frame::Messages(messages).encode(&mut buffer);
         }
+        // Every write carries a frame; a chunk's sender hears of its own
+        // chunk only.
+        debug_assert!(!buffer.is_empty() && written.len() <= 1);
         Write { buffer, written }
     }
 

@@ -100,7 +100,33 @@ impl SnapshotReceiver {
                 tracing::warn!(%error, "an abandoned snapshot transfer was not deleted");
             }
         }
+        self.check_invariants();
         result
+    }
+
+    /// A transfer in progress writes within its limit, into its own
+    /// directory, and has counted every byte its files hold.
+    fn check_invariants(&self) {
+        let Some(transfer) = &self.current else {
+            return;
+        };
+        assert!(
+            transfer.bytes <= self.max_bytes,
+            "a transfer of {} bytes, the limit is {}",
+            transfer.bytes,
+            self.max_bytes
+        );
+        assert_eq!(
+            transfer.dir,
+            self.root
+                .join(format!("{:016x}.incoming", transfer.snapshot_index)),
+            "a transfer writes into the directory of its index"
+        );
+        debug_assert_eq!(
+            transfer.files.values().map(|file| file.len()).sum::<u64>(),
+            transfer.bytes,
+            "the bytes counted are the bytes written"
+        );
     }
 
     fn receive_inner(

@@ -53,6 +53,13 @@ pub async fn stream_snapshot(
             let data = read_at(&reader, offset, len).await?;
             crc = crc32c::crc32c_append(crc, &data);
             if let Some(previous) = held.take() {
+                // Each file's chunks follow each other without a gap, as
+                // the receiver requires.
+                debug_assert!(
+                    previous.file != *file
+                        || previous.offset + previous.data.len() as u64 == offset,
+                    "chunk of {file} at {offset} does not follow the previous"
+                );
                 stream.send(previous).await?;
             }
             held = Some(SnapshotChunk {
@@ -67,6 +74,7 @@ pub async fn stream_snapshot(
                 break;
             }
         }
+        assert_eq!(offset, size, "{file} is sent whole");
     }
     let mut last = held.unwrap_or(SnapshotChunk {
         snapshot_index,
