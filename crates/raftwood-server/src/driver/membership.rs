@@ -32,6 +32,16 @@ impl PeerActivity {
         );
     }
 
+    /// Nobody was heard from after the loop's clock.
+    pub fn check_invariants(&self, now_tick: u64) {
+        assert!(
+            self.last_heard_tick
+                .values()
+                .all(|heard| *heard <= now_tick),
+            "heard from a peer after tick {now_tick}"
+        );
+    }
+
     /// Whether `peer` was heard from within `window_ticks` of `now_tick`.
     pub fn is_active(&self, peer: NodeId, now_tick: u64, window_ticks: u64) -> bool {
         self.last_heard_tick.get(&peer).is_some_and(|heard| {

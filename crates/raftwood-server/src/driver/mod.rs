@@ -360,6 +360,7 @@ impl DriveLoop {
             self.node.leader(),
             "every leader change reached the read batcher"
         );
+        self.activity.check_invariants(self.ticks);
     }
 
     fn handle(&mut self, event: LoopEvent) {
@@ -405,6 +406,11 @@ impl DriveLoop {
             }
             LoopEvent::Applied(index) => self.node.on_applied(index),
             LoopEvent::Unreachable(peer) => {
+                debug_assert_ne!(
+                    peer,
+                    self.node.id(),
+                    "this member has no connection to itself"
+                );
                 self.node.report_unreachable(peer);
                 Ok(())
             }
@@ -417,6 +423,11 @@ impl DriveLoop {
                 index,
                 message,
             } => {
+                // The router names the snapshot its message installs.
+                debug_assert!(matches!(
+                    &message.body,
+                    MessageBody::InstallSnapshot { snapshot } if snapshot.index == index
+                ));
                 if self
                     .outputs
                     .apply
@@ -432,6 +443,7 @@ impl DriveLoop {
                 Ok(())
             }
             LoopEvent::SnapshotSent { peer, ok } => {
+                debug_assert_ne!(peer, self.node.id(), "a snapshot sent to itself");
                 self.node.report_snapshot(peer, ok);
                 Ok(())
             }
@@ -723,6 +735,14 @@ impl DriveLoop {
             failed_reads,
         } = effects;
         if let Some(request) = &persist {
+            // Handed out as the core holds them now: its current term, no
+            // entry of a later one.
+            assert!(
+                request
+                    .hard_state
+                    .is_none_or(|h| h.term == self.node.term())
+            );
+            debug_assert!(request.entries.iter().all(|e| e.term <= self.node.term()));
             debug_assert!(
                 request
                     .entries

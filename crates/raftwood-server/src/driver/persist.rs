@@ -168,6 +168,15 @@ impl PersistBatcher {
                     batch.tickets.push(request.ticket);
                 }
                 PersistWork::Snapshot { meta, temp_dir } => {
+                    // The loop compacts forward only.
+                    debug_assert!(
+                        batch.snapshots.iter().all(|step| match step {
+                            SnapshotStep::Complete(earlier) => earlier.meta.index < meta.index,
+                            SnapshotStep::Discard(_) => true,
+                        }),
+                        "snapshot {} after a later one",
+                        meta.index
+                    );
                     batch
                         .snapshots
                         .push(SnapshotStep::Complete(PendingSnapshot { meta, temp_dir }));

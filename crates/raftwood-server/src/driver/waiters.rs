@@ -186,6 +186,8 @@ impl Waiters {
             let _ = reply.send(Err(ProposeError::Busy));
             return;
         }
+        // Forwarded to a known leader, whose term is at least 1.
+        assert!(term > 0, "proposal {id} forwarded in term 0");
         debug_assert!(
             self.deadlines
                 .back()

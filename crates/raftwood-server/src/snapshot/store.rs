@@ -77,6 +77,13 @@ impl SnapshotStore {
             temp_dir.parent() == Some(self.dir.as_path()),
             "a snapshot is finished from a temp directory of its store"
         );
+        assert!(
+            temp_dir
+                .file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.ends_with(".tmp")),
+            "only an unfinished snapshot is finished"
+        );
         let fs = self.fs.as_ref();
         let io =
             |what: &str, e: raftwood_lsm::Error| format!("snapshot {}: {what}: {e}", meta.index);

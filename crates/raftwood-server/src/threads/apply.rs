@@ -226,6 +226,8 @@ fn apply_entries(context: &mut ApplyContext, entries: Vec<Entry>) -> Result<(), 
         return Ok(());
     };
     let durable = kv.durable_applied_index();
+    // A snapshot holds nothing the state machine has not applied.
+    debug_assert!(snapshots.last_snapshot_index <= kv.applied_index());
     if let Some(checkpoint) = snapshot::checkpoint_due(
         last,
         durable,
@@ -283,6 +285,12 @@ fn install(
         let _ = context.events.send(LoopEvent::Messages(vec![message]));
         return Ok(());
     }
+    // Ahead of this member's own snapshots, which hold nothing not applied.
+    assert!(
+        snapshots.last_snapshot_index < index,
+        "installing snapshot {index} behind this member's own at {}",
+        snapshots.last_snapshot_index
+    );
     let store = snapshot::install(&snapshots.state_dir, &dir, index)?;
     let applied = store.applied_index();
     if applied < index {

@@ -62,6 +62,7 @@ impl Hello {
     /// `[magic 6][version u16][u32 len][cluster u64][from u64][name][n u16][urls...]`,
     /// strings as `[u16 len][utf-8]`.
     pub fn encode(&self) -> Vec<u8> {
+        assert_ne!(self.from, 0, "member ids are never 0");
         let mut body = Vec::new();
         body.put_u64_le(self.cluster_id);
         body.put_u64_le(self.from);

@@ -65,6 +65,7 @@ pub fn is_query(first: &[u8; 12]) -> Result<bool, FrameError> {
 
 /// The answer: header, then the membership.
 pub fn encode_answer(membership: &Membership) -> Vec<u8> {
+    membership.check_invariants();
     let mut body = Vec::new();
     body.put_u64_le(membership.cluster_id);
     body.put_u32_le(len_u32(membership.members.len(), "member count"));

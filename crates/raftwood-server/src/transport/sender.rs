@@ -164,6 +164,7 @@ impl Connection {
                 if !self.discard_queued() {
                     return;
                 }
+                debug_assert!((MIN_BACKOFF..=MAX_BACKOFF).contains(&backoff));
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;

@@ -100,6 +100,10 @@ impl SnapshotReceiver {
                 tracing::warn!(%error, "an abandoned snapshot transfer was not deleted");
             }
         }
+        // A completed transfer is handed over, from the receiver's root.
+        if let Ok(Some((dir, _))) = &result {
+            debug_assert!(self.current.is_none() && dir.parent() == Some(self.root.as_path()));
+        }
         self.check_invariants();
         result
     }

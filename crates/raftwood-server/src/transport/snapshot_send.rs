@@ -30,6 +30,10 @@ pub async fn stream_snapshot(
     snapshot_index: u64,
     message: Message,
 ) -> Result<(), String> {
+    debug_assert!(matches!(
+        &message.body,
+        raftwood_raft::MessageBody::InstallSnapshot { snapshot } if snapshot.index == snapshot_index
+    ));
     let queues = transport
         .queues(peer)
         .ok_or_else(|| format!("{peer:x} is not a peer"))?;
@@ -37,6 +41,8 @@ pub async fn stream_snapshot(
     list_files(fs.as_ref(), &dir, "", &mut files)
         .map_err(|e| format!("listing {}: {e}", dir.display()))?;
     files.sort();
+    // Names the receiver takes: at most one directory deep.
+    debug_assert!(files.iter().all(|file| file.split('/').count() <= 2));
     let mut stream = ChunkStream {
         queues,
         in_flight: VecDeque::new(),

@@ -165,7 +165,7 @@ async fn create_watcher(
         let reason = "etcdserver: mvcc: required revision has been compacted";
         return send(sender, created_and_canceled(header, id, reason, compacted)).await;
     }
-    watchers.insert(
+    let earlier = watchers.insert(
         id,
         Watcher {
             key: create.key,
@@ -176,6 +176,9 @@ async fn create_watcher(
             prev_kv: create.prev_kv,
         },
     );
+    // A watch id names one watcher of the stream: a client's own id was
+    // refused above if taken, and a chosen one is free.
+    assert!(earlier.is_none(), "watch id {id} given twice");
     send(
         sender,
         WatchResponse {
@@ -248,6 +251,8 @@ async fn drain(
         let wanted = watchers::dispatch(watchers, group, &batch.events);
         for watcher in watchers.values_mut() {
             if group.holds(watcher) {
+                // A watcher never goes back to revisions it was sent.
+                debug_assert!(batch.through_revision + 1 >= watcher.next_revision);
                 watcher.next_revision = batch.through_revision + 1;
             }
         }
