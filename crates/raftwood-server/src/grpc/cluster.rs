@@ -72,6 +72,8 @@ impl ClusterService {
         change_kind: member_change::Kind,
         member: Member,
     ) -> Result<(), Status> {
+        // The registry record is of the member the raft change is about.
+        debug_assert_eq!(member.id, id);
         let context = InternalRequest {
             id: 0,
             request: Some(internal_request::Request::MemberChange(MemberChange {

@@ -128,6 +128,16 @@ impl SnapshotFiles for SnapshotStore {
     }
 
     fn discard(&self, temp_dir: &Path) {
+        // Deletes a whole tree: only ever an unfinished snapshot of this
+        // store, never a finished one.
+        assert_eq!(temp_dir.parent(), Some(self.dir.as_path()));
+        assert!(
+            temp_dir
+                .extension()
+                .is_some_and(|extension| extension == "tmp"),
+            "discarding {}",
+            temp_dir.display()
+        );
         if let Err(error) = remove_tree_synced(self.fs.as_ref(), temp_dir) {
             tracing::warn!(%error, dir = %temp_dir.display(), "an unused snapshot was not deleted");
         }

@@ -257,6 +257,7 @@ impl Connection {
 
     /// A message taken off the queue: its bytes no longer count.
     fn taken(&self, message: Message) -> Message {
+        debug_assert_eq!(message.to, self.peer, "a message queued for another peer");
         let bytes = queued_bytes(&message);
         let before = self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
         // Invariant: a message's bytes were counted when it was queued.
