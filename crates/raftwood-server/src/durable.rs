@@ -27,6 +27,12 @@ pub fn write_file_synced(fs: &dyn FileSystem, path: &Path, bytes: &[u8]) -> FsRe
 /// rename over `path`, sync of the directory. After a crash the file holds
 /// either the old contents or the new, never a mix.
 pub fn replace_file(fs: &dyn FileSystem, path: &Path, bytes: &[u8]) -> FsResult<()> {
+    // The temp file goes beside the file it replaces.
+    assert!(
+        path.file_name().is_some(),
+        "no file to replace at {}",
+        path.display()
+    );
     let mut temp_name = path.file_name().unwrap_or_default().to_os_string();
     temp_name.push(".tmp");
     let temp = path.with_file_name(temp_name);

@@ -171,6 +171,16 @@ impl Member {
 }
 
 impl Membership {
+    /// Each member filed under its own id, never 0 (raft's "nobody"), and
+    /// never also among the removed ids.
+    pub fn check_invariants(&self) {
+        for (id, member) in &self.members {
+            assert_eq!(*id, member.id, "a member is filed under its own id");
+            assert_ne!(*id, 0, "member id 0");
+            assert!(!self.removed.contains(id), "member {id:x} is also removed");
+        }
+    }
+
     /// The membership `--initial-cluster` describes.
     pub fn from_initial_cluster(initial: &[InitialMember], token: &str) -> Membership {
         let members: BTreeMap<NodeId, Member> = initial
@@ -190,11 +200,13 @@ impl Membership {
             })
             .collect();
         let ids: Vec<NodeId> = members.keys().copied().collect();
-        Membership {
+        let membership = Membership {
             cluster_id: cluster_id(&ids, token),
             members,
             removed: BTreeSet::new(),
-        }
+        };
+        membership.check_invariants();
+        membership
     }
 
     /// The membership the state machine's registry records.

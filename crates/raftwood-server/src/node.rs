@@ -142,6 +142,13 @@ fn raft_node(
     let mut raft_config = Config::new(member_id);
     raft_config.election_timeout_ticks = config.election_timeout_ticks();
     raft_config.heartbeat_interval_ticks = 1;
+    // A validated configuration: an election timeout of five heartbeats
+    // at least (`ServerConfig::validate`).
+    assert!(
+        raft_config.election_timeout_ticks >= 5 * raft_config.heartbeat_interval_ticks,
+        "election timeout of {} ticks",
+        raft_config.election_timeout_ticks
+    );
     raft_config.pre_vote = true;
     raft_config.check_quorum = true;
     raft_config.read_only_mode = ReadOnlyMode::Safe;
@@ -243,6 +250,12 @@ fn drive_loop(
     incarnation: u64,
     timings: Option<Arc<StageTimings>>,
 ) -> DriveLoop {
+    // The loop's own answer to a forwarded write comes before the gRPC
+    // layer's generic timeout.
+    assert!(
+        config.forward_timeout_ticks() * config.heartbeat_interval_ms < config.request_timeout_ms(),
+        "forwarded proposals time out after their requests"
+    );
     let drive = DriveLoop::new(node, outputs, (config.snapshot_count / 2).min(5_000))
         .with_forwarding(ForwardSettings {
             first_batch_id: first_batch_id(incarnation),

@@ -86,6 +86,10 @@ pub fn reconcile(
     }
     let applied = state_machine_applied.min(last).max(snapshot.index);
     hard_state.commit = hard_state.commit.max(applied);
+    // A log reset to a snapshot starts from it and holds nothing after it.
+    debug_assert!(
+        reset_log_to.is_none() || (entries.is_empty() && reset_log_to.as_ref() == Some(&snapshot))
+    );
     Ok(Startup {
         initial: InitialState {
             hard_state,

@@ -214,6 +214,11 @@ impl StateDir {
     /// Where the meta of the snapshot installed as `kv_dir` is kept:
     /// `kv-<index>.raft-snapshot` beside it.
     pub fn installed_meta_path(&self, kv_dir: &Path) -> PathBuf {
+        assert_eq!(
+            kv_dir.parent(),
+            Some(self.member.as_path()),
+            "state machines live in member/"
+        );
         let mut name = kv_dir.file_name().unwrap_or_default().to_os_string();
         name.push(".raft-snapshot");
         self.member.join(name)

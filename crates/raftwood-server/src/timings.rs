@@ -45,6 +45,8 @@ const STAGES: [Stage; 6] = [
 
 impl Stage {
     fn index(self) -> usize {
+        // `STAGES` lists the stages in declaration order.
+        debug_assert_eq!(STAGES[self as usize], self);
         self as usize
     }
 

@@ -32,6 +32,16 @@ impl PeerActivity {
         );
     }
 
+    /// Nobody was heard from after the loop's clock.
+    pub fn check_invariants(&self, now_tick: u64) {
+        assert!(
+            self.last_heard_tick
+                .values()
+                .all(|heard| *heard <= now_tick),
+            "heard from a peer after tick {now_tick}"
+        );
+    }
+
     /// Whether `peer` was heard from within `window_ticks` of `now_tick`.
     pub fn is_active(&self, peer: NodeId, now_tick: u64, window_ticks: u64) -> bool {
         self.last_heard_tick.get(&peer).is_some_and(|heard| {
@@ -65,6 +75,10 @@ impl DriveLoop {
                     "a change proposed at {} is behind the applied index",
                     position.index
                 );
+                // One change at a time: the core took this one as its only
+                // pending change, at the log's tail, in this leader's term.
+                assert_eq!(position.index, self.node.log().last_index());
+                assert_eq!(position.term, self.node.term());
                 self.outputs
                     .waiters
                     .lock()
@@ -106,6 +120,10 @@ impl DriveLoop {
                     if single.kind == ConfChangeKind::AddVoter && tracker.is_learner(single.node_id)
                     {
                         let matched = tracker.progress(single.node_id).map_or(0, |p| p.matched);
+                        debug_assert!(
+                            matched <= self.node.log().last_index(),
+                            "a learner matched past the leader's log"
+                        );
                         let needed = self.node.log().last_index() * LEARNER_READY_PERCENT / 100;
                         if matched < needed {
                             return Err(MembershipRefusal::LearnerNotReady);

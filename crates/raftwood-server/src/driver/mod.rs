@@ -304,6 +304,9 @@ impl DriveLoop {
         // message per follower, one write for the log.
         self.propose_all(proposals);
         self.after_events();
+        if cfg!(debug_assertions) {
+            self.check_invariants();
+        }
         if stop || self.failed.is_some() {
             RoundOutcome::Stop
         } else {
@@ -337,6 +340,21 @@ impl DriveLoop {
         self.failed.as_deref()
     }
 
+    /// The loop's own invariants (the core checks its own), after a
+    /// round.
+    fn check_invariants(&self) {
+        assert!(
+            !self.removed || self.failed.is_some(),
+            "a member that applied its removal has stopped"
+        );
+        assert_eq!(
+            self.last_leader,
+            self.node.leader(),
+            "every leader change reached the read batcher"
+        );
+        self.activity.check_invariants(self.ticks);
+    }
+
     fn handle(&mut self, event: LoopEvent) {
         let result = match event {
             LoopEvent::Tick => {
@@ -367,11 +385,24 @@ impl DriveLoop {
                 self.reads.push(reply);
                 Ok(())
             }
-            LoopEvent::Persisted(tickets) => tickets
-                .into_iter()
-                .try_for_each(|ticket| self.node.on_persisted(ticket)),
+            LoopEvent::Persisted(tickets) => {
+                // The persistence thread reports each batch's tickets in
+                // the order it wrote them, which is the order issued.
+                debug_assert!(
+                    tickets.windows(2).all(|pair| pair[0] < pair[1]),
+                    "persist tickets out of order: {tickets:?}"
+                );
+                tickets
+                    .into_iter()
+                    .try_for_each(|ticket| self.node.on_persisted(ticket))
+            }
             LoopEvent::Applied(index) => self.node.on_applied(index),
             LoopEvent::Unreachable(peer) => {
+                debug_assert_ne!(
+                    peer,
+                    self.node.id(),
+                    "this member has no connection to itself"
+                );
                 self.node.report_unreachable(peer);
                 Ok(())
             }
@@ -384,6 +415,11 @@ impl DriveLoop {
                 index,
                 message,
             } => {
+                // The router names the snapshot its message installs.
+                debug_assert!(matches!(
+                    &message.body,
+                    MessageBody::InstallSnapshot { snapshot } if snapshot.index == index
+                ));
                 if self
                     .outputs
                     .apply
@@ -399,6 +435,7 @@ impl DriveLoop {
                 Ok(())
             }
             LoopEvent::SnapshotSent { peer, ok } => {
+                debug_assert_ne!(peer, self.node.id(), "a snapshot sent to itself");
                 self.node.report_snapshot(peer, ok);
                 Ok(())
             }
@@ -449,6 +486,13 @@ impl DriveLoop {
     /// index, so a member that installs it skips the entries it already
     /// holds.
     fn snapshot_taken(&mut self, index: Index, temp_dir: PathBuf) {
+        // The apply thread reports a batch applied before the snapshot it
+        // took after it, on the same channel.
+        debug_assert!(
+            index <= self.node.log().applied() || self.failed.is_some(),
+            "snapshot at {index} past the applied index {}",
+            self.node.log().applied()
+        );
         let compact_to = index.saturating_sub(self.catch_up_entries);
         if compact_to <= self.node.log().snapshot().index {
             self.discard_snapshot(temp_dir);
@@ -456,6 +500,12 @@ impl DriveLoop {
         }
         match self.node.compact_log(compact_to) {
             Ok(meta) => {
+                assert_eq!(meta.index, compact_to, "compacted to the index asked for");
+                assert_eq!(
+                    self.node.log().snapshot().index,
+                    compact_to,
+                    "the log now starts after the snapshot"
+                );
                 let work = PersistWork::Snapshot { meta, temp_dir };
                 if self.outputs.persist.send(work).is_err() {
                     self.failed = Some("the persistence thread stopped".into());
@@ -530,6 +580,8 @@ impl DriveLoop {
             }
             chunk_bytes += bytes;
             chunk.push(proposal);
+            // Over the limit only when one proposal alone is.
+            debug_assert!(chunk.len() == 1 || chunk_bytes <= limit);
         }
         if !chunk.is_empty() {
             self.propose_batch(chunk);
@@ -540,12 +592,15 @@ impl DriveLoop {
     /// otherwise sent to the leader (thesis §6.2), and the proposers wait
     /// by index or by request id accordingly.
     fn propose_batch(&mut self, proposals: Vec<PendingProposal>) {
+        assert!(!proposals.is_empty(), "a batch holds at least one proposal");
         let count = proposals.len() as u64;
         let requests: Vec<Bytes> = proposals.iter().map(|(_, r, _)| r.clone()).collect();
         let batch_id = self.next_batch_id;
         self.next_batch_id += 1;
         match self.node.propose_batch(batch_id, requests) {
-            Ok(Proposal::Forwarded { term, .. }) => {
+            Ok(Proposal::Forwarded { leader, term }) => {
+                assert_eq!(term, self.node.term(), "forwarded in the current term");
+                assert_ne!(leader, self.node.id(), "a member never forwards to itself");
                 let deadline = self.ticks + self.forward_timeout_ticks;
                 let mut waiters = self.outputs.waiters.lock();
                 for (id, request, reply) in proposals {
@@ -558,6 +613,17 @@ impl DriveLoop {
                 }
             }
             Ok(Proposal::Appended(last)) => {
+                // The batch is the log's new tail, in this leader's term,
+                // past everything committed.
+                let log = self.node.log();
+                assert_eq!(last.index, log.last_index(), "appended at the tail");
+                assert_eq!(last.term, self.node.term(), "appended in the current term");
+                assert!(
+                    last.index >= count && last.index - count >= log.committed(),
+                    "{count} entries up to {} overlap the committed {}",
+                    last.index,
+                    log.committed()
+                );
                 if let Some(timer) = &mut self.round_timer {
                     timer.proposed(last.index);
                 }
@@ -595,6 +661,7 @@ impl DriveLoop {
         }
         self.record_commits();
         let log = self.node.log();
+        let published = *self.outputs.status.borrow();
         let status = RaftStatus {
             id: self.node.id(),
             leader: self.node.leader(),
@@ -605,6 +672,23 @@ impl DriveLoop {
             failed: self.failed.is_some(),
             removed: self.removed,
         };
+        // Within one life the term, the commit index and the applied index
+        // never go back, and nothing is applied that is not committed.
+        assert!(status.term >= published.term, "the term went back");
+        assert!(
+            status.commit >= published.commit,
+            "the commit index went back"
+        );
+        assert!(
+            status.applied >= published.applied,
+            "the applied index went back"
+        );
+        assert!(
+            status.applied <= status.commit,
+            "applied {} past committed {}",
+            status.applied,
+            status.commit
+        );
         // The commit and applied indexes change nearly every round, and
         // nothing waits for them (readers `borrow` them): they are updated
         // without waking the receivers, which `changed` wakes only for a
@@ -642,6 +726,31 @@ impl DriveLoop {
             read_states,
             failed_reads,
         } = effects;
+        if let Some(request) = &persist {
+            // Handed out as the core holds them now: its current term, no
+            // entry of a later one.
+            assert!(
+                request
+                    .hard_state
+                    .is_none_or(|h| h.term == self.node.term())
+            );
+            debug_assert!(request.entries.iter().all(|e| e.term <= self.node.term()));
+            debug_assert!(
+                request
+                    .entries
+                    .windows(2)
+                    .all(|pair| pair[1].index == pair[0].index + 1),
+                "entries to persist are consecutive"
+            );
+            debug_assert!(
+                request
+                    .snapshot
+                    .as_ref()
+                    .zip(request.entries.first())
+                    .is_none_or(|(snapshot, first)| first.index > snapshot.index),
+                "entries to persist follow their snapshot"
+            );
+        }
         if let Some(request) = persist
             && self
                 .outputs
@@ -651,6 +760,12 @@ impl DriveLoop {
         {
             self.failed = Some("the persistence thread stopped".into());
         }
+        debug_assert!(
+            messages
+                .iter()
+                .all(|m| m.from == self.node.id() && m.to != self.node.id()),
+            "the loop sends only its own messages, never to itself"
+        );
         if !messages.is_empty() {
             // Snapshots travel as a stream of chunks beside the messages.
             let (snapshots, messages): (Vec<Message>, Vec<Message>) = messages
@@ -662,6 +777,28 @@ impl DriveLoop {
             if !messages.is_empty() {
                 self.outputs.network.send(messages);
             }
+        }
+        if let (Some(first), Some(last)) = (apply.first(), apply.last()) {
+            // Entries go to the state machine once each, in order, and only
+            // once committed and durable here.
+            let log = self.node.log();
+            assert!(
+                first.index > log.applied(),
+                "entry {} applied twice",
+                first.index
+            );
+            assert_eq!(last.index, log.applying(), "the last entry handed out");
+            assert!(
+                last.index <= log.committed().min(log.persisted()),
+                "entry {} handed out before it is committed and durable",
+                last.index
+            );
+            debug_assert!(
+                apply
+                    .windows(2)
+                    .all(|pair| pair[1].index == pair[0].index + 1 && pair[1].term >= pair[0].term),
+                "entries to apply are consecutive, terms never decreasing"
+            );
         }
         if !apply.is_empty() && self.outputs.apply.send(ApplyWork::Entries(apply)).is_err() {
             self.failed = Some("the apply thread stopped".into());

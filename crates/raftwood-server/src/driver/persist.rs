@@ -144,6 +144,17 @@ impl PersistBatcher {
         for work in works {
             match work {
                 PersistWork::Persist(request) => {
+                    // Requests arrive in the order the core issued them,
+                    // and must be written (and acknowledged) in it.
+                    assert!(
+                        batch
+                            .tickets
+                            .last()
+                            .is_none_or(|last| *last < request.ticket),
+                        "persist ticket {:?} after {:?}",
+                        request.ticket,
+                        batch.tickets.last()
+                    );
                     batch.sync |= match self.written_term_vote {
                         Some(term_vote) => needs_sync(&request, term_vote),
                         None => true,
@@ -157,6 +168,15 @@ impl PersistBatcher {
                     batch.tickets.push(request.ticket);
                 }
                 PersistWork::Snapshot { meta, temp_dir } => {
+                    // The loop compacts forward only.
+                    debug_assert!(
+                        batch.snapshots.iter().all(|step| match step {
+                            SnapshotStep::Complete(earlier) => earlier.meta.index < meta.index,
+                            SnapshotStep::Discard(_) => true,
+                        }),
+                        "snapshot {} after a later one",
+                        meta.index
+                    );
                     batch
                         .snapshots
                         .push(SnapshotStep::Complete(PendingSnapshot { meta, temp_dir }));
@@ -166,6 +186,8 @@ impl PersistBatcher {
                 }
             }
         }
+        // Only a request can need a sync, and every request has a ticket.
+        debug_assert!(!batch.sync || !batch.tickets.is_empty());
         Ok(batch)
     }
 }
@@ -199,6 +221,8 @@ pub fn complete_snapshot(
     files: &impl SnapshotFiles,
     snapshot: &PendingSnapshot,
 ) -> Result<(), String> {
+    // The loop compacts only past its log's snapshot, which starts at 0.
+    assert!(snapshot.meta.index > 0, "a snapshot of nothing");
     files
         .finish(&snapshot.temp_dir, &snapshot.meta)
         .and_then(|()| storage.compact(&snapshot.meta))

@@ -46,6 +46,26 @@ pub struct ReadBatcher {
 const MAX_RETRY_TICKS: u32 = 50;
 
 impl ReadBatcher {
+    /// One round in flight at a time, each with readers, numbered and
+    /// started in the past; retries bounded.
+    fn check_invariants(&self) {
+        assert!(
+            self.in_flight.len() <= 1,
+            "rounds in flight: {}",
+            self.in_flight.len()
+        );
+        assert!(
+            self.in_flight.iter().all(|(&context, (started, readers))| {
+                context <= self.next_context && *started <= self.ticks && !readers.is_empty()
+            }),
+            "a round in flight not started by this batcher"
+        );
+        assert!(
+            self.retry_ticks <= MAX_RETRY_TICKS,
+            "retried past the limit"
+        );
+    }
+
     /// A new read arrived.
     pub fn push(&mut self, reply: ReadReply) {
         self.waiting.push(reply);
@@ -74,16 +94,20 @@ impl ReadBatcher {
         match start(Bytes::copy_from_slice(&context.to_be_bytes())) {
             Ok(()) => {
                 let readers = std::mem::take(&mut self.waiting);
-                self.in_flight.insert(context, (self.ticks, readers));
+                let earlier = self.in_flight.insert(context, (self.ticks, readers));
+                assert!(earlier.is_none(), "read round {context} started twice");
                 self.retry_ticks = 0;
+                self.check_invariants();
                 true
             }
             Err(raftwood_raft::Error::NotLeader { leader: None }) => {
                 self.fail_waiting_after_retries(ReadError::NoLeader);
+                self.check_invariants();
                 false
             }
             Err(_) => {
                 self.fail_waiting_after_retries(ReadError::TimedOut);
+                self.check_invariants();
                 false
             }
         }
@@ -116,6 +140,7 @@ impl ReadBatcher {
         for context in expired {
             self.failed(&context.to_be_bytes());
         }
+        self.check_invariants();
     }
 
     /// A round was confirmed: its readers may read once `index` is applied.
@@ -126,6 +151,7 @@ impl ReadBatcher {
                 let _ = reply.send(Ok(index));
             }
         }
+        self.check_invariants();
     }
 
     /// A round failed (leader change): its readers wait for the next round.
@@ -136,6 +162,7 @@ impl ReadBatcher {
             replies.append(&mut self.waiting);
             self.waiting = replies;
         }
+        self.check_invariants();
     }
 
     /// The member's leader changed: rounds in flight to the old leader will
@@ -146,6 +173,10 @@ impl ReadBatcher {
         for context in contexts {
             self.failed(&context.to_be_bytes());
         }
+        assert!(
+            self.in_flight.is_empty(),
+            "a round of the old leader left in flight"
+        );
     }
 
     /// Shutting down: every reader is told.

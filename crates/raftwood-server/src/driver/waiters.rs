@@ -128,8 +128,44 @@ impl std::fmt::Debug for Waiters {
 }
 
 impl Waiters {
+    /// The invariants of the forwarded waiters, checked with debug
+    /// assertions when a tick or a new applied term changes them (a walk
+    /// of them: not per entry).
+    fn check_invariants(&self) {
+        assert!(
+            !self.forwarded.contains_key(&0),
+            "id 0 is \"no id\" and never waits"
+        );
+        // A forwarded waiter of a term below an applied entry's was failed
+        // when that entry was applied (`fail_forwarded_before`); one
+        // registered later was forwarded in a term at least as high.
+        assert!(
+            self.forwarded.values().all(|w| w.term >= self.applied_term),
+            "a forwarded waiter of a term before the applied term {}",
+            self.applied_term
+        );
+        assert!(
+            self.deadlines
+                .iter()
+                .zip(self.deadlines.iter().skip(1))
+                .all(|(before, after)| before.0 <= after.0),
+            "deadlines out of order"
+        );
+        // Every forwarded waiter can time out.
+        let queued: std::collections::HashSet<u64> =
+            self.deadlines.iter().map(|&(_, id)| id).collect();
+        assert!(
+            self.forwarded.keys().all(|id| queued.contains(id)),
+            "a forwarded waiter without a deadline"
+        );
+    }
+
     /// Registers the proposer of the entry at `index` proposed in `term`.
     pub fn register(&mut self, index: Index, term: Term, reply: oneshot::Sender<ProposeResult>) {
+        assert!(
+            index > 0 && term > 0,
+            "no entry at index {index}, term {term}"
+        );
         self.by_index.insert(index, Waiter { term, reply });
     }
 
@@ -150,6 +186,8 @@ impl Waiters {
             let _ = reply.send(Err(ProposeError::Busy));
             return;
         }
+        // Forwarded to a known leader, whose term is at least 1.
+        assert!(term > 0, "proposal {id} forwarded in term 0");
         debug_assert!(
             self.deadlines
                 .back()
@@ -183,9 +221,20 @@ impl Waiters {
         command: Option<&[u8]>,
         outcome: impl FnOnce() -> ApplyOutcome,
     ) {
+        // Entries are applied in log order, and terms never decrease along
+        // the log (a snapshot installed in between covers a prefix of the
+        // same history).
+        debug_assert!(
+            term >= self.applied_term,
+            "entry {index} of term {term} applied after one of term {}",
+            self.applied_term
+        );
         if term > self.applied_term {
             self.applied_term = term;
             self.fail_forwarded_before(term);
+            if cfg!(debug_assertions) {
+                self.check_invariants();
+            }
         }
         if let Some(waiter) = self.by_index.remove(&index) {
             if waiter.term == term {
@@ -239,6 +288,15 @@ impl Waiters {
         }
         if self.forwarded.is_empty() {
             self.deadlines.clear();
+        }
+        debug_assert!(
+            self.deadlines
+                .front()
+                .is_none_or(|&(deadline, _)| deadline > now_tick),
+            "a deadline at or before tick {now_tick} left waiting"
+        );
+        if cfg!(debug_assertions) {
+            self.check_invariants();
         }
     }
 

@@ -140,11 +140,20 @@ fn huffman_authority(bytes: &[u8]) -> Option<&[u8]> {
 }
 
 fn put_raw_string(out: &mut Vec<u8>, bytes: &[u8]) {
+    let start = out.len();
     put_integer(out, 0x00, 7, bytes.len() as u64);
     out.extend_from_slice(bytes);
+    // A raw (not Huffman-coded) string: the reader takes back the bytes.
+    debug_assert_eq!(
+        string(&out[start..]),
+        Some((Some(bytes), out.len() - start))
+    );
 }
 
 fn put_integer(out: &mut Vec<u8>, high_bits: u8, prefix_bits: u32, value: u64) {
+    // The high bits are the representation's, outside the prefix.
+    debug_assert_eq!(u64::from(high_bits) & ((1u64 << prefix_bits) - 1), 0);
+    let start = out.len();
     let mask = (1u64 << prefix_bits) - 1;
     if value < mask {
         out.push(high_bits | value as u8);
@@ -157,6 +166,11 @@ fn put_integer(out: &mut Vec<u8>, high_bits: u8, prefix_bits: u32, value: u64) {
         rest >>= 7;
     }
     out.push(rest as u8);
+    debug_assert_eq!(
+        integer(&out[start..], prefix_bits),
+        Some((value, out.len() - start)),
+        "RFC 7541 §5.1: the reader takes back {value}"
+    );
 }
 
 /// A client connection whose incoming header blocks are rewritten.
@@ -188,6 +202,8 @@ struct HeaderBlock {
 impl AuthorityRewritingStream {
     /// Wraps `inner`; every `:authority` becomes `authority`.
     pub fn new(inner: TcpStream, authority: String) -> AuthorityRewritingStream {
+        // An empty authority would be no more valid than the client's.
+        assert!(!authority.is_empty(), "rewriting to an empty authority");
         AuthorityRewritingStream {
             inner,
             authority: authority.into_bytes(),
@@ -316,6 +332,8 @@ impl AuthorityRewritingStream {
                 0
             };
             let len = chunk.len() + priority_len;
+            // Within the peer's default SETTINGS_MAX_FRAME_SIZE.
+            debug_assert!(len <= MAX_FRAME_PAYLOAD_BYTES);
             self.ready.put_u8((len >> 16) as u8);
             self.ready.put_u8((len >> 8) as u8);
             self.ready.put_u8(len as u8);

@@ -149,6 +149,11 @@ impl Cluster for ClusterService {
         let id = new_member_id(&peer_urls, token, now_seconds(), |id| {
             membership.members.contains_key(&id) || membership.removed.contains(&id)
         });
+        // A new member never takes the id of a member or a removed one.
+        assert!(
+            id != 0 && !membership.members.contains_key(&id) && !membership.removed.contains(&id),
+            "member id {id:x} is taken"
+        );
         let added = Member {
             id,
             name: String::new(),

@@ -22,6 +22,9 @@ pub fn encode(meta: &SnapshotMeta) -> Vec<u8> {
     );
     out.extend_from_slice(&encoded);
     out.extend_from_slice(&crc32c::crc32c(&encoded).to_le_bytes());
+    // The documented layout, and it reads back.
+    debug_assert_eq!(out.len(), MAGIC.len() + 4 + encoded.len() + 4);
+    debug_assert_eq!(decode(&out).as_ref(), Some(meta));
     out
 }
 

@@ -22,7 +22,10 @@ pub struct SnapshotStore {
 }
 
 fn name_of(index: u64) -> String {
-    format!("{index:016x}")
+    let name = format!("{index:016x}");
+    // `prune` and start-up tell finished snapshots by their names.
+    debug_assert!(is_finished_name(&name), "{name}");
+    name
 }
 
 /// A finished snapshot's directory name: 16 hex digits.
@@ -74,6 +77,13 @@ impl SnapshotStore {
             temp_dir.parent() == Some(self.dir.as_path()),
             "a snapshot is finished from a temp directory of its store"
         );
+        assert!(
+            temp_dir
+                .file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.ends_with(".tmp")),
+            "only an unfinished snapshot is finished"
+        );
         let fs = self.fs.as_ref();
         let io =
             |what: &str, e: raftwood_lsm::Error| format!("snapshot {}: {what}: {e}", meta.index);
@@ -118,6 +128,16 @@ impl SnapshotFiles for SnapshotStore {
     }
 
     fn discard(&self, temp_dir: &Path) {
+        // Deletes a whole tree: only ever an unfinished snapshot of this
+        // store, never a finished one.
+        assert_eq!(temp_dir.parent(), Some(self.dir.as_path()));
+        assert!(
+            temp_dir
+                .extension()
+                .is_some_and(|extension| extension == "tmp"),
+            "discarding {}",
+            temp_dir.display()
+        );
         if let Err(error) = remove_tree_synced(self.fs.as_ref(), temp_dir) {
             tracing::warn!(%error, dir = %temp_dir.display(), "an unused snapshot was not deleted");
         }

@@ -62,13 +62,7 @@ impl MembershipPublisher {
         let membership = Membership::from_registry(self.cluster_id, &registry);
         // Ids of added members are drawn outside the removed ones, and a
         // removal moves an id from one set to the other.
-        assert!(
-            membership
-                .members
-                .keys()
-                .all(|id| !membership.removed.contains(id)),
-            "a member both present and removed: {membership:?}"
-        );
+        membership.check_invariants();
         self.sender.send_if_modified(|current| {
             if **current == membership {
                 return false;
@@ -161,7 +155,16 @@ pub fn apply_batch(context: &mut ApplyContext, works: Vec<ApplyWork>) -> Result<
     let mut entries: Vec<Entry> = Vec::new();
     for work in works {
         match work {
-            ApplyWork::Entries(more) => entries.extend(more),
+            ApplyWork::Entries(more) => {
+                // One batch of the core's: consecutive, in log order.
+                debug_assert!(
+                    more.windows(2)
+                        .all(|pair| pair[1].index == pair[0].index + 1
+                            && pair[1].term >= pair[0].term),
+                    "entries to apply out of log order"
+                );
+                entries.extend(more);
+            }
             ApplyWork::Install {
                 dir,
                 index,
@@ -191,6 +194,12 @@ fn apply_entries(context: &mut ApplyContext, entries: Vec<Entry>) -> Result<(), 
         .apply(&committed)
         .map_err(|e| format!("state machine apply failed: {e}"))?;
     assert_eq!(outcomes.len(), entries.len(), "one outcome per entry");
+    // Applied, or skipped as applied before (a snapshot installed ahead).
+    assert!(
+        kv.applied_index() >= last,
+        "the state machine is at {} after applying up to {last}",
+        kv.applied_index()
+    );
     let membership_changed = outcomes
         .iter()
         .any(|outcome| matches!(outcome, Ok(ApplyResponse::Membership)));
@@ -223,6 +232,8 @@ fn apply_entries(context: &mut ApplyContext, entries: Vec<Entry>) -> Result<(), 
         return Ok(());
     };
     let durable = kv.durable_applied_index();
+    // A snapshot holds nothing the state machine has not applied.
+    debug_assert!(snapshots.last_snapshot_index <= kv.applied_index());
     if let Some(checkpoint) = snapshot::checkpoint_due(
         last,
         durable,
@@ -231,6 +242,12 @@ fn apply_entries(context: &mut ApplyContext, entries: Vec<Entry>) -> Result<(), 
     ) {
         let taken = snapshot::take(&snapshots.store, &kv, last, checkpoint)?;
         let index = taken.index;
+        // Snapshots only move forward.
+        assert!(
+            index >= snapshots.last_snapshot_index,
+            "snapshot at {index}, the last was at {}",
+            snapshots.last_snapshot_index
+        );
         snapshots.last_snapshot_index = index;
         let _ = context.events.send(LoopEvent::SnapshotTaken {
             index,
@@ -274,6 +291,12 @@ fn install(
         let _ = context.events.send(LoopEvent::Messages(vec![message]));
         return Ok(());
     }
+    // Ahead of this member's own snapshots, which hold nothing not applied.
+    assert!(
+        snapshots.last_snapshot_index < index,
+        "installing snapshot {index} behind this member's own at {}",
+        snapshots.last_snapshot_index
+    );
     let store = snapshot::install(&snapshots.state_dir, &dir, index)?;
     let applied = store.applied_index();
     if applied < index {

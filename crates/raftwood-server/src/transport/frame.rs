@@ -62,6 +62,7 @@ impl Hello {
     /// `[magic 6][version u16][u32 len][cluster u64][from u64][name][n u16][urls...]`,
     /// strings as `[u16 len][utf-8]`.
     pub fn encode(&self) -> Vec<u8> {
+        assert_ne!(self.from, 0, "member ids are never 0");
         let mut body = Vec::new();
         body.put_u64_le(self.cluster_id);
         body.put_u64_le(self.from);
@@ -75,6 +76,7 @@ impl Hello {
         out.put_u16_le(PROTOCOL_VERSION);
         out.put_u32_le(len_u32(body.len(), "hello body"));
         out.extend_from_slice(&body);
+        assert_eq!(out.len(), 12 + body.len(), "a hello is its header and body");
         out
     }
 
@@ -153,12 +155,16 @@ impl Frame {
                 out.put_u8(KIND_MESSAGES);
                 out.put_u32_le(len_u32(messages.len(), "frame message count"));
                 let mut scratch = Vec::new();
+                let mut items = 0;
                 for message in messages {
                     scratch.clear();
                     raftwood_raft::codec::encode_message(message, &mut scratch);
                     out.put_u32_le(len_u32(scratch.len(), "frame item"));
                     out.extend_from_slice(&scratch);
+                    items += 4 + scratch.len();
                 }
+                // Kind, count, then each message behind its length.
+                debug_assert_eq!(out.len() - start, 4 + 1 + 4 + items);
             }
             Frame::SnapshotChunk(chunk) => {
                 out.put_u8(KIND_SNAPSHOT_CHUNK);
@@ -167,8 +173,11 @@ impl Frame {
                 out.put_u64_le(chunk.offset);
                 out.put_u32_le(len_u32(chunk.data.len(), "snapshot chunk"));
                 out.extend_from_slice(&chunk.data);
-                match &chunk.finish {
-                    None => out.put_u8(0),
+                let finish = match &chunk.finish {
+                    None => {
+                        out.put_u8(0);
+                        1
+                    }
                     Some((crc, message)) => {
                         out.put_u8(1);
                         out.put_u32_le(*crc);
@@ -176,8 +185,16 @@ impl Frame {
                         raftwood_raft::codec::encode_message(message, &mut scratch);
                         out.put_u32_le(len_u32(scratch.len(), "frame item"));
                         out.extend_from_slice(&scratch);
+                        1 + 4 + 4 + scratch.len()
                     }
-                }
+                };
+                // The layout of `docs/peer-protocol.md`, field by field (the
+                // file name is cut at a u16 length, as `put_string` cuts it).
+                let file = 2 + chunk.file.len().min(usize::from(u16::MAX));
+                debug_assert_eq!(
+                    out.len() - start,
+                    4 + 1 + 8 + file + 8 + 4 + chunk.data.len() + finish
+                );
             }
         }
         let body_len = out.len() - start - 4;

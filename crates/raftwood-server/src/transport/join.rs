@@ -32,12 +32,20 @@ fn header(len: usize) -> Vec<u8> {
     out.extend_from_slice(QUERY_MAGIC);
     out.put_u16_le(PROTOCOL_VERSION);
     out.put_u32_le(len_u32(len, "membership answer"));
+    // As long as a hello's header, so a peer tells them apart by it.
+    debug_assert_eq!(out.len(), 12);
     out
 }
 
 /// The query: a header with no body.
 pub fn encode_query() -> Vec<u8> {
-    header(0)
+    let query = header(0);
+    debug_assert!(
+        <&[u8; 12]>::try_from(query.as_slice())
+            .is_ok_and(|first| matches!(is_query(first), Ok(true))),
+        "a peer takes the query for one"
+    );
+    query
 }
 
 /// Whether a connection's first 12 bytes are a membership query (rather
@@ -57,6 +65,7 @@ pub fn is_query(first: &[u8; 12]) -> Result<bool, FrameError> {
 
 /// The answer: header, then the membership.
 pub fn encode_answer(membership: &Membership) -> Vec<u8> {
+    membership.check_invariants();
     let mut body = Vec::new();
     body.put_u64_le(membership.cluster_id);
     body.put_u32_le(len_u32(membership.members.len(), "member count"));
@@ -78,6 +87,11 @@ pub fn encode_answer(membership: &Membership) -> Vec<u8> {
     }
     let mut out = header(body.len());
     out.extend_from_slice(&body);
+    debug_assert!(
+        decode_answer(&out[12..])
+            .is_ok_and(|decoded| decoded.members.len() == membership.members.len()),
+        "the answer decodes, every member in it"
+    );
     out
 }
 

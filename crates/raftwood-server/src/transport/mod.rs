@@ -91,6 +91,7 @@ impl PeerTransport {
     /// Starts (or restarts with new addresses) the sender for `peer`. Must
     /// be called inside the tokio runtime.
     pub fn add_peer(&self, peer: NodeId, addresses: Vec<String>) {
+        assert_ne!(peer, self.hello.from, "a member never dials itself");
         let queues = sender::spawn_sender(
             peer,
             addresses.clone(),
@@ -124,6 +125,13 @@ impl PeerTransport {
                 self.add_peer(peer, addresses);
             }
         }
+        debug_assert!(
+            self.peers
+                .lock()
+                .keys()
+                .all(|peer| membership.members.contains_key(peer)),
+            "a sender for a member no longer in the cluster"
+        );
     }
 
     /// The queues of `peer`'s connection, if it is a peer.
@@ -143,6 +151,10 @@ impl MessageSink for Arc<PeerTransport> {
         };
         let index = snapshot.index;
         let peer = message.to;
+        debug_assert_eq!(
+            message.from, self.hello.from,
+            "only this member's snapshots"
+        );
         let dir = self.snapshots.path_of(index);
         let fs = Arc::clone(self.snapshots.fs());
         let transport = self.clone();
@@ -167,6 +179,8 @@ impl PeerTransport {
     pub fn send_messages(&self, messages: Vec<Message>) {
         let peers = self.peers.lock();
         for message in messages {
+            debug_assert_eq!(message.from, self.hello.from, "only this member's messages");
+            debug_assert_ne!(message.to, self.hello.from, "no peer is this member");
             match peers.get(&message.to) {
                 Some(peer) => peer.queues.send_message(message),
                 None => {

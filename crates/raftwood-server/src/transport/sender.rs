@@ -164,6 +164,7 @@ impl Connection {
                 if !self.discard_queued() {
                     return;
                 }
+                debug_assert!((MIN_BACKOFF..=MAX_BACKOFF).contains(&backoff));
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
@@ -248,11 +249,15 @@ impl Connection {
         if !messages.is_empty() {
             Frame::Messages(messages).encode(&mut buffer);
         }
+        // Every write carries a frame; a chunk's sender hears of its own
+        // chunk only.
+        debug_assert!(!buffer.is_empty() && written.len() <= 1);
         Write { buffer, written }
     }
 
     /// A message taken off the queue: its bytes no longer count.
     fn taken(&self, message: Message) -> Message {
+        debug_assert_eq!(message.to, self.peer, "a message queued for another peer");
         let bytes = queued_bytes(&message);
         let before = self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
         // Invariant: a message's bytes were counted when it was queued.

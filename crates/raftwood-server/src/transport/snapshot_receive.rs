@@ -110,7 +110,39 @@ impl SnapshotReceiver {
                 tracing::warn!(%error, "an abandoned snapshot transfer was not deleted");
             }
         }
+        // A completed transfer is handed over, from the receiver's root.
+        if let Ok(Some((dir, _))) = &result {
+            debug_assert!(self.current.is_none() && dir.parent() == Some(self.root.as_path()));
+        }
+        self.check_invariants();
         result
+    }
+
+    /// A transfer in progress writes within its limit, into its own
+    /// directory, and has counted every byte its files hold.
+    fn check_invariants(&self) {
+        let Some(transfer) = &self.current else {
+            return;
+        };
+        assert!(
+            transfer.bytes <= self.max_bytes,
+            "a transfer of {} bytes, the limit is {}",
+            transfer.bytes,
+            self.max_bytes
+        );
+        assert_eq!(
+            transfer.dir,
+            self.root.join(format!(
+                "{:016x}-{}.incoming",
+                transfer.snapshot_index, self.transfers_started
+            )),
+            "a transfer writes into a directory of its own, named after its index"
+        );
+        debug_assert_eq!(
+            transfer.files.values().map(|file| file.len()).sum::<u64>(),
+            transfer.bytes,
+            "the bytes counted are the bytes written"
+        );
     }
 
     fn receive_inner(

@@ -30,6 +30,10 @@ pub async fn stream_snapshot(
     snapshot_index: u64,
     message: Message,
 ) -> Result<(), String> {
+    debug_assert!(matches!(
+        &message.body,
+        raftwood_raft::MessageBody::InstallSnapshot { snapshot } if snapshot.index == snapshot_index
+    ));
     let queues = transport
         .queues(peer)
         .ok_or_else(|| format!("{peer:x} is not a peer"))?;
@@ -37,6 +41,8 @@ pub async fn stream_snapshot(
     list_files(fs.as_ref(), &dir, "", &mut files)
         .map_err(|e| format!("listing {}: {e}", dir.display()))?;
     files.sort();
+    // Names the receiver takes: at most one directory deep.
+    debug_assert!(files.iter().all(|file| file.split('/').count() <= 2));
     let mut stream = ChunkStream {
         queues,
         in_flight: VecDeque::new(),
@@ -53,6 +59,13 @@ pub async fn stream_snapshot(
             let data = read_at(&reader, offset, len).await?;
             crc = crc32c::crc32c_append(crc, &data);
             if let Some(previous) = held.take() {
+                // Each file's chunks follow each other without a gap, as
+                // the receiver requires.
+                debug_assert!(
+                    previous.file != *file
+                        || previous.offset + previous.data.len() as u64 == offset,
+                    "chunk of {file} at {offset} does not follow the previous"
+                );
                 stream.send(previous).await?;
             }
             held = Some(SnapshotChunk {
@@ -67,6 +80,7 @@ pub async fn stream_snapshot(
                 break;
             }
         }
+        assert_eq!(offset, size, "{file} is sent whole");
     }
     let mut last = held.unwrap_or(SnapshotChunk {
         snapshot_index,

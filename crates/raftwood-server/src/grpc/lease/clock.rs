@@ -26,6 +26,11 @@ struct State {
 impl LeaseClock {
     /// Lease `id` (granted with `ttl_seconds`) was kept alive now.
     pub fn refresh(&self, term: u64, id: i64, ttl_seconds: i64, now: Instant) {
+        // Granted and kept-alive leases have a TTL (at least the minimum).
+        debug_assert!(
+            ttl_seconds > 0,
+            "lease {id} refreshed with TTL {ttl_seconds}"
+        );
         let mut state = self.state.lock();
         state.restart_if_new_term(term);
         state.deadlines.insert(id, now + ttl(ttl_seconds));
@@ -59,6 +64,8 @@ impl LeaseClock {
                 expired.push(*id);
             }
         }
+        // Deadlines are kept for leases the store holds only.
+        debug_assert!(state.deadlines.len() <= live.len());
         expired
     }
 }

@@ -200,6 +200,11 @@ impl MemberHandle {
             return Err(status::from_etcd(&error));
         }
         let encoded = Bytes::from(internal.encode_to_vec());
+        // The drive loop and the waiters find the id in the bytes.
+        debug_assert_eq!(
+            crate::request_id::request_id_of(&encoded),
+            (internal.id != 0).then_some(internal.id)
+        );
         // etcd's backend quota: writes that add data are refused once the
         // store is over --quota-backend-bytes (puts, txns and, as etcd's
         // quota lease server does, lease grants); deletes, revokes and

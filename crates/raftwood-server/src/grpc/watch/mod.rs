@@ -254,7 +254,7 @@ async fn create_watcher(
     // A start below the compaction revision is created, then cancelled
     // with the compact revision by the drain that finds it compacted (as
     // etcd does); a start at the compaction revision is served.
-    stream.watchers.insert(
+    let earlier = stream.watchers.insert(
         id,
         Watcher {
             key: create.key,
@@ -268,6 +268,9 @@ async fn create_watcher(
             sent_since_progress: false,
         },
     );
+    // A watch id names one watcher of the stream: a client's own id was
+    // refused above if taken, and a chosen one is free.
+    assert!(earlier.is_none(), "watch id {id} given twice");
     send(
         sender,
         WatchResponse {
@@ -337,6 +340,8 @@ async fn drain(
         let wanted = watchers::dispatch(watchers, group, &batch.events);
         for watcher in watchers.values_mut() {
             if group.holds(watcher) {
+                // A watcher never goes back to revisions it was sent.
+                debug_assert!(batch.through_revision + 1 >= watcher.next_revision);
                 watcher.next_revision = batch.through_revision + 1;
             }
         }

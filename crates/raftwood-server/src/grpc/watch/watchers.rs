@@ -116,6 +116,10 @@ pub fn dispatch(
             }
         }
     }
+    debug_assert!(
+        wanted.keys().all(|id| group.holds(&watchers[id])),
+        "events for a watcher outside the group"
+    );
     wanted
 }
 
