@@ -262,15 +262,14 @@ fn assertion_density_per_crate_does_not_fall() {
     assert!(below.is_empty(), "below their floor: {below:?}\n{report}");
 }
 
-// The figures of 2026-12-07 23:45 UTC, counting non-test code only (lsm
-// 9.5, raft 15.3, log 9.0, kv 6.4, server 3.1; until then the count also
-// took in the files of test modules, `tests.rs` and `*_tests.rs`, and read
-// lsm 28.1, server 7.9), less a little slack for moved code; raise them
-// as assertions are added. The target is 20 everywhere.
+// The floors: 20 per kloc, the target, for every crate that reached it
+// (2026-12-08: raft 21.9, log 23.7, kv 21.5, server 20.8, bbolt 20.4).
+// A crate below it holds its figure of the day it was last raised; raise
+// a floor when a figure rises, never lower one.
+const TARGET: f64 = 20.0;
 const FLOOR_LSM: f64 = 9.0;
-const FLOOR_RAFT: f64 = 15.0;
-const FLOOR_LOG: f64 = 8.5;
-const FLOOR_KV: f64 = 6.0;
-const FLOOR_SERVER: f64 = 3.0;
-// raftwood-bbolt read 14.4 when it arrived (2026-12-08).
-const FLOOR_BBOLT: f64 = 14.0;
+const FLOOR_RAFT: f64 = TARGET;
+const FLOOR_LOG: f64 = TARGET;
+const FLOOR_KV: f64 = TARGET;
+const FLOOR_SERVER: f64 = TARGET;
+const FLOOR_BBOLT: f64 = TARGET;

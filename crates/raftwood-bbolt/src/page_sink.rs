@@ -19,6 +19,13 @@ impl<W: Write + Seek> PageSink<W> {
     /// A sink whose first allocated page is `first_page`; `out` is
     /// positioned at the start of the file.
     pub fn new(out: W, page_size: usize, first_page: u64) -> Result<PageSink<W>> {
+        // The writer's options were checked: a page size bbolt reads.
+        assert!(
+            page_size.is_power_of_two() && (512..=65_536).contains(&page_size),
+            "page size {page_size}"
+        );
+        // Pages 0 and 1 are the meta pages, written last.
+        assert!(first_page >= 2, "data pages start after the meta pages");
         let mut out = BufWriter::with_capacity(16 * page_size, out);
         out.seek(SeekFrom::Start(first_page * page_size as u64))?;
         Ok(PageSink {
@@ -58,6 +65,10 @@ impl<W: Write + Seek> PageSink<W> {
     pub fn overwrite_and_finish(mut self, writes: &[(u64, &[u8])]) -> Result<W> {
         for (id, bytes) in writes {
             assert!(*id < self.next_page, "page {id} was never allocated");
+            assert!(
+                !bytes.is_empty() && bytes.len().is_multiple_of(self.page_size),
+                "an overwrite of page {id} is not whole pages"
+            );
             self.out.seek(SeekFrom::Start(id * self.page_size as u64))?;
             self.out.write_all(bytes)?;
         }

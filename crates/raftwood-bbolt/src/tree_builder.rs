@@ -78,6 +78,10 @@ impl TreeBuilder {
         let added = PageBuilder::element_size(key, value);
         self.make_room(sink, 0, added)?;
         self.levels[0].page.push_leaf(flags, key, value);
+        debug_assert!(
+            self.levels[0].page.len() < MAX_ELEMENTS_PER_PAGE,
+            "make_room keeps a page's element count in its u16 field"
+        );
         Ok(())
     }
 
@@ -95,6 +99,10 @@ impl TreeBuilder {
             page.size() + added > self.fill.threshold || page.len() + 1 >= MAX_ELEMENTS_PER_PAGE;
         if !page.is_empty() && full {
             self.write_page(sink, level)?;
+            assert!(
+                self.levels[level].page.is_empty(),
+                "a page written out leaves its level empty"
+            );
         }
         Ok(())
     }
@@ -106,10 +114,13 @@ impl TreeBuilder {
             "writing an empty page below the root"
         );
         let first_key = self.levels[level].page.first_key().to_vec();
+        let laid_out_for = sink.next_page();
         let bytes = self.levels[level]
             .page
-            .take_page(sink.next_page(), sink.page_size());
+            .take_page(laid_out_for, sink.page_size());
         let id = sink.append(&bytes)?;
+        // A page's header names its own id: the one it was laid out for.
+        assert_eq!(id, laid_out_for, "a page written at another id");
         self.levels[level].written += 1;
         if self.levels.len() == level + 1 {
             self.levels.push(Level {
@@ -118,6 +129,8 @@ impl TreeBuilder {
             });
         }
         self.make_room(sink, level + 1, ELEMENT_SIZE + first_key.len())?;
+        // A branch points only at pages already written.
+        assert!(id < sink.next_page(), "a branch to page {id}, not yet written");
         self.levels[level + 1].page.push_branch(&first_key, id);
         Ok(())
     }
@@ -141,9 +154,19 @@ impl TreeBuilder {
         allow_inline: bool,
     ) -> Result<FinishedTree> {
         if allow_inline && self.is_inlineable() {
-            return Ok(FinishedTree::Inline(self.levels[0].page.take_inline()));
+            let inline = self.levels[0].page.take_inline();
+            // bbolt inlines at most a quarter page (plus the page header
+            // an inline bucket carries).
+            assert!(
+                inline.len() <= self.fill.page_size / 4 + crate::page::PAGE_HEADER_SIZE,
+                "an inline bucket of {} bytes",
+                inline.len()
+            );
+            return Ok(FinishedTree::Inline(inline));
         }
-        Ok(FinishedTree::Root(self.write_remaining(sink)?))
+        let root = self.write_remaining(sink)?;
+        assert!(root < sink.next_page(), "the root {root} was written");
+        Ok(FinishedTree::Root(root))
     }
 
     /// Writes every partly filled page, bottom-up, and returns the root: the

@@ -199,6 +199,12 @@ impl<W: Write + Seek> Writer<W> {
             high_water: self.sink.next_page(),
             txid,
         };
+        // The meta names the freelist page, which bbolt's check wants below
+        // the high-water mark: it was the first page allocated.
+        assert!(
+            FREELIST_PAGE_ID < self.sink.next_page(),
+            "the freelist page was never allocated"
+        );
         // bbolt writes transaction t's meta to page t % 2.
         let newer = meta_for(self.options.txid);
         let older = meta_for(self.options.txid - 1);
