@@ -182,9 +182,21 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<DbInner> {
         options.max_open_tables,
     ));
 
+    // No number of a file on disk is handed out again. A WAL started by a
+    // memtable switch after the manifest's last edit has a number the
+    // manifest's counter does not cover; allocating it again for the new WAL
+    // below would truncate that WAL while its records sit unflushed in the
+    // recovered memtable, and a crash before this recovery's edit lost them.
+    let names = fs.list_dir(dir)?;
+    for name in &names {
+        if let Some(FileKind::Wal(n) | FileKind::Table(n) | FileKind::Manifest(n)) =
+            filename::parse_file_name(name)
+        {
+            versions.mark_file_number_used(n);
+        }
+    }
     // Replay every WAL not yet covered by a table, oldest first.
-    let mut wal_numbers: Vec<u64> = fs
-        .list_dir(dir)?
+    let mut wal_numbers: Vec<u64> = names
         .iter()
         .filter_map(|name| match filename::parse_file_name(name) {
             Some(FileKind::Wal(n)) if n >= versions.log_number() => Some(n),
@@ -244,6 +256,10 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<DbInner> {
 
     let wal = if options.wal_enabled {
         let number = versions.new_file_number();
+        assert!(
+            wal_numbers.last().is_none_or(|&replayed| replayed < number),
+            "the new WAL {number} would replace a replayed one ({wal_numbers:?})"
+        );
         let file = fs.create_file(&filename::wal_path(dir, number))?;
         fs.sync_dir(dir)?;
         edit.log_number = Some(number);

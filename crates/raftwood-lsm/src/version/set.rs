@@ -194,6 +194,15 @@ impl VersionSet {
         number
     }
 
+    /// Makes sure `number`, the number of a file found on disk, is never
+    /// allocated again. Recovery calls it for every numbered file: files
+    /// started after the manifest's last edit (a WAL begun by a memtable
+    /// switch, a compaction's outputs) carry numbers its counter does not
+    /// cover.
+    pub fn mark_file_number_used(&mut self, number: u64) {
+        self.next_file_number = self.next_file_number.max(number.saturating_add(1));
+    }
+
     /// The manifest file in use.
     pub fn manifest_number(&self) -> u64 {
         self.manifest_number
