@@ -233,6 +233,8 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<DbInner> {
                 last_sequence_number =
                     last_sequence_number.max(first_sequence_number + batch.len() as u64 - 1);
             }
+            // Writes resume after every replayed sequence number.
+            debug_assert!(recovered.largest_sequence_number() <= last_sequence_number);
         }
         let is_last = i + 1 == wal_numbers.len();
         if reader.dropped_tail_bytes() > 0 {
@@ -282,6 +284,13 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<DbInner> {
     drop(recovered);
     edit.last_sequence_number = Some(last_sequence_number);
     versions.log_and_apply(edit)?;
+    // Every replayed WAL is in a table now, and goes with the obsolete
+    // files below.
+    debug_assert!(
+        wal_numbers
+            .iter()
+            .all(|&number| number < versions.log_number())
+    );
 
     let mem = Arc::new(MemTable::with_chunk_pool(
         wal.number,
@@ -359,7 +368,10 @@ fn write_recovered_memtable(
     );
     let mut allocate = || versions.new_file_number();
     recovered.for_each(|key, value| writer.add(key, value, &mut allocate))?;
-    for file in writer.finish(&mut allocate)? {
+    let files = writer.finish(&mut allocate)?;
+    // No target size: one memtable, one table.
+    debug_assert!(files.len() <= 1);
+    for file in files {
         edit.added_files.push((0, Arc::new(file)));
     }
     if recovered.applied_index() > 0 {
