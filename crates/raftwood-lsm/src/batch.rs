@@ -173,6 +173,7 @@ impl WriteBatch {
 
     /// Encodes the batch with its first sequence number (a WAL payload).
     pub fn encode(&self, first_sequence_number: u64, out: &mut Vec<u8>) {
+        let start = out.len();
         out.extend_from_slice(&first_sequence_number.to_le_bytes());
         out.extend_from_slice(&self.count.to_le_bytes());
         match self.applied_index {
@@ -183,6 +184,17 @@ impl WriteBatch {
             None => out.push(0),
         }
         out.extend_from_slice(&self.rep);
+        // `size_bytes` is what the batch and group limits are checked
+        // against: it must bound the record actually written.
+        assert!(
+            out.len() - start <= self.size_bytes(),
+            "a batch encodes to more than its size_bytes"
+        );
+        debug_assert!(
+            WriteBatch::decode(&out[start..])
+                .is_ok_and(|(batch, seq)| batch == *self && seq == first_sequence_number),
+            "a batch's record decodes to the batch"
+        );
     }
 
     /// Decodes a WAL payload, validating every length. Returns the batch and
@@ -289,6 +301,12 @@ impl<'a> Iterator for BatchOps<'a> {
         if op.is_err() {
             self.remaining = 0;
         }
+        // The count and the operations' bytes agree: `put`, `delete` and
+        // `delete_range` add one of each, and `decode` checks a record's.
+        debug_assert!(
+            op.is_err() || self.remaining > 0 || self.rest.is_empty(),
+            "bytes remain after a batch's last operation"
+        );
         Some(op)
     }
 }

@@ -19,6 +19,12 @@ impl SnapshotList {
 
     fn release(&self, sequence_number: u64) {
         let mut live = self.live.lock();
+        // Every `Snapshot` acquired its entry, and a count reaching zero
+        // removes it.
+        debug_assert!(
+            live.get(&sequence_number).is_some_and(|&count| count > 0),
+            "releasing snapshot {sequence_number}, which is not held"
+        );
         if let Some(count) = live.get_mut(&sequence_number) {
             *count -= 1;
             if *count == 0 {

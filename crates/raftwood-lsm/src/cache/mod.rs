@@ -88,8 +88,10 @@ pub const METADATA_SHARE_PERCENT: u64 = 75;
 
 /// The metadata partition's budget for a cache of `capacity_bytes`.
 pub fn metadata_capacity_bytes(capacity_bytes: u64) -> u64 {
-    capacity_bytes / 100 * METADATA_SHARE_PERCENT
-        + capacity_bytes % 100 * METADATA_SHARE_PERCENT / 100
+    let share = capacity_bytes / 100 * METADATA_SHARE_PERCENT
+        + capacity_bytes % 100 * METADATA_SHARE_PERCENT / 100;
+    debug_assert!(share <= capacity_bytes);
+    share
 }
 
 /// A shared, thread-safe cache of decoded blocks with a byte budget.
@@ -180,6 +182,12 @@ impl BlockCache {
         load: impl FnOnce() -> Result<CachedBlock>,
     ) -> Result<CachedBlock> {
         let (result, _) = self.lookup(&self.data, file_number, offset, load);
+        // Filters belong to the metadata partition, which data blocks
+        // cannot evict.
+        debug_assert!(
+            !matches!(result, Ok(CachedBlock::Filter(_))),
+            "a filter in the data partition"
+        );
         result
     }
 

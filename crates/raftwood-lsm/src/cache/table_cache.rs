@@ -100,6 +100,9 @@ impl TableCache {
                 Arc::clone(&self.block_cache),
             )?))
         })?;
+        // Keyed by number both here and in the slot: a mix-up would serve
+        // another table's blocks.
+        debug_assert_eq!(table.file_number(), file.number);
         file.reader.set(&table);
         Ok(table)
     }

@@ -50,6 +50,8 @@ pub fn run_compaction(
     snapshots: &[u64],
     new_file_number: &mut dyn FnMut() -> u64,
 ) -> Result<CompactionOutcome> {
+    // `Stripes` binary-searches them.
+    debug_assert!(snapshots.is_sorted(), "snapshots out of order");
     let mut outcome = CompactionOutcome::default();
     for file in task.inputs.iter() {
         outcome
@@ -71,6 +73,8 @@ pub fn run_compaction(
         .unwrap_or_default();
 
     if task.is_trivial_move() {
+        // Only a move down keeps the newer-above-older order without a merge.
+        debug_assert_eq!(task.output_level, task.input_level + 1);
         for file in &task.inputs {
             outcome
                 .edit
@@ -145,7 +149,24 @@ pub fn run_compaction(
         }
         merged.next()?;
     }
+    // Outputs hold only the inputs' entries and tombstones, so they stay
+    // within the inputs' key range (outside it lie other files of the
+    // output level) and their sequence numbers.
+    let inputs_smallest = task.all_inputs().map(|f| f.smallest_user_key()).min();
+    let inputs_largest = task.all_inputs().map(|f| f.largest_user_key()).max();
+    let inputs_largest_sequence_number = task
+        .all_inputs()
+        .map(|f| f.largest_sequence_number)
+        .max()
+        .unwrap_or(0);
     for file in writer.finish(new_file_number)? {
+        debug_assert!(
+            inputs_smallest.is_some_and(|smallest| smallest <= file.smallest_user_key())
+                && inputs_largest.is_some_and(|largest| file.largest_user_key() <= largest),
+            "output {} leaves the compaction's key range",
+            file.number
+        );
+        debug_assert!(file.largest_sequence_number <= inputs_largest_sequence_number);
         outcome.bytes_written += file.size_bytes;
         outcome
             .edit

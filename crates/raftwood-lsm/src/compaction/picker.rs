@@ -47,10 +47,51 @@ impl CompactionTask {
     pub fn all_inputs(&self) -> impl Iterator<Item = &Arc<FileMetadata>> {
         self.inputs.iter().chain(self.output_level_inputs.iter())
     }
+
+    /// Asserts that the task is one `run_compaction` may carry out on
+    /// `version`: its levels exist and are adjacent (or the same, for a
+    /// rewrite in place), its inputs are live files of those levels, and
+    /// no file of the output level outside the task overlaps its key range
+    /// (the outputs, which stay within that range, would overlap it).
+    pub(crate) fn check_invariants(&self, version: &Version) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        debug_assert!(
+            self.output_level == self.input_level || self.output_level == self.input_level + 1
+        );
+        debug_assert!(self.output_level < version.num_levels());
+        debug_assert!(!self.inputs.is_empty(), "a compaction of nothing");
+        let live = |level: usize, file: &Arc<FileMetadata>| {
+            version.files(level).iter().any(|f| Arc::ptr_eq(f, file))
+        };
+        debug_assert!(self.inputs.iter().all(|f| live(self.input_level, f)));
+        debug_assert!(
+            self.output_level_inputs
+                .iter()
+                .all(|f| live(self.output_level, f))
+        );
+        let all: Vec<_> = self.all_inputs().cloned().collect();
+        if let Some((smallest, largest)) = key_range(&all)
+            && self.output_level != self.input_level
+        {
+            let untouched_overlap = version
+                .overlapping_files(self.output_level, Some(&smallest), Some(&largest))
+                .into_iter()
+                .find(|f| !self.output_level_inputs.iter().any(|g| Arc::ptr_eq(f, g)));
+            debug_assert!(
+                untouched_overlap.is_none(),
+                "file {:?} of level {} overlaps the compaction but is not an input",
+                untouched_overlap.map(|f| f.number),
+                self.output_level
+            );
+        }
+    }
 }
 
 /// Target size of `level` (>= 1).
 fn level_target_bytes(config: &CompactionConfig, level: usize) -> u64 {
+    debug_assert!(level >= 1, "level 0 is scored by file count");
     let mut target = config.level1_size_bytes.max(1);
     for _ in 1..level {
         target = target.saturating_mul(config.level_size_multiplier.max(2));
@@ -100,13 +141,15 @@ fn build_task(
             .overlapping_files(level, Some(&smallest), Some(&largest))
             .is_empty()
     });
-    Some(CompactionTask {
+    let task = CompactionTask {
         input_level,
         output_level,
         inputs,
         output_level_inputs,
         is_bottommost,
-    })
+    };
+    task.check_invariants(version);
+    Some(task)
 }
 
 /// A level-0 file that shares no user key with any other level-0 file nor

@@ -132,12 +132,21 @@ impl DbInner {
             release_pending(state, &outputs);
             return Err(e);
         }
+        // A flush has no target size: one table, of the memtable's writes,
+        // whose number is still held against deletion.
+        debug_assert!(outputs.len() <= 1);
+        debug_assert!(outputs.iter().all(|file| {
+            state.pending_outputs.contains(&file.number)
+                && file.largest_sequence_number <= mem.largest_sequence_number()
+        }));
         // WALs older than the next memtable's hold nothing unflushed now.
         let next_wal = state
             .imm
             .get(1)
             .map(|m| m.wal_number())
             .unwrap_or_else(|| state.mem.wal_number());
+        // The flushed memtable's WAL becomes obsolete.
+        debug_assert!(!self.options.wal_enabled || next_wal > mem.wal_number());
         let mut edit = VersionEdit {
             log_number: Some(next_wal),
             last_sequence_number: Some(
@@ -226,6 +235,16 @@ impl DbInner {
             )
         });
         let outcome = outcome?;
+        // The inputs are still live: only this task (compaction_running,
+        // or a manual compaction that paused the others) removes them.
+        debug_assert!(outcome.edit.deleted_files.iter().all(|&(level, number)| {
+            state
+                .versions
+                .current()
+                .files(level)
+                .iter()
+                .any(|file| file.number == number)
+        }));
         let new_files: Vec<u64> = outcome
             .edit
             .added_files
@@ -315,6 +334,7 @@ impl DbInner {
             }
             Ok(())
         })();
+        debug_assert!(state.manual_compactions > 0);
         state.manual_compactions -= 1;
         if result.is_ok()
             && let Err(e) = self.delete_obsolete_files(&mut state)
@@ -344,6 +364,8 @@ impl DbInner {
         state.versions.current().live_file_numbers(&mut live);
         state.versions.previous().live_file_numbers(&mut live);
         let log_number = state.versions.oldest_needed_log_number();
+        // The active WAL is never deleted (see the match below).
+        debug_assert!(!self.options.wal_enabled || state.mem.wal_number() >= log_number);
         let manifest_number = state.versions.manifest_number();
         for name in self.fs.list_dir(&self.dir)? {
             let obsolete = match filename::parse_file_name(&name) {

@@ -42,6 +42,13 @@ impl DbInner {
                 next,
             )
         };
+        // The checkpoint's manifest takes a fresh number: no table it links
+        // may carry it.
+        debug_assert!(
+            (0..version.num_levels())
+                .flat_map(|level| version.files(level))
+                .all(|file| file.number < next_file_number)
+        );
         let result = (|| {
             self.fs.create_dir_all(target)?;
             let mut edit = VersionEdit {
@@ -78,6 +85,7 @@ impl DbInner {
             Ok(applied_index)
         })();
         let mut state = self.state.lock();
+        debug_assert!(state.file_deletion_holds > 0);
         state.file_deletion_holds -= 1;
         result
     }

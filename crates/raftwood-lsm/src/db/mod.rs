@@ -351,6 +351,17 @@ impl DbInner {
 
     /// Publishes a new super version built from `state`.
     fn install_super_version(&self, state: &mut State) {
+        // Reads search the active memtable, then the frozen ones newest
+        // first, then the tables: the WALs say the frozen ones are older.
+        debug_assert!(
+            !self.options.wal_enabled
+                || state
+                    .imm
+                    .iter()
+                    .chain([&state.mem])
+                    .map(|mem| mem.wal_number())
+                    .is_sorted_by(|older, newer| older < newer)
+        );
         let version = state.versions.current();
         state.live_versions.retain(|v| v.strong_count() > 0);
         state.live_versions.push(Arc::downgrade(&version));

@@ -182,9 +182,21 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<DbInner> {
         options.max_open_tables,
     ));
 
+    // No number of a file on disk is handed out again. A WAL started by a
+    // memtable switch after the manifest's last edit has a number the
+    // manifest's counter does not cover; allocating it again for the new WAL
+    // below would truncate that WAL while its records sit unflushed in the
+    // recovered memtable, and a crash before this recovery's edit lost them.
+    let names = fs.list_dir(dir)?;
+    for name in &names {
+        if let Some(FileKind::Wal(n) | FileKind::Table(n) | FileKind::Manifest(n)) =
+            filename::parse_file_name(name)
+        {
+            versions.mark_file_number_used(n);
+        }
+    }
     // Replay every WAL not yet covered by a table, oldest first.
-    let mut wal_numbers: Vec<u64> = fs
-        .list_dir(dir)?
+    let mut wal_numbers: Vec<u64> = names
         .iter()
         .filter_map(|name| match filename::parse_file_name(name) {
             Some(FileKind::Wal(n)) if n >= versions.log_number() => Some(n),
@@ -221,6 +233,8 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<DbInner> {
                 last_sequence_number =
                     last_sequence_number.max(first_sequence_number + batch.len() as u64 - 1);
             }
+            // Writes resume after every replayed sequence number.
+            debug_assert!(recovered.largest_sequence_number() <= last_sequence_number);
         }
         let is_last = i + 1 == wal_numbers.len();
         if reader.dropped_tail_bytes() > 0 {
@@ -244,6 +258,10 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<DbInner> {
 
     let wal = if options.wal_enabled {
         let number = versions.new_file_number();
+        assert!(
+            wal_numbers.last().is_none_or(|&replayed| replayed < number),
+            "the new WAL {number} would replace a replayed one ({wal_numbers:?})"
+        );
         let file = fs.create_file(&filename::wal_path(dir, number))?;
         fs.sync_dir(dir)?;
         edit.log_number = Some(number);
@@ -266,6 +284,13 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<DbInner> {
     drop(recovered);
     edit.last_sequence_number = Some(last_sequence_number);
     versions.log_and_apply(edit)?;
+    // Every replayed WAL is in a table now, and goes with the obsolete
+    // files below.
+    debug_assert!(
+        wal_numbers
+            .iter()
+            .all(|&number| number < versions.log_number())
+    );
 
     let mem = Arc::new(MemTable::with_chunk_pool(
         wal.number,
@@ -343,7 +368,10 @@ fn write_recovered_memtable(
     );
     let mut allocate = || versions.new_file_number();
     recovered.for_each(|key, value| writer.add(key, value, &mut allocate))?;
-    for file in writer.finish(&mut allocate)? {
+    let files = writer.finish(&mut allocate)?;
+    // No target size: one memtable, one table.
+    debug_assert!(files.len() <= 1);
+    for file in files {
         edit.added_files.push((0, Arc::new(file)));
     }
     if recovered.applied_index() > 0 {

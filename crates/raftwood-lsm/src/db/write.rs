@@ -200,6 +200,11 @@ impl DbInner {
             }
         }
         drop(queue);
+        // The leader is the group's first member (it reports its own
+        // outcome; the others are told theirs below), and a switch request
+        // travels alone.
+        debug_assert!(group.first().is_some_and(|w| Arc::ptr_eq(w, &me)));
+        debug_assert!(group.len() == 1 || group.iter().all(|w| !w.switch_memtable));
 
         let result = self.run_group(&group);
 
@@ -231,6 +236,12 @@ impl DbInner {
     fn commit_group<W: Borrow<Writer>>(&self, group: &[W]) -> Result<()> {
         let mem = self.make_room_for_write()?;
         let first = self.allocated_sequence_number.load(Ordering::Acquire) + 1;
+        // Only the leader moves the counters, and it publishes what it
+        // allocates: between groups they agree.
+        debug_assert_eq!(
+            self.visible_sequence_number.load(Ordering::Acquire),
+            first - 1
+        );
         let total_ops: u64 = group.iter().map(|w| w.borrow().batch.len() as u64).sum();
         if first + total_ops > MAX_SEQUENCE_NUMBER {
             return Err(Error::InvalidArgument("sequence numbers exhausted".into()));
@@ -250,6 +261,8 @@ impl DbInner {
                 wal.record_ends.push(wal.records.len());
                 sequence_number += batch.len() as u64;
             }
+            debug_assert_eq!(sequence_number, first + total_ops);
+            debug_assert_eq!(wal.record_ends.len(), group.len());
             user_bytes = wal.records.len();
             let appended = match wal.writer.as_mut() {
                 Some(writer) => {
@@ -305,6 +318,14 @@ impl DbInner {
             sequence_number += batch.len() as u64;
         }
         let last = first + total_ops - 1;
+        // The memtable took the group's operations under exactly the
+        // sequence numbers the WAL records carry.
+        debug_assert_eq!(sequence_number, last + 1);
+        debug_assert!(
+            total_ops == 0 || mem.largest_sequence_number() == last,
+            "the memtable's newest entry is {}, the group's {last}",
+            mem.largest_sequence_number()
+        );
         self.allocated_sequence_number
             .store(last, Ordering::Release);
         self.visible_sequence_number.store(last, Ordering::Release);
@@ -403,10 +424,20 @@ impl DbInner {
                 }
             }
         }
+        // A memtable's writes live in its WAL and every later WAL: WAL
+        // numbers increase along memtables.
+        debug_assert!(!self.options.wal_enabled || new_wal_number > state.mem.wal_number());
         let fresh =
             MemTable::with_chunk_pool(new_wal_number, Some(Arc::clone(&self.memtable_chunks)));
         let frozen = std::mem::replace(&mut state.mem, Arc::new(fresh));
         if !frozen.is_empty() || frozen.applied_index() > 0 {
+            // Flushed oldest first: the frozen ones hold older writes.
+            debug_assert!(
+                frozen.is_empty()
+                    || state.imm.back().is_none_or(|older| {
+                        older.largest_sequence_number() < frozen.largest_sequence_number()
+                    })
+            );
             state.imm.push_back(frozen);
         }
         self.install_super_version(state);

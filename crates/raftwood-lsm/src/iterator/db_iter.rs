@@ -96,6 +96,27 @@ impl DbIterator {
         self.upper_bound.as_deref().is_some_and(|u| user_key >= u)
     }
 
+    /// Asserts what a positioned cursor shows: a key within the bounds,
+    /// and, moving forwards, the inner entry it reads is a value visible
+    /// at the snapshot.
+    fn check_invariants(&self) {
+        if !cfg!(debug_assertions) || !self.valid {
+            return;
+        }
+        let user_key = self.key();
+        debug_assert!(
+            !self.below_lower(user_key) && !self.at_or_above_upper(user_key),
+            "a key outside the bounds"
+        );
+        if self.direction == Direction::Forward {
+            let parsed = key::parse_internal_key(self.inner.key());
+            debug_assert!(parsed.is_ok_and(|parsed| {
+                parsed.kind == ValueKind::Value
+                    && parsed.sequence_number <= self.snapshot_sequence_number
+            }));
+        }
+    }
+
     /// True if the cursor is on a key.
     pub fn valid(&self) -> bool {
         self.valid
@@ -186,6 +207,8 @@ impl DbIterator {
         if !self.valid {
             return Ok(());
         }
+        #[cfg(debug_assertions)]
+        let left = self.key().to_vec();
         self.skip.clear();
         match self.direction {
             Direction::Forward => self.skip.extend_from_slice(key::user_key(self.inner.key())),
@@ -198,7 +221,13 @@ impl DbIterator {
                 ))?;
             }
         }
-        self.find_next_visible(true)
+        self.find_next_visible(true)?;
+        #[cfg(debug_assertions)]
+        debug_assert!(
+            !self.valid || self.key() > left.as_slice(),
+            "next went back"
+        );
+        Ok(())
     }
 
     /// Moves to the previous key.
@@ -206,6 +235,8 @@ impl DbIterator {
         if !self.valid {
             return Ok(());
         }
+        #[cfg(debug_assertions)]
+        let left = self.key().to_vec();
         if self.direction == Direction::Forward {
             self.skip.clear();
             self.skip.extend_from_slice(key::user_key(self.inner.key()));
@@ -220,7 +251,13 @@ impl DbIterator {
                 self.inner.prev()?;
             }
         }
-        self.find_prev_visible()
+        self.find_prev_visible()?;
+        #[cfg(debug_assertions)]
+        debug_assert!(
+            !self.valid || self.key() < left.as_slice(),
+            "prev went forward"
+        );
+        Ok(())
     }
 
     /// Forward: stops on the newest visible version of the first live key,
@@ -245,6 +282,7 @@ impl DbIterator {
                 && !self.covered(parsed.user_key, parsed.sequence_number);
             if live {
                 self.valid = true;
+                self.check_invariants();
                 return Ok(());
             }
             self.skip.clear();
@@ -287,6 +325,7 @@ impl DbIterator {
                 self.key = user_key;
                 self.value = value;
                 self.valid = true;
+                self.check_invariants();
                 return Ok(());
             }
         }

@@ -31,6 +31,15 @@ impl std::fmt::Debug for LevelIterator {
 impl LevelIterator {
     /// A cursor over `files` (disjoint, sorted by key).
     pub fn new(tables: Arc<TableCache>, files: Vec<Arc<FileMetadata>>) -> Self {
+        // Concatenating the files' streams is a sorted stream only if they
+        // are (the binary searches below rely on it too).
+        debug_assert!(
+            files.windows(2).all(|pair| compare_internal_keys(
+                &pair[0].largest_key,
+                &pair[1].smallest_key
+            ) == Ordering::Less),
+            "a level's files overlap or are out of order"
+        );
         LevelIterator {
             tables,
             files,

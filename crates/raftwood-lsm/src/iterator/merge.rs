@@ -132,6 +132,8 @@ impl InternalIterator for MergeIterator {
 
     fn next(&mut self) -> Result<()> {
         let current = self.current_index();
+        #[cfg(debug_assertions)]
+        let left = self.children[current].key().to_vec();
         if self.direction == Direction::Reverse {
             // Every other child sits at or before key(); move each to the
             // first entry after key() so they all point forward again.
@@ -149,11 +151,20 @@ impl InternalIterator for MergeIterator {
         }
         self.children[current].next()?;
         self.find_smallest();
+        // Sources hold distinct keys (every entry has its own sequence
+        // number), so the merge moves strictly forward.
+        #[cfg(debug_assertions)]
+        debug_assert!(
+            !self.valid() || compare_internal_keys(&left, self.key()) == Ordering::Less,
+            "the merge went back or repeated a key"
+        );
         Ok(())
     }
 
     fn prev(&mut self) -> Result<()> {
         let current = self.current_index();
+        #[cfg(debug_assertions)]
+        let left = self.children[current].key().to_vec();
         if self.direction == Direction::Forward {
             // Every other child sits after key(); move each to the last entry
             // before key().
@@ -171,6 +182,11 @@ impl InternalIterator for MergeIterator {
         }
         self.children[current].prev()?;
         self.find_largest();
+        #[cfg(debug_assertions)]
+        debug_assert!(
+            !self.valid() || compare_internal_keys(self.key(), &left) == Ordering::Less,
+            "the merge went forward or repeated a key"
+        );
         Ok(())
     }
 

@@ -135,6 +135,9 @@ impl LogReader {
         match slot_at(&self.data, self.position) {
             Slot::Record { payload_start, end } => {
                 debug_assert!(end <= self.data.len() && payload_start <= end);
+                debug_assert_eq!(payload_start, self.position + HEADER_LEN);
+                // A verified header is within the writer's limit.
+                debug_assert!(end - payload_start <= format::MAX_PAYLOAD_LEN_BYTES);
                 self.position = end;
                 self.records_read += 1;
                 Ok(Some(&self.data[payload_start..end]))

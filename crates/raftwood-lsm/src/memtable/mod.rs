@@ -125,6 +125,12 @@ impl MemTable {
             self.arena_nearly_full.store(true, AtomicOrdering::Relaxed);
         }
         drop(writer);
+        debug_assert!(
+            node_bytes >= user_key.len() + value.len(),
+            "a node of {node_bytes} bytes holds a {}-byte key and a {}-byte value",
+            user_key.len(),
+            value.len()
+        );
         // Replace the estimate with what the node took.
         if node_bytes >= estimate {
             self.approximate_size_bytes
@@ -133,6 +139,8 @@ impl MemTable {
             self.approximate_size_bytes
                 .fetch_sub(estimate - node_bytes, AtomicOrdering::Relaxed);
         }
+        // `has_no_writes` relies on the size never returning to zero.
+        debug_assert!(self.approximate_size_bytes.load(AtomicOrdering::Relaxed) > 0);
         self.entry_count.fetch_add(1, AtomicOrdering::Relaxed);
         self.largest_sequence_number
             .fetch_max(sequence_number, AtomicOrdering::Release);
@@ -184,6 +192,10 @@ impl MemTable {
         let kind = ValueKind::from_u8((trailer & 0xff) as u8).ok_or_else(|| {
             Error::corruption("memtable", format!("unknown kind byte {}", trailer & 0xff))
         })?;
+        debug_assert!(
+            trailer >> 8 <= snapshot_sequence_number,
+            "the search returned a version newer than the snapshot"
+        );
         let mut value = Vec::new();
         node.append_value(&mut value);
         Ok(Some(Found {
@@ -253,16 +265,30 @@ impl MemTable {
     /// encoded internal key and the value.
     pub fn for_each(&self, mut visit: impl FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
         let mut encoded_key = Vec::new();
+        let mut previous_key = Vec::new();
         let mut value = Vec::new();
+        let mut visited = 0;
         let mut at = self.entries.first();
         while let Some(addr) = at {
             let node = self.entries.node(addr);
+            std::mem::swap(&mut previous_key, &mut encoded_key);
             encode_internal_key(node, &mut encoded_key);
+            debug_assert!(
+                visited == 0 || key::compare_internal_keys(&previous_key, &encoded_key).is_lt(),
+                "memtable entries out of order"
+            );
             value.clear();
             node.append_value(&mut value);
             visit(&encoded_key, &value)?;
+            visited += 1;
             at = self.entries.next(addr);
         }
+        // Only a frozen memtable is walked: no insert races the count.
+        debug_assert_eq!(
+            visited,
+            self.len(),
+            "entries walked against entries inserted"
+        );
         Ok(())
     }
 
@@ -354,8 +380,15 @@ impl InternalIterator for MemTableIterator {
 
     fn next(&mut self) -> Result<()> {
         if let Some(addr) = self.current {
+            #[cfg(debug_assertions)]
+            let left = self.key.clone();
             let at = self.table.entries.next(addr);
             self.set(at);
+            #[cfg(debug_assertions)]
+            debug_assert!(
+                self.current.is_none() || key::compare_internal_keys(&left, &self.key).is_lt(),
+                "next did not move forward"
+            );
         }
         Ok(())
     }
@@ -366,7 +399,14 @@ impl InternalIterator for MemTableIterator {
                 .table
                 .entries
                 .last_less_than(&SearchKey::from_encoded(&self.key));
+            #[cfg(debug_assertions)]
+            let left = self.key.clone();
             self.set(at);
+            #[cfg(debug_assertions)]
+            debug_assert!(
+                self.current.is_none() || key::compare_internal_keys(&self.key, &left).is_lt(),
+                "prev did not move back"
+            );
         }
         Ok(())
     }

@@ -156,6 +156,12 @@ impl SkipList {
         );
         let key = SearchKey::new(user_key, trailer);
         let predecessors = if self.sorts_right_after_last(writer, &key) {
+            // The shortcut must find what the search would.
+            debug_assert_eq!(
+                writer.predecessors_after_last,
+                self.find_predecessors(&key),
+                "the recorded predecessors of an ascending insert are stale"
+            );
             writer.predecessors_after_last
         } else {
             self.find_predecessors(&key)

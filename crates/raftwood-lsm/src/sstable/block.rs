@@ -131,6 +131,7 @@ impl Block {
             }
             previous = Some(point);
         }
+        debug_assert_eq!(restarts_offset + 4 * num_restarts + NUM_RESTARTS_LEN, len);
         Ok(Block {
             data: Arc::new(data),
             restarts_offset,

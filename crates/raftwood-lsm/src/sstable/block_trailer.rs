@@ -65,6 +65,14 @@ pub fn append_block(
         out.extend_from_slice(raw);
     }
     let stored_len = out.len() - start;
+    // Compression is kept only where it saves an eighth, and what it
+    // keeps decompresses to the block.
+    debug_assert!(stored_len <= raw.len());
+    debug_assert!(
+        block_type != TYPE_LZ4
+            || lz4_flex::block::decompress(&out[start + LZ4_SIZE_PREFIX_LEN..], raw.len())
+                .is_ok_and(|decompressed| decompressed == raw)
+    );
     let crc = crc32c::crc32c_append(crc32c::crc32c(&out[start..]), &[block_type]);
     out.push(block_type);
     out.extend_from_slice(&crc.to_le_bytes());

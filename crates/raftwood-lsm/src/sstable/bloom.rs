@@ -121,7 +121,23 @@ impl BloomFilterBuilder {
                 }
             }
         }
+        // What `BloomFilter::decode` accepts: whole bytes, at least the
+        // minimum, and no more bits set than keys times probes.
+        debug_assert!(num_bits >= MIN_FILTER_BITS && num_bits.is_multiple_of(8));
+        debug_assert!(
+            filter
+                .iter()
+                .map(|byte| u64::from(byte.count_ones()))
+                .sum::<u64>()
+                <= num_keys * u64::from(num_probes)
+        );
         filter.push(num_probes as u8);
+        // No false negatives: every key added reads as present.
+        debug_assert!(BloomFilter::decode(filter.clone()).is_ok_and(|decoded| {
+            self.key_hashes
+                .iter()
+                .all(|&hash| decoded.contains_hash(hash))
+        }));
         filter
     }
 }
@@ -168,8 +184,16 @@ impl BloomFilter {
 
     /// False only if `user_key` was certainly not added.
     pub fn may_contain(&self, user_key: &[u8]) -> bool {
+        self.contains_hash(bloom_hash(user_key))
+    }
+
+    /// False only if no key with this [`bloom_hash`] was added.
+    fn contains_hash(&self, hash: u64) -> bool {
+        // The fields' invariants, which `decode` checked.
+        debug_assert!(self.bits.len() as u64 * 8 >= MIN_FILTER_BITS);
+        debug_assert!((1..=MAX_PROBES).contains(&self.num_probes));
         let num_bits = self.bits.len() as u64 * 8;
-        probe_positions(bloom_hash(user_key), num_bits, self.num_probes).all(|bit| {
+        probe_positions(hash, num_bits, self.num_probes).all(|bit| {
             self.bits
                 .get((bit / 8) as usize)
                 .is_some_and(|byte| byte & (1 << (bit % 8)) != 0)

@@ -25,6 +25,11 @@ pub fn sort_for_block(tombstones: &mut [RangeTombstone]) {
 
 /// Encodes the block contents. `tombstones` must already be sorted.
 pub fn encode(tombstones: &[RangeTombstone]) -> Vec<u8> {
+    // Readers take the block's order as given (`Table::range_tombstones`).
+    debug_assert!(tombstones.is_sorted_by(|a, b| {
+        (a.start.as_slice(), std::cmp::Reverse(a.sequence_number))
+            <= (b.start.as_slice(), std::cmp::Reverse(b.sequence_number))
+    }));
     let mut out = Vec::new();
     out.extend_from_slice(&(tombstones.len() as u64).to_le_bytes());
     for tombstone in tombstones {

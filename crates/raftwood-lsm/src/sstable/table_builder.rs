@@ -9,7 +9,7 @@ use super::block::BlockBuilder;
 use super::block_handle::BlockHandle;
 use super::block_trailer::{BLOCK_TRAILER_LEN, append_block};
 use super::bloom::BloomFilterBuilder;
-use super::footer::Footer;
+use super::footer::{FOOTER_LEN, Footer};
 use super::properties::TableProperties;
 use super::range_tombstones;
 use crate::error::{Error, Result};
@@ -143,6 +143,7 @@ impl TableBuilder {
         if self.data_block.estimated_size_bytes() >= self.block_size_bytes {
             self.flush_data_block()?;
         }
+        debug_assert!(self.pending_output.len() < WRITE_CHUNK_BYTES);
         Ok(())
     }
 
@@ -187,6 +188,8 @@ impl TableBuilder {
 
         let filter_handle = match self.filter.take() {
             Some(filter) => {
+                // One hash per distinct user key.
+                debug_assert!(filter.num_keys() as u64 <= self.properties.num_entries);
                 // Filter bits look random; compressing them would not pay.
                 let contents = filter.finish();
                 Some(self.write_block(&contents, Compression::None)?)
@@ -201,6 +204,11 @@ impl TableBuilder {
 
         self.widen_bounds_for_range_tombstones();
         let properties_contents = self.properties.encode();
+        // Nothing is written that a reader refuses or reads differently.
+        debug_assert_eq!(
+            TableProperties::decode(&properties_contents, "properties being written").ok(),
+            Some(self.properties.clone())
+        );
         let properties_handle = self.write_block(&properties_contents, Compression::None)?;
 
         let index_handle = {
@@ -224,11 +232,36 @@ impl TableBuilder {
             range_deletions: range_deletions_handle,
             properties: properties_handle,
         };
-        self.pending_output.extend_from_slice(&footer.encode());
+        let encoded_footer = footer.encode();
+        // Every handle lies before the footer, and none is the all-zero
+        // one that stands for "no filter".
+        debug_assert_eq!(
+            Footer::decode(
+                &encoded_footer,
+                self.current_offset(),
+                "footer being written"
+            )
+            .ok(),
+            Some(footer)
+        );
+        self.pending_output.extend_from_slice(&encoded_footer);
         self.write_pending_output()?;
         self.file.sync_data()?;
+        // The footer's handles describe the file just written: the index
+        // block and its trailer end where the footer starts.
+        assert_eq!(
+            self.file.len(),
+            index_handle.offset + index_handle.size_bytes + (BLOCK_TRAILER_LEN + FOOTER_LEN) as u64,
+            "the table's blocks and footer do not account for its bytes"
+        );
 
         let properties = &self.properties;
+        debug_assert_eq!(
+            properties.num_data_blocks == 0,
+            properties.num_entries == 0,
+            "data blocks without entries, or entries without data blocks"
+        );
+        debug_assert!(properties.smallest_sequence_number <= properties.largest_sequence_number);
         debug_assert!(
             properties.is_empty()
                 || compare_internal_keys(&properties.smallest_key, &properties.largest_key)
@@ -280,6 +313,10 @@ impl TableBuilder {
             &mut self.compression_scratch,
         );
         self.data_block.reset();
+        debug_assert_eq!(
+            self.current_offset(),
+            start + stored + BLOCK_TRAILER_LEN as u64
+        );
         self.pending_index_handle = Some(BlockHandle {
             offset: start,
             size_bytes: stored,

@@ -130,7 +130,26 @@ impl TableWriter {
             }
         }
         let summary = table.builder.finish()?;
-        self.finished.push(metadata(table.number, summary));
+        let file = metadata(table.number, summary);
+        // The file stays within the bounds it was cut at, so files of a
+        // sorted level never share a user key (see `tombstone_reaches`).
+        debug_assert!(
+            table
+                .lower_bound
+                .as_deref()
+                .is_none_or(|lower| file.smallest_user_key() >= lower)
+        );
+        debug_assert!(upper_bound.is_none_or(|upper| file.largest_user_key() < upper));
+        if let Some(previous) = self.finished.last() {
+            assert!(
+                previous.largest_user_key() < file.smallest_user_key(),
+                "files {} and {} share a user key",
+                previous.number,
+                file.number
+            );
+            assert!(previous.number < file.number, "file numbers go back");
+        }
+        self.finished.push(file);
         Ok(())
     }
 
@@ -156,6 +175,10 @@ impl TableWriter {
         new_file_number: &mut dyn FnMut() -> u64,
     ) -> Result<()> {
         let user_key = key::user_key(internal_key);
+        debug_assert!(
+            self.current.is_none() || user_key >= self.last_user_key.as_slice(),
+            "user keys go back"
+        );
         let boundary = self.current.is_some() && user_key != self.last_user_key.as_slice();
         if boundary
             && self.current.as_ref().is_some_and(|t| {

@@ -91,6 +91,7 @@ impl<'a> Decoder<'a> {
 impl VersionEdit {
     /// Appends the encoded edit to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
+        let start = out.len();
         if let Some(v) = self.format_version {
             out.push(TAG_FORMAT_VERSION);
             out.extend_from_slice(&v.to_le_bytes());
@@ -107,11 +108,18 @@ impl VersionEdit {
             }
         }
         for &(level, number) in &self.deleted_files {
+            // Levels are stored as one byte (and read back below 16).
+            assert!(level < super::MAX_LEVELS, "a deletion at level {level}");
             out.push(TAG_DELETED_FILE);
             out.push(level as u8);
             put_u64(out, number);
         }
         for (level, file) in &self.added_files {
+            assert!(
+                *level < super::MAX_LEVELS,
+                "file {} added at level {level}",
+                file.number
+            );
             out.push(TAG_ADDED_FILE);
             out.push(*level as u8);
             put_u64(out, file.number);
@@ -123,6 +131,13 @@ impl VersionEdit {
             put_key(out, &file.smallest_key);
             put_key(out, &file.largest_key);
         }
+        // Nothing goes into the manifest that recovery would refuse or read
+        // differently.
+        debug_assert_eq!(
+            VersionEdit::decode(&out[start..]).ok().as_ref(),
+            Some(self),
+            "a version edit decodes to itself"
+        );
     }
 
     /// Decodes an edit, rejecting unknown tags and truncation.

@@ -81,6 +81,13 @@ impl Version {
         debug_assert!(level > 0);
         let files = self.files(level);
         let index = files.partition_point(|f| f.largest_user_key() < user_key);
+        // The files before `index` end below the key, so in a sorted level
+        // no other file may hold it.
+        debug_assert!(
+            files
+                .get(index + 1)
+                .is_none_or(|next| next.smallest_user_key() > user_key)
+        );
         files.get(index).filter(|f| f.may_contain(user_key))
     }
 
@@ -108,7 +115,41 @@ impl Version {
         }
         let mut next = Version { levels };
         next.sort_and_check()?;
+        next.check_invariants();
         Ok(next)
+    }
+
+    /// Asserts the invariants described on [`Version`], which
+    /// `sort_and_check` establishes (or refuses the edit): every file named
+    /// once, with a key range; level 0 newest first; deeper levels sorted
+    /// and disjoint.
+    pub(crate) fn check_invariants(&self) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        let mut numbers = BTreeSet::new();
+        for (level, files) in self.levels.iter().enumerate() {
+            for file in files {
+                debug_assert!(
+                    numbers.insert(file.number),
+                    "file {} is live twice",
+                    file.number
+                );
+                debug_assert!(file.smallest_user_key() <= file.largest_user_key());
+            }
+            if level == 0 {
+                debug_assert!(files.is_sorted_by(|a, b| {
+                    (a.largest_sequence_number, a.number) >= (b.largest_sequence_number, b.number)
+                }));
+            } else {
+                debug_assert!(
+                    files
+                        .windows(2)
+                        .all(|pair| pair[0].largest_user_key() < pair[1].smallest_user_key()),
+                    "level {level} is not sorted and disjoint"
+                );
+            }
+        }
     }
 
     fn sort_and_check(&mut self) -> Result<()> {

@@ -97,6 +97,7 @@ impl VersionSet {
             applied_index: 0,
         };
         set.roll_manifest()?;
+        set.check_invariants();
         Ok(set)
     }
 
@@ -163,10 +164,20 @@ impl VersionSet {
                 "manifest never records the next file number",
             )
         })?;
+        // The counters cover every live file, whatever the manifest says:
+        // a number is never handed out twice, and a new write never gets a
+        // sequence number a table already holds.
+        let mut next_file_number = next_file_number.max(manifest_number.saturating_add(1));
+        for level in 0..version.num_levels() {
+            for file in version.files(level) {
+                next_file_number = next_file_number.max(file.number.saturating_add(1));
+                last_sequence_number = last_sequence_number.max(file.largest_sequence_number);
+            }
+        }
         let current = Arc::new(version);
         // Nothing is written here: a failed open must leave the directory
         // as it found it. The first `log_and_apply` starts a new manifest.
-        Ok(VersionSet {
+        let set = VersionSet {
             fs,
             dir: dir.to_path_buf(),
             num_levels,
@@ -175,11 +186,13 @@ impl VersionSet {
             current,
             manifest: None,
             manifest_number,
-            next_file_number: next_file_number.max(manifest_number + 1),
+            next_file_number,
             last_sequence_number,
             log_number,
             applied_index,
-        })
+        };
+        set.check_invariants();
+        Ok(set)
     }
 
     /// The current version.
@@ -192,6 +205,15 @@ impl VersionSet {
         let number = self.next_file_number;
         self.next_file_number += 1;
         number
+    }
+
+    /// Makes sure `number`, the number of a file found on disk, is never
+    /// allocated again. Recovery calls it for every numbered file: files
+    /// started after the manifest's last edit (a WAL begun by a memtable
+    /// switch, a compaction's outputs) carry numbers its counter does not
+    /// cover.
+    pub fn mark_file_number_used(&mut self, number: u64) {
+        self.next_file_number = self.next_file_number.max(number.saturating_add(1));
     }
 
     /// The manifest file in use.
@@ -310,7 +332,43 @@ impl VersionSet {
         self.current = next;
         self.previous = before;
         self.previous_log_number = previous.0;
+        self.check_invariants();
         Ok(self.current())
+    }
+
+    /// Asserts what the counters promise about the versions: no live file
+    /// (current or previous) and no manifest has a number still to be
+    /// allocated, and no live table holds a sequence number above the
+    /// last one.
+    fn check_invariants(&self) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        self.current.check_invariants();
+        debug_assert!(self.manifest_number < self.next_file_number);
+        for version in [&self.current, &self.previous] {
+            for level in 0..version.num_levels() {
+                for file in version.files(level) {
+                    debug_assert!(
+                        file.number < self.next_file_number,
+                        "live file {} is not below the next file number {}",
+                        file.number,
+                        self.next_file_number
+                    );
+                }
+            }
+        }
+        for level in 0..self.current.num_levels() {
+            for file in self.current.files(level) {
+                debug_assert!(
+                    file.largest_sequence_number <= self.last_sequence_number,
+                    "file {} holds sequence number {}, past the last one {}",
+                    file.number,
+                    file.largest_sequence_number,
+                    self.last_sequence_number
+                );
+            }
+        }
     }
 
     /// The version before the last edit (see the field's comment).

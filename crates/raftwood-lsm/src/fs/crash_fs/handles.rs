@@ -31,6 +31,7 @@ impl WritableFile for CrashWritableFile {
             return Err(stale_handle(&self.path));
         }
         let (inode, path) = (self.inode, &self.path);
+        let appended_through_handle = self.len + data.len() as u64;
         state.mutate(
             OpKind::Write,
             || format!("appending to {}", path.display()),
@@ -42,6 +43,15 @@ impl WritableFile for CrashWritableFile {
                     .file_mut(inode)
                     .ok_or_else(|| not_found("appending to", path))?;
                 file.content.extend_from_slice(data);
+                // Appending at the end models a file with one writer since
+                // it was created (the engine's rule); a second handle, or a
+                // truncation under this one, would need write offsets.
+                debug_assert_eq!(
+                    file.content.len() as u64,
+                    appended_through_handle,
+                    "{} has another writer",
+                    path.display()
+                );
                 Ok(())
             },
         )?;

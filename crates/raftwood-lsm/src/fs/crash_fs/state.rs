@@ -259,6 +259,38 @@ impl State {
         Ok(out)
     }
 
+    /// Asserts the model's invariants: the root is a directory, inode and
+    /// lock ids were handed out, every entry (visible or durable) names an
+    /// inode that still exists (only a crash collects inodes, and only
+    /// those no entry reaches), and every file's own invariants. Checked
+    /// after every crash, where inodes are collected (checking after every
+    /// operation made the crash tests half as slow again).
+    pub(super) fn check_invariants(&self) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        debug_assert!(self.dir(ROOT_INODE).is_some(), "the root is a directory");
+        debug_assert!(
+            self.nodes
+                .keys()
+                .next_back()
+                .is_none_or(|&last| last < self.next_inode)
+        );
+        debug_assert!(self.locks.values().all(|&id| id < self.next_lock_id));
+        for node in self.nodes.values() {
+            match node {
+                Node::File(file) => file.check_invariants(),
+                Node::Dir(dir) => debug_assert!(
+                    dir.visible
+                        .values()
+                        .chain(dir.durable.values())
+                        .all(|inode| self.nodes.contains_key(inode)),
+                    "a directory entry names a collected inode"
+                ),
+            }
+        }
+    }
+
     pub(super) fn crash(&mut self, mode: CrashMode) {
         let mut rng = match mode {
             CrashMode::TornTail { seed } | CrashMode::TornBlocks { seed } => {
@@ -307,6 +339,7 @@ impl State {
         self.locks.clear();
         // The machine rebooted: the faults belonged to the process that died.
         self.faults = Faults::default();
+        self.check_invariants();
     }
 
     /// Drops inodes no directory entry reaches (files created in unsynced

@@ -55,6 +55,13 @@ impl BlockBuilder {
             common_prefix_len(&self.last_key, key)
         } else {
             debug_assert!(u32::try_from(self.buffer.len()).is_ok());
+            // Restart offsets strictly increase: the interval before this
+            // one holds at least one entry.
+            debug_assert!(
+                self.restarts
+                    .last()
+                    .is_some_and(|&last| (last as usize) < self.buffer.len())
+            );
             self.restarts.push(self.buffer.len() as u32);
             self.entries_since_restart = 0;
             0
@@ -71,6 +78,11 @@ impl BlockBuilder {
         debug_assert_eq!(self.last_key, key);
         self.entries_since_restart += 1;
         self.num_entries += 1;
+        // One restart point per started interval, none empty.
+        debug_assert_eq!(
+            self.restarts.len(),
+            self.num_entries.div_ceil(self.restart_interval)
+        );
     }
 
     /// Size the block would have if finished now (before compression).
@@ -97,12 +109,16 @@ impl BlockBuilder {
     /// The builder must be `reset` before it is used again.
     pub fn finish(&mut self) -> &[u8] {
         debug_assert!(!self.finished);
+        let estimated = self.estimated_size_bytes();
         for restart in &self.restarts {
             self.buffer.extend_from_slice(&restart.to_le_bytes());
         }
         debug_assert!(u32::try_from(self.restarts.len()).is_ok());
         self.buffer
             .extend_from_slice(&(self.restarts.len() as u32).to_le_bytes());
+        // The table builder cuts blocks on the estimate: it is exact (the
+        // entries, then a restart array and count as `Block::new` parses).
+        debug_assert_eq!(self.buffer.len(), estimated);
         self.finished = true;
         &self.buffer
     }

@@ -141,6 +141,8 @@ impl BlockIterator {
         {
             self.restart_index += 1;
         }
+        // The field's invariant: the entry lies in its restart interval.
+        debug_assert!(self.block.restart_point(self.restart_index) <= offset);
         self.valid = true;
         Ok(true)
     }
@@ -197,6 +199,7 @@ impl InternalIterator for BlockIterator {
             .search_hint()
             .and_then(|hint| hint.narrow(target))
             .unwrap_or((0, self.block.num_restarts() - 1));
+        debug_assert!(left <= right && right < self.block.num_restarts());
         while left < right {
             let mid = left + (right - left).div_ceil(2);
             let Some(mid_key) = self.restart_key(mid) else {
