@@ -263,11 +263,12 @@ fn assertion_density_per_crate_does_not_fall() {
 }
 
 // The floors: 20 per kloc, the target, for every crate that reached it
-// (2026-12-08: raft 21.9, log 23.7, kv 21.5, server 20.8, bbolt 20.4).
+// (2026-12-08: lsm 21.9, raft 21.9, log 23.7, kv 21.5, server 20.8,
+// bbolt 20.4).
 // A crate below it holds its figure of the day it was last raised; raise
 // a floor when a figure rises, never lower one.
 const TARGET: f64 = 20.0;
-const FLOOR_LSM: f64 = 9.0;
+const FLOOR_LSM: f64 = TARGET;
 const FLOOR_RAFT: f64 = TARGET;
 const FLOOR_LOG: f64 = TARGET;
 const FLOOR_KV: f64 = TARGET;
