@@ -130,7 +130,10 @@ impl TreeBuilder {
         }
         self.make_room(sink, level + 1, ELEMENT_SIZE + first_key.len())?;
         // A branch points only at pages already written.
-        assert!(id < sink.next_page(), "a branch to page {id}, not yet written");
+        assert!(
+            id < sink.next_page(),
+            "a branch to page {id}, not yet written"
+        );
         self.levels[level + 1].page.push_branch(&first_key, id);
         Ok(())
     }

@@ -74,6 +74,28 @@ async fn learner_serves_only_status_and_serializable_reads(port: u16) {
     );
 }
 
+/// Waits until the members at `ports` report the same HashKV at the same
+/// revision: they hold the same state.
+async fn wait_for_equal_hashes(ports: &[u16]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut hashes = Vec::new();
+        for port in ports {
+            let answer = MaintenanceClient::new(channel(*port))
+                .hash_kv(HashKvRequest { revision: 0 })
+                .await
+                .unwrap()
+                .into_inner();
+            hashes.push((answer.hash, answer.header.unwrap().revision));
+        }
+        if hashes.iter().all(|h| *h == hashes[0]) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{hashes:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn members(port: u16) -> Vec<Member> {
     cluster_client(port)
         .member_list(MemberListRequest::default())
@@ -353,23 +375,7 @@ async fn a_learner_joins_is_promoted_and_the_leader_is_removed_through_a_followe
     assert_eq!(get(&mut d_kv, "before/0").await.as_deref(), Some("v"));
 
     // Every remaining member holds the same state.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let mut hashes = Vec::new();
-        for port in &remaining {
-            let answer = MaintenanceClient::new(channel(*port))
-                .hash_kv(HashKvRequest { revision: 0 })
-                .await
-                .unwrap()
-                .into_inner();
-            hashes.push((answer.hash, answer.header.unwrap().revision));
-        }
-        if hashes.iter().all(|h| *h == hashes[0]) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{hashes:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_equal_hashes(&remaining).await;
     for node in nodes.into_iter().flatten() {
         node.shutdown().await;
     }
@@ -630,23 +636,7 @@ async fn three_members_grow_to_five_and_shrink_to_three_without_the_leader_while
     for n in &acknowledged {
         assert!(stored.contains(format!("w/{n}").as_bytes()), "w/{n} lost");
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let mut hashes = Vec::new();
-        for port in &survivors {
-            let answer = MaintenanceClient::new(channel(*port))
-                .hash_kv(HashKvRequest { revision: 0 })
-                .await
-                .unwrap()
-                .into_inner();
-            hashes.push((answer.hash, answer.header.unwrap().revision));
-        }
-        if hashes.iter().all(|h| *h == hashes[0]) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{hashes:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_equal_hashes(&survivors).await;
     println!(
         "{} writes acknowledged through 3 -> 5 -> 3 members",
         acknowledged.len()

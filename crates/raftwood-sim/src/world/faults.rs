@@ -25,6 +25,13 @@ impl Simulation {
             .collect()
     }
 
+    /// The current leader and its configuration, if there is a leader.
+    pub(super) fn leader_conf(&self) -> Option<(NodeId, raftwood_raft::ConfState)> {
+        let leader = self.current_leader()?;
+        let conf = self.nodes.get(&leader)?.core()?.conf_state();
+        Some((leader, conf))
+    }
+
     /// The member that leads the highest term, if it is up.
     pub(super) fn current_leader(&self) -> Option<NodeId> {
         self.nodes
@@ -466,15 +473,7 @@ impl Simulation {
             self.server_membership_change();
             return;
         }
-        let Some(leader) = self.current_leader() else {
-            return;
-        };
-        let Some(conf) = self
-            .nodes
-            .get(&leader)
-            .and_then(|n| n.raft.as_ref())
-            .map(RaftNode::conf_state)
-        else {
+        let Some((leader, conf)) = self.leader_conf() else {
             return;
         };
         if conf.is_joint() {

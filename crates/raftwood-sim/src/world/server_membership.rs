@@ -37,15 +37,7 @@ impl Simulation {
         if self.membership_pending.is_some() {
             return;
         }
-        let Some(leader) = self.current_leader() else {
-            return;
-        };
-        let Some(conf) = self
-            .nodes
-            .get(&leader)
-            .and_then(SimNode::core)
-            .map(RaftNode::conf_state)
-        else {
+        let Some((leader, conf)) = self.leader_conf() else {
             return;
         };
         assert!(
