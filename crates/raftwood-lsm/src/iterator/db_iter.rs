@@ -37,6 +37,9 @@ pub struct DbIterator {
     /// The user key whose older versions a forward step skips; a buffer kept
     /// across steps so that stepping does not allocate.
     skip: Vec<u8>,
+    /// The key a step leaves, to assert that it moved (debug builds only).
+    #[cfg(debug_assertions)]
+    left: Vec<u8>,
     // Holds the memtables and tables alive while iterating.
     _super_version: Arc<SuperVersion>,
     /// What each `seek` costs the level-0 tables (`None` if a seek touches
@@ -76,6 +79,8 @@ impl DbIterator {
             key: Vec::new(),
             value: Vec::new(),
             skip: Vec::new(),
+            #[cfg(debug_assertions)]
+            left: Vec::new(),
             _super_version: super_version,
             seek_charges,
         }
@@ -115,6 +120,14 @@ impl DbIterator {
                     && parsed.sequence_number <= self.snapshot_sequence_number
             }));
         }
+    }
+
+    #[cfg(debug_assertions)]
+    fn note_left(&mut self) {
+        let mut left = std::mem::take(&mut self.left);
+        left.clear();
+        left.extend_from_slice(self.key());
+        self.left = left;
     }
 
     /// True if the cursor is on a key.
@@ -208,7 +221,7 @@ impl DbIterator {
             return Ok(());
         }
         #[cfg(debug_assertions)]
-        let left = self.key().to_vec();
+        self.note_left();
         self.skip.clear();
         match self.direction {
             Direction::Forward => self.skip.extend_from_slice(key::user_key(self.inner.key())),
@@ -224,7 +237,7 @@ impl DbIterator {
         self.find_next_visible(true)?;
         #[cfg(debug_assertions)]
         debug_assert!(
-            !self.valid || self.key() > left.as_slice(),
+            !self.valid || self.key() > self.left.as_slice(),
             "next went back"
         );
         Ok(())
@@ -236,7 +249,7 @@ impl DbIterator {
             return Ok(());
         }
         #[cfg(debug_assertions)]
-        let left = self.key().to_vec();
+        self.note_left();
         if self.direction == Direction::Forward {
             self.skip.clear();
             self.skip.extend_from_slice(key::user_key(self.inner.key()));
@@ -254,7 +267,7 @@ impl DbIterator {
         self.find_prev_visible()?;
         #[cfg(debug_assertions)]
         debug_assert!(
-            !self.valid || self.key() < left.as_slice(),
+            !self.valid || self.key() < self.left.as_slice(),
             "prev went forward"
         );
         Ok(())

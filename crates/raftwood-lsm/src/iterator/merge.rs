@@ -21,6 +21,10 @@ pub struct MergeIterator {
     children: Vec<Box<dyn InternalIterator>>,
     current: Option<usize>,
     direction: Direction,
+    /// The key a step leaves, to assert that it moved (debug builds only;
+    /// a buffer kept across steps, so that stepping does not allocate).
+    #[cfg(debug_assertions)]
+    left: Vec<u8>,
 }
 
 impl std::fmt::Debug for MergeIterator {
@@ -39,6 +43,8 @@ impl MergeIterator {
             children,
             current: None,
             direction: Direction::Forward,
+            #[cfg(debug_assertions)]
+            left: Vec::new(),
         }
     }
 
@@ -78,6 +84,12 @@ impl MergeIterator {
             };
         }
         self.current = best;
+    }
+
+    #[cfg(debug_assertions)]
+    fn note_left(&mut self, current: usize) {
+        self.left.clear();
+        self.left.extend_from_slice(self.children[current].key());
     }
 
     fn current_index(&self) -> usize {
@@ -133,7 +145,7 @@ impl InternalIterator for MergeIterator {
     fn next(&mut self) -> Result<()> {
         let current = self.current_index();
         #[cfg(debug_assertions)]
-        let left = self.children[current].key().to_vec();
+        self.note_left(current);
         if self.direction == Direction::Reverse {
             // Every other child sits at or before key(); move each to the
             // first entry after key() so they all point forward again.
@@ -155,7 +167,7 @@ impl InternalIterator for MergeIterator {
         // number), so the merge moves strictly forward.
         #[cfg(debug_assertions)]
         debug_assert!(
-            !self.valid() || compare_internal_keys(&left, self.key()) == Ordering::Less,
+            !self.valid() || compare_internal_keys(&self.left, self.key()) == Ordering::Less,
             "the merge went back or repeated a key"
         );
         Ok(())
@@ -164,7 +176,7 @@ impl InternalIterator for MergeIterator {
     fn prev(&mut self) -> Result<()> {
         let current = self.current_index();
         #[cfg(debug_assertions)]
-        let left = self.children[current].key().to_vec();
+        self.note_left(current);
         if self.direction == Direction::Forward {
             // Every other child sits after key(); move each to the last entry
             // before key().
@@ -184,7 +196,7 @@ impl InternalIterator for MergeIterator {
         self.find_largest();
         #[cfg(debug_assertions)]
         debug_assert!(
-            !self.valid() || compare_internal_keys(self.key(), &left) == Ordering::Less,
+            !self.valid() || compare_internal_keys(self.key(), &self.left) == Ordering::Less,
             "the merge went forward or repeated a key"
         );
         Ok(())

@@ -299,6 +299,8 @@ impl MemTable {
             current: None,
             key: Vec::new(),
             value: Vec::new(),
+            #[cfg(debug_assertions)]
+            left: Vec::new(),
         }
     }
 }
@@ -326,6 +328,9 @@ pub struct MemTableIterator {
     key: Vec<u8>,
     /// The current value; reused across steps.
     value: Vec<u8>,
+    /// The key a step leaves, to assert that it moved (debug builds only).
+    #[cfg(debug_assertions)]
+    left: Vec<u8>,
 }
 
 impl MemTableIterator {
@@ -381,12 +386,12 @@ impl InternalIterator for MemTableIterator {
     fn next(&mut self) -> Result<()> {
         if let Some(addr) = self.current {
             #[cfg(debug_assertions)]
-            let left = self.key.clone();
+            self.left.clone_from(&self.key);
             let at = self.table.entries.next(addr);
             self.set(at);
             #[cfg(debug_assertions)]
             debug_assert!(
-                self.current.is_none() || key::compare_internal_keys(&left, &self.key).is_lt(),
+                self.current.is_none() || key::compare_internal_keys(&self.left, &self.key).is_lt(),
                 "next did not move forward"
             );
         }
@@ -400,11 +405,11 @@ impl InternalIterator for MemTableIterator {
                 .entries
                 .last_less_than(&SearchKey::from_encoded(&self.key));
             #[cfg(debug_assertions)]
-            let left = self.key.clone();
+            self.left.clone_from(&self.key);
             self.set(at);
             #[cfg(debug_assertions)]
             debug_assert!(
-                self.current.is_none() || key::compare_internal_keys(&self.key, &left).is_lt(),
+                self.current.is_none() || key::compare_internal_keys(&self.key, &self.left).is_lt(),
                 "prev did not move back"
             );
         }

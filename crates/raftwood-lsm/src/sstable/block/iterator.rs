@@ -141,8 +141,6 @@ impl BlockIterator {
         {
             self.restart_index += 1;
         }
-        // The field's invariant: the entry lies in its restart interval.
-        debug_assert!(self.block.restart_point(self.restart_index) <= offset);
         self.valid = true;
         Ok(true)
     }
@@ -246,6 +244,9 @@ impl InternalIterator for BlockIterator {
     fn prev(&mut self) -> Result<()> {
         debug_assert!(self.valid);
         let original = self.current_offset;
+        // The field's invariant, which the walk back below starts from: the
+        // entry lies in the interval of `restart_index`.
+        debug_assert!(self.block.restart_point(self.restart_index) <= original);
         while self.block.restart_point(self.restart_index) >= original {
             if self.restart_index == 0 {
                 // Already on the first entry.
