@@ -127,13 +127,22 @@ pub fn decode_answer(mut body: &[u8]) -> Result<Membership, FrameError> {
             client_urls,
             is_learner,
         };
+        // What a membership cannot hold (`Membership::check_invariants`)
+        // is a malformed answer, not an assertion: it comes from a peer.
+        if id == 0 {
+            return Err(malformed("member id 0".into()));
+        }
         if members.insert(id, member).is_some() {
             return Err(malformed(format!("member {id:x} twice")));
         }
     }
     let mut removed = BTreeSet::new();
     for _ in 0..get_u32(&mut body)? {
-        removed.insert(get_u64(&mut body)?);
+        let id = get_u64(&mut body)?;
+        if members.contains_key(&id) {
+            return Err(malformed(format!("member {id:x} both present and removed")));
+        }
+        removed.insert(id);
     }
     if !body.is_empty() {
         return Err(malformed("trailing bytes".into()));
@@ -300,5 +309,29 @@ mod tests {
         });
         let learned = ask(&address, Duration::from_secs(5)).await.unwrap();
         assert_eq!(learned, membership);
+    }
+
+    /// What a membership cannot hold is a malformed answer from a peer,
+    /// never a panic (found by the membership_answer fuzz target: an answer
+    /// with member id 0 reached the encoder's invariant check).
+    #[test]
+    fn an_answer_a_membership_cannot_hold_is_malformed() {
+        let body = encode_answer(&sample())[12..].to_vec();
+        // The first member's id follows the cluster id (8 bytes) and the
+        // member count (4).
+        let mut zero = body.clone();
+        zero[12..20].copy_from_slice(&0u64.to_le_bytes());
+        assert!(matches!(
+            decode_answer(&zero),
+            Err(FrameError::Malformed(_))
+        ));
+        // The last removed id made one of the members' (7).
+        let mut both = body;
+        let last = both.len() - 8;
+        both[last..].copy_from_slice(&7u64.to_le_bytes());
+        assert!(matches!(
+            decode_answer(&both),
+            Err(FrameError::Malformed(_))
+        ));
     }
 }
