@@ -102,6 +102,11 @@ impl Hello {
     pub fn decode_body(mut body: &[u8]) -> Result<Hello, FrameError> {
         let cluster_id = get_u64(&mut body)?;
         let from = get_u64(&mut body)?;
+        // Raft reserves id 0 for nobody: a hello from it is malformed (and
+        // `encode` asserts it never writes one).
+        if from == 0 {
+            return Err(FrameError::BadHello("from member 0".into()));
+        }
         let name = get_string(&mut body)?;
         let count = get_u16(&mut body)?;
         let mut client_urls = Vec::with_capacity(usize::from(count).min(16));
@@ -348,6 +353,11 @@ mod tests {
         let mut wrong = header;
         wrong[0] = b'X';
         assert!(Hello::decode_header(&wrong).is_err());
+        // A hello from member 0 (raft's "nobody") is malformed; found by
+        // the peer_hello fuzz target once `encode` asserted it.
+        let mut from_zero = bytes[12..].to_vec();
+        from_zero[8..16].copy_from_slice(&0u64.to_le_bytes());
+        assert!(Hello::decode_body(&from_zero).is_err());
     }
 
     #[test]
